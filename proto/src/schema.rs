@@ -1,0 +1,31 @@
+//! JSON Schemas of every wire message, generated from the types, for clients
+//! in other languages. The checked-in copies under `proto/schema/` are kept
+//! in sync by a test (`SWITCHBOARD_UPDATE_SCHEMAS=1` rewrites them).
+
+use schemars::{schema_for, Schema};
+
+use crate::instance::{Instance, Plan};
+use crate::wire::{
+    DeadLetter, MatchChanged, MatchProposed, NeedPost, PlanRequest, PledgeOffer, Reply,
+    TaskCompletion, VolunteerMessage, VolunteerOffer, VolunteerReply, Withdrawal,
+};
+
+/// `(file stem, schema)` for every message of the contract.
+pub fn all() -> Vec<(&'static str, Schema)> {
+    vec![
+        ("volunteer", schema_for!(VolunteerOffer)),
+        ("need", schema_for!(NeedPost)),
+        ("pledge", schema_for!(PledgeOffer)),
+        ("withdraw", schema_for!(Withdrawal)),
+        ("reply", schema_for!(VolunteerReply)),
+        ("complete", schema_for!(TaskCompletion)),
+        ("plan-request", schema_for!(PlanRequest)),
+        ("response", schema_for!(Reply)),
+        ("match-proposed", schema_for!(MatchProposed)),
+        ("match-changed", schema_for!(MatchChanged)),
+        ("volunteer-message", schema_for!(VolunteerMessage)),
+        ("dead-letter", schema_for!(DeadLetter)),
+        ("instance", schema_for!(Instance)),
+        ("plan", schema_for!(Plan)),
+    ]
+}

@@ -1,0 +1,277 @@
+//! Every subject and stream name of the switchboard, built in this one place.
+//!
+//! Architecture invariant: no other module anywhere spells a subject or a
+//! stream name; they all ask [`Subjects`]. The prefix (`sb` by default) lets
+//! several switchboards share one NATS deployment.
+
+use crate::ids::is_valid_id;
+use crate::validate::Invalid;
+
+/// The default first token of every subject.
+pub const PREFIX_DEFAULT: &str = "sb";
+
+/// Queue group shared by every instance of a service endpoint, so several
+/// instances split the requests between them.
+pub const QUEUE_GROUP_INGEST: &str = "sb-ingest";
+pub const QUEUE_GROUP_DISPATCH: &str = "sb-dispatch";
+pub const QUEUE_GROUP_SOLVER: &str = "sb-solver";
+
+/// The requests a client sends (request/reply, `<prefix>.in.<name>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    Volunteer,
+    Need,
+    Pledge,
+    Withdraw,
+    Reply,
+    Complete,
+}
+
+impl Input {
+    pub const ALL: [Input; 6] = [
+        Input::Volunteer,
+        Input::Need,
+        Input::Pledge,
+        Input::Withdraw,
+        Input::Reply,
+        Input::Complete,
+    ];
+
+    /// The last token of the request subject, also the endpoint's name.
+    pub fn token(self) -> &'static str {
+        match self {
+            Input::Volunteer => "volunteer",
+            Input::Need => "need",
+            Input::Pledge => "pledge",
+            Input::Withdraw => "withdraw",
+            Input::Reply => "reply",
+            Input::Complete => "complete",
+        }
+    }
+}
+
+/// The kinds of accepted input kept in the events stream (`<prefix>.ev.<kind>.…`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    VolunteerOffered,
+    NeedPosted,
+    PledgeOffered,
+    Withdrawn,
+    TaskCompleted,
+    AssignmentAnswered,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::VolunteerOffered,
+        EventKind::NeedPosted,
+        EventKind::PledgeOffered,
+        EventKind::Withdrawn,
+        EventKind::TaskCompleted,
+        EventKind::AssignmentAnswered,
+    ];
+
+    pub fn token(self) -> &'static str {
+        match self {
+            EventKind::VolunteerOffered => "volunteer",
+            EventKind::NeedPosted => "need",
+            EventKind::PledgeOffered => "pledge",
+            EventKind::Withdrawn => "withdrawn",
+            EventKind::TaskCompleted => "completed",
+            EventKind::AssignmentAnswered => "answered",
+        }
+    }
+
+    fn from_token(token: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|kind| kind.token() == token)
+    }
+}
+
+/// The kinds of match event kept in the matches stream (`<prefix>.match.<kind>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchKind {
+    Proposed,
+    Accepted,
+    Declined,
+    Expired,
+    CheckedIn,
+    Released,
+    Completed,
+}
+
+impl MatchKind {
+    pub const ALL: [MatchKind; 7] = [
+        MatchKind::Proposed,
+        MatchKind::Accepted,
+        MatchKind::Declined,
+        MatchKind::Expired,
+        MatchKind::CheckedIn,
+        MatchKind::Released,
+        MatchKind::Completed,
+    ];
+
+    pub fn token(self) -> &'static str {
+        match self {
+            MatchKind::Proposed => "proposed",
+            MatchKind::Accepted => "accepted",
+            MatchKind::Declined => "declined",
+            MatchKind::Expired => "expired",
+            MatchKind::CheckedIn => "checked_in",
+            MatchKind::Released => "released",
+            MatchKind::Completed => "completed",
+        }
+    }
+
+    fn from_token(token: &str) -> Option<MatchKind> {
+        MatchKind::ALL.into_iter().find(|kind| kind.token() == token)
+    }
+}
+
+/// Subject and stream names under one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Subjects { prefix: PREFIX_DEFAULT.to_owned() }
+    }
+}
+
+impl Subjects {
+    /// A prefix follows the id syntax so it is one subject token.
+    pub fn new(prefix: &str) -> Result<Subjects, Invalid> {
+        if is_valid_id(prefix) {
+            Ok(Subjects { prefix: prefix.to_owned() })
+        } else {
+            Err(Invalid::new("prefix", "must match [A-Za-z0-9_-]{1,64}"))
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `sb.in.volunteer`, `sb.in.need`, …
+    pub fn input(&self, input: Input) -> String {
+        format!("{}.in.{}", self.prefix, input.token())
+    }
+
+    /// `sb.plan.get`: the current plan, answered by the solver.
+    pub fn plan_get(&self) -> String {
+        format!("{}.plan.get", self.prefix)
+    }
+
+    /// Dead letters: every refused input, with its error.
+    pub fn dead_letter_input(&self) -> String {
+        format!("{}.dlq.in", self.prefix)
+    }
+
+    /// The subject an accepted input is logged under. `key` is the id the
+    /// event is about (`volunteer.v1`, `withdrawn.task.t3`, `answered.v1.t3`),
+    /// so "the last event about X" is a per-subject lookup.
+    pub fn event(&self, kind: EventKind, key: &[&str]) -> String {
+        let mut subject = format!("{}.ev.{}", self.prefix, kind.token());
+        for token in key {
+            subject.push('.');
+            subject.push_str(token);
+        }
+        subject
+    }
+
+    /// Every subject of the events stream.
+    pub fn events_all(&self) -> String {
+        format!("{}.ev.>", self.prefix)
+    }
+
+    /// The kind of an events-stream subject, or `None` when it is not one.
+    pub fn parse_event(&self, subject: &str) -> Option<EventKind> {
+        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".ev.")?;
+        let token = rest.split('.').next()?;
+        EventKind::from_token(token)
+    }
+
+    /// `sb.match.proposed`, `sb.match.accepted`, …
+    pub fn match_event(&self, kind: MatchKind) -> String {
+        format!("{}.match.{}", self.prefix, kind.token())
+    }
+
+    pub fn matches_all(&self) -> String {
+        format!("{}.match.>", self.prefix)
+    }
+
+    pub fn parse_match(&self, subject: &str) -> Option<MatchKind> {
+        let token = subject.strip_prefix(&self.prefix)?.strip_prefix(".match.")?;
+        MatchKind::from_token(token)
+    }
+
+    /// What one volunteer is asked to do: `sb.to.volunteer.<id>`.
+    pub fn to_volunteer(&self, volunteer: &str) -> String {
+        format!("{}.to.volunteer.{}", self.prefix, volunteer)
+    }
+
+    /// Every volunteer's delivery subject (for the inbox stream).
+    pub fn to_volunteer_all(&self) -> String {
+        format!("{}.to.volunteer.*", self.prefix)
+    }
+
+    /// Stream of every accepted input, the log of record: `SB_EVENTS`.
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.prefix.to_ascii_uppercase())
+    }
+
+    /// Stream of every match event, replayable by late dashboards: `SB_MATCHES`.
+    pub fn matches_stream(&self) -> String {
+        format!("{}_MATCHES", self.prefix.to_ascii_uppercase())
+    }
+
+    /// Stream of what was sent to volunteers, so an offline phone catches up: `SB_INBOX`.
+    pub fn inbox_stream(&self) -> String {
+        format!("{}_INBOX", self.prefix.to_ascii_uppercase())
+    }
+
+    /// Stream of refused inputs kept for coordinators: `SB_DLQ`.
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}_DLQ", self.prefix.to_ascii_uppercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_are_those_of_the_wire_contract() {
+        let subjects = Subjects::default();
+        assert_eq!(subjects.input(Input::Volunteer), "sb.in.volunteer");
+        assert_eq!(subjects.plan_get(), "sb.plan.get");
+        assert_eq!(subjects.match_event(MatchKind::Proposed), "sb.match.proposed");
+        assert_eq!(subjects.to_volunteer("v1"), "sb.to.volunteer.v1");
+        assert_eq!(subjects.dead_letter_input(), "sb.dlq.in");
+        assert_eq!(subjects.events_stream(), "SB_EVENTS");
+        assert_eq!(subjects.matches_stream(), "SB_MATCHES");
+        assert_eq!(subjects.events_all(), "sb.ev.>");
+    }
+
+    #[test]
+    fn every_event_and_match_subject_parses_back_to_its_kind() {
+        let subjects = Subjects::new("demo").unwrap();
+        for kind in EventKind::ALL {
+            let subject = subjects.event(kind, &["x1"]);
+            assert_eq!(subjects.parse_event(&subject), Some(kind), "{subject}");
+        }
+        for kind in MatchKind::ALL {
+            let subject = subjects.match_event(kind);
+            assert_eq!(subjects.parse_match(&subject), Some(kind));
+        }
+        assert_eq!(subjects.parse_event("sb.ev.volunteer.v1"), None, "other prefix");
+        assert_eq!(subjects.parse_match("demo.match.unheard_of"), None);
+    }
+
+    #[test]
+    fn a_prefix_must_be_one_subject_token() {
+        assert!(Subjects::new("a.b").is_err());
+        assert!(Subjects::new("").is_err());
+    }
+}

@@ -1,0 +1,608 @@
+//! Validation at the edge: wire types in, domain types out, or an error that
+//! names the offending field (`tasks[2].hours`) and says what is wrong.
+//!
+//! Rules that need only the message itself live here. Rules that need the
+//! world (does a dependency exist? does it close a cycle? is the task id
+//! owned by another need?) are the ingest service's, which holds the world.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::domain::{
+    Cents, Hours, Need, Pledge, SkillLevel, Skills, Task, Trust, Volunteer, World,
+};
+use crate::ids::{truncate, Id};
+use crate::instance::{Instance, INSTANCE_FORMAT};
+use crate::wire::{
+    ErrorBody, ErrorCode, NeedPost, PledgeOffer, TaskCompletion, TaskSpec, VolunteerOffer,
+    VolunteerReply, Withdrawal,
+};
+
+/// Largest request body accepted, in bytes. A need with the most tasks fits
+/// comfortably; anything larger is refused with `too_large` before parsing.
+pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024;
+/// Largest instance file `switchboard solve` reads, in bytes.
+pub const INSTANCE_BYTES_MAX: usize = 512 * 1024 * 1024;
+pub const SKILLS_PER_OFFER_MAX: usize = 32;
+pub const NAME_TOKEN_BYTES_MAX: usize = 40;
+pub const HOURS_PER_WEEK_MAX: f64 = 168.0;
+pub const TASK_HOURS_MAX: f64 = 1000.0;
+pub const SLOTS_MAX: u8 = 50;
+pub const TASKS_PER_NEED_MAX: usize = 200;
+pub const DEPENDENCIES_PER_TASK_MAX: usize = 32;
+pub const TAGS_MAX: usize = 16;
+pub const TITLE_CHARS_MAX: usize = 200;
+pub const FREE_TEXT_CHARS_MAX: usize = 200;
+pub const LANGUAGES_MAX: usize = 16;
+pub const IMPACT_MAX: f64 = 1.0e6;
+/// No single amount above ten million dollars: sums of many stay far from overflow.
+pub const AMOUNT_CENTS_MAX: u64 = 1_000_000_000;
+pub const RESTRICTIONS_MAX: usize = 64;
+
+// A need at the task limit must fit in a payload: about 1 KiB a task.
+const _: () = assert!(TASKS_PER_NEED_MAX * 1024 <= PAYLOAD_BYTES_MAX);
+const _: () = assert!(SLOTS_MAX as usize <= u8::MAX as usize);
+
+/// A rule broken by one field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    /// Where, as a path into the body: `tasks[2].hours`.
+    pub field: String,
+    /// What is wrong, in words a collective can act on.
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+        Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl From<Invalid> for ErrorBody {
+    fn from(invalid: Invalid) -> ErrorBody {
+        let message = format!("{}: {}", invalid.field, invalid.reason);
+        ErrorBody::new(ErrorCode::Invalid, Some(invalid.field), message)
+    }
+}
+
+/// Joins a path prefix and a field name: `at("tasks[2]", "hours")`.
+pub fn at(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Parses a JSON body into a wire type, refusing oversized bodies first.
+/// A parse error names the field where it happened.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ErrorBody> {
+    if body.len() > PAYLOAD_BYTES_MAX {
+        return Err(ErrorBody::new(
+            ErrorCode::TooLarge,
+            None,
+            format!("body is {} bytes; the limit is {PAYLOAD_BYTES_MAX}", body.len()),
+        ));
+    }
+    decode_unbounded(body)
+}
+
+/// [`decode`] without the request size limit, for files the operator gives.
+pub fn decode_unbounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, ErrorBody> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.inner().to_string();
+        // serde reports a missing field at its parent; point at the field itself.
+        let field = match inner.strip_prefix("missing field `").and_then(|rest| rest.split('`').next())
+        {
+            Some(missing) if path == "." || path == "?" => missing.to_owned(),
+            Some(missing) => at(&path, missing),
+            None if path == "." || path == "?" => "body".to_owned(),
+            None => path,
+        };
+        let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+        ErrorBody::from(Invalid::new(field, reason))
+    })
+}
+
+fn id(text: &str, field: String) -> Result<Id, Invalid> {
+    Id::parse(text, &field)
+}
+
+/// Skill, region and tag names: `[a-z][a-z0-9-]{0,39}`.
+fn name_token(text: &str, field: &str) -> Result<String, Invalid> {
+    let mut bytes = text.bytes();
+    let first_ok = bytes.next().is_some_and(|byte| byte.is_ascii_lowercase());
+    let rest_ok = bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    if first_ok && rest_ok && text.len() <= NAME_TOKEN_BYTES_MAX {
+        Ok(text.to_owned())
+    } else {
+        Err(Invalid::new(
+            field,
+            format!(
+                "must be lowercase letters, digits and '-', starting with a letter, at most {NAME_TOKEN_BYTES_MAX} long; got {:?}",
+                truncate(text)
+            ),
+        ))
+    }
+}
+
+fn free_text(text: &str, field: &str, chars_max: usize) -> Result<String, Invalid> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > chars_max {
+        return Err(Invalid::new(field, format!("must be at most {chars_max} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn skills(levels: &BTreeMap<String, u8>, field: &str) -> Result<Skills, Invalid> {
+    if levels.len() > SKILLS_PER_OFFER_MAX {
+        return Err(Invalid::new(field, format!("at most {SKILLS_PER_OFFER_MAX} skills")));
+    }
+    let mut skills = Skills::new();
+    for (name, &level) in levels {
+        let skill_field = at(field, name);
+        let name = name_token(name, &skill_field)?;
+        if !(SkillLevel::MIN..=SkillLevel::MAX).contains(&level) {
+            return Err(Invalid::new(
+                skill_field,
+                format!("level must be {} to {}, got {level}", SkillLevel::MIN, SkillLevel::MAX),
+            ));
+        }
+        skills.insert(name, SkillLevel::new_unchecked(level));
+    }
+    Ok(skills)
+}
+
+fn trust(tier: u8, field: &str) -> Result<Trust, Invalid> {
+    if tier > Trust::MAX {
+        return Err(Invalid::new(field, format!("must be 0 (open), 1 (vetted) or 2 (core), got {tier}")));
+    }
+    Ok(Trust::new_unchecked(tier))
+}
+
+fn region(region: &Option<String>, field: &str) -> Result<Option<String>, Invalid> {
+    region.as_deref().map(|name| name_token(name, field)).transpose()
+}
+
+/// Times outside these bounds are typos (year 20026) that would break hour arithmetic.
+fn time(value: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, Invalid> {
+    let earliest = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
+    let latest = Utc.with_ymd_and_hms(2200, 1, 1, 0, 0, 0).single();
+    match (earliest, latest) {
+        (Some(earliest), Some(latest)) if value >= earliest && value < latest => Ok(value),
+        _ => Err(Invalid::new(field, "must be between the years 2000 and 2200")),
+    }
+}
+
+fn tags(tags: &[String], field: &str) -> Result<BTreeSet<String>, Invalid> {
+    if tags.len() > TAGS_MAX {
+        return Err(Invalid::new(field, format!("at most {TAGS_MAX} tags")));
+    }
+    tags.iter()
+        .enumerate()
+        .map(|(index, tag)| name_token(tag, &format!("{field}[{index}]")))
+        .collect()
+}
+
+impl VolunteerOffer {
+    /// Validates the offer; `prefix` is its path in a larger body ("" alone).
+    pub fn validate(&self, prefix: &str) -> Result<Volunteer, Invalid> {
+        let id = id(&self.id, at(prefix, "id"))?;
+        let skills = skills(&self.skills, &at(prefix, "skills"))?;
+        let hours = self.hours_per_week;
+        if !(hours.is_finite() && hours > 0.0 && hours <= HOURS_PER_WEEK_MAX) {
+            return Err(Invalid::new(
+                at(prefix, "hours_per_week"),
+                format!("must be more than 0 and at most {HOURS_PER_WEEK_MAX}, got {hours}"),
+            ));
+        }
+        let available_from = time(self.available_from, &at(prefix, "available_from"))?;
+        let available_until = time(self.available_until, &at(prefix, "available_until"))?;
+        if available_until <= available_from {
+            return Err(Invalid::new(at(prefix, "available_until"), "must be after available_from"));
+        }
+        if let Some(name) = &self.name {
+            free_text(name, &at(prefix, "name"), FREE_TEXT_CHARS_MAX)?;
+        }
+        if let Some(contact) = &self.contact {
+            free_text(contact, &at(prefix, "contact"), FREE_TEXT_CHARS_MAX)?;
+        }
+        if self.languages.len() > LANGUAGES_MAX {
+            return Err(Invalid::new(at(prefix, "languages"), format!("at most {LANGUAGES_MAX}")));
+        }
+        for (index, language) in self.languages.iter().enumerate() {
+            name_token(language, &at(prefix, &format!("languages[{index}]")))?;
+        }
+        Ok(Volunteer {
+            id,
+            skills,
+            hours_per_week: Hours::new_unchecked(hours),
+            available_from,
+            available_until,
+            region: region(&self.region, &at(prefix, "region"))?,
+            trust: trust(self.trust, &at(prefix, "trust"))?,
+        })
+    }
+}
+
+impl TaskSpec {
+    /// Validates one task. `need` and `collective` come from the enclosing
+    /// need, or from the task's own fields in an instance.
+    pub fn validate(&self, prefix: &str, need: &Id, collective: &Id) -> Result<Task, Invalid> {
+        let id = id(&self.id, at(prefix, "id"))?;
+        let title = free_text(&self.title, &at(prefix, "title"), TITLE_CHARS_MAX)?;
+        let skills = skills(&self.skills, &at(prefix, "skills"))?;
+        let hours = self.hours;
+        if !(hours.is_finite() && (0.0..=TASK_HOURS_MAX).contains(&hours)) {
+            return Err(Invalid::new(
+                at(prefix, "hours"),
+                format!("must be between 0 and {TASK_HOURS_MAX}, got {hours}"),
+            ));
+        }
+        if self.slots > SLOTS_MAX {
+            return Err(Invalid::new(
+                at(prefix, "slots"),
+                format!("must be 0 to {SLOTS_MAX}, got {}", self.slots),
+            ));
+        }
+        if self.slots > 0 && hours <= 0.0 {
+            return Err(Invalid::new(at(prefix, "hours"), "must be more than 0 when the task has slots"));
+        }
+        if self.slots == 0 && self.money_cents == 0 {
+            return Err(Invalid::new(
+                at(prefix, "money_cents"),
+                "a task with no slots is a money-only need and must ask for money",
+            ));
+        }
+        let earliest_start = time(self.earliest_start, &at(prefix, "earliest_start"))?;
+        let deadline = time(self.deadline, &at(prefix, "deadline"))?;
+        if deadline <= earliest_start {
+            return Err(Invalid::new(at(prefix, "deadline"), "must be after earliest_start"));
+        }
+        if self.depends_on.len() > DEPENDENCIES_PER_TASK_MAX {
+            return Err(Invalid::new(
+                at(prefix, "depends_on"),
+                format!("at most {DEPENDENCIES_PER_TASK_MAX} dependencies"),
+            ));
+        }
+        let mut depends_on = Vec::with_capacity(self.depends_on.len());
+        for (index, dependency) in self.depends_on.iter().enumerate() {
+            let field = at(prefix, &format!("depends_on[{index}]"));
+            let dependency = Id::parse(dependency, &field)?;
+            if dependency == id {
+                return Err(Invalid::new(field, "a task cannot depend on itself"));
+            }
+            if !depends_on.contains(&dependency) {
+                depends_on.push(dependency);
+            }
+        }
+        if self.money_cents > AMOUNT_CENTS_MAX {
+            return Err(Invalid::new(
+                at(prefix, "money_cents"),
+                format!("must be at most {AMOUNT_CENTS_MAX}"),
+            ));
+        }
+        let impact = self.impact;
+        if !(impact.is_finite() && (0.0..=IMPACT_MAX).contains(&impact)) {
+            return Err(Invalid::new(
+                at(prefix, "impact"),
+                format!("must be between 0 and {IMPACT_MAX}, got {impact}"),
+            ));
+        }
+        Ok(Task {
+            id,
+            need: need.clone(),
+            collective: collective.clone(),
+            title,
+            skills,
+            hours: Hours::new_unchecked(hours),
+            slots: self.slots,
+            earliest_start,
+            deadline,
+            region: region(&self.region, &at(prefix, "region"))?,
+            sensitivity: trust(self.sensitivity, &at(prefix, "sensitivity"))?,
+            depends_on,
+            money: Cents(self.money_cents),
+            impact,
+            tags: tags(&self.tags, &at(prefix, "tags"))?,
+        })
+    }
+
+    /// Validates a task of an instance, whose need and collective are its own fields.
+    pub fn validate_standalone(&self, prefix: &str) -> Result<Task, Invalid> {
+        let need_field = at(prefix, "need");
+        let need = Id::parse(
+            self.need.as_deref().ok_or_else(|| Invalid::new(&need_field, "required"))?,
+            &need_field,
+        )?;
+        let collective_field = at(prefix, "collective");
+        let collective = Id::parse(
+            self.collective.as_deref().ok_or_else(|| Invalid::new(&collective_field, "required"))?,
+            &collective_field,
+        )?;
+        self.validate(prefix, &need, &collective)
+    }
+}
+
+impl NeedPost {
+    /// Validates the need and its tasks. Dependencies on tasks outside the
+    /// need are left for the caller, who knows the world.
+    pub fn validate(&self) -> Result<Need, Invalid> {
+        let id = id(&self.id, "id".to_owned())?;
+        let collective = id_of(&self.collective, "collective")?;
+        let title = free_text(&self.title, "title", TITLE_CHARS_MAX)?;
+        if self.tasks.is_empty() {
+            return Err(Invalid::new("tasks", "a need has at least one task"));
+        }
+        if self.tasks.len() > TASKS_PER_NEED_MAX {
+            return Err(Invalid::new("tasks", format!("at most {TASKS_PER_NEED_MAX} tasks")));
+        }
+        let mut seen = BTreeSet::new();
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for (index, spec) in self.tasks.iter().enumerate() {
+            let prefix = format!("tasks[{index}]");
+            let task = spec.validate(&prefix, &id, &collective)?;
+            if let Some(other) = spec.need.as_deref().filter(|other| *other != self.id) {
+                return Err(Invalid::new(at(&prefix, "need"), format!("is {other:?}, not this need")));
+            }
+            if let Some(other) = spec.collective.as_deref().filter(|other| *other != self.collective) {
+                return Err(Invalid::new(
+                    at(&prefix, "collective"),
+                    format!("is {other:?}, not this need's collective"),
+                ));
+            }
+            if !seen.insert(task.id.clone()) {
+                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice in this need", task.id)));
+            }
+            tasks.push(task);
+        }
+        Ok(Need { id, collective, title, tasks })
+    }
+}
+
+fn id_of(text: &str, field: &str) -> Result<Id, Invalid> {
+    Id::parse(text, field)
+}
+
+fn id_set(ids: &[String], field: &str) -> Result<BTreeSet<Id>, Invalid> {
+    if ids.is_empty() {
+        return Err(Invalid::new(field, "must list at least one, or be null for any"));
+    }
+    if ids.len() > RESTRICTIONS_MAX {
+        return Err(Invalid::new(field, format!("at most {RESTRICTIONS_MAX}")));
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(index, text)| Id::parse(text, &format!("{field}[{index}]")))
+        .collect()
+}
+
+impl PledgeOffer {
+    pub fn validate(&self, prefix: &str) -> Result<Pledge, Invalid> {
+        let id = id(&self.id, at(prefix, "id"))?;
+        if self.amount_cents == 0 || self.amount_cents > AMOUNT_CENTS_MAX {
+            return Err(Invalid::new(
+                at(prefix, "amount_cents"),
+                format!("must be 1 to {AMOUNT_CENTS_MAX} cents, got {}", self.amount_cents),
+            ));
+        }
+        let collectives = self
+            .collectives
+            .as_deref()
+            .map(|ids| id_set(ids, &at(prefix, "collectives")))
+            .transpose()?;
+        let tags = self
+            .tags
+            .as_deref()
+            .map(|list| {
+                if list.is_empty() {
+                    Err(Invalid::new(at(prefix, "tags"), "must list at least one, or be null for any"))
+                } else {
+                    tags(list, &at(prefix, "tags"))
+                }
+            })
+            .transpose()?;
+        let expires_at = self.expires_at.map(|expiry| time(expiry, &at(prefix, "expires_at"))).transpose()?;
+        if let Some(donor) = &self.donor {
+            free_text(donor, &at(prefix, "donor"), FREE_TEXT_CHARS_MAX)?;
+        }
+        Ok(Pledge { id, amount: Cents(self.amount_cents), collectives, tags, expires_at })
+    }
+}
+
+impl Withdrawal {
+    pub fn validate(&self) -> Result<Id, Invalid> {
+        id_of(&self.id, "id")
+    }
+}
+
+impl VolunteerReply {
+    pub fn validate(&self) -> Result<(Id, Id), Invalid> {
+        Ok((id_of(&self.volunteer, "volunteer")?, id_of(&self.task, "task")?))
+    }
+}
+
+impl TaskCompletion {
+    pub fn validate(&self) -> Result<Id, Invalid> {
+        id_of(&self.task, "task")
+    }
+}
+
+impl Instance {
+    /// Validates a whole instance: every object, unique ids, references that
+    /// resolve. (Dependency cycles are the solver's to refuse: it builds the graph.)
+    pub fn validate(&self) -> Result<World, Invalid> {
+        if self.format != INSTANCE_FORMAT {
+            return Err(Invalid::new("format", format!("must be {INSTANCE_FORMAT:?}")));
+        }
+        let now = time(self.now, "now")?;
+        let mut volunteer_ids = BTreeSet::new();
+        let mut volunteers = Vec::with_capacity(self.volunteers.len());
+        for (index, offer) in self.volunteers.iter().enumerate() {
+            let prefix = format!("volunteers[{index}]");
+            let volunteer = offer.validate(&prefix)?;
+            if !volunteer_ids.insert(volunteer.id.clone()) {
+                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice", volunteer.id)));
+            }
+            volunteers.push(volunteer);
+        }
+        let done = self
+            .done
+            .iter()
+            .enumerate()
+            .map(|(index, text)| Id::parse(text, &format!("done[{index}]")))
+            .collect::<Result<BTreeSet<Id>, Invalid>>()?;
+        let mut task_ids = BTreeSet::new();
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for (index, spec) in self.tasks.iter().enumerate() {
+            let prefix = format!("tasks[{index}]");
+            let task = spec.validate_standalone(&prefix)?;
+            if !task_ids.insert(task.id.clone()) {
+                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice", task.id)));
+            }
+            tasks.push(task);
+        }
+        for (index, task) in tasks.iter().enumerate() {
+            for (position, dependency) in task.depends_on.iter().enumerate() {
+                if !task_ids.contains(dependency) && !done.contains(dependency) {
+                    return Err(Invalid::new(
+                        format!("tasks[{index}].depends_on[{position}]"),
+                        format!("{dependency} is neither a task nor done"),
+                    ));
+                }
+            }
+        }
+        let mut pledge_ids = BTreeSet::new();
+        let mut pledges = Vec::with_capacity(self.pledges.len());
+        for (index, offer) in self.pledges.iter().enumerate() {
+            let prefix = format!("pledges[{index}]");
+            let pledge = offer.validate(&prefix)?;
+            if !pledge_ids.insert(pledge.id.clone()) {
+                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice", pledge.id)));
+            }
+            pledges.push(pledge);
+        }
+        let mut pinned = Vec::with_capacity(self.pinned.len());
+        for (index, pair) in self.pinned.iter().enumerate() {
+            let volunteer = Id::parse(&pair.volunteer, &format!("pinned[{index}].volunteer"))?;
+            let task = Id::parse(&pair.task, &format!("pinned[{index}].task"))?;
+            if !volunteer_ids.contains(&volunteer) {
+                return Err(Invalid::new(format!("pinned[{index}].volunteer"), "unknown volunteer"));
+            }
+            if !task_ids.contains(&task) {
+                return Err(Invalid::new(format!("pinned[{index}].task"), "unknown task"));
+            }
+            pinned.push((volunteer, task));
+        }
+        Ok(World { now, volunteers, tasks, pledges, done, pinned })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::NeedPost;
+
+    fn need_json() -> serde_json::Value {
+        serde_json::json!({
+            "id": "n1", "collective": "c1", "title": "Tenant clinic",
+            "tasks": [
+                {"id": "t1", "title": "Intake", "skills": {"legal": 3}, "hours": 4.0, "slots": 2,
+                 "earliest_start": "2026-11-22T00:00:00Z", "deadline": "2026-12-01T00:00:00Z",
+                 "impact": 10.0, "sensitivity": 0, "region": "detroit"},
+                {"id": "t2", "title": "Rent", "hours": 0.0, "slots": 0, "money_cents": 40000,
+                 "earliest_start": "2026-11-22T00:00:00Z", "deadline": "2026-12-01T00:00:00Z",
+                 "impact": 5.0, "depends_on": ["t1"]}
+            ]
+        })
+    }
+
+    fn refusal(body: serde_json::Value) -> (String, String) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let error = match decode::<NeedPost>(&bytes) {
+            Err(error) => error,
+            Ok(need) => need.validate().unwrap_err().into(),
+        };
+        (error.field.unwrap_or_default(), error.message)
+    }
+
+    #[test]
+    fn a_well_formed_need_validates_into_domain_tasks() {
+        let need: NeedPost = serde_json::from_value(need_json()).unwrap();
+        let need = need.validate().unwrap();
+        assert_eq!(need.tasks.len(), 2);
+        assert_eq!(need.tasks[1].money, Cents(40000));
+        assert_eq!(need.tasks[0].collective.as_str(), "c1");
+    }
+
+    #[test]
+    fn each_broken_rule_names_its_field() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/tasks/1/hours", serde_json::json!(-1.0), "tasks[1].hours"),
+            ("/tasks/0/slots", serde_json::json!(51), "tasks[0].slots"),
+            ("/tasks/0/slots", serde_json::json!(-1), "tasks[0].slots"),
+            ("/tasks/0/skills", serde_json::json!({"legal": 6}), "tasks[0].skills.legal"),
+            ("/tasks/0/skills", serde_json::json!({"Legal!": 2}), "tasks[0].skills.Legal!"),
+            ("/tasks/0/deadline", serde_json::json!("2026-11-01T00:00:00Z"), "tasks[0].deadline"),
+            ("/tasks/0/deadline", serde_json::json!("next friday"), "tasks[0].deadline"),
+            ("/tasks/1/money_cents", serde_json::json!(-5), "tasks[1].money_cents"),
+            ("/tasks/1/money_cents", serde_json::json!(0), "tasks[1].money_cents"),
+            ("/tasks/1/money_cents", serde_json::json!(1.5), "tasks[1].money_cents"),
+            ("/tasks/1/depends_on", serde_json::json!(["t2"]), "tasks[1].depends_on[0]"),
+            ("/tasks/0/id", serde_json::json!("t2"), "tasks[1].id"),
+            ("/tasks/0/id", serde_json::json!("a.b"), "tasks[0].id"),
+            ("/tasks/0/impact", serde_json::json!(-3), "tasks[0].impact"),
+            ("/tasks/0/sensitivity", serde_json::json!(3), "tasks[0].sensitivity"),
+            ("/tasks/0/region", serde_json::json!("New York"), "tasks[0].region"),
+            ("/collective", serde_json::json!(""), "collective"),
+            ("/tasks", serde_json::json!([]), "tasks"),
+        ];
+        for (pointer, value, field) in cases {
+            let mut body = need_json();
+            *body.pointer_mut(pointer).unwrap() = value.clone();
+            let (got, message) = refusal(body);
+            assert_eq!(got, field, "{pointer} = {value}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_full_path() {
+        let mut body = need_json();
+        body.pointer_mut("/tasks/1").unwrap().as_object_mut().unwrap().remove("hours");
+        assert_eq!(refusal(body).0, "tasks[1].hours");
+        let mut body = need_json();
+        body.as_object_mut().unwrap().remove("title");
+        assert_eq!(refusal(body).0, "title");
+    }
+
+    #[test]
+    fn an_oversized_body_is_refused_before_parsing() {
+        let body = vec![b' '; PAYLOAD_BYTES_MAX + 1];
+        assert_eq!(decode::<NeedPost>(&body).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_body() {
+        let error = decode::<NeedPost>(b"{not json").unwrap_err();
+        assert_eq!(error.code, ErrorCode::Invalid);
+        assert_eq!(error.field.as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        let mut body = need_json();
+        body["from_the_future"] = serde_json::json!(true);
+        assert!(serde_json::from_value::<NeedPost>(body).unwrap().validate().is_ok());
+    }
+}

@@ -1,0 +1,332 @@
+//! Message bodies of the wire contract, version 1 (`shared/spec/wire.md`).
+//!
+//! These types are tolerant: unknown fields are ignored and every field added
+//! after v1 carries `#[serde(default)]`, so old and new clients keep talking.
+//! They are not trusted: [`crate::validate`] turns them into domain types.
+//! A breaking change would be a new `v2` module, never an edit here.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Skill name to level (1 novice … 5 expert), e.g. `{"legal": 4}`.
+pub type SkillLevels = BTreeMap<String, u8>;
+
+/// A volunteer's offer of time and skills (`sb.in.volunteer`), and a volunteer
+/// of `switchboard-instance/1`. Sending it again with the same `id` updates it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VolunteerOffer {
+    /// `[A-Za-z0-9_-]{1,64}`; also the last token of `sb.to.volunteer.<id>`.
+    pub id: String,
+    /// Skill name to level 1-5.
+    pub skills: SkillLevels,
+    /// Hours given per week, spread evenly over the availability (0 < h <= 168).
+    pub hours_per_week: f64,
+    pub available_from: DateTime<Utc>,
+    /// Most volunteers are gone after about three weeks; this says when.
+    pub available_until: DateTime<Utc>,
+    /// Where the volunteer can work in person; `null` means remote work only.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Trust tier: 0 open, 1 vetted, 2 core.
+    #[serde(default)]
+    pub trust: u8,
+    /// Display name, optional; never put on the match stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How to reach the volunteer outside NATS, optional; never put on the match stream or in logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// Languages spoken, optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+}
+
+/// One task of a need: `slots` people each working `hours` inside
+/// `[earliest_start, deadline]`, and/or `money_cents` of money.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskSpec {
+    pub id: String,
+    /// The need this task belongs to. Taken from the need in `sb.in.need`; required in an instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need: Option<String>,
+    /// The collective that posted it. Taken from the need in `sb.in.need`; required in an instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective: Option<String>,
+    pub title: String,
+    /// Skill name to the least level required (1-5).
+    #[serde(default)]
+    pub skills: SkillLevels,
+    /// Hours each member of the team works.
+    pub hours: f64,
+    /// Team size, 0-50; 0 is a money-only need (rent, printing, bail).
+    pub slots: u8,
+    pub earliest_start: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    /// `null` means the task can be done remotely.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Trust tier required: 0 open, 1 vetted, 2 core.
+    #[serde(default)]
+    pub sensitivity: u8,
+    /// Tasks that must be done or staffed first (ids in this need or already posted).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Money needed, in integer cents, on top of the people.
+    #[serde(default)]
+    pub money_cents: u64,
+    /// How much completing this task matters; the solver maximises the sum.
+    pub impact: f64,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A collective's need (`sb.in.need`). Posting it again with the same `id`
+/// updates it; a task left out of the update is cancelled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NeedPost {
+    pub id: String,
+    pub collective: String,
+    pub title: String,
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// An offer of money (`sb.in.pledge`), and a pledge of `switchboard-instance/1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PledgeOffer {
+    pub id: String,
+    /// Integer cents, more than zero.
+    pub amount_cents: u64,
+    /// Only these collectives may receive it; `null` means any.
+    #[serde(default)]
+    pub collectives: Option<Vec<String>>,
+    /// Only tasks sharing one of these tags; `null` means any.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// It can fund tasks whose window starts before this; `null` never expires.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The donor, optional; private: never published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub donor: Option<String>,
+}
+
+/// What a withdrawal is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawKind {
+    Volunteer,
+    Need,
+    Task,
+    Pledge,
+}
+
+impl WithdrawKind {
+    pub fn token(self) -> &'static str {
+        match self {
+            WithdrawKind::Volunteer => "volunteer",
+            WithdrawKind::Need => "need",
+            WithdrawKind::Task => "task",
+            WithdrawKind::Pledge => "pledge",
+        }
+    }
+}
+
+/// Withdraws an offer or cancels a need or task (`sb.in.withdraw`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Withdrawal {
+    pub kind: WithdrawKind,
+    pub id: String,
+}
+
+/// A volunteer's answer or report about one assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyAction {
+    Accept,
+    Decline,
+    Checkin,
+    Done,
+    Drop,
+}
+
+/// A volunteer answers or reports on an assignment (`sb.in.reply`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VolunteerReply {
+    pub volunteer: String,
+    pub task: String,
+    pub action: ReplyAction,
+}
+
+/// A collective or coordinator marks a task done (`sb.in.complete`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskCompletion {
+    pub task: String,
+}
+
+/// Asks for the current plan (`sb.plan.get`); the body is `{}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanRequest {}
+
+/// The error codes of a refused request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is malformed or breaks a rule; `field` says where.
+    Invalid,
+    /// It contradicts what was already accepted (a task id owned by another need, a second answer).
+    Conflict,
+    /// It names something the switchboard does not know.
+    NotFound,
+    /// The sender may not do this.
+    Unauthorized,
+    /// The body is larger than the limit.
+    TooLarge,
+    /// The switchboard could not make it durable now; sending it again is safe.
+    Unavailable,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The offending part, e.g. `tasks[2].hours`; absent when the whole body is at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, field: Option<String>, message: impl Into<String>) -> ErrorBody {
+        ErrorBody { code, message: message.into(), field }
+    }
+}
+
+/// Every reply to a request: `{"ok": true, "id", "seq"}` or `{"ok": false, "error"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Reply {
+    pub ok: bool,
+    /// The id the request was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Sequence of the event in `SB_EVENTS`; the same for a repeated request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Reply {
+    pub fn accepted(id: impl Into<String>, seq: u64) -> Reply {
+        Reply { ok: true, id: Some(id.into()), seq: Some(seq), error: None }
+    }
+
+    pub fn refused(error: ErrorBody) -> Reply {
+        Reply { ok: false, id: None, seq: None, error: Some(error) }
+    }
+}
+
+/// How a volunteer fits a task, the constraint that binds, and the
+/// next-best alternative: the `why` of every proposal.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Why {
+    /// The task's impact.
+    #[serde(default)]
+    pub impact: f64,
+    /// Skill name to `[required, held]` levels.
+    #[serde(default)]
+    pub skills: BTreeMap<String, [u8; 2]>,
+    /// Hours of the volunteer's capacity left inside the task's window after this assignment.
+    #[serde(default)]
+    pub slack_hours: f64,
+    /// Hours from now until the volunteer's availability ends.
+    #[serde(default)]
+    pub tenure_left_hours: f64,
+    /// The rule that limits this choice most, in words.
+    #[serde(default)]
+    pub binding: String,
+    /// The team this volunteer joins (volunteer ids, including this one).
+    #[serde(default)]
+    pub team: Vec<String>,
+    /// The next-best alternative and why it lost, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<String>,
+}
+
+/// A proposal of work to one volunteer (`sb.match.proposed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MatchProposed {
+    pub volunteer: String,
+    pub task: String,
+    pub need: String,
+    pub collective: String,
+    pub impact: f64,
+    pub why: Why,
+    /// The proposal expires unanswered at this time.
+    pub respond_by: DateTime<Utc>,
+    /// Counts the proposals of this same pair, so a re-proposal is a new message.
+    #[serde(default)]
+    pub round: u32,
+    #[serde(default = "epoch")]
+    pub at: DateTime<Utc>,
+}
+
+fn epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+/// Any other change of an assignment (`sb.match.accepted`, `declined`,
+/// `expired`, `checked_in`, `released`, `completed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MatchChanged {
+    pub volunteer: String,
+    pub task: String,
+    /// The proposal round this is about.
+    #[serde(default)]
+    pub round: u32,
+    /// Why, in words, when the switchboard decided (released: "the team could not be completed").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default = "epoch")]
+    pub at: DateTime<Utc>,
+}
+
+/// What a volunteer receives on `sb.to.volunteer.<id>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VolunteerMessage {
+    /// `proposal` for new work; more kinds may come (clients ignore unknown ones).
+    pub kind: String,
+    /// Unique per message; a client that sees one twice drops the repeat.
+    pub message_id: String,
+    pub volunteer: String,
+    pub task: String,
+    pub title: String,
+    pub need: String,
+    pub collective: String,
+    pub hours: f64,
+    pub earliest_start: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    #[serde(default)]
+    pub region: Option<String>,
+    pub why: Why,
+    pub respond_by: DateTime<Utc>,
+    /// Where to send the answer (request/reply).
+    pub reply_subject: String,
+    /// The exact body to send to accept.
+    pub accept: VolunteerReply,
+    /// The exact body to send to decline.
+    pub decline: VolunteerReply,
+}
+
+/// A refused input, copied to `sb.dlq.in`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetter {
+    /// The subject the input arrived on.
+    pub subject: String,
+    pub error: ErrorBody,
+    /// The body as received (lossily decoded, cut to a bounded length).
+    pub body: String,
+    pub at: DateTime<Utc>,
+}

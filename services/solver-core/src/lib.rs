@@ -1,0 +1,1 @@
+//! placeholder: the helper writing the solver core replaces this.
