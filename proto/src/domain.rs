@@ -143,7 +143,10 @@ impl Volunteer {
     /// time aside: rule 1 of problem.md.
     pub fn is_eligible_for(&self, task: &Task) -> bool {
         self.trust >= task.sensitivity
-            && task.region.as_ref().is_none_or(|region| self.region.as_ref() == Some(region))
+            && task
+                .region
+                .as_ref()
+                .is_none_or(|region| self.region.as_ref() == Some(region))
             && task
                 .skills
                 .iter()
@@ -155,8 +158,13 @@ impl Pledge {
     /// Whether this pledge may pay for `task` (collective, tags, expiry): the
     /// pledge rule of problem.md. `window_start` is `max(now, earliest_start)`.
     pub fn can_fund(&self, task: &Task, window_start: DateTime<Utc>) -> bool {
-        self.collectives.as_ref().is_none_or(|allowed| allowed.contains(&task.collective))
-            && self.tags.as_ref().is_none_or(|tags| !tags.is_disjoint(&task.tags))
+        self.collectives
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&task.collective))
+            && self
+                .tags
+                .as_ref()
+                .is_none_or(|tags| !tags.is_disjoint(&task.tags))
             && self.expires_at.is_none_or(|expiry| expiry > window_start)
     }
 }

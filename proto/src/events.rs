@@ -89,11 +89,21 @@ impl Event {
             .parse_event(subject)
             .ok_or_else(|| DecodeError::UnknownSubject(subject.to_owned()))?;
         let event = match kind {
-            EventKind::VolunteerOffered => Event::VolunteerOffered(decode_unbounded(body).map_err(DecodeError::Body)?),
-            EventKind::NeedPosted => Event::NeedPosted(decode_unbounded(body).map_err(DecodeError::Body)?),
-            EventKind::PledgeOffered => Event::PledgeOffered(decode_unbounded(body).map_err(DecodeError::Body)?),
-            EventKind::Withdrawn => Event::Withdrawn(decode_unbounded(body).map_err(DecodeError::Body)?),
-            EventKind::TaskCompleted => Event::TaskCompleted(decode_unbounded(body).map_err(DecodeError::Body)?),
+            EventKind::VolunteerOffered => {
+                Event::VolunteerOffered(decode_unbounded(body).map_err(DecodeError::Body)?)
+            }
+            EventKind::NeedPosted => {
+                Event::NeedPosted(decode_unbounded(body).map_err(DecodeError::Body)?)
+            }
+            EventKind::PledgeOffered => {
+                Event::PledgeOffered(decode_unbounded(body).map_err(DecodeError::Body)?)
+            }
+            EventKind::Withdrawn => {
+                Event::Withdrawn(decode_unbounded(body).map_err(DecodeError::Body)?)
+            }
+            EventKind::TaskCompleted => {
+                Event::TaskCompleted(decode_unbounded(body).map_err(DecodeError::Body)?)
+            }
             EventKind::AssignmentAnswered => {
                 Event::AssignmentAnswered(decode_unbounded(body).map_err(DecodeError::Body)?)
             }
@@ -114,7 +124,11 @@ pub fn message_id(subject: &str, body: &[u8]) -> String {
     hasher.update([0u8]);
     hasher.update(body);
     let digest = hasher.finalize();
-    digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect()
+    digest
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// A change of an assignment, as kept in `SB_MATCHES`.
@@ -185,15 +199,22 @@ impl MatchEvent {
         encoded.unwrap_or_default()
     }
 
-    pub fn decode(subjects: &Subjects, subject: &str, body: &[u8]) -> Result<MatchEvent, DecodeError> {
+    pub fn decode(
+        subjects: &Subjects,
+        subject: &str,
+        body: &[u8],
+    ) -> Result<MatchEvent, DecodeError> {
         let kind = subjects
             .parse_match(subject)
             .ok_or_else(|| DecodeError::UnknownSubject(subject.to_owned()))?;
         if kind == MatchKind::Proposed {
-            return Ok(MatchEvent::Proposed(decode_unbounded(body).map_err(DecodeError::Body)?));
+            return Ok(MatchEvent::Proposed(
+                decode_unbounded(body).map_err(DecodeError::Body)?,
+            ));
         }
         let change: MatchChanged = decode_unbounded(body).map_err(DecodeError::Body)?;
-        MatchEvent::changed(kind, change).ok_or_else(|| DecodeError::UnknownSubject(subject.to_owned()))
+        MatchEvent::changed(kind, change)
+            .ok_or_else(|| DecodeError::UnknownSubject(subject.to_owned()))
     }
 
     /// The `Nats-Msg-Id`: one per (kind, pair, round), so a service that
@@ -212,10 +233,16 @@ mod tests {
     #[test]
     fn an_event_decodes_from_its_own_subject_and_body() {
         let subjects = Subjects::default();
-        let event = Event::Withdrawn(Withdrawal { kind: WithdrawKind::Task, id: "t9".into() });
+        let event = Event::Withdrawn(Withdrawal {
+            kind: WithdrawKind::Task,
+            id: "t9".into(),
+        });
         let subject = event.subject(&subjects);
         assert_eq!(subject, "sb.ev.withdrawn.task.t9");
-        assert_eq!(Event::decode(&subjects, &subject, &event.encode()).unwrap(), event);
+        assert_eq!(
+            Event::decode(&subjects, &subject, &event.encode()).unwrap(),
+            event
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl Id {
         } else {
             Err(Invalid::new(
                 field,
-                format!("must match [A-Za-z0-9_-]{{1,{ID_BYTES_MAX}}}, got {:?}", truncate(text)),
+                format!(
+                    "must match [A-Za-z0-9_-]{{1,{ID_BYTES_MAX}}}, got {:?}",
+                    truncate(text)
+                ),
             ))
         }
     }
@@ -70,7 +73,15 @@ mod tests {
 
     #[test]
     fn ids_that_would_break_a_subject_are_refused() {
-        for bad in ["", "a.b", "a b", "a*", "a>", "é", &"x".repeat(ID_BYTES_MAX + 1)] {
+        for bad in [
+            "",
+            "a.b",
+            "a b",
+            "a*",
+            "a>",
+            "é",
+            &"x".repeat(ID_BYTES_MAX + 1),
+        ] {
             assert!(!is_valid_id(bad), "{bad}");
             assert_eq!(Id::parse(bad, "id").unwrap_err().field, "id");
         }

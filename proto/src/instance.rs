@@ -31,14 +31,18 @@ pub struct Instance {
 }
 
 /// One volunteer on one task.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub struct Assignment {
     pub volunteer: String,
     pub task: String,
 }
 
 /// Money from one pledge to one task.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub struct Funding {
     pub pledge: String,
     pub task: String,
@@ -58,6 +62,10 @@ pub struct Plan {
 impl Plan {
     /// A plan with nothing in it: feasible for any instance without pins.
     pub fn empty() -> Plan {
-        Plan { format: PLAN_FORMAT.to_owned(), assignments: Vec::new(), funding: Vec::new() }
+        Plan {
+            format: PLAN_FORMAT.to_owned(),
+            assignments: Vec::new(),
+            funding: Vec::new(),
+        }
     }
 }

@@ -83,7 +83,9 @@ impl EventKind {
     }
 
     fn from_token(token: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|kind| kind.token() == token)
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.token() == token)
     }
 }
 
@@ -123,7 +125,9 @@ impl MatchKind {
     }
 
     fn from_token(token: &str) -> Option<MatchKind> {
-        MatchKind::ALL.into_iter().find(|kind| kind.token() == token)
+        MatchKind::ALL
+            .into_iter()
+            .find(|kind| kind.token() == token)
     }
 }
 
@@ -135,7 +139,9 @@ pub struct Subjects {
 
 impl Default for Subjects {
     fn default() -> Self {
-        Subjects { prefix: PREFIX_DEFAULT.to_owned() }
+        Subjects {
+            prefix: PREFIX_DEFAULT.to_owned(),
+        }
     }
 }
 
@@ -143,7 +149,9 @@ impl Subjects {
     /// A prefix follows the id syntax so it is one subject token.
     pub fn new(prefix: &str) -> Result<Subjects, Invalid> {
         if is_valid_id(prefix) {
-            Ok(Subjects { prefix: prefix.to_owned() })
+            Ok(Subjects {
+                prefix: prefix.to_owned(),
+            })
         } else {
             Err(Invalid::new("prefix", "must match [A-Za-z0-9_-]{1,64}"))
         }
@@ -202,7 +210,9 @@ impl Subjects {
     }
 
     pub fn parse_match(&self, subject: &str) -> Option<MatchKind> {
-        let token = subject.strip_prefix(&self.prefix)?.strip_prefix(".match.")?;
+        let token = subject
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(".match.")?;
         MatchKind::from_token(token)
     }
 
@@ -246,7 +256,10 @@ mod tests {
         let subjects = Subjects::default();
         assert_eq!(subjects.input(Input::Volunteer), "sb.in.volunteer");
         assert_eq!(subjects.plan_get(), "sb.plan.get");
-        assert_eq!(subjects.match_event(MatchKind::Proposed), "sb.match.proposed");
+        assert_eq!(
+            subjects.match_event(MatchKind::Proposed),
+            "sb.match.proposed"
+        );
         assert_eq!(subjects.to_volunteer("v1"), "sb.to.volunteer.v1");
         assert_eq!(subjects.dead_letter_input(), "sb.dlq.in");
         assert_eq!(subjects.events_stream(), "SB_EVENTS");
@@ -265,7 +278,11 @@ mod tests {
             let subject = subjects.match_event(kind);
             assert_eq!(subjects.parse_match(&subject), Some(kind));
         }
-        assert_eq!(subjects.parse_event("sb.ev.volunteer.v1"), None, "other prefix");
+        assert_eq!(
+            subjects.parse_event("sb.ev.volunteer.v1"),
+            None,
+            "other prefix"
+        );
         assert_eq!(subjects.parse_match("demo.match.unheard_of"), None);
     }
 

@@ -57,7 +57,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-        Invalid { field: field.into(), reason: reason.into() }
+        Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -84,7 +87,10 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ErrorBody> {
         return Err(ErrorBody::new(
             ErrorCode::TooLarge,
             None,
-            format!("body is {} bytes; the limit is {PAYLOAD_BYTES_MAX}", body.len()),
+            format!(
+                "body is {} bytes; the limit is {PAYLOAD_BYTES_MAX}",
+                body.len()
+            ),
         ));
     }
     decode_unbounded(body)
@@ -97,7 +103,9 @@ pub fn decode_unbounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, ErrorBody
         let path = error.path().to_string();
         let inner = error.inner().to_string();
         // serde reports a missing field at its parent; point at the field itself.
-        let field = match inner.strip_prefix("missing field `").and_then(|rest| rest.split('`').next())
+        let field = match inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
         {
             Some(missing) if path == "." || path == "?" => missing.to_owned(),
             Some(missing) => at(&path, missing),
@@ -117,7 +125,8 @@ fn id(text: &str, field: String) -> Result<Id, Invalid> {
 fn name_token(text: &str, field: &str) -> Result<String, Invalid> {
     let mut bytes = text.bytes();
     let first_ok = bytes.next().is_some_and(|byte| byte.is_ascii_lowercase());
-    let rest_ok = bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    let rest_ok =
+        bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
     if first_ok && rest_ok && text.len() <= NAME_TOKEN_BYTES_MAX {
         Ok(text.to_owned())
     } else {
@@ -137,7 +146,10 @@ fn free_text(text: &str, field: &str, chars_max: usize) -> Result<String, Invali
         return Err(Invalid::new(field, "must not be empty"));
     }
     if trimmed.chars().count() > chars_max {
-        return Err(Invalid::new(field, format!("must be at most {chars_max} characters")));
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {chars_max} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
@@ -147,7 +159,10 @@ fn free_text(text: &str, field: &str, chars_max: usize) -> Result<String, Invali
 
 fn skills(levels: &BTreeMap<String, u8>, field: &str) -> Result<Skills, Invalid> {
     if levels.len() > SKILLS_PER_OFFER_MAX {
-        return Err(Invalid::new(field, format!("at most {SKILLS_PER_OFFER_MAX} skills")));
+        return Err(Invalid::new(
+            field,
+            format!("at most {SKILLS_PER_OFFER_MAX} skills"),
+        ));
     }
     let mut skills = Skills::new();
     for (name, &level) in levels {
@@ -156,7 +171,11 @@ fn skills(levels: &BTreeMap<String, u8>, field: &str) -> Result<Skills, Invalid>
         if !(SkillLevel::MIN..=SkillLevel::MAX).contains(&level) {
             return Err(Invalid::new(
                 skill_field,
-                format!("level must be {} to {}, got {level}", SkillLevel::MIN, SkillLevel::MAX),
+                format!(
+                    "level must be {} to {}, got {level}",
+                    SkillLevel::MIN,
+                    SkillLevel::MAX
+                ),
             ));
         }
         skills.insert(name, SkillLevel::new_unchecked(level));
@@ -166,13 +185,19 @@ fn skills(levels: &BTreeMap<String, u8>, field: &str) -> Result<Skills, Invalid>
 
 fn trust(tier: u8, field: &str) -> Result<Trust, Invalid> {
     if tier > Trust::MAX {
-        return Err(Invalid::new(field, format!("must be 0 (open), 1 (vetted) or 2 (core), got {tier}")));
+        return Err(Invalid::new(
+            field,
+            format!("must be 0 (open), 1 (vetted) or 2 (core), got {tier}"),
+        ));
     }
     Ok(Trust::new_unchecked(tier))
 }
 
 fn region(region: &Option<String>, field: &str) -> Result<Option<String>, Invalid> {
-    region.as_deref().map(|name| name_token(name, field)).transpose()
+    region
+        .as_deref()
+        .map(|name| name_token(name, field))
+        .transpose()
 }
 
 /// Times outside these bounds are typos (year 20026) that would break hour arithmetic.
@@ -181,7 +206,10 @@ fn time(value: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, Invalid> {
     let latest = Utc.with_ymd_and_hms(2200, 1, 1, 0, 0, 0).single();
     match (earliest, latest) {
         (Some(earliest), Some(latest)) if value >= earliest && value < latest => Ok(value),
-        _ => Err(Invalid::new(field, "must be between the years 2000 and 2200")),
+        _ => Err(Invalid::new(
+            field,
+            "must be between the years 2000 and 2200",
+        )),
     }
 }
 
@@ -210,7 +238,10 @@ impl VolunteerOffer {
         let available_from = time(self.available_from, &at(prefix, "available_from"))?;
         let available_until = time(self.available_until, &at(prefix, "available_until"))?;
         if available_until <= available_from {
-            return Err(Invalid::new(at(prefix, "available_until"), "must be after available_from"));
+            return Err(Invalid::new(
+                at(prefix, "available_until"),
+                "must be after available_from",
+            ));
         }
         if let Some(name) = &self.name {
             free_text(name, &at(prefix, "name"), FREE_TEXT_CHARS_MAX)?;
@@ -219,7 +250,10 @@ impl VolunteerOffer {
             free_text(contact, &at(prefix, "contact"), FREE_TEXT_CHARS_MAX)?;
         }
         if self.languages.len() > LANGUAGES_MAX {
-            return Err(Invalid::new(at(prefix, "languages"), format!("at most {LANGUAGES_MAX}")));
+            return Err(Invalid::new(
+                at(prefix, "languages"),
+                format!("at most {LANGUAGES_MAX}"),
+            ));
         }
         for (index, language) in self.languages.iter().enumerate() {
             name_token(language, &at(prefix, &format!("languages[{index}]")))?;
@@ -257,7 +291,10 @@ impl TaskSpec {
             ));
         }
         if self.slots > 0 && hours <= 0.0 {
-            return Err(Invalid::new(at(prefix, "hours"), "must be more than 0 when the task has slots"));
+            return Err(Invalid::new(
+                at(prefix, "hours"),
+                "must be more than 0 when the task has slots",
+            ));
         }
         if self.slots == 0 && self.money_cents == 0 {
             return Err(Invalid::new(
@@ -268,7 +305,10 @@ impl TaskSpec {
         let earliest_start = time(self.earliest_start, &at(prefix, "earliest_start"))?;
         let deadline = time(self.deadline, &at(prefix, "deadline"))?;
         if deadline <= earliest_start {
-            return Err(Invalid::new(at(prefix, "deadline"), "must be after earliest_start"));
+            return Err(Invalid::new(
+                at(prefix, "deadline"),
+                "must be after earliest_start",
+            ));
         }
         if self.depends_on.len() > DEPENDENCIES_PER_TASK_MAX {
             return Err(Invalid::new(
@@ -323,12 +363,16 @@ impl TaskSpec {
     pub fn validate_standalone(&self, prefix: &str) -> Result<Task, Invalid> {
         let need_field = at(prefix, "need");
         let need = Id::parse(
-            self.need.as_deref().ok_or_else(|| Invalid::new(&need_field, "required"))?,
+            self.need
+                .as_deref()
+                .ok_or_else(|| Invalid::new(&need_field, "required"))?,
             &need_field,
         )?;
         let collective_field = at(prefix, "collective");
         let collective = Id::parse(
-            self.collective.as_deref().ok_or_else(|| Invalid::new(&collective_field, "required"))?,
+            self.collective
+                .as_deref()
+                .ok_or_else(|| Invalid::new(&collective_field, "required"))?,
             &collective_field,
         )?;
         self.validate(prefix, &need, &collective)
@@ -346,7 +390,10 @@ impl NeedPost {
             return Err(Invalid::new("tasks", "a need has at least one task"));
         }
         if self.tasks.len() > TASKS_PER_NEED_MAX {
-            return Err(Invalid::new("tasks", format!("at most {TASKS_PER_NEED_MAX} tasks")));
+            return Err(Invalid::new(
+                "tasks",
+                format!("at most {TASKS_PER_NEED_MAX} tasks"),
+            ));
         }
         let mut seen = BTreeSet::new();
         let mut tasks = Vec::with_capacity(self.tasks.len());
@@ -354,20 +401,35 @@ impl NeedPost {
             let prefix = format!("tasks[{index}]");
             let task = spec.validate(&prefix, &id, &collective)?;
             if let Some(other) = spec.need.as_deref().filter(|other| *other != self.id) {
-                return Err(Invalid::new(at(&prefix, "need"), format!("is {other:?}, not this need")));
+                return Err(Invalid::new(
+                    at(&prefix, "need"),
+                    format!("is {other:?}, not this need"),
+                ));
             }
-            if let Some(other) = spec.collective.as_deref().filter(|other| *other != self.collective) {
+            if let Some(other) = spec
+                .collective
+                .as_deref()
+                .filter(|other| *other != self.collective)
+            {
                 return Err(Invalid::new(
                     at(&prefix, "collective"),
                     format!("is {other:?}, not this need's collective"),
                 ));
             }
             if !seen.insert(task.id.clone()) {
-                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice in this need", task.id)));
+                return Err(Invalid::new(
+                    at(&prefix, "id"),
+                    format!("{} appears twice in this need", task.id),
+                ));
             }
             tasks.push(task);
         }
-        Ok(Need { id, collective, title, tasks })
+        Ok(Need {
+            id,
+            collective,
+            title,
+            tasks,
+        })
     }
 }
 
@@ -377,7 +439,10 @@ fn id_of(text: &str, field: &str) -> Result<Id, Invalid> {
 
 fn id_set(ids: &[String], field: &str) -> Result<BTreeSet<Id>, Invalid> {
     if ids.is_empty() {
-        return Err(Invalid::new(field, "must list at least one, or be null for any"));
+        return Err(Invalid::new(
+            field,
+            "must list at least one, or be null for any",
+        ));
     }
     if ids.len() > RESTRICTIONS_MAX {
         return Err(Invalid::new(field, format!("at most {RESTRICTIONS_MAX}")));
@@ -394,7 +459,10 @@ impl PledgeOffer {
         if self.amount_cents == 0 || self.amount_cents > AMOUNT_CENTS_MAX {
             return Err(Invalid::new(
                 at(prefix, "amount_cents"),
-                format!("must be 1 to {AMOUNT_CENTS_MAX} cents, got {}", self.amount_cents),
+                format!(
+                    "must be 1 to {AMOUNT_CENTS_MAX} cents, got {}",
+                    self.amount_cents
+                ),
             ));
         }
         let collectives = self
@@ -407,17 +475,29 @@ impl PledgeOffer {
             .as_deref()
             .map(|list| {
                 if list.is_empty() {
-                    Err(Invalid::new(at(prefix, "tags"), "must list at least one, or be null for any"))
+                    Err(Invalid::new(
+                        at(prefix, "tags"),
+                        "must list at least one, or be null for any",
+                    ))
                 } else {
                     tags(list, &at(prefix, "tags"))
                 }
             })
             .transpose()?;
-        let expires_at = self.expires_at.map(|expiry| time(expiry, &at(prefix, "expires_at"))).transpose()?;
+        let expires_at = self
+            .expires_at
+            .map(|expiry| time(expiry, &at(prefix, "expires_at")))
+            .transpose()?;
         if let Some(donor) = &self.donor {
             free_text(donor, &at(prefix, "donor"), FREE_TEXT_CHARS_MAX)?;
         }
-        Ok(Pledge { id, amount: Cents(self.amount_cents), collectives, tags, expires_at })
+        Ok(Pledge {
+            id,
+            amount: Cents(self.amount_cents),
+            collectives,
+            tags,
+            expires_at,
+        })
     }
 }
 
@@ -429,7 +509,10 @@ impl Withdrawal {
 
 impl VolunteerReply {
     pub fn validate(&self) -> Result<(Id, Id), Invalid> {
-        Ok((id_of(&self.volunteer, "volunteer")?, id_of(&self.task, "task")?))
+        Ok((
+            id_of(&self.volunteer, "volunteer")?,
+            id_of(&self.task, "task")?,
+        ))
     }
 }
 
@@ -444,7 +527,10 @@ impl Instance {
     /// resolve. (Dependency cycles are the solver's to refuse: it builds the graph.)
     pub fn validate(&self) -> Result<World, Invalid> {
         if self.format != INSTANCE_FORMAT {
-            return Err(Invalid::new("format", format!("must be {INSTANCE_FORMAT:?}")));
+            return Err(Invalid::new(
+                "format",
+                format!("must be {INSTANCE_FORMAT:?}"),
+            ));
         }
         let now = time(self.now, "now")?;
         let mut volunteer_ids = BTreeSet::new();
@@ -453,7 +539,10 @@ impl Instance {
             let prefix = format!("volunteers[{index}]");
             let volunteer = offer.validate(&prefix)?;
             if !volunteer_ids.insert(volunteer.id.clone()) {
-                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice", volunteer.id)));
+                return Err(Invalid::new(
+                    at(&prefix, "id"),
+                    format!("{} appears twice", volunteer.id),
+                ));
             }
             volunteers.push(volunteer);
         }
@@ -469,7 +558,10 @@ impl Instance {
             let prefix = format!("tasks[{index}]");
             let task = spec.validate_standalone(&prefix)?;
             if !task_ids.insert(task.id.clone()) {
-                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice", task.id)));
+                return Err(Invalid::new(
+                    at(&prefix, "id"),
+                    format!("{} appears twice", task.id),
+                ));
             }
             tasks.push(task);
         }
@@ -489,7 +581,10 @@ impl Instance {
             let prefix = format!("pledges[{index}]");
             let pledge = offer.validate(&prefix)?;
             if !pledge_ids.insert(pledge.id.clone()) {
-                return Err(Invalid::new(at(&prefix, "id"), format!("{} appears twice", pledge.id)));
+                return Err(Invalid::new(
+                    at(&prefix, "id"),
+                    format!("{} appears twice", pledge.id),
+                ));
             }
             pledges.push(pledge);
         }
@@ -498,14 +593,27 @@ impl Instance {
             let volunteer = Id::parse(&pair.volunteer, &format!("pinned[{index}].volunteer"))?;
             let task = Id::parse(&pair.task, &format!("pinned[{index}].task"))?;
             if !volunteer_ids.contains(&volunteer) {
-                return Err(Invalid::new(format!("pinned[{index}].volunteer"), "unknown volunteer"));
+                return Err(Invalid::new(
+                    format!("pinned[{index}].volunteer"),
+                    "unknown volunteer",
+                ));
             }
             if !task_ids.contains(&task) {
-                return Err(Invalid::new(format!("pinned[{index}].task"), "unknown task"));
+                return Err(Invalid::new(
+                    format!("pinned[{index}].task"),
+                    "unknown task",
+                ));
             }
             pinned.push((volunteer, task));
         }
-        Ok(World { now, volunteers, tasks, pledges, done, pinned })
+        Ok(World {
+            now,
+            volunteers,
+            tasks,
+            pledges,
+            done,
+            pinned,
+        })
     }
 }
 
@@ -552,19 +660,59 @@ mod tests {
             ("/tasks/1/hours", serde_json::json!(-1.0), "tasks[1].hours"),
             ("/tasks/0/slots", serde_json::json!(51), "tasks[0].slots"),
             ("/tasks/0/slots", serde_json::json!(-1), "tasks[0].slots"),
-            ("/tasks/0/skills", serde_json::json!({"legal": 6}), "tasks[0].skills.legal"),
-            ("/tasks/0/skills", serde_json::json!({"Legal!": 2}), "tasks[0].skills.Legal!"),
-            ("/tasks/0/deadline", serde_json::json!("2026-11-01T00:00:00Z"), "tasks[0].deadline"),
-            ("/tasks/0/deadline", serde_json::json!("next friday"), "tasks[0].deadline"),
-            ("/tasks/1/money_cents", serde_json::json!(-5), "tasks[1].money_cents"),
-            ("/tasks/1/money_cents", serde_json::json!(0), "tasks[1].money_cents"),
-            ("/tasks/1/money_cents", serde_json::json!(1.5), "tasks[1].money_cents"),
-            ("/tasks/1/depends_on", serde_json::json!(["t2"]), "tasks[1].depends_on[0]"),
+            (
+                "/tasks/0/skills",
+                serde_json::json!({"legal": 6}),
+                "tasks[0].skills.legal",
+            ),
+            (
+                "/tasks/0/skills",
+                serde_json::json!({"Legal!": 2}),
+                "tasks[0].skills.Legal!",
+            ),
+            (
+                "/tasks/0/deadline",
+                serde_json::json!("2026-11-01T00:00:00Z"),
+                "tasks[0].deadline",
+            ),
+            (
+                "/tasks/0/deadline",
+                serde_json::json!("next friday"),
+                "tasks[0].deadline",
+            ),
+            (
+                "/tasks/1/money_cents",
+                serde_json::json!(-5),
+                "tasks[1].money_cents",
+            ),
+            (
+                "/tasks/1/money_cents",
+                serde_json::json!(0),
+                "tasks[1].money_cents",
+            ),
+            (
+                "/tasks/1/money_cents",
+                serde_json::json!(1.5),
+                "tasks[1].money_cents",
+            ),
+            (
+                "/tasks/1/depends_on",
+                serde_json::json!(["t2"]),
+                "tasks[1].depends_on[0]",
+            ),
             ("/tasks/0/id", serde_json::json!("t2"), "tasks[1].id"),
             ("/tasks/0/id", serde_json::json!("a.b"), "tasks[0].id"),
             ("/tasks/0/impact", serde_json::json!(-3), "tasks[0].impact"),
-            ("/tasks/0/sensitivity", serde_json::json!(3), "tasks[0].sensitivity"),
-            ("/tasks/0/region", serde_json::json!("New York"), "tasks[0].region"),
+            (
+                "/tasks/0/sensitivity",
+                serde_json::json!(3),
+                "tasks[0].sensitivity",
+            ),
+            (
+                "/tasks/0/region",
+                serde_json::json!("New York"),
+                "tasks[0].region",
+            ),
             ("/collective", serde_json::json!(""), "collective"),
             ("/tasks", serde_json::json!([]), "tasks"),
         ];
@@ -579,7 +727,11 @@ mod tests {
     #[test]
     fn a_missing_field_is_named_with_its_full_path() {
         let mut body = need_json();
-        body.pointer_mut("/tasks/1").unwrap().as_object_mut().unwrap().remove("hours");
+        body.pointer_mut("/tasks/1")
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove("hours");
         assert_eq!(refusal(body).0, "tasks[1].hours");
         let mut body = need_json();
         body.as_object_mut().unwrap().remove("title");
@@ -589,7 +741,10 @@ mod tests {
     #[test]
     fn an_oversized_body_is_refused_before_parsing() {
         let body = vec![b' '; PAYLOAD_BYTES_MAX + 1];
-        assert_eq!(decode::<NeedPost>(&body).unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(
+            decode::<NeedPost>(&body).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
     }
 
     #[test]
@@ -603,6 +758,9 @@ mod tests {
     fn unknown_fields_are_tolerated() {
         let mut body = need_json();
         body["from_the_future"] = serde_json::json!(true);
-        assert!(serde_json::from_value::<NeedPost>(body).unwrap().validate().is_ok());
+        assert!(serde_json::from_value::<NeedPost>(body)
+            .unwrap()
+            .validate()
+            .is_ok());
     }
 }

@@ -200,7 +200,11 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, field: Option<String>, message: impl Into<String>) -> ErrorBody {
-        ErrorBody { code, message: message.into(), field }
+        ErrorBody {
+            code,
+            message: message.into(),
+            field,
+        }
     }
 }
 
@@ -220,11 +224,21 @@ pub struct Reply {
 
 impl Reply {
     pub fn accepted(id: impl Into<String>, seq: u64) -> Reply {
-        Reply { ok: true, id: Some(id.into()), seq: Some(seq), error: None }
+        Reply {
+            ok: true,
+            id: Some(id.into()),
+            seq: Some(seq),
+            error: None,
+        }
     }
 
     pub fn refused(error: ErrorBody) -> Reply {
-        Reply { ok: false, id: None, seq: None, error: Some(error) }
+        Reply {
+            ok: false,
+            id: None,
+            seq: None,
+            error: Some(error),
+        }
     }
 }
 

@@ -16,14 +16,16 @@ fn crate_dir() -> PathBuf {
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
 /// Parses a fixture into `T` and back: nothing the fixture says may be lost.
 fn round_trip<T: DeserializeOwned + Serialize>(stem: &str) -> T {
     let original = read_json(&crate_dir().join("fixtures").join(format!("{stem}.json")));
-    let typed: T = serde_json::from_value(original.clone()).unwrap_or_else(|error| panic!("{stem}: {error}"));
+    let typed: T =
+        serde_json::from_value(original.clone()).unwrap_or_else(|error| panic!("{stem}: {error}"));
     let again = serde_json::to_value(&typed).unwrap();
     assert_eq!(again, original, "{stem} does not round-trip");
     typed
@@ -31,7 +33,9 @@ fn round_trip<T: DeserializeOwned + Serialize>(stem: &str) -> T {
 
 #[test]
 fn every_golden_fixture_round_trips_and_validates() {
-    round_trip::<VolunteerOffer>("volunteer").validate("").unwrap();
+    round_trip::<VolunteerOffer>("volunteer")
+        .validate("")
+        .unwrap();
     round_trip::<NeedPost>("need").validate().unwrap();
     round_trip::<PledgeOffer>("pledge").validate("").unwrap();
     round_trip::<Withdrawal>("withdraw").validate().unwrap();
@@ -67,7 +71,10 @@ fn checked_in_json_schemas_match_the_types() {
 fn the_shared_instances_parse_and_validate() {
     let dir = crate_dir().join("../../shared/bench/instances");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        panic!("{} is missing: the shared folder must sit beside the checkout", dir.display());
+        panic!(
+            "{} is missing: the shared folder must sit beside the checkout",
+            dir.display()
+        );
     };
     let mut seen = 0;
     for entry in entries {
@@ -77,8 +84,11 @@ fn the_shared_instances_parse_and_validate() {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        let instance: Instance = proto::validate::decode_unbounded(&bytes).unwrap_or_else(|error| panic!("{name}: {error:?}"));
-        let world = instance.validate().unwrap_or_else(|error| panic!("{name}: {error}"));
+        let instance: Instance = proto::validate::decode_unbounded(&bytes)
+            .unwrap_or_else(|error| panic!("{name}: {error:?}"));
+        let world = instance
+            .validate()
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
         assert_eq!(world.tasks.len(), instance.tasks.len());
         seen += 1;
     }

@@ -1,1 +1,46 @@
-//! placeholder
+//! What every switchboard service shares, so each service's own code is only
+//! its logic: the NATS connection with explicit options ([`nats`]), the
+//! streams and their durability settings ([`streams`]), following a stream
+//! from a remembered position ([`follow`]), the ack guard for durable
+//! consumers ([`ack`]), the sled-backed state store ([`store`]), the clock
+//! every timer uses ([`clock`]), request replies ([`reply`]) and telemetry.
+//!
+//! This is a library, not a service: services depend on it and on `proto`,
+//! never on each other.
+
+pub mod ack;
+pub mod clock;
+pub mod follow;
+pub mod nats;
+pub mod reply;
+pub mod store;
+pub mod streams;
+pub mod telemetry;
+
+pub use clock::Clock;
+pub use store::Store;
+
+/// Everything a service needs from its host, passed explicitly to `run`.
+#[derive(Clone)]
+pub struct Context {
+    pub client: async_nats::Client,
+    pub jetstream: async_nats::jetstream::Context,
+    pub subjects: proto::subjects::Subjects,
+    pub clock: Clock,
+}
+
+impl Context {
+    pub fn new(
+        client: async_nats::Client,
+        subjects: proto::subjects::Subjects,
+        clock: Clock,
+    ) -> Context {
+        let jetstream = nats::jetstream(client.clone());
+        Context {
+            client,
+            jetstream,
+            subjects,
+            clock,
+        }
+    }
+}

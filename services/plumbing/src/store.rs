@@ -1,0 +1,335 @@
+//! A service's materialised state: a small key-value interface, sled behind it.
+//!
+//! sled is fast and embedded but its flush is not power-safe and it is
+//! unmaintained, so it holds only what can be rebuilt: JetStream is the log of
+//! record. Every change a service makes is one [`Changes`] batch, which also
+//! carries the stream position it has applied, so state and position move
+//! together atomically. A store that cannot be opened (corrupt, or written by
+//! an incompatible version) is moved aside and rebuilt by replay.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Bump when the layout of stored values changes: older stores are rebuilt.
+pub const STORE_FORMAT_VERSION: u64 = 1;
+const POSITION_KIND: &str = "_position";
+const FORMAT_KEY: &[u8] = b"_format";
+
+/// The storage interface: raw keys and values, atomic batches, flush.
+pub trait Backend: Send + Sync {
+    fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>>;
+    fn scan_prefix(&self, prefix: &[u8]) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Applies every write or none (`None` deletes).
+    fn apply(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> anyhow::Result<()>;
+    fn flush(&self) -> anyhow::Result<()>;
+}
+
+/// sled 0.34: one tree, keys `kind/id`.
+pub struct SledBackend {
+    db: sled::Db,
+}
+
+impl Backend for SledBackend {
+    fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key)?.map(|value| value.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|entry| {
+                entry
+                    .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                    .map_err(anyhow::Error::from)
+            })
+            .collect()
+    }
+
+    fn apply(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// In memory, for tests and for services run without a data directory.
+#[derive(Default)]
+pub struct MemoryBackend {
+    entries: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl Backend for MemoryBackend {
+    fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let entries = self.lock();
+        Ok(entries
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
+    fn apply(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> anyhow::Result<()> {
+        let mut entries = self.lock();
+        for (key, value) in writes {
+            match value {
+                Some(value) => entries.insert(key, value),
+                None => entries.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+impl MemoryBackend {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        // A poisoned lock only means another test thread panicked mid-write.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn key(kind: &str, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(kind.len() + 1 + id.len());
+    key.extend_from_slice(kind.as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// A batch of changes and the stream positions they bring the state to.
+#[derive(Default)]
+pub struct Changes {
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Changes {
+    pub fn put<T: Serialize>(&mut self, kind: &str, id: &str, value: &T) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(value).with_context(|| format!("encoding {kind}/{id}"))?;
+        self.writes.push((key(kind, id), Some(bytes)));
+        Ok(())
+    }
+
+    pub fn remove(&mut self, kind: &str, id: &str) {
+        self.writes.push((key(kind, id), None));
+    }
+
+    /// Records that everything of `stream` up to `sequence` is applied.
+    pub fn position(&mut self, stream: &str, sequence: u64) {
+        self.writes.push((
+            key(POSITION_KIND, stream),
+            Some(sequence.to_be_bytes().to_vec()),
+        ));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// Typed access to a service's state.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `directory`. A store that cannot be
+    /// opened, or has another format version, is moved aside to
+    /// `<directory>.discarded-<n>` and a fresh one is created: the caller
+    /// then replays the streams from the start.
+    pub fn open(directory: &Path) -> anyhow::Result<Store> {
+        match Self::open_sled(directory) {
+            Ok(store) => Ok(store),
+            Err(error) => {
+                let aside = discarded_path(directory);
+                tracing::warn!(
+                    directory = %directory.display(), aside = %aside.display(), error = %format!("{error:#}"),
+                    "state store unusable; moving it aside and rebuilding from the streams"
+                );
+                std::fs::rename(directory, &aside)
+                    .with_context(|| format!("moving {} aside", directory.display()))?;
+                Self::open_sled(directory)
+            }
+        }
+    }
+
+    fn open_sled(directory: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("creating {}", directory.display()))?;
+        let db = sled::Config::new()
+            .path(directory)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .with_context(|| format!("opening the sled store at {}", directory.display()))?;
+        let version = STORE_FORMAT_VERSION.to_be_bytes().to_vec();
+        match db.get(FORMAT_KEY)? {
+            Some(stored) if stored.as_ref() == version.as_slice() => {}
+            Some(_) => anyhow::bail!("store format differs from version {STORE_FORMAT_VERSION}"),
+            None if db.is_empty() => {
+                db.insert(FORMAT_KEY, version)?;
+            }
+            None => anyhow::bail!("store has data but no format version"),
+        }
+        Ok(Store {
+            backend: Arc::new(SledBackend { db }),
+        })
+    }
+
+    /// A store that lives only as long as the process.
+    pub fn in_memory() -> Store {
+        Store {
+            backend: Arc::new(MemoryBackend::default()),
+        }
+    }
+
+    /// Opens `directory` when given, else an in-memory store.
+    pub fn open_or_memory(directory: Option<&Path>) -> anyhow::Result<Store> {
+        directory
+            .map(Store::open)
+            .unwrap_or_else(|| Ok(Store::in_memory()))
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, kind: &str, id: &str) -> anyhow::Result<Option<T>> {
+        self.backend
+            .get(&key(kind, id))?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).with_context(|| format!("decoding {kind}/{id}"))
+            })
+            .transpose()
+    }
+
+    /// Every value of `kind`, by id.
+    pub fn load<T: DeserializeOwned>(&self, kind: &str) -> anyhow::Result<Vec<(String, T)>> {
+        let prefix = key(kind, "");
+        self.backend
+            .scan_prefix(&prefix)?
+            .into_iter()
+            .map(|(key, bytes)| {
+                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                let value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("decoding {kind}/{id}"))?;
+                Ok((id, value))
+            })
+            .collect()
+    }
+
+    /// The last applied sequence of `stream` (0: nothing applied yet).
+    pub fn position(&self, stream: &str) -> anyhow::Result<u64> {
+        Ok(match self.backend.get(&key(POSITION_KIND, stream))? {
+            Some(bytes) => {
+                let array: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .context("stored position is not 8 bytes")?;
+                u64::from_be_bytes(array)
+            }
+            None => 0,
+        })
+    }
+
+    pub fn commit(&self, changes: Changes) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.backend.apply(changes.writes)
+    }
+
+    /// Writes everything to disk; called at shutdown and on a timer. Not
+    /// needed for correctness: a lost suffix is replayed from the stream.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.backend.flush()
+    }
+}
+
+fn discarded_path(directory: &Path) -> PathBuf {
+    let mut attempt = 1u32;
+    loop {
+        let mut name = directory.as_os_str().to_owned();
+        name.push(format!(".discarded-{attempt}"));
+        let candidate = PathBuf::from(name);
+        if !candidate.exists() {
+            return candidate;
+        }
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_position_survive_a_reopen() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state");
+        {
+            let store = Store::open(&path).unwrap();
+            let mut changes = Changes::default();
+            changes.put("volunteer", "v1", &"hello").unwrap();
+            changes.position("SB_EVENTS", 7);
+            store.commit(changes).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.position("SB_EVENTS").unwrap(), 7);
+        assert_eq!(
+            store.load::<String>("volunteer").unwrap(),
+            vec![("v1".to_owned(), "hello".to_owned())]
+        );
+        assert_eq!(store.position("SB_MATCHES").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_corrupt_store_is_moved_aside_and_starts_empty() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("conf"), b"this is not a sled config").unwrap();
+        std::fs::write(path.join("db"), vec![0xFFu8; 4096]).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.position("SB_EVENTS").unwrap(), 0);
+        assert!(directory.path().join("state.discarded-1").exists());
+    }
+
+    #[test]
+    fn memory_store_scans_only_its_kind() {
+        let store = Store::in_memory();
+        let mut changes = Changes::default();
+        changes.put("task", "t1", &1).unwrap();
+        changes.put("tasks", "t2", &2).unwrap();
+        changes.put("task", "t3", &3).unwrap();
+        store.commit(changes).unwrap();
+        let mut changes = Changes::default();
+        changes.remove("task", "t3");
+        store.commit(changes).unwrap();
+        assert_eq!(
+            store.load::<i32>("task").unwrap(),
+            vec![("t1".to_owned(), 1)]
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The switchboard's streams and their durability settings, declared once.
+//!
+//! Every setting is written out rather than left to a default, because the
+//! defaults are where acknowledged writes get lost (ADR 0001): file storage,
+//! `persist_mode: default` (the ack comes after the write; the server's
+//! `sync_interval` decides when it is fsynced — `always` in our server
+//! configuration), discard-new at the limits so an accepted event is never
+//! silently dropped to make room, and a duplicate window for `Nats-Msg-Id`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::stream::{
+    Compression, Config, DiscardPolicy, PersistenceMode, RetentionPolicy, StorageType,
+};
+use proto::subjects::Subjects;
+
+/// The log of record may grow to this before new input is refused (not dropped).
+pub const EVENTS_BYTES_MAX: i64 = 8 * 1024 * 1024 * 1024;
+pub const MATCHES_BYTES_MAX: i64 = 4 * 1024 * 1024 * 1024;
+pub const INBOX_BYTES_MAX: i64 = 1024 * 1024 * 1024;
+pub const DEAD_LETTER_BYTES_MAX: i64 = 256 * 1024 * 1024;
+/// A repeated request inside this window is recognised by its message id.
+pub const DUPLICATE_WINDOW_S: u64 = 10 * 60;
+/// What volunteers were sent stays readable this long: longer than a tenure.
+pub const INBOX_AGE_MAX_S: u64 = 60 * 24 * 3600;
+pub const DEAD_LETTER_AGE_MAX_S: u64 = 30 * 24 * 3600;
+/// Largest message a stream takes, in bytes: a request body plus headroom.
+pub const MESSAGE_BYTES_MAX: i32 = 512 * 1024;
+
+const _: () = assert!(proto::validate::PAYLOAD_BYTES_MAX < MESSAGE_BYTES_MAX as usize);
+
+/// How many servers hold each stream: 1 on one machine, 3 in a cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct Replication {
+    pub replicas: usize,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication { replicas: 1 }
+    }
+}
+
+fn durable(
+    name: String,
+    subjects: Vec<String>,
+    bytes_max: i64,
+    description: &str,
+    replication: Replication,
+) -> Config {
+    Config {
+        name,
+        description: Some(description.to_owned()),
+        subjects,
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        persist_mode: Some(PersistenceMode::Default),
+        num_replicas: replication.replicas,
+        max_bytes: bytes_max,
+        max_messages: -1,
+        max_messages_per_subject: -1,
+        max_age: Duration::ZERO,
+        max_message_size: MESSAGE_BYTES_MAX,
+        discard: DiscardPolicy::New,
+        duplicate_window: Duration::from_secs(DUPLICATE_WINDOW_S),
+        compression: Some(Compression::None),
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// The stream configurations, by name.
+pub fn configs(subjects: &Subjects, replication: Replication) -> Vec<Config> {
+    let mut inbox = durable(
+        subjects.inbox_stream(),
+        vec![subjects.to_volunteer_all()],
+        INBOX_BYTES_MAX,
+        "What each volunteer was sent, so a phone that was offline catches up.",
+        replication,
+    );
+    // The inbox is a convenience copy, not a record: old messages age out.
+    inbox.max_age = Duration::from_secs(INBOX_AGE_MAX_S);
+    inbox.discard = DiscardPolicy::Old;
+    inbox.deny_purge = false;
+    inbox.deny_delete = false;
+    let mut dead_letters = durable(
+        subjects.dead_letter_stream(),
+        vec![subjects.dead_letter_input()],
+        DEAD_LETTER_BYTES_MAX,
+        "Refused input with its error, for coordinators to inspect.",
+        replication,
+    );
+    dead_letters.max_age = Duration::from_secs(DEAD_LETTER_AGE_MAX_S);
+    dead_letters.discard = DiscardPolicy::Old;
+    dead_letters.deny_purge = false;
+    dead_letters.deny_delete = false;
+    vec![
+        durable(
+            subjects.events_stream(),
+            vec![subjects.events_all()],
+            EVENTS_BYTES_MAX,
+            "Every accepted input: the switchboard's log of record.",
+            replication,
+        ),
+        durable(
+            subjects.matches_stream(),
+            vec![subjects.matches_all()],
+            MATCHES_BYTES_MAX,
+            "Every proposal and change of an assignment: the match stream.",
+            replication,
+        ),
+        inbox,
+        dead_letters,
+    ]
+}
+
+/// Creates the streams, or updates them to these settings. Idempotent, so
+/// every service calls it at start and none depends on another having run.
+pub async fn ensure(
+    jetstream: &async_nats::jetstream::Context,
+    subjects: &Subjects,
+    replication: Replication,
+) -> anyhow::Result<()> {
+    for config in configs(subjects, replication) {
+        let name = config.name.clone();
+        jetstream
+            .create_or_update_stream(config)
+            .await
+            .with_context(|| format!("creating or updating stream {name}"))?;
+    }
+    Ok(())
+}
+
+/// The sequence of the newest message in `stream` (0 when empty).
+pub async fn last_sequence(
+    jetstream: &async_nats::jetstream::Context,
+    stream: &str,
+) -> anyhow::Result<u64> {
+    let mut handle = jetstream
+        .get_stream(stream)
+        .await
+        .with_context(|| format!("looking up stream {stream}"))?;
+    let info = handle
+        .info()
+        .await
+        .with_context(|| format!("reading stream {stream}"))?;
+    Ok(info.state.last_sequence)
+}

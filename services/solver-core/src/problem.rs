@@ -1,0 +1,428 @@
+//! The canonical problem, indexed for solving: every volunteer, task and
+//! pledge gets a dense index, every time becomes `f64` hours after `now`, and
+//! the pairs that can ever work (eligible volunteers per task, fundable tasks
+//! per pledge) are computed once here so the solvers never touch strings.
+//!
+//! Rules that need the whole world (dependency cycles, ids that do not
+//! resolve) are refused here with a [`ProblemError`]; everything else was
+//! already checked by `proto::validate`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use proto::domain::World;
+use proto::Id;
+
+/// Slack used when comparing hours the way `check_plan.py` does (its `EPS`).
+pub const HOURS_TOLERANCE: f64 = 1e-6;
+
+/// Why a validated world cannot be turned into a problem.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProblemError {
+    /// The dependencies close a cycle through this task, so no plan can
+    /// complete any task on it.
+    #[error("task {task} depends on itself through a cycle of dependencies")]
+    DependencyCycle { task: String },
+    /// A dependency names a task that is neither open nor done.
+    #[error("task {task} depends on {dependency}, which is neither a task nor done")]
+    UnknownDependency { task: String, dependency: String },
+    /// A pin names a volunteer or a task that is not in the world.
+    #[error("pinned {volunteer}->{task} names an unknown volunteer or task")]
+    UnknownPin { volunteer: String, task: String },
+    /// Two objects of one kind share an id.
+    #[error("{kind} id {id} appears twice")]
+    DuplicateId { kind: &'static str, id: String },
+}
+
+/// What the solvers need of a volunteer, in hours after `now`.
+#[derive(Clone, Debug)]
+pub(crate) struct VolunteerFacts {
+    /// `max(now, available_from)` in hours.
+    pub available_from_hours: f64,
+    pub available_until_hours: f64,
+    /// `hours_per_week / 168`: the even rate at which time is given.
+    pub hours_per_hour: f64,
+    pub skills: BTreeMap<String, u8>,
+    pub region: Option<String>,
+    pub trust: u8,
+}
+
+impl VolunteerFacts {
+    /// `cap(v, a, b)` of problem.md.
+    pub fn capacity_between(&self, start_hours: f64, end_hours: f64) -> f64 {
+        let overlap = end_hours.min(self.available_until_hours)
+            - start_hours.max(self.available_from_hours);
+        self.hours_per_hour * overlap.max(0.0)
+    }
+}
+
+/// What the solvers need of a task, in hours after `now`.
+#[derive(Clone, Debug)]
+pub(crate) struct TaskFacts {
+    /// `s = max(now, earliest_start)` in hours.
+    pub start_hours: f64,
+    /// `d = deadline` in hours.
+    pub deadline_hours: f64,
+    /// Hours each member of the team works.
+    pub hours: f64,
+    pub slots: usize,
+    pub money_cents: u64,
+    pub impact: f64,
+    /// Open tasks this one needs complete; dependencies already done are dropped.
+    pub dependencies: Vec<usize>,
+    pub skills: BTreeMap<String, u8>,
+    pub region: Option<String>,
+    pub sensitivity: u8,
+    pub collective: Id,
+    pub tags: Vec<String>,
+}
+
+/// What the solvers need of a pledge.
+#[derive(Clone, Debug)]
+pub(crate) struct PledgeFacts {
+    pub amount_cents: u64,
+}
+
+/// The indexed problem. Built once per solve from a validated world.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub(crate) volunteer_ids: Vec<Id>,
+    pub(crate) task_ids: Vec<Id>,
+    pub(crate) pledge_ids: Vec<Id>,
+    volunteer_index_by_id: HashMap<String, usize>,
+    task_index_by_id: HashMap<String, usize>,
+    pledge_index_by_id: HashMap<String, usize>,
+    pub(crate) volunteers: Vec<VolunteerFacts>,
+    pub(crate) tasks: Vec<TaskFacts>,
+    pub(crate) pledges: Vec<PledgeFacts>,
+    /// Ids in `done` (they satisfy dependencies; a checked plan may name them).
+    pub(crate) done: std::collections::BTreeSet<Id>,
+    /// For each task: the volunteers who are eligible (rule 1) and could fit
+    /// the task alone in their time (rule 5 with one task). Sorted.
+    pub(crate) candidates_of_task: Vec<Vec<usize>>,
+    /// The same pairs, by volunteer. Sorted.
+    pub(crate) tasks_of_volunteer: Vec<Vec<usize>>,
+    /// For each task that asks for money: the pledges that may pay for it. Sorted.
+    pub(crate) pledges_of_task: Vec<Vec<usize>>,
+    /// The same pairs, by pledge. Sorted.
+    pub(crate) tasks_of_pledge: Vec<Vec<usize>>,
+    /// Tasks that list this one among their dependencies.
+    pub(crate) dependents_of_task: Vec<Vec<usize>>,
+    /// Every task after all of its dependencies.
+    pub(crate) topological_order: Vec<usize>,
+    /// Pinned `(volunteer, task)` pairs, without repeats.
+    pub(crate) pins: Vec<(usize, usize)>,
+}
+
+/// Hours from `now` to `time`, computed exactly as `check_plan.py` does
+/// (microseconds, then seconds, then hours), so both agree to the last bit.
+pub(crate) fn hours_after(now: DateTime<Utc>, time: DateTime<Utc>) -> f64 {
+    let delta = time - now;
+    match delta.num_microseconds() {
+        Some(micros) => micros as f64 / 1e6 / 3600.0,
+        // Beyond ±292,000 years: validation keeps times within 2000..2200.
+        None => delta.num_seconds() as f64 / 3600.0,
+    }
+}
+
+impl Problem {
+    /// Indexes a validated world. Refuses dependency cycles, dependencies and
+    /// pins that do not resolve, and duplicate ids.
+    pub fn from_world(world: &World) -> Result<Problem, ProblemError> {
+        let now = world.now;
+        let volunteer_index_by_id = index_ids(world.volunteers.iter().map(|v| &v.id), "volunteer")?;
+        let task_index_by_id = index_ids(world.tasks.iter().map(|t| &t.id), "task")?;
+        let pledge_index_by_id = index_ids(world.pledges.iter().map(|p| &p.id), "pledge")?;
+
+        let volunteers: Vec<VolunteerFacts> = world
+            .volunteers
+            .iter()
+            .map(|volunteer| VolunteerFacts {
+                available_from_hours: hours_after(now, volunteer.available_from).max(0.0),
+                available_until_hours: hours_after(now, volunteer.available_until),
+                hours_per_hour: volunteer.hours_per_week.get() / 168.0,
+                skills: volunteer.skills.iter().map(|(name, level)| (name.clone(), level.get())).collect(),
+                region: volunteer.region.clone(),
+                trust: volunteer.trust.get(),
+            })
+            .collect();
+
+        let mut tasks = Vec::with_capacity(world.tasks.len());
+        for task in &world.tasks {
+            let mut dependencies = Vec::new();
+            for dependency in &task.depends_on {
+                // `done` wins over an open task of the same id, as in check_plan.py.
+                if world.done.contains(dependency) {
+                    continue;
+                }
+                match task_index_by_id.get(dependency.as_str()) {
+                    Some(&index) => dependencies.push(index),
+                    None => {
+                        return Err(ProblemError::UnknownDependency {
+                            task: task.id.to_string(),
+                            dependency: dependency.to_string(),
+                        })
+                    }
+                }
+            }
+            dependencies.sort_unstable();
+            dependencies.dedup();
+            tasks.push(TaskFacts {
+                start_hours: hours_after(now, task.earliest_start).max(0.0),
+                deadline_hours: hours_after(now, task.deadline),
+                hours: task.hours.get(),
+                slots: usize::from(task.slots),
+                money_cents: task.money.0,
+                impact: task.impact,
+                dependencies,
+                skills: task.skills.iter().map(|(name, level)| (name.clone(), level.get())).collect(),
+                region: task.region.clone(),
+                sensitivity: task.sensitivity.get(),
+                collective: task.collective.clone(),
+                tags: task.tags.iter().cloned().collect(),
+            });
+        }
+
+        let topological_order = topological_order(&tasks, &world.tasks)?;
+        let mut dependents_of_task = vec![Vec::new(); tasks.len()];
+        for (task_index, task) in tasks.iter().enumerate() {
+            for &dependency in &task.dependencies {
+                dependents_of_task[dependency].push(task_index);
+            }
+        }
+
+        let (candidates_of_task, tasks_of_volunteer) = eligible_pairs(world, &volunteers, &tasks);
+
+        let mut pledges_of_task = vec![Vec::new(); tasks.len()];
+        let mut tasks_of_pledge = vec![Vec::new(); world.pledges.len()];
+        for (task_index, task) in world.tasks.iter().enumerate() {
+            if task.money.0 == 0 {
+                continue;
+            }
+            for (pledge_index, pledge) in world.pledges.iter().enumerate() {
+                if pledge_fits(pledge, task, &tasks[task_index], now) {
+                    pledges_of_task[task_index].push(pledge_index);
+                    tasks_of_pledge[pledge_index].push(task_index);
+                }
+            }
+        }
+
+        let mut pins = Vec::with_capacity(world.pinned.len());
+        for (volunteer, task) in &world.pinned {
+            match (volunteer_index_by_id.get(volunteer.as_str()), task_index_by_id.get(task.as_str())) {
+                (Some(&v), Some(&t)) => pins.push((v, t)),
+                _ => {
+                    return Err(ProblemError::UnknownPin {
+                        volunteer: volunteer.to_string(),
+                        task: task.to_string(),
+                    })
+                }
+            }
+        }
+        pins.sort_unstable();
+        pins.dedup();
+
+        Ok(Problem {
+            volunteer_ids: world.volunteers.iter().map(|v| v.id.clone()).collect(),
+            task_ids: world.tasks.iter().map(|t| t.id.clone()).collect(),
+            pledge_ids: world.pledges.iter().map(|p| p.id.clone()).collect(),
+            volunteer_index_by_id,
+            task_index_by_id,
+            pledge_index_by_id,
+            volunteers,
+            tasks,
+            pledges: world.pledges.iter().map(|p| PledgeFacts { amount_cents: p.amount.0 }).collect(),
+            done: world.done.clone(),
+            candidates_of_task,
+            tasks_of_volunteer,
+            pledges_of_task,
+            tasks_of_pledge,
+            dependents_of_task,
+            topological_order,
+            pins,
+        })
+    }
+
+    pub fn volunteer_count(&self) -> usize {
+        self.volunteers.len()
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn pledge_count(&self) -> usize {
+        self.pledges.len()
+    }
+
+    pub fn volunteer_id(&self, index: usize) -> &Id {
+        &self.volunteer_ids[index]
+    }
+
+    pub fn task_id(&self, index: usize) -> &Id {
+        &self.task_ids[index]
+    }
+
+    pub fn pledge_id(&self, index: usize) -> &Id {
+        &self.pledge_ids[index]
+    }
+
+    pub fn volunteer_index(&self, id: &str) -> Option<usize> {
+        self.volunteer_index_by_id.get(id).copied()
+    }
+
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.task_index_by_id.get(id).copied()
+    }
+
+    pub fn pledge_index(&self, id: &str) -> Option<usize> {
+        self.pledge_index_by_id.get(id).copied()
+    }
+
+    /// The pinned `(volunteer, task)` pairs, as indexes.
+    pub fn pins(&self) -> &[(usize, usize)] {
+        &self.pins
+    }
+
+    /// The task's impact: what completing it adds to the objective.
+    pub fn task_impact(&self, task: usize) -> f64 {
+        self.tasks[task].impact
+    }
+
+    /// Volunteers who are eligible for `task` and could fit it alone in their time.
+    pub fn candidates(&self, task: usize) -> &[usize] {
+        &self.candidates_of_task[task]
+    }
+
+    /// Rule 1 of problem.md (skills, trust, region) for indexed objects.
+    pub(crate) fn eligibility_failures(&self, volunteer: usize, task: usize) -> Vec<String> {
+        let volunteer = &self.volunteers[volunteer];
+        let task = &self.tasks[task];
+        let mut failures = Vec::new();
+        for (skill, &level) in &task.skills {
+            if volunteer.skills.get(skill).copied().unwrap_or(0) < level {
+                failures.push(format!("lacks {skill}>={level}"));
+            }
+        }
+        if volunteer.trust < task.sensitivity {
+            failures.push(format!("trust {} < sensitivity {}", volunteer.trust, task.sensitivity));
+        }
+        if let Some(region) = &task.region {
+            if volunteer.region.as_ref() != Some(region) {
+                failures.push(format!(
+                    "region {} != {region}",
+                    volunteer.region.as_deref().unwrap_or("None")
+                ));
+            }
+        }
+        failures
+    }
+
+    pub(crate) fn is_eligible(&self, volunteer: usize, task: usize) -> bool {
+        self.eligibility_failures(volunteer, task).is_empty()
+    }
+
+    /// Whether `pledge` may pay for `task`, computed from the indexed lists
+    /// for money tasks (the only ones a pledge can usefully pay).
+    pub(crate) fn pledge_may_fund(&self, pledge: usize, task: usize) -> bool {
+        self.pledges_of_task[task].binary_search(&pledge).is_ok()
+    }
+}
+
+fn index_ids<'a>(
+    ids: impl Iterator<Item = &'a Id>,
+    kind: &'static str,
+) -> Result<HashMap<String, usize>, ProblemError> {
+    let mut map = HashMap::new();
+    for (index, id) in ids.enumerate() {
+        if map.insert(id.to_string(), index).is_some() {
+            return Err(ProblemError::DuplicateId { kind, id: id.to_string() });
+        }
+    }
+    Ok(map)
+}
+
+/// Orders tasks after their dependencies, refusing cycles (petgraph's toposort).
+fn topological_order(
+    tasks: &[TaskFacts],
+    domain_tasks: &[proto::domain::Task],
+) -> Result<Vec<usize>, ProblemError> {
+    let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(tasks.len(), tasks.len());
+    let nodes: Vec<NodeIndex> = (0..tasks.len()).map(|index| graph.add_node(index)).collect();
+    for (task_index, task) in tasks.iter().enumerate() {
+        for &dependency in &task.dependencies {
+            graph.add_edge(nodes[dependency], nodes[task_index], ());
+        }
+    }
+    match toposort(&graph, None) {
+        Ok(order) => Ok(order.into_iter().map(|node| graph[node]).collect()),
+        Err(cycle) => Err(ProblemError::DependencyCycle {
+            task: domain_tasks[graph[cycle.node_id()]].id.to_string(),
+        }),
+    }
+}
+
+/// The pledge rule of problem.md, with the expiry compared in hours exactly as
+/// `check_plan.py` compares it.
+fn pledge_fits(
+    pledge: &proto::domain::Pledge,
+    task: &proto::domain::Task,
+    facts: &TaskFacts,
+    now: DateTime<Utc>,
+) -> bool {
+    pledge.collectives.as_ref().is_none_or(|allowed| allowed.contains(&task.collective))
+        && pledge.tags.as_ref().is_none_or(|tags| !tags.is_disjoint(&task.tags))
+        && pledge.expires_at.is_none_or(|expiry| hours_after(now, expiry) > facts.start_hours)
+}
+
+/// Every (volunteer, task) pair that could ever be in a plan: eligible, and
+/// the task alone fits the volunteer's time in its window.
+///
+/// With 20,000 volunteers and 15,000 tasks the full cross product is 3e8
+/// string comparisons; instead each task scans only the holders of its
+/// rarest required skill at a sufficient level.
+fn eligible_pairs(
+    world: &World,
+    volunteers: &[VolunteerFacts],
+    tasks: &[TaskFacts],
+) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let mut holders_by_skill: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (volunteer_index, volunteer) in world.volunteers.iter().enumerate() {
+        for skill in volunteer.skills.keys() {
+            holders_by_skill.entry(skill.as_str()).or_default().push(volunteer_index);
+        }
+    }
+    let everyone: Vec<usize> = (0..volunteers.len()).collect();
+    let no_one: Vec<usize> = Vec::new();
+    let mut candidates_of_task = vec![Vec::new(); tasks.len()];
+    let mut tasks_of_volunteer = vec![Vec::new(); volunteers.len()];
+    for (task_index, task) in world.tasks.iter().enumerate() {
+        let facts = &tasks[task_index];
+        if facts.slots == 0 {
+            continue;
+        }
+        let pool = task
+            .skills
+            .keys()
+            .map(|skill| holders_by_skill.get(skill.as_str()).unwrap_or(&no_one))
+            .min_by_key(|holders| holders.len())
+            .unwrap_or(&everyone);
+        for &volunteer_index in pool {
+            let volunteer = &world.volunteers[volunteer_index];
+            if !volunteer.is_eligible_for(task) {
+                continue;
+            }
+            let capacity = volunteers[volunteer_index]
+                .capacity_between(facts.start_hours, facts.deadline_hours);
+            if facts.hours <= capacity {
+                candidates_of_task[task_index].push(volunteer_index);
+                tasks_of_volunteer[volunteer_index].push(task_index);
+            }
+        }
+    }
+    // Pools are in volunteer order already; tasks were visited in order.
+    (candidates_of_task, tasks_of_volunteer)
+}

@@ -1,0 +1,126 @@
+//! Rule 5 of problem.md: does a volunteer's set of tasks fit their time?
+//!
+//! A volunteer gives time at an even rate while available, and each task's
+//! hours must be worked inside its window. The set fits exactly when, for
+//! every interval `[a, b]` bounded by a window start and a deadline, the hours
+//! of the tasks whose windows lie inside it are at most `cap(v, a, b)`.
+//!
+//! The solvers keep each volunteer's load sorted by deadline and ask whether
+//! one more task fits. Only intervals that contain the new task's window can
+//! become violated (any other interval's contents are unchanged), so the test
+//! sweeps those: O(k²) for a load of k tasks instead of the O(k³) full check.
+
+use crate::problem::{Problem, HOURS_TOLERANCE};
+
+/// Hours kept in reserve when the solvers decide a load fits, so that
+/// floating-point sums in another order (the checker's) still agree.
+pub(crate) const FIT_MARGIN_HOURS: f64 = 1e-7;
+
+/// Whether `volunteer` can take `task` on top of `load` (task indexes sorted
+/// by deadline, assumed to fit already).
+pub(crate) fn fits_with(problem: &Problem, volunteer: usize, load: &[usize], task: usize) -> bool {
+    let facts = &problem.volunteers[volunteer];
+    let new_task = &problem.tasks[task];
+    let new_start = new_task.start_hours;
+    let new_deadline = new_task.deadline_hours;
+    if new_task.hours > facts.capacity_between(new_start, new_deadline) - FIT_MARGIN_HOURS {
+        return false;
+    }
+    // Candidate interval starts: the new window's own start and every start at
+    // or before it (an interval must begin no later than the new window).
+    let starts = std::iter::once(new_start).chain(
+        load.iter()
+            .map(|&other| problem.tasks[other].start_hours)
+            .filter(|&start| start <= new_start + HOURS_TOLERANCE),
+    );
+    for interval_start in starts {
+        let mut need = new_task.hours;
+        let mut new_task_counted = false;
+        let mut position = 0;
+        // Walk the load by deadline; the new task joins the sum at its own deadline.
+        loop {
+            let next = load.get(position).map(|&other| &problem.tasks[other]);
+            let next_deadline = next.map_or(f64::INFINITY, |other| other.deadline_hours);
+            if !new_task_counted && next_deadline > new_deadline + HOURS_TOLERANCE {
+                new_task_counted = true;
+                // The interval [a, d_new] with every task inside it so far.
+                if need > facts.capacity_between(interval_start, new_deadline) - FIT_MARGIN_HOURS {
+                    return false;
+                }
+            }
+            let Some(other) = next else { break };
+            if other.start_hours >= interval_start - HOURS_TOLERANCE {
+                need += other.hours;
+                if new_task_counted
+                    && need
+                        > facts.capacity_between(interval_start, other.deadline_hours)
+                            - FIT_MARGIN_HOURS
+                {
+                    return false;
+                }
+            }
+            position += 1;
+        }
+    }
+    true
+}
+
+/// Puts `task` into `load`, keeping it sorted by deadline.
+pub(crate) fn insert_sorted(problem: &Problem, load: &mut Vec<usize>, task: usize) {
+    let deadline = problem.tasks[task].deadline_hours;
+    let position = load.partition_point(|&other| problem.tasks[other].deadline_hours <= deadline);
+    load.insert(position, task);
+}
+
+/// Takes `task` out of `load`, if it is there.
+pub(crate) fn remove_from(load: &mut Vec<usize>, task: usize) {
+    if let Some(position) = load.iter().position(|&other| other == task) {
+        load.remove(position);
+    }
+}
+
+/// The smallest spare capacity, in hours, over the intervals that contain
+/// `task`'s window, given `load` (which may or may not hold `task`; it is
+/// counted once either way), with the interval where it is smallest.
+/// Used to explain a choice: this is how much more the volunteer could take
+/// on in the task's window.
+pub(crate) fn slack_around(
+    problem: &Problem,
+    volunteer: usize,
+    load: &[usize],
+    task: usize,
+) -> (f64, f64, f64) {
+    let facts = &problem.volunteers[volunteer];
+    let window = &problem.tasks[task];
+    let mut members: Vec<usize> = load.iter().copied().filter(|&other| other != task).collect();
+    members.push(task);
+    let starts: Vec<f64> = members
+        .iter()
+        .map(|&other| problem.tasks[other].start_hours)
+        .filter(|&start| start <= window.start_hours + HOURS_TOLERANCE)
+        .collect();
+    let ends: Vec<f64> = members
+        .iter()
+        .map(|&other| problem.tasks[other].deadline_hours)
+        .filter(|&end| end >= window.deadline_hours - HOURS_TOLERANCE)
+        .collect();
+    let mut best = (f64::INFINITY, window.start_hours, window.deadline_hours);
+    for &start in &starts {
+        for &end in &ends {
+            let need: f64 = members
+                .iter()
+                .map(|&other| &problem.tasks[other])
+                .filter(|other| {
+                    other.start_hours >= start - HOURS_TOLERANCE
+                        && other.deadline_hours <= end + HOURS_TOLERANCE
+                })
+                .map(|other| other.hours)
+                .sum();
+            let spare = facts.capacity_between(start, end) - need;
+            if spare < best.0 {
+                best = (spare, start, end);
+            }
+        }
+    }
+    best
+}
