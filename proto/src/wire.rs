@@ -158,6 +158,10 @@ pub struct VolunteerReply {
     pub volunteer: String,
     pub task: String,
     pub action: ReplyAction,
+    /// The proposal round answered. Optional for clients: dispatch fills it in
+    /// before logging, so a replayed answer never applies to a later round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 /// A collective or coordinator marks a task done (`sb.in.complete`).

@@ -1,1 +1,607 @@
-//! placeholder
+//! The dispatch service: between the solver's proposals and the volunteers.
+//!
+//! It delivers every proposal on `sb.to.volunteer.<id>` (kept in `SB_INBOX`
+//! so an offline phone catches up), serves `sb.in.reply` (accept, decline,
+//! checkin, done, drop) as a NATS micro service, owns the assignment state
+//! machine ([`assignments`]), expires proposals nobody answered, and
+//! publishes every transition on `sb.match.*`, where the solver learns that
+//! declined work needs someone else and accepted work is pinned.
+//!
+//! Consumes: `SB_EVENTS` (needs for task details, answers, completions),
+//! `SB_MATCHES` (proposals and transitions), `sb.in.reply`.
+//! Produces: `sb.match.accepted|declined|expired|checked_in|released|completed`,
+//! `sb.to.volunteer.<id>`, answers in `SB_EVENTS`, `sb.dlq.in`.
+
+pub mod assignments;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use async_nats::service::{Request, ServiceExt};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use proto::events::{Event, MatchEvent};
+use proto::subjects::{Input, MatchKind, QUEUE_GROUP_DISPATCH};
+use proto::validate::decode;
+use proto::wire::{
+    ErrorBody, ErrorCode, MatchChanged, MatchProposed, Reply, ReplyAction, VolunteerMessage,
+    VolunteerReply,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use assignments::{key, transition, Assignment, State, Transition};
+use plumbing::ack::AckGuard;
+use plumbing::follow::{Follower, Stored};
+use plumbing::store::{Changes, Store};
+use plumbing::{publish, reply, streams, Context};
+
+/// A delivery not acked in this time is sent again.
+pub const DELIVERY_ACK_WAIT_S: u64 = 30;
+/// Deliveries of one proposal before it is left to expire.
+pub const DELIVERY_ATTEMPTS_MAX: i64 = 5;
+
+#[derive(Clone, Debug, Default)]
+pub struct DispatchConfig {
+    pub state_directory: Option<PathBuf>,
+}
+
+/// What a volunteer message says of the task, learned from the event log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TaskInfo {
+    title: String,
+    hours: f64,
+    earliest_start: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    region: Option<String>,
+}
+
+const KIND_ASSIGNMENT: &str = "assignment";
+const KIND_TASK: &str = "task";
+
+enum Next {
+    Request(Request),
+    Event(Stored),
+    Match(Stored),
+    Delivery(Box<async_nats::jetstream::Message>),
+    ExpiryDue,
+    Shutdown,
+}
+
+struct Dispatch {
+    context: Context,
+    store: Store,
+    assignments: HashMap<String, Assignment>,
+    tasks: HashMap<String, TaskInfo>,
+    /// Proposals by the time they expire.
+    expiries: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+pub async fn run(
+    context: Context,
+    config: DispatchConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    streams::ensure(
+        &context.jetstream,
+        &context.subjects,
+        streams::Replication::default(),
+    )
+    .await?;
+    let store = Store::open_or_memory(config.state_directory.as_deref())?;
+    let mut dispatch = Dispatch::load(context, store)?;
+    let events_stream = dispatch.context.subjects.events_stream();
+    let matches_stream = dispatch.context.subjects.matches_stream();
+    // Transitions first, then answers: an answer replayed against the final
+    // state of its round is recognised as already applied.
+    let mut matches = dispatch.catch_up(&matches_stream).await?;
+    let mut events = dispatch.catch_up(&events_stream).await?;
+
+    let deliveries = dispatch.delivery_consumer().await?;
+    let mut deliveries = deliveries
+        .messages()
+        .await
+        .context("reading proposals to deliver")?;
+
+    let service = dispatch
+        .context
+        .client
+        .service_builder()
+        .description("Answers to assignments: accept, decline, checkin, done, drop.")
+        .queue_group(QUEUE_GROUP_DISPATCH)
+        .start("sb-dispatch", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|error| anyhow::anyhow!("starting the sb-dispatch service: {error}"))?;
+    let mut replies = service
+        .endpoint_builder()
+        .name(Input::Reply.token())
+        .add(dispatch.context.subjects.input(Input::Reply))
+        .await
+        .map_err(|error| anyhow::anyhow!("adding the reply endpoint: {error}"))?;
+    tracing::info!("dispatch ready");
+
+    loop {
+        let expiry_delay = dispatch.next_expiry_delay();
+        let next = tokio::select! {
+            () = shutdown.cancelled() => Next::Shutdown,
+            Some(request) = replies.next() => Next::Request(request),
+            Some(stored) = matches.next() => Next::Match(stored),
+            Some(stored) = events.next() => Next::Event(stored),
+            Some(delivery) = deliveries.next() => match delivery {
+                Ok(message) => Next::Delivery(Box::new(message)),
+                Err(error) => {
+                    tracing::warn!(%error, "reading a proposal to deliver failed");
+                    continue;
+                }
+            },
+            () = sleep_or_forever(expiry_delay) => Next::ExpiryDue,
+        };
+        let outcome = match next {
+            Next::Request(request) => {
+                dispatch.handle_reply(request).await;
+                Ok(())
+            }
+            Next::Match(stored) => dispatch.apply_match_stored(&stored),
+            Next::Event(stored) => dispatch.apply_event_stored(&stored).await,
+            Next::Delivery(message) => dispatch.deliver(AckGuard::new(*message)).await,
+            Next::ExpiryDue => dispatch.expire_due().await,
+            Next::Shutdown => break,
+        };
+        if let Err(error) = outcome {
+            tracing::error!(error = %format!("{error:#}"), "dispatch step failed; continuing");
+        }
+    }
+    if let Err(error) = service.stop().await {
+        tracing::warn!(%error, "stopping the service endpoints");
+    }
+    dispatch.store.flush()?;
+    tracing::info!("dispatch stopped");
+    Ok(())
+}
+
+async fn sleep_or_forever(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Dispatch {
+    fn load(context: Context, store: Store) -> anyhow::Result<Dispatch> {
+        let assignments: HashMap<String, Assignment> =
+            store.load(KIND_ASSIGNMENT)?.into_iter().collect();
+        let tasks = store.load(KIND_TASK)?.into_iter().collect();
+        let expiries = assignments
+            .iter()
+            .filter(|(_, assignment)| assignment.state == State::Proposed)
+            .map(|(key, assignment)| (assignment.respond_by, key.clone()))
+            .collect();
+        Ok(Dispatch {
+            context,
+            store,
+            assignments,
+            tasks,
+            expiries,
+        })
+    }
+
+    async fn catch_up(&mut self, stream: &str) -> anyhow::Result<Follower> {
+        let applied = self.store.position(stream)?;
+        let last = streams::last_sequence(&self.context.jetstream, stream).await?;
+        let mut follower = Follower::start(&self.context.jetstream, stream, applied).await?;
+        let mut position = applied;
+        let is_events = stream == self.context.subjects.events_stream();
+        while position < last {
+            let Some(stored) = follower.next().await else {
+                break;
+            };
+            position = stored.sequence;
+            if is_events {
+                self.apply_event_stored(&stored).await?;
+            } else {
+                self.apply_match_stored(&stored)?;
+            }
+        }
+        tracing::info!(stream, from = applied, to = position, "dispatch caught up");
+        Ok(follower)
+    }
+
+    async fn delivery_consumer(
+        &self,
+    ) -> anyhow::Result<async_nats::jetstream::consumer::Consumer<PullConfig>> {
+        let subjects = &self.context.subjects;
+        let stream = self
+            .context
+            .jetstream
+            .get_stream(subjects.matches_stream())
+            .await
+            .context("looking up the matches stream")?;
+        let name = format!("{}-dispatch-deliver", subjects.prefix());
+        stream
+            .get_or_create_consumer(
+                &name,
+                PullConfig {
+                    durable_name: Some(name.clone()),
+                    description: Some("Delivers each proposal to its volunteer once.".to_owned()),
+                    filter_subject: subjects.match_event(MatchKind::Proposed),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(DELIVERY_ACK_WAIT_S),
+                    max_deliver: DELIVERY_ATTEMPTS_MAX,
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("creating the durable consumer {name}"))
+    }
+
+    fn next_expiry_delay(&self) -> Option<Duration> {
+        self.expiries
+            .first()
+            .map(|(at, _)| self.context.clock.real_delay_until(*at))
+    }
+
+    /// Records the assignment in memory and in `changes`, keeping the expiry index true.
+    fn put(&mut self, assignment: Assignment, changes: &mut Changes) -> anyhow::Result<()> {
+        let key = key(&assignment.volunteer, &assignment.task);
+        if let Some(previous) = self.assignments.get(&key) {
+            self.expiries.remove(&(previous.respond_by, key.clone()));
+        }
+        if assignment.state == State::Proposed {
+            self.expiries.insert((assignment.respond_by, key.clone()));
+        }
+        changes.put(KIND_ASSIGNMENT, &key, &assignment)?;
+        self.assignments.insert(key, assignment);
+        Ok(())
+    }
+
+    fn apply_match(&mut self, event: &MatchEvent, changes: &mut Changes) -> anyhow::Result<()> {
+        let (volunteer, task, round) = event.pair();
+        let current = self.assignments.get(&key(volunteer, task)).cloned();
+        match event {
+            MatchEvent::Proposed(proposal) => {
+                if current.as_ref().is_some_and(|current| {
+                    current.round >= round && current.state != State::Proposed
+                }) {
+                    return Ok(());
+                }
+                let answered_sequence = current
+                    .map(|current| current.answered_sequence)
+                    .unwrap_or(0);
+                self.put(
+                    Assignment {
+                        volunteer: volunteer.to_owned(),
+                        task: task.to_owned(),
+                        round,
+                        state: State::Proposed,
+                        respond_by: proposal.respond_by,
+                        proposal: proposal.clone(),
+                        answered_sequence,
+                    },
+                    changes,
+                )?;
+            }
+            _ => {
+                if let Some(mut assignment) = current.filter(|current| current.round == round) {
+                    assignment.state = State::after(event.kind());
+                    self.put(assignment, changes)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_match_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        match MatchEvent::decode(&self.context.subjects, &stored.subject, &stored.payload) {
+            Ok(event) => self.apply_match(&event, &mut changes)?,
+            Err(error) => {
+                tracing::warn!(%error, sequence = stored.sequence, "unreadable match event skipped")
+            }
+        }
+        changes.position(&self.context.subjects.matches_stream(), stored.sequence);
+        self.store.commit(changes)
+    }
+
+    async fn apply_event_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
+            Ok(Event::NeedPosted(need)) => {
+                for task in need.tasks {
+                    let info = TaskInfo {
+                        title: task.title,
+                        hours: task.hours,
+                        earliest_start: task.earliest_start,
+                        deadline: task.deadline,
+                        region: task.region,
+                    };
+                    changes.put(KIND_TASK, &task.id, &info)?;
+                    self.tasks.insert(task.id, info);
+                }
+            }
+            Ok(Event::AssignmentAnswered(answer)) => {
+                // Normally applied already by the request handler; after a
+                // crash between logging the answer and publishing its
+                // transition, this is where the transition happens.
+                let pair = key(&answer.volunteer, &answer.task);
+                if let Some(mut assignment) = self.assignments.get(&pair).cloned() {
+                    assignment.answered_sequence =
+                        assignment.answered_sequence.max(stored.sequence);
+                    self.put(assignment.clone(), &mut changes)?;
+                    if answer.round == Some(assignment.round) {
+                        if let Transition::To(kind) = transition(assignment.state, answer.action) {
+                            self.publish_change(&assignment, kind, answer_reason(answer.action))
+                                .await?;
+                        }
+                    }
+                }
+            }
+            Ok(Event::TaskCompleted(completion)) => {
+                let live: Vec<Assignment> = self
+                    .assignments
+                    .values()
+                    .filter(|assignment| {
+                        assignment.task == completion.task && assignment.state.is_live()
+                    })
+                    .cloned()
+                    .collect();
+                for assignment in live {
+                    let kind = if assignment.state == State::Proposed {
+                        MatchKind::Released
+                    } else {
+                        MatchKind::Completed
+                    };
+                    self.publish_change(&assignment, kind, "the task was marked done")
+                        .await?;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
+            }
+        }
+        changes.position(&self.context.subjects.events_stream(), stored.sequence);
+        self.store.commit(changes)
+    }
+
+    /// Publishes a transition of `assignment` and applies it.
+    async fn publish_change(
+        &mut self,
+        assignment: &Assignment,
+        kind: MatchKind,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let change = MatchChanged {
+            volunteer: assignment.volunteer.clone(),
+            task: assignment.task.clone(),
+            round: assignment.round,
+            reason: Some(reason.to_owned()),
+            at: self.context.clock.now(),
+        };
+        let Some(event) = MatchEvent::changed(kind, change) else {
+            return Ok(());
+        };
+        let subject = event.subject(&self.context.subjects);
+        publish::durably_or_error(
+            &self.context,
+            &subject,
+            &event.message_id(),
+            Bytes::from(event.encode()),
+        )
+        .await?;
+        let mut changes = Changes::default();
+        self.apply_match(&event, &mut changes)?;
+        self.store.commit(changes)
+    }
+
+    #[tracing::instrument(name = "dispatch.reply", skip_all)]
+    async fn handle_reply(&mut self, request: Request) {
+        let reply = match self.answer(&request.message.payload).await {
+            Ok(reply) => reply,
+            Err(refusal) => Reply::refused(refusal),
+        };
+        reply::respond(&self.context, &request, &reply).await;
+    }
+
+    async fn answer(&mut self, body: &Bytes) -> Result<Reply, ErrorBody> {
+        let mut answer: VolunteerReply = decode(body)?;
+        answer.validate()?;
+        let pair = key(&answer.volunteer, &answer.task);
+        let Some(assignment) = self.assignments.get(&pair).cloned() else {
+            let someone_else = self
+                .assignments
+                .values()
+                .any(|other| other.task == answer.task && other.state.is_live());
+            return Err(if someone_else {
+                ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    Some("volunteer".to_owned()),
+                    format!(
+                        "task {} was not proposed to {}",
+                        answer.task, answer.volunteer
+                    ),
+                )
+            } else {
+                ErrorBody::new(
+                    ErrorCode::NotFound,
+                    Some("task".to_owned()),
+                    format!(
+                        "no assignment of task {} to {}",
+                        answer.task, answer.volunteer
+                    ),
+                )
+            });
+        };
+        if let Some(round) = answer.round {
+            if round != assignment.round {
+                return Err(ErrorBody::new(
+                    ErrorCode::Conflict,
+                    Some("round".to_owned()),
+                    format!(
+                        "this answers round {round}; the current proposal is round {}",
+                        assignment.round
+                    ),
+                ));
+            }
+        }
+        answer.round = Some(assignment.round);
+        let kind = match transition(assignment.state, answer.action) {
+            Transition::To(kind) => kind,
+            Transition::Repeat => {
+                return Ok(Reply::accepted(answer.task, assignment.answered_sequence))
+            }
+            Transition::Illegal(why) => {
+                return Err(ErrorBody::new(
+                    ErrorCode::Conflict,
+                    Some("action".to_owned()),
+                    why,
+                ))
+            }
+        };
+        let event = Event::AssignmentAnswered(answer.clone());
+        let subject = event.subject(&self.context.subjects);
+        let message_id = format!(
+            "answered:{}:{}:{}:{:?}",
+            answer.volunteer, answer.task, assignment.round, answer.action
+        );
+        let sequence = publish::durably(
+            &self.context,
+            &subject,
+            &message_id,
+            Some(assignment.answered_sequence),
+            Bytes::from(event.encode()),
+        )
+        .await
+        .map_err(|error| match error {
+            publish::PublishError::Conflict { .. } => ErrorBody::new(
+                ErrorCode::Conflict,
+                None,
+                "another answer to this assignment arrived first",
+            ),
+            publish::PublishError::Unavailable { .. } => reply::unavailable(error),
+        })?;
+        let mut updated = assignment.clone();
+        updated.answered_sequence = sequence;
+        let mut changes = Changes::default();
+        let transition_published = async {
+            self.put(updated.clone(), &mut changes)?;
+            self.store.commit(changes)?;
+            self.publish_change(&updated, kind, answer_reason(answer.action))
+                .await
+        }
+        .await;
+        if let Err(error) = transition_published {
+            // The answer is logged: the events follower publishes the transition.
+            tracing::warn!(error = %format!("{error:#}"), "publishing a transition failed; it will be retried from the log");
+        }
+        Ok(Reply::accepted(answer.task, sequence))
+    }
+
+    /// Sends one proposal to its volunteer, unless it was answered or
+    /// superseded meanwhile. Acks only once the message is in the inbox stream.
+    async fn deliver(&mut self, guard: AckGuard) -> anyhow::Result<()> {
+        let message = &guard.message().message;
+        let proposal: MatchProposed = match decode(&message.payload) {
+            Ok(proposal) => proposal,
+            Err(error) => {
+                tracing::warn!(message = %error.message, "undeliverable proposal dropped");
+                return guard
+                    .terminate()
+                    .await
+                    .map_err(|error| anyhow::anyhow!("{error}"));
+            }
+        };
+        let current = self
+            .assignments
+            .get(&key(&proposal.volunteer, &proposal.task));
+        let superseded = current.is_some_and(|current| {
+            current.round > proposal.round
+                || (current.round == proposal.round && current.state != State::Proposed)
+        });
+        if !superseded {
+            let volunteer_message = self.volunteer_message(&proposal);
+            let subject = self.context.subjects.to_volunteer(&proposal.volunteer);
+            let body = Bytes::from(serde_json::to_vec(&volunteer_message)?);
+            publish::durably_or_error(&self.context, &subject, &volunteer_message.message_id, body)
+                .await?;
+        }
+        guard
+            .ack()
+            .await
+            .map_err(|error| anyhow::anyhow!("acking a delivery: {error}"))
+    }
+
+    fn volunteer_message(&self, proposal: &MatchProposed) -> VolunteerMessage {
+        let info = self.tasks.get(&proposal.task);
+        let answer = |action| VolunteerReply {
+            volunteer: proposal.volunteer.clone(),
+            task: proposal.task.clone(),
+            action,
+            round: Some(proposal.round),
+        };
+        VolunteerMessage {
+            kind: "proposal".to_owned(),
+            message_id: format!(
+                "proposal:{}:{}:{}",
+                proposal.volunteer, proposal.task, proposal.round
+            ),
+            volunteer: proposal.volunteer.clone(),
+            task: proposal.task.clone(),
+            title: info
+                .map(|info| info.title.clone())
+                .unwrap_or_else(|| proposal.task.clone()),
+            need: proposal.need.clone(),
+            collective: proposal.collective.clone(),
+            hours: info.map(|info| info.hours).unwrap_or_default(),
+            earliest_start: info.map(|info| info.earliest_start).unwrap_or(proposal.at),
+            deadline: info
+                .map(|info| info.deadline)
+                .unwrap_or(proposal.respond_by),
+            region: info.and_then(|info| info.region.clone()),
+            why: proposal.why.clone(),
+            respond_by: proposal.respond_by,
+            reply_subject: self.context.subjects.input(Input::Reply),
+            accept: answer(ReplyAction::Accept),
+            decline: answer(ReplyAction::Decline),
+        }
+    }
+
+    /// Expires every proposal whose answer time has passed.
+    async fn expire_due(&mut self) -> anyhow::Result<()> {
+        let now = self.context.clock.now();
+        let due: Vec<String> = self
+            .expiries
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| key.clone())
+            .collect();
+        for pair in due {
+            let Some(assignment) = self.assignments.get(&pair).cloned() else {
+                continue;
+            };
+            if let Err(error) = self
+                .publish_change(&assignment, MatchKind::Expired, "nobody answered in time")
+                .await
+            {
+                // Keep it due: the next loop turn tries again.
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn answer_reason(action: ReplyAction) -> &'static str {
+    match action {
+        ReplyAction::Accept => "accepted by the volunteer",
+        ReplyAction::Decline => "declined by the volunteer",
+        ReplyAction::Checkin => "the volunteer checked in",
+        ReplyAction::Done => "the volunteer reported it done",
+        ReplyAction::Drop => "dropped by the volunteer",
+    }
+}

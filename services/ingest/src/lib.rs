@@ -1,1 +1,276 @@
-//! placeholder
+//! The ingest service: the front door for offers and needs.
+//!
+//! It serves `sb.in.volunteer`, `sb.in.need`, `sb.in.pledge`,
+//! `sb.in.withdraw` and `sb.in.complete` as a NATS micro service in a queue
+//! group, so `$SRV.PING/INFO/STATS` work and several instances share the load.
+//! Each request is decoded, validated into domain types, checked against
+//! the world (dependencies, ownership, cycles), written to `SB_EVENTS` with a
+//! content-derived `Nats-Msg-Id`, and only when JetStream has acknowledged
+//! the write is the requester told `ok`. Every refusal gets the contract's
+//! error reply and a copy on `sb.dlq.in`; nothing a requester sends can stop
+//! the service.
+
+pub mod view;
+
+use std::path::PathBuf;
+
+use async_nats::service::{Request, ServiceExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use proto::events::Event;
+use proto::subjects::{Input, QUEUE_GROUP_INGEST};
+use proto::validate::decode;
+use proto::wire::{
+    ErrorBody, NeedPost, PledgeOffer, Reply, TaskCompletion, VolunteerOffer, Withdrawal,
+};
+use tokio_util::sync::CancellationToken;
+
+use plumbing::follow::{Follower, Stored};
+use plumbing::store::{Changes, Store};
+use plumbing::{publish, reply, streams, Context};
+use view::View;
+
+/// The inputs this service answers; `reply` belongs to dispatch, which owns assignments.
+pub const INPUTS: [Input; 5] = [
+    Input::Volunteer,
+    Input::Need,
+    Input::Pledge,
+    Input::Withdraw,
+    Input::Complete,
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct IngestConfig {
+    /// Where the state store lives; `None` keeps it in memory (rebuilt from the stream at start).
+    pub state_directory: Option<PathBuf>,
+}
+
+/// What the select loop reacts to.
+enum Next {
+    Request(Request),
+    Logged(Stored),
+    Shutdown,
+}
+
+struct Ingest {
+    context: Context,
+    store: Store,
+    view: View,
+    stream: String,
+}
+
+/// Runs the ingest service until `shutdown` is cancelled.
+pub async fn run(
+    context: Context,
+    config: IngestConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    streams::ensure(
+        &context.jetstream,
+        &context.subjects,
+        streams::Replication::default(),
+    )
+    .await?;
+    let store = Store::open_or_memory(config.state_directory.as_deref())?;
+    let view = View::load(&store)?;
+    let stream = context.subjects.events_stream();
+    let mut ingest = Ingest {
+        context,
+        store,
+        view,
+        stream,
+    };
+    let mut follower = ingest.catch_up().await?;
+
+    let service = ingest
+        .context
+        .client
+        .service_builder()
+        .description("Validates offers and needs and writes them to the event log.")
+        .queue_group(QUEUE_GROUP_INGEST)
+        .start("sb-ingest", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|error| anyhow::anyhow!("starting the sb-ingest service: {error}"))?;
+    let mut endpoints = Vec::new();
+    for input in INPUTS {
+        let endpoint = service
+            .endpoint_builder()
+            .name(input.token())
+            .add(ingest.context.subjects.input(input))
+            .await
+            .map_err(|error| anyhow::anyhow!("adding endpoint {}: {error}", input.token()))?;
+        endpoints.push(endpoint);
+    }
+    let mut requests = futures_util::stream::select_all(endpoints);
+    tracing::info!("ingest ready");
+
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => Next::Shutdown,
+            Some(request) = requests.next() => Next::Request(request),
+            Some(stored) = follower.next() => Next::Logged(stored),
+        };
+        match next {
+            Next::Request(request) => ingest.handle(request).await,
+            Next::Logged(stored) => {
+                if let Err(error) = ingest.apply_stored(&stored) {
+                    tracing::error!(error = %format!("{error:#}"), sequence = stored.sequence, "could not apply a logged event");
+                }
+            }
+            Next::Shutdown => break,
+        }
+    }
+    if let Err(error) = service.stop().await {
+        tracing::warn!(%error, "stopping the service endpoints");
+    }
+    ingest.store.flush()?;
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+impl Ingest {
+    /// Applies the whole log before serving, so validation sees the world as it is.
+    async fn catch_up(&mut self) -> anyhow::Result<Follower> {
+        let applied = self.store.position(&self.stream)?;
+        let last = streams::last_sequence(&self.context.jetstream, &self.stream).await?;
+        let mut follower = Follower::start(&self.context.jetstream, &self.stream, applied).await?;
+        let mut position = applied;
+        while position < last {
+            let Some(stored) = follower.next().await else {
+                break;
+            };
+            position = stored.sequence;
+            self.apply_stored(&stored)?;
+        }
+        tracing::info!(
+            from = applied,
+            to = position,
+            "ingest caught up with the event log"
+        );
+        Ok(follower)
+    }
+
+    fn apply_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
+            Ok(event) => {
+                let message_id = event.message_id(&self.context.subjects);
+                self.view.apply(
+                    &event,
+                    &stored.subject,
+                    &message_id,
+                    stored.sequence,
+                    &mut changes,
+                )?;
+            }
+            Err(error) => {
+                tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
+            }
+        }
+        changes.position(&self.stream, stored.sequence);
+        self.store.commit(changes)
+    }
+
+    #[tracing::instrument(name = "ingest.request", skip_all, fields(subject = %request.message.subject))]
+    async fn handle(&mut self, request: Request) {
+        let reply = match self
+            .accept(&request.message.subject, &request.message.payload)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(refusal) => Reply::refused(refusal),
+        };
+        reply::respond(&self.context, &request, &reply).await;
+    }
+
+    /// Decodes, validates and logs one request; the reply to send.
+    async fn accept(&mut self, subject: &str, body: &Bytes) -> Result<Reply, ErrorBody> {
+        let subjects = &self.context.subjects;
+        let input = INPUTS
+            .into_iter()
+            .find(|input| subjects.input(*input) == subject);
+        let event = match input {
+            Some(Input::Volunteer) => {
+                let offer: VolunteerOffer = decode(body)?;
+                offer.validate("")?;
+                Event::VolunteerOffered(offer)
+            }
+            Some(Input::Need) => {
+                let mut need: NeedPost = decode(body)?;
+                need.validate()?;
+                self.view.check_need(&need)?;
+                // Each task carries its need and collective in the log, as in an instance.
+                for task in &mut need.tasks {
+                    task.need = Some(need.id.clone());
+                    task.collective = Some(need.collective.clone());
+                }
+                Event::NeedPosted(need)
+            }
+            Some(Input::Pledge) => {
+                let offer: PledgeOffer = decode(body)?;
+                offer.validate("")?;
+                Event::PledgeOffered(offer)
+            }
+            Some(Input::Withdraw) => {
+                let withdrawal: Withdrawal = decode(body)?;
+                withdrawal.validate()?;
+                let event = Event::Withdrawn(withdrawal.clone());
+                if self
+                    .view
+                    .repeat_of(&event.subject(subjects), &event.message_id(subjects))
+                    .is_none()
+                {
+                    self.view
+                        .check_withdrawal(withdrawal.kind, &withdrawal.id)?;
+                }
+                event
+            }
+            Some(Input::Complete) => {
+                let completion: TaskCompletion = decode(body)?;
+                completion.validate()?;
+                let event = Event::TaskCompleted(completion.clone());
+                if self
+                    .view
+                    .repeat_of(&event.subject(subjects), &event.message_id(subjects))
+                    .is_none()
+                {
+                    self.view.check_completion(&completion.task)?;
+                }
+                event
+            }
+            Some(Input::Reply) | None => {
+                return Err(ErrorBody::new(
+                    proto::wire::ErrorCode::NotFound,
+                    None,
+                    format!("ingest does not serve {subject}"),
+                ))
+            }
+        };
+        self.log(event).await
+    }
+
+    /// Writes the event and applies it at once, so the next request already
+    /// sees it (the follower applies it again later, which changes nothing).
+    async fn log(&mut self, event: Event) -> Result<Reply, ErrorBody> {
+        let subjects = &self.context.subjects;
+        let subject = event.subject(subjects);
+        let message_id = event.message_id(subjects);
+        if let Some(sequence) = self.view.repeat_of(&subject, &message_id) {
+            return Ok(Reply::accepted(event.id(), sequence));
+        }
+        let payload = Bytes::from(event.encode());
+        let sequence = publish::durably(&self.context, &subject, &message_id, None, payload)
+            .await
+            .map_err(reply::unavailable)?;
+        let mut changes = Changes::default();
+        if let Err(error) = self
+            .view
+            .apply(&event, &subject, &message_id, sequence, &mut changes)
+            .and_then(|()| self.store.commit(changes))
+        {
+            // The event is logged; the follower will apply it. Say so, but the request succeeded.
+            tracing::warn!(error = %format!("{error:#}"), "applying a logged event eagerly failed");
+        }
+        Ok(Reply::accepted(event.id(), sequence))
+    }
+}

@@ -2,7 +2,7 @@
 //! its logic: the NATS connection with explicit options ([`nats`]), the
 //! streams and their durability settings ([`streams`]), following a stream
 //! from a remembered position ([`follow`]), the ack guard for durable
-//! consumers ([`ack`]), the sled-backed state store ([`store`]), the clock
+//! consumers ([`ack`]), conditional, retried writes ([`publish`]), the sled-backed state store ([`store`]), the clock
 //! every timer uses ([`clock`]), request replies ([`reply`]) and telemetry.
 //!
 //! This is a library, not a service: services depend on it and on `proto`,
@@ -12,6 +12,7 @@ pub mod ack;
 pub mod clock;
 pub mod follow;
 pub mod nats;
+pub mod publish;
 pub mod reply;
 pub mod store;
 pub mod streams;

@@ -62,10 +62,10 @@ pub async fn dead_letter(context: &crate::Context, subject: &str, body: &[u8], e
 }
 
 /// The refusal for an input the service could not make durable.
-pub fn unavailable(what: impl std::fmt::Display) -> Reply {
-    Reply::refused(ErrorBody::new(
+pub fn unavailable(what: impl std::fmt::Display) -> ErrorBody {
+    ErrorBody::new(
         ErrorCode::Unavailable,
         None,
         format!("could not record this now ({what}); sending it again is safe"),
-    ))
+    )
 }

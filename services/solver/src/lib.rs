@@ -1,1 +1,436 @@
-//! placeholder
+//! The solver service: holds the open world and decides who does what.
+//!
+//! It follows `SB_EVENTS` (offers, needs, pledges, withdrawals, completions)
+//! and `SB_MATCHES` (what was proposed, accepted, declined...), and whenever
+//! the world changed it asks the matching core (`solver-core`, pure and
+//! synchronous, run on a blocking thread with its own deadline) for a plan
+//! that keeps accepted work pinned and proposals in place where it can. The
+//! difference between that plan and what is live becomes new proposals on
+//! `sb.match.proposed` and releases on `sb.match.released`. It answers
+//! `sb.plan.get` with the current plan.
+//!
+//! Consumes: `SB_EVENTS`, `SB_MATCHES`, `sb.plan.get`.
+//! Produces: `sb.match.proposed`, `sb.match.released`.
+
+pub mod world;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::service::{Request, ServiceExt};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use proto::events::{Event, MatchEvent};
+use proto::instance::Plan;
+use proto::subjects::{MatchKind, QUEUE_GROUP_SOLVER};
+use proto::wire::{MatchChanged, MatchProposed};
+use solver_core::{Problem, SolveOptions, SolveReport};
+use tokio_util::sync::CancellationToken;
+
+use plumbing::follow::{Follower, Stored};
+use plumbing::store::{Changes, Store};
+use plumbing::{publish, streams, Context};
+use world::{pair_key, OpenWorld, Standing};
+
+/// Quiet time after a change before matching, so a burst is matched once.
+pub const MATCH_DEBOUNCE_MS: u64 = 25;
+/// Matching runs at least this often, because time passing changes the world.
+pub const MATCH_INTERVAL_MS: u64 = 30_000;
+/// Budget of one matching run in the live loop.
+pub const MATCH_BUDGET_MS_DEFAULT: u64 = 300;
+/// Hours a volunteer has to answer a proposal, at most...
+pub const RESPONSE_WINDOW_HOURS_MAX: i64 = 24;
+/// ...and at least, however near the deadline.
+pub const RESPONSE_WINDOW_HOURS_MIN: i64 = 1;
+/// Impact given up to move a proposal someone is already looking at.
+pub const PROPOSAL_MOVE_COST: f64 = 50.0;
+
+const _: () = assert!(RESPONSE_WINDOW_HOURS_MIN <= RESPONSE_WINDOW_HOURS_MAX);
+
+#[derive(Clone, Debug)]
+pub struct SolverConfig {
+    pub state_directory: Option<PathBuf>,
+    /// Wall-clock budget of one matching run.
+    pub match_budget: Duration,
+}
+
+impl Default for SolverConfig {
+    fn default() -> Self {
+        SolverConfig {
+            state_directory: None,
+            match_budget: Duration::from_millis(MATCH_BUDGET_MS_DEFAULT),
+        }
+    }
+}
+
+enum Next {
+    Event(Stored),
+    Match(Stored),
+    PlanRequest(Request),
+    MatchDue,
+    Shutdown,
+}
+
+struct Solver {
+    context: Context,
+    config: SolverConfig,
+    store: Store,
+    world: OpenWorld,
+    plan: Plan,
+    dirty: bool,
+}
+
+pub async fn run(
+    context: Context,
+    config: SolverConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    streams::ensure(
+        &context.jetstream,
+        &context.subjects,
+        streams::Replication::default(),
+    )
+    .await?;
+    let store = Store::open_or_memory(config.state_directory.as_deref())?;
+    let world = OpenWorld::load(&store)?;
+    let mut solver = Solver {
+        context,
+        config,
+        store,
+        world,
+        plan: Plan::empty(),
+        dirty: true,
+    };
+    // Both logs are applied in full before the first matching run, so a
+    // restarted solver knows every proposal it made and repeats none.
+    let events_stream = solver.context.subjects.events_stream();
+    let matches_stream = solver.context.subjects.matches_stream();
+    let mut events = solver.catch_up(&events_stream).await?;
+    let mut matches = solver.catch_up(&matches_stream).await?;
+
+    let service = solver
+        .context
+        .client
+        .service_builder()
+        .description("The current plan: who does what, funded by which pledge.")
+        .queue_group(QUEUE_GROUP_SOLVER)
+        .start("sb-solver", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|error| anyhow::anyhow!("starting the sb-solver service: {error}"))?;
+    let mut plan_requests = service
+        .endpoint_builder()
+        .name("plan")
+        .add(solver.context.subjects.plan_get())
+        .await
+        .map_err(|error| anyhow::anyhow!("adding the plan endpoint: {error}"))?;
+    tracing::info!("solver ready");
+
+    loop {
+        let wait = if solver.dirty {
+            Duration::from_millis(MATCH_DEBOUNCE_MS)
+        } else {
+            Duration::from_millis(MATCH_INTERVAL_MS)
+        };
+        let next = tokio::select! {
+            () = shutdown.cancelled() => Next::Shutdown,
+            Some(stored) = events.next() => Next::Event(stored),
+            Some(stored) = matches.next() => Next::Match(stored),
+            Some(request) = plan_requests.next() => Next::PlanRequest(request),
+            () = tokio::time::sleep(wait) => Next::MatchDue,
+        };
+        let outcome = match next {
+            Next::Event(stored) => solver.apply_event_stored(&stored),
+            Next::Match(stored) => solver.apply_match_stored(&stored),
+            Next::PlanRequest(request) => {
+                solver.answer_plan(request).await;
+                Ok(())
+            }
+            Next::MatchDue => solver.match_now().await,
+            Next::Shutdown => break,
+        };
+        if let Err(error) = outcome {
+            tracing::error!(error = %format!("{error:#}"), "solver step failed; continuing");
+        }
+    }
+    if let Err(error) = service.stop().await {
+        tracing::warn!(%error, "stopping the service endpoints");
+    }
+    solver.store.flush()?;
+    tracing::info!("solver stopped");
+    Ok(())
+}
+
+impl Solver {
+    async fn catch_up(&mut self, stream: &str) -> anyhow::Result<Follower> {
+        let applied = self.store.position(stream)?;
+        let last = streams::last_sequence(&self.context.jetstream, stream).await?;
+        let mut follower = Follower::start(&self.context.jetstream, stream, applied).await?;
+        let mut position = applied;
+        let is_events = stream == self.context.subjects.events_stream();
+        while position < last {
+            let Some(stored) = follower.next().await else {
+                break;
+            };
+            position = stored.sequence;
+            if is_events {
+                self.apply_event_stored(&stored)?;
+            } else {
+                self.apply_match_stored(&stored)?;
+            }
+        }
+        tracing::info!(stream, from = applied, to = position, "solver caught up");
+        Ok(follower)
+    }
+
+    fn apply_event_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
+            Ok(event) => {
+                self.world.apply_event(&event, &mut changes)?;
+                self.dirty = true;
+            }
+            Err(error) => {
+                tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
+            }
+        }
+        changes.position(&self.context.subjects.events_stream(), stored.sequence);
+        self.store.commit(changes)
+    }
+
+    fn apply_match_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        match MatchEvent::decode(&self.context.subjects, &stored.subject, &stored.payload) {
+            Ok(event) => {
+                // Its own proposals come back here too; those change nothing.
+                let before = self.world.live.len();
+                self.world.apply_match(&event, &mut changes)?;
+                if !matches!(event, MatchEvent::Proposed(_)) || before != self.world.live.len() {
+                    self.dirty = true;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, sequence = stored.sequence, "unreadable match event skipped")
+            }
+        }
+        changes.position(&self.context.subjects.matches_stream(), stored.sequence);
+        self.store.commit(changes)
+    }
+
+    async fn answer_plan(&self, request: Request) {
+        let body = Bytes::from(serde_json::to_vec(&self.plan).unwrap_or_default());
+        if let Err(error) = request.respond(Ok(body)).await {
+            tracing::debug!(%error, "the plan requester left");
+        }
+    }
+
+    /// One matching run: snapshot, solve off the async threads, publish the difference.
+    #[tracing::instrument(name = "solver.match", skip_all)]
+    async fn match_now(&mut self) -> anyhow::Result<()> {
+        self.dirty = false;
+        let now = self.context.clock.now();
+        let snapshot = self.world.snapshot(now);
+        let problem = match Problem::from_world(&snapshot) {
+            Ok(problem) => problem,
+            Err(error) => {
+                tracing::error!(%error, "the open world is not a valid problem; not matching");
+                return Ok(());
+            }
+        };
+        let keep: Vec<(usize, usize)> = self
+            .world
+            .live
+            .values()
+            .filter(|live| live.standing == Standing::Proposed)
+            .filter_map(|live| {
+                Some((
+                    problem.volunteer_index(&live.volunteer)?,
+                    problem.task_index(&live.task)?,
+                ))
+            })
+            .collect();
+        let options = SolveOptions {
+            time_limit: self.config.match_budget,
+            keep,
+            move_cost: PROPOSAL_MOVE_COST,
+            ..SolveOptions::default()
+        };
+        let (problem, report) = tokio::task::spawn_blocking(move || {
+            let report = solver_core::solve(&problem, &options);
+            (problem, report)
+        })
+        .await?;
+        tracing::debug!(
+            objective = report.objective,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "matched"
+        );
+        self.publish_difference(&problem, &report, now).await?;
+        self.plan = self.current_plan(&problem, &report);
+        Ok(())
+    }
+
+    /// Proposes what the plan adds and releases what it gives up.
+    async fn publish_difference(
+        &mut self,
+        problem: &Problem,
+        report: &SolveReport,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let planned: HashSet<String> = report
+            .solution
+            .assignments
+            .iter()
+            .map(|&(volunteer, task)| {
+                pair_key(
+                    problem.volunteer_id(volunteer).as_str(),
+                    problem.task_id(task).as_str(),
+                )
+            })
+            .collect();
+        // A task is only proposed whole; one holding a pair somebody declined
+        // waits for the next run (the declined pair is not offered again).
+        let mut blocked_tasks: HashSet<usize> = HashSet::new();
+        for &(volunteer, task) in &report.solution.assignments {
+            let key = pair_key(
+                problem.volunteer_id(volunteer).as_str(),
+                problem.task_id(task).as_str(),
+            );
+            if !self.world.live.contains_key(&key) && self.world.declined.contains(&key) {
+                blocked_tasks.insert(task);
+            }
+        }
+        let dropped: HashSet<&str> = report
+            .dropped_pins
+            .iter()
+            .map(|&task| problem.task_id(task).as_str())
+            .collect();
+        let releases: Vec<(String, String, u32, &'static str)> = self
+            .world
+            .live
+            .values()
+            .filter(|live| live.standing != Standing::Finished)
+            .filter_map(|live| {
+                let key = pair_key(&live.volunteer, &live.task);
+                let gone = problem.volunteer_index(&live.volunteer).is_none()
+                    || problem.task_index(&live.task).is_none();
+                let reason = if gone {
+                    "the volunteer or the task is no longer available"
+                } else if dropped.contains(live.task.as_str()) {
+                    "the team could not be completed"
+                } else if !planned.contains(&key) {
+                    "the plan changed: this time is worth more elsewhere"
+                } else {
+                    return None;
+                };
+                Some((
+                    live.volunteer.clone(),
+                    live.task.clone(),
+                    live.round,
+                    reason,
+                ))
+            })
+            .collect();
+        for (volunteer, task, round, reason) in releases {
+            let change = MatchChanged {
+                volunteer,
+                task,
+                round,
+                reason: Some(reason.to_owned()),
+                at: now,
+            };
+            if let Some(event) = MatchEvent::changed(MatchKind::Released, change) {
+                self.publish_match(event).await?;
+            }
+        }
+        let mut proposals: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(volunteer, task) in &report.solution.assignments {
+            let key = pair_key(
+                problem.volunteer_id(volunteer).as_str(),
+                problem.task_id(task).as_str(),
+            );
+            if !self.world.live.contains_key(&key) && !blocked_tasks.contains(&task) {
+                proposals.entry(task).or_default().push(volunteer);
+            }
+        }
+        let mut proposals: Vec<(usize, Vec<usize>)> = proposals.into_iter().collect();
+        proposals.sort_unstable();
+        for (task, volunteers) in proposals {
+            for volunteer in volunteers {
+                let proposal = self.proposal(problem, report, volunteer, task, now);
+                self.publish_match(MatchEvent::Proposed(proposal)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn proposal(
+        &self,
+        problem: &Problem,
+        report: &SolveReport,
+        volunteer: usize,
+        task: usize,
+        now: DateTime<Utc>,
+    ) -> MatchProposed {
+        let volunteer_id = problem.volunteer_id(volunteer).as_str().to_owned();
+        let task_id = problem.task_id(task).as_str().to_owned();
+        let spec = self.world.tasks.get(&task_id);
+        let deadline = spec.map(|spec| spec.deadline).unwrap_or(now);
+        let window = (deadline - now) / 4;
+        let respond_within = window
+            .max(chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MIN))
+            .min(chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MAX));
+        let round = self
+            .world
+            .rounds
+            .get(&pair_key(&volunteer_id, &task_id))
+            .map(|last| last + 1)
+            .unwrap_or(0);
+        MatchProposed {
+            volunteer: volunteer_id,
+            task: task_id,
+            need: spec.and_then(|spec| spec.need.clone()).unwrap_or_default(),
+            collective: spec
+                .and_then(|spec| spec.collective.clone())
+                .unwrap_or_default(),
+            impact: problem.task_impact(task),
+            why: solver_core::explain(problem, &report.solution, volunteer, task),
+            respond_by: now + respond_within,
+            round,
+            at: now,
+        }
+    }
+
+    async fn publish_match(&mut self, event: MatchEvent) -> anyhow::Result<()> {
+        let subject = event.subject(&self.context.subjects);
+        publish::durably_or_error(
+            &self.context,
+            &subject,
+            &event.message_id(),
+            Bytes::from(event.encode()),
+        )
+        .await?;
+        let mut changes = Changes::default();
+        self.world.apply_match(&event, &mut changes)?;
+        self.store.commit(changes)
+    }
+
+    /// The plan as published: the solver's solution, less the tasks held back.
+    fn current_plan(&self, problem: &Problem, report: &SolveReport) -> Plan {
+        let mut plan = report.solution.to_plan(problem);
+        let live_or_finished =
+            |volunteer: &str, task: &str| self.world.live.contains_key(&pair_key(volunteer, task));
+        let held_back: HashSet<String> = plan
+            .assignments
+            .iter()
+            .filter(|assignment| !live_or_finished(&assignment.volunteer, &assignment.task))
+            .map(|assignment| assignment.task.clone())
+            .collect();
+        plan.assignments
+            .retain(|assignment| !held_back.contains(&assignment.task));
+        plan.funding
+            .retain(|funding| !held_back.contains(&funding.task));
+        plan
+    }
+}

@@ -1,0 +1,166 @@
+//! The assignment state machine and the table of every assignment.
+//!
+//! ```text
+//! proposed ──accept──▶ accepted ──checkin──▶ checked_in ──done──▶ completed
+//!    │                    │  └──────────done───────────────────▲
+//!    ├─decline─▶ declined  └──drop──▶ released ◀──drop── checked_in
+//!    └─(respond_by passes)─▶ expired
+//! ```
+//! Released, declined, expired and completed are final for a round; the
+//! solver may propose the pair again in a new round.
+
+use chrono::{DateTime, Utc};
+use proto::subjects::MatchKind;
+use proto::wire::{MatchProposed, ReplyAction};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Proposed,
+    Accepted,
+    CheckedIn,
+    Declined,
+    Expired,
+    Released,
+    Completed,
+}
+
+impl State {
+    /// Whether the volunteer still holds this work.
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Proposed | State::Accepted | State::CheckedIn)
+    }
+
+    pub fn after(kind: MatchKind) -> State {
+        match kind {
+            MatchKind::Proposed => State::Proposed,
+            MatchKind::Accepted => State::Accepted,
+            MatchKind::CheckedIn => State::CheckedIn,
+            MatchKind::Declined => State::Declined,
+            MatchKind::Expired => State::Expired,
+            MatchKind::Released => State::Released,
+            MatchKind::Completed => State::Completed,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            State::Proposed => "proposed",
+            State::Accepted => "accepted",
+            State::CheckedIn => "checked in",
+            State::Declined => "declined",
+            State::Expired => "expired",
+            State::Released => "released",
+            State::Completed => "completed",
+        }
+    }
+}
+
+/// What an answer does from a state: the match event to publish, or why not.
+pub enum Transition {
+    To(MatchKind),
+    /// The answer repeats one already applied: same reply, nothing new.
+    Repeat,
+    Illegal(String),
+}
+
+pub fn transition(state: State, action: ReplyAction) -> Transition {
+    use ReplyAction::{Accept, Checkin, Decline, Done, Drop};
+    use State::{Accepted, CheckedIn, Completed, Declined, Proposed, Released};
+    match (state, action) {
+        (Proposed, Accept) => Transition::To(MatchKind::Accepted),
+        (Proposed, Decline) => Transition::To(MatchKind::Declined),
+        (Accepted, Checkin) => Transition::To(MatchKind::CheckedIn),
+        (Accepted | CheckedIn, Done) => Transition::To(MatchKind::Completed),
+        (Accepted | CheckedIn, Drop) => Transition::To(MatchKind::Released),
+        (Accepted, Accept)
+        | (Declined, Decline)
+        | (CheckedIn, Checkin)
+        | (Completed, Done)
+        | (Released, Drop) => Transition::Repeat,
+        (Proposed, Checkin | Done | Drop) => Transition::Illegal(
+            "the assignment is only proposed: accept or decline it first".to_owned(),
+        ),
+        (state, action) => Transition::Illegal(format!(
+            "the assignment is {}; {} is no longer possible",
+            state.word(),
+            match action {
+                Accept => "accept",
+                Decline => "decline",
+                Checkin => "checkin",
+                Done => "done",
+                Drop => "drop",
+            }
+        )),
+    }
+}
+
+/// One volunteer on one task, in its latest round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub volunteer: String,
+    pub task: String,
+    pub round: u32,
+    pub state: State,
+    pub respond_by: DateTime<Utc>,
+    /// The proposal as published, for the message to the volunteer.
+    pub proposal: MatchProposed,
+    /// Sequence in the events stream of the last answer to this pair (0: none),
+    /// the expected last sequence that makes concurrent answers impossible.
+    pub answered_sequence: u64,
+}
+
+pub fn key(volunteer: &str, task: &str) -> String {
+    format!("{volunteer}/{task}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answer_from_every_state_has_exactly_one_outcome() {
+        let states = [
+            State::Proposed,
+            State::Accepted,
+            State::CheckedIn,
+            State::Declined,
+            State::Expired,
+            State::Released,
+            State::Completed,
+        ];
+        let actions = [
+            ReplyAction::Accept,
+            ReplyAction::Decline,
+            ReplyAction::Checkin,
+            ReplyAction::Done,
+            ReplyAction::Drop,
+        ];
+        let mut legal = 0;
+        for state in states {
+            for action in actions {
+                if let Transition::To(kind) = transition(state, action) {
+                    legal += 1;
+                    assert!(
+                        state.is_live(),
+                        "{state:?} is final but {action:?} moves it to {kind:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(legal, 7, "accept, decline, checkin, done×2, drop×2");
+        assert!(matches!(
+            transition(State::Expired, ReplyAction::Accept),
+            Transition::Illegal(_)
+        ));
+        assert!(matches!(
+            transition(State::Accepted, ReplyAction::Accept),
+            Transition::Repeat
+        ));
+        assert!(matches!(
+            transition(State::Accepted, ReplyAction::Decline),
+            Transition::Illegal(_)
+        ));
+    }
+}

@@ -1,0 +1,83 @@
+//! Writing to a stream: wait for the ack, retry a bounded number of times
+//! with the same message id (so a retry is never a second message), and
+//! optionally make the write conditional on the subject's last sequence.
+
+use anyhow::Context as _;
+use async_nats::jetstream::context::PublishErrorKind;
+use bytes::Bytes;
+
+/// Attempts at one write before the caller is told it failed.
+pub const PUBLISH_ATTEMPTS_MAX: u32 = 3;
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Another write to the subject came first (`expected_last` did not hold).
+    #[error("another write to {subject} came first")]
+    Conflict { subject: String },
+    /// The stream did not acknowledge in time; writing again is safe.
+    #[error("writing to {subject} failed: {reason}")]
+    Unavailable { subject: String, reason: String },
+}
+
+/// Publishes `payload` to `subject` and returns its stream sequence (the
+/// original's when JetStream recognises `message_id` as a duplicate).
+/// `expected_last`: the write happens only if the subject's last sequence is
+/// this (0: no message on the subject yet).
+pub async fn durably(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    expected_last: Option<u64>,
+    payload: Bytes,
+) -> Result<u64, PublishError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
+        if let Some(expected) = expected_last {
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                expected.to_string().as_str(),
+            );
+        }
+        let outcome = async {
+            context
+                .jetstream
+                .publish_with_headers(subject.to_owned(), headers, payload.clone())
+                .await?
+                .await
+        }
+        .await;
+        match outcome {
+            Ok(ack) => return Ok(ack.sequence),
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                return Err(PublishError::Conflict {
+                    subject: subject.to_owned(),
+                });
+            }
+            Err(error) if attempt < PUBLISH_ATTEMPTS_MAX => {
+                tracing::warn!(%error, attempt, subject, "publish failed; retrying with the same message id");
+            }
+            Err(error) => {
+                return Err(PublishError::Unavailable {
+                    subject: subject.to_owned(),
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// [`durably`] for callers in `anyhow` glue.
+pub async fn durably_or_error(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    payload: Bytes,
+) -> anyhow::Result<u64> {
+    durably(context, subject, message_id, None, payload)
+        .await
+        .with_context(|| format!("publishing to {subject}"))
+}

@@ -1,0 +1,315 @@
+//! The solver service's picture of the open world: every offer, task and
+//! pledge still standing, what is done, and every live assignment with its
+//! round. Built from `SB_EVENTS` and `SB_MATCHES`; turned into a
+//! [`proto::domain::World`] at a given time for the matching core.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use proto::domain::World;
+use proto::events::{Event, MatchEvent};
+use proto::wire::{PledgeOffer, TaskSpec, VolunteerOffer, WithdrawKind};
+use proto::Id;
+use serde::{Deserialize, Serialize};
+
+use plumbing::store::{Changes, Store};
+
+/// Where a live assignment stands, as far as planning is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Offered, not answered: kept if the plan can, moved at a cost.
+    Proposed,
+    /// Accepted or checked in: pinned.
+    Accepted,
+    /// The volunteer reported their part done: the slot stays filled.
+    Finished,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveAssignment {
+    pub volunteer: String,
+    pub task: String,
+    pub round: u32,
+    pub standing: Standing,
+}
+
+const KIND_VOLUNTEER: &str = "volunteer";
+const KIND_TASK: &str = "task";
+const KIND_NEED: &str = "need";
+const KIND_PLEDGE: &str = "pledge";
+const KIND_DONE: &str = "done";
+const KIND_LIVE: &str = "live";
+const KIND_ROUND: &str = "round";
+const KIND_DECLINED: &str = "declined";
+
+pub fn pair_key(volunteer: &str, task: &str) -> String {
+    format!("{volunteer}/{task}")
+}
+
+#[derive(Default)]
+pub struct OpenWorld {
+    pub volunteers: HashMap<String, VolunteerOffer>,
+    /// Tasks with their need and collective filled in, as logged.
+    pub tasks: HashMap<String, TaskSpec>,
+    pub needs: HashMap<String, Vec<String>>,
+    pub pledges: HashMap<String, PledgeOffer>,
+    pub done: HashSet<String>,
+    pub live: HashMap<String, LiveAssignment>,
+    /// The last round proposed per pair, so a new proposal has a new round.
+    pub rounds: HashMap<String, u32>,
+    /// Pairs a volunteer declined or let expire: never proposed again.
+    pub declined: HashSet<String>,
+}
+
+impl OpenWorld {
+    pub fn load(store: &Store) -> anyhow::Result<OpenWorld> {
+        Ok(OpenWorld {
+            volunteers: store.load(KIND_VOLUNTEER)?.into_iter().collect(),
+            tasks: store.load(KIND_TASK)?.into_iter().collect(),
+            needs: store.load(KIND_NEED)?.into_iter().collect(),
+            pledges: store.load(KIND_PLEDGE)?.into_iter().collect(),
+            done: store
+                .load::<bool>(KIND_DONE)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+            live: store.load(KIND_LIVE)?.into_iter().collect(),
+            rounds: store.load(KIND_ROUND)?.into_iter().collect(),
+            declined: store
+                .load::<bool>(KIND_DECLINED)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+        })
+    }
+
+    fn remove_task(&mut self, task: &str, changes: &mut Changes) {
+        if self.tasks.remove(task).is_some() {
+            changes.remove(KIND_TASK, task);
+        }
+    }
+
+    /// Applies one accepted input.
+    pub fn apply_event(&mut self, event: &Event, changes: &mut Changes) -> anyhow::Result<()> {
+        match event {
+            Event::VolunteerOffered(offer) => {
+                changes.put(KIND_VOLUNTEER, &offer.id, offer)?;
+                self.volunteers.insert(offer.id.clone(), offer.clone());
+            }
+            Event::PledgeOffered(offer) => {
+                changes.put(KIND_PLEDGE, &offer.id, offer)?;
+                self.pledges.insert(offer.id.clone(), offer.clone());
+            }
+            Event::NeedPosted(need) => {
+                let posted: HashSet<&str> =
+                    need.tasks.iter().map(|task| task.id.as_str()).collect();
+                let dropped: Vec<String> = self
+                    .needs
+                    .get(&need.id)
+                    .map(|tasks| {
+                        tasks
+                            .iter()
+                            .filter(|id| !posted.contains(id.as_str()))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for task in dropped {
+                    self.remove_task(&task, changes);
+                }
+                for task in &need.tasks {
+                    if self.done.contains(&task.id) {
+                        continue;
+                    }
+                    let mut task = task.clone();
+                    task.need = Some(need.id.clone());
+                    task.collective = Some(need.collective.clone());
+                    changes.put(KIND_TASK, &task.id, &task)?;
+                    self.tasks.insert(task.id.clone(), task);
+                }
+                let task_ids: Vec<String> = need.tasks.iter().map(|task| task.id.clone()).collect();
+                changes.put(KIND_NEED, &need.id, &task_ids)?;
+                self.needs.insert(need.id.clone(), task_ids);
+            }
+            Event::Withdrawn(withdrawal) => match withdrawal.kind {
+                WithdrawKind::Volunteer => {
+                    self.volunteers.remove(&withdrawal.id);
+                    changes.remove(KIND_VOLUNTEER, &withdrawal.id);
+                }
+                WithdrawKind::Pledge => {
+                    self.pledges.remove(&withdrawal.id);
+                    changes.remove(KIND_PLEDGE, &withdrawal.id);
+                }
+                WithdrawKind::Task => self.remove_task(&withdrawal.id, changes),
+                WithdrawKind::Need => {
+                    for task in self.needs.remove(&withdrawal.id).unwrap_or_default() {
+                        self.remove_task(&task, changes);
+                    }
+                    changes.remove(KIND_NEED, &withdrawal.id);
+                }
+            },
+            Event::TaskCompleted(completion) => {
+                self.remove_task(&completion.task, changes);
+                self.done.insert(completion.task.clone());
+                changes.put(KIND_DONE, &completion.task, &true)?;
+                let finished: Vec<String> = self
+                    .live
+                    .iter()
+                    .filter(|(_, live)| live.task == completion.task)
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in finished {
+                    self.live.remove(&key);
+                    changes.remove(KIND_LIVE, &key);
+                }
+            }
+            Event::AssignmentAnswered(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Applies one change of an assignment.
+    pub fn apply_match(&mut self, event: &MatchEvent, changes: &mut Changes) -> anyhow::Result<()> {
+        let (volunteer, task, round) = event.pair();
+        let key = pair_key(volunteer, task);
+        let current_round = self.live.get(&key).map(|live| live.round);
+        let standing = match event {
+            MatchEvent::Proposed(_) => {
+                let last = self.rounds.get(&key).copied();
+                if last.is_none_or(|last| round >= last) {
+                    changes.put(KIND_ROUND, &key, &round)?;
+                    self.rounds.insert(key.clone(), round);
+                }
+                if current_round.is_some_and(|current| current > round) {
+                    return Ok(());
+                }
+                Some(Standing::Proposed)
+            }
+            // Events of an older round are history.
+            _ if current_round != Some(round) => return Ok(()),
+            MatchEvent::Accepted(_) | MatchEvent::CheckedIn(_) => Some(Standing::Accepted),
+            MatchEvent::Completed(_) => Some(Standing::Finished),
+            MatchEvent::Declined(_) | MatchEvent::Expired(_) => {
+                changes.put(KIND_DECLINED, &key, &true)?;
+                self.declined.insert(key.clone());
+                None
+            }
+            MatchEvent::Released(_) => None,
+        };
+        match standing {
+            Some(standing) => {
+                let live = LiveAssignment {
+                    volunteer: volunteer.to_owned(),
+                    task: task.to_owned(),
+                    round,
+                    standing,
+                };
+                changes.put(KIND_LIVE, &key, &live)?;
+                self.live.insert(key, live);
+            }
+            None => {
+                self.live.remove(&key);
+                changes.remove(KIND_LIVE, &key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The world as the matching core sees it at `now`: volunteers still
+    /// available, tasks still open before their deadline whose dependencies
+    /// can still be met, pledges not expired, and the accepted assignments as
+    /// pins. Anything that no longer validates is left out and logged.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> World {
+        let volunteers = self
+            .volunteers
+            .values()
+            .filter(|offer| offer.available_until > now)
+            .filter_map(|offer| {
+                offer
+                    .validate("")
+                    .map_err(|error| tracing::warn!(%error, "volunteer left out"))
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        let mut tasks: HashMap<String, proto::domain::Task> = self
+            .tasks
+            .values()
+            .filter(|task| task.deadline > now)
+            .filter_map(|task| {
+                task.validate_standalone("")
+                    .map_err(|error| tracing::warn!(%error, "task left out"))
+                    .ok()
+            })
+            .map(|task| (task.id.as_str().to_owned(), task))
+            .collect();
+        // A task whose dependency is gone (cancelled, expired) can never be
+        // complete; drop it, and what depends on it, until nothing changes.
+        loop {
+            let unreachable: Vec<String> = tasks
+                .values()
+                .filter(|task| {
+                    task.depends_on.iter().any(|dependency| {
+                        !tasks.contains_key(dependency.as_str())
+                            && !self.done.contains(dependency.as_str())
+                    })
+                })
+                .map(|task| task.id.as_str().to_owned())
+                .collect();
+            if unreachable.is_empty() {
+                break;
+            }
+            for id in unreachable {
+                tasks.remove(&id);
+            }
+        }
+        let pledges = self
+            .pledges
+            .values()
+            .filter(|offer| offer.expires_at.is_none_or(|expiry| expiry > now))
+            .filter_map(|offer| {
+                offer
+                    .validate("")
+                    .map_err(|error| tracing::warn!(%error, "pledge left out"))
+                    .ok()
+            })
+            .collect();
+        let volunteer_ids: HashSet<&str> = volunteers
+            .iter()
+            .map(|volunteer| volunteer.id.as_str())
+            .collect();
+        let pinned = self
+            .live
+            .values()
+            .filter(|live| live.standing != Standing::Proposed)
+            .filter(|live| {
+                volunteer_ids.contains(live.volunteer.as_str()) && tasks.contains_key(&live.task)
+            })
+            .filter_map(|live| {
+                Some((
+                    Id::parse(&live.volunteer, "volunteer").ok()?,
+                    Id::parse(&live.task, "task").ok()?,
+                ))
+            })
+            .collect();
+        let done: BTreeSet<Id> = self
+            .done
+            .iter()
+            .filter_map(|id| Id::parse(id, "done").ok())
+            .collect();
+        let mut tasks: Vec<proto::domain::Task> = tasks.into_values().collect();
+        tasks.sort_by(|one, other| one.id.cmp(&other.id));
+        let mut volunteers = volunteers;
+        volunteers.sort_by(|one, other| one.id.cmp(&other.id));
+        let mut pledges: Vec<proto::domain::Pledge> = pledges;
+        pledges.sort_by(|one, other| one.id.cmp(&other.id));
+        World {
+            now,
+            volunteers,
+            tasks,
+            pledges,
+            done,
+            pinned,
+        }
+    }
+}
