@@ -1,0 +1,195 @@
+//! The command line: every flag documented, every one also settable from
+//! the environment (`SWITCHBOARD_*`), nothing read deeper in the code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use plumbing::telemetry::LogFormat;
+
+/// Matches short-tenure volunteers and pledged money to the highest-impact
+/// open tasks of a movement's collectives, in real time, over NATS.
+#[derive(Parser, Debug)]
+#[command(name = "switchboard", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log lines for people (readable) or for collectors (json).
+    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Readable)]
+    pub log_format: LogFormatArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormatArg {
+    Readable,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(format: LogFormatArg) -> LogFormat {
+        match format {
+            LogFormatArg::Readable => LogFormat::Readable,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every service in one process (and a local nats-server unless --nats is given).
+    Up(UpArgs),
+    /// Print the live match stream.
+    Watch(WatchArgs),
+    /// Solve a switchboard-instance/1 file and print a switchboard-plan/1.
+    Solve(SolveArgs),
+    /// Run the ingest service alone.
+    Ingest(ServiceArgs),
+    /// Run the solver service alone.
+    Solver(SolverArgs),
+    /// Run the dispatch service alone.
+    Dispatch(ServiceArgs),
+    /// Run the HTTP gateway alone.
+    Gateway(GatewayArgs),
+}
+
+/// Where NATS is and which switchboard on it.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// NATS server URL.
+    #[arg(
+        long = "nats",
+        env = "SWITCHBOARD_NATS",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub url: String,
+    /// First token of every subject; several switchboards can share a NATS.
+    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
+    pub prefix: String,
+}
+
+/// The switchboard's time: real by default.
+#[derive(Args, Debug, Clone)]
+pub struct Time {
+    /// Start the switchboard's clock at this RFC 3339 time instead of now.
+    #[arg(long, env = "SWITCHBOARD_NOW")]
+    pub now: Option<DateTime<Utc>>,
+    /// Run the clock this many times faster than real time (3 weeks in 6 minutes: 5040).
+    #[arg(long, env = "SWITCHBOARD_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Use this NATS server instead of starting a local one.
+    #[arg(long = "nats", env = "SWITCHBOARD_NATS")]
+    pub nats: Option<String>,
+    /// Subject prefix.
+    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
+    pub prefix: String,
+    /// Where the HTTP gateway listens.
+    #[arg(long, env = "SWITCHBOARD_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// State of the services and of the local nats-server.
+    #[arg(long, env = "SWITCHBOARD_DATA", default_value = ".switchboard")]
+    pub data: PathBuf,
+    /// Post a realistic scenario and answer proposals as its volunteers would.
+    #[arg(long)]
+    pub demo: bool,
+    /// Seed of the demo scenario.
+    #[arg(long, default_value_t = 7)]
+    pub demo_seed: u64,
+    /// Do not print the match stream on the terminal.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub time: Time,
+    /// Budget of one matching run, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
+    pub match_budget_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Replay the whole stream first instead of starting with what comes next.
+    #[arg(long)]
+    pub from_start: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SolveArgs {
+    /// The instance file (switchboard-instance/1).
+    pub instance: PathBuf,
+    /// Wall-clock budget in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_limit: f64,
+    /// Print the objective, bound and time on stderr.
+    #[arg(long)]
+    pub report: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Directory of this service's state store; without it the state lives in memory and is rebuilt from the streams.
+    #[arg(long, env = "SWITCHBOARD_STATE")]
+    pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub time: Time,
+}
+
+#[derive(Args, Debug)]
+pub struct SolverArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Budget of one matching run, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
+    pub match_budget_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Where to listen.
+    #[arg(long, env = "SWITCHBOARD_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+}
+
+impl Command {
+    /// Quiet by default where the terminal shows the match stream.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Up(args) if !args.quiet => "warn",
+            Command::Watch(_) | Command::Solve(_) => "warn",
+            _ => "info",
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        match self {
+            Command::Up(args) => crate::up::run(args, shutdown).await,
+            Command::Watch(args) => crate::watch::run(args, shutdown).await,
+            Command::Solve(args) => crate::solve::run(args),
+            Command::Ingest(args) => crate::services::ingest(args, shutdown).await,
+            Command::Solver(args) => crate::services::solver(args, shutdown).await,
+            Command::Dispatch(args) => crate::services::dispatch(args, shutdown).await,
+            Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
+        }
+    }
+}
+
+impl Time {
+    pub fn clock(&self) -> plumbing::Clock {
+        match self.now {
+            Some(start) => plumbing::Clock::starting_at(start, self.speed),
+            None if self.speed == 1.0 => plumbing::Clock::system(),
+            None => plumbing::Clock::starting_at(Utc::now(), self.speed),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Each service run alone, as its own process: connect, then `run`.
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Connection, GatewayArgs, ServiceArgs, SolverArgs};
+
+pub async fn context(
+    connection: &Connection,
+    client_name: &str,
+    clock: plumbing::Clock,
+) -> anyhow::Result<plumbing::Context> {
+    let subjects = proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?;
+    let client = plumbing::nats::connect(&connection.url, client_name).await?;
+    Ok(plumbing::Context::new(client, subjects, clock))
+}
+
+pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let context = context(&args.connection, "sb-ingest", args.time.clock()).await?;
+    ingest::run(
+        context,
+        ingest::IngestConfig {
+            state_directory: args.state,
+        },
+        shutdown,
+    )
+    .await
+}
+
+pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let service = args.service;
+    let context = context(&service.connection, "sb-solver", service.time.clock()).await?;
+    let config = solver::SolverConfig {
+        state_directory: service.state,
+        match_budget: std::time::Duration::from_millis(args.match_budget_ms),
+    };
+    solver::run(context, config, shutdown).await
+}
+
+pub async fn dispatch(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let context = context(&args.connection, "sb-dispatch", args.time.clock()).await?;
+    dispatch::run(
+        context,
+        dispatch::DispatchConfig {
+            state_directory: args.state,
+        },
+        shutdown,
+    )
+    .await
+}
+
+pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let context = context(&args.connection, "sb-gateway", plumbing::Clock::system()).await?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("listening on {}", args.http))?;
+    gateway::run(context, listener, shutdown).await
+}

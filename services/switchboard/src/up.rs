@@ -1,0 +1,119 @@
+//! `switchboard up`: every service in one process, over a local
+//! nats-server unless `--nats` names one, optionally with the demo.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Connection, UpArgs};
+use crate::local_nats::LocalNats;
+
+pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let local = match &args.nats {
+        Some(_) => None,
+        None => Some(LocalNats::start(&args.data.join("nats")).await?),
+    };
+    let url = match (&args.nats, &local) {
+        (Some(url), _) => url.clone(),
+        (None, Some(local)) => local.url.clone(),
+        (None, None) => unreachable!("a local server is started when no URL is given"),
+    };
+    let outcome = run_services(&args, &url, shutdown).await;
+    if let Some(local) = local {
+        local.stop().await;
+    }
+    outcome
+}
+
+async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let connection = Connection {
+        url: url.to_owned(),
+        prefix: args.prefix.clone(),
+    };
+    let clock = args.time.clock();
+    let state = args.data.join("state");
+    let services = shutdown.child_token();
+    let mut running: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+
+    let context = crate::services::context(&connection, "sb-ingest", clock.clone()).await?;
+    let config = ingest::IngestConfig {
+        state_directory: Some(state.join("ingest")),
+    };
+    let token = services.clone();
+    running.spawn(async move { ("ingest", ingest::run(context, config, token).await) });
+
+    let context = crate::services::context(&connection, "sb-solver", clock.clone()).await?;
+    let config = solver::SolverConfig {
+        state_directory: Some(state.join("solver")),
+        match_budget: Duration::from_millis(args.match_budget_ms),
+    };
+    let token = services.clone();
+    running.spawn(async move { ("solver", solver::run(context, config, token).await) });
+
+    let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
+    let config = dispatch::DispatchConfig {
+        state_directory: Some(state.join("dispatch")),
+    };
+    let token = services.clone();
+    running.spawn(async move { ("dispatch", dispatch::run(context, config, token).await) });
+
+    let context = crate::services::context(&connection, "sb-gateway", clock.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| {
+            format!(
+                "the gateway cannot listen on {} (use --http ADDR)",
+                args.http
+            )
+        })?;
+    let token = services.clone();
+    running.spawn(async move { ("gateway", gateway::run(context, listener, token).await) });
+
+    println!(
+        "switchboard is up: NATS {url}, HTTP http://{} (GET /api/plan, GET /api/stream), data {}. Ctrl-C stops.",
+        args.http,
+        args.data.display()
+    );
+    if !args.quiet {
+        let context = crate::services::context(&connection, "sb-watch", clock.clone()).await?;
+        let token = services.clone();
+        running.spawn(async move {
+            (
+                "watch",
+                crate::watch::print_stream(context, true, token).await,
+            )
+        });
+    }
+    if args.demo {
+        let context = crate::services::context(&connection, "sb-demo", clock.clone()).await?;
+        let token = services.clone();
+        let seed = args.demo_seed;
+        running.spawn(async move { ("demo", crate::demo::run(context, seed, token).await) });
+    }
+
+    // The first service to fail stops the others: a half-running switchboard
+    // would accept work it cannot match.
+    let mut failure = None;
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(error))) => {
+                if failure.is_none() {
+                    failure = Some(error.context(format!("the {name} service failed")));
+                }
+                services.cancel();
+            }
+            Err(error) => {
+                if failure.is_none() {
+                    failure = Some(anyhow::anyhow!("a service panicked: {error}"));
+                }
+                services.cancel();
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
