@@ -1,1 +1,372 @@
-//! placeholder
+//! The integration-test harness: a real `nats-server -js` on a free port
+//! with a temporary store, killed on drop, and the switchboard's services run
+//! in-process through their `run` functions, each test with its own state.
+//! Nothing is mocked: tests speak NATS to the real services.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use proto::subjects::{Input, Subjects};
+use proto::wire::Reply;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something the switchboard should do at once.
+pub const EXPECT_WITHIN: Duration = Duration::from_secs(15);
+
+/// The nats-server the README's install step provides, or one on PATH.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache"));
+    let venv = cache.join("switchboard/venv/bin/nats-server");
+    if venv.is_file() {
+        return venv;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|directory| directory.join("nats-server"))
+        .find(|path| path.is_file())
+        .expect("no nats-server: run deploy/bin/test, which installs it")
+}
+
+/// The Python of the install step's venv (it has nats-py), for the
+/// other-language client test.
+pub fn venv_python() -> PathBuf {
+    nats_server_binary().with_file_name("python3")
+}
+
+/// The repository's shared folder (`../shared` beside the checkout).
+pub fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+/// A real nats-server with JetStream, for one test.
+pub struct NatsServer {
+    child: Child,
+    pub url: String,
+    pub port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub async fn start() -> NatsServer {
+        let store = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = store.path().join("nats.conf");
+        // The same durability as deploy/nats/switchboard.conf: fsync before ack.
+        std::fs::write(
+            &config,
+            "jetstream { sync_interval: always }\nmax_payload: 1MB\n",
+        )
+        .unwrap();
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&config)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting nats-server");
+        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            _store: store,
+        }
+    }
+
+    pub async fn client(&self, name: &str) -> async_nats::Client {
+        plumbing::nats::connect(&self.url, name).await.unwrap()
+    }
+
+    /// Kills the server at once, as a crash would.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The switchboard's services, running in this process.
+pub struct Switchboard {
+    pub subjects: Subjects,
+    pub client: async_nats::Client,
+    pub state: PathBuf,
+    pub http: Option<std::net::SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// What to start.
+#[derive(Clone)]
+pub struct Options {
+    pub clock: plumbing::Clock,
+    pub gateway: bool,
+    pub match_budget: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: plumbing::Clock::system(),
+            gateway: false,
+            match_budget: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Switchboard {
+    /// Starts ingest, solver and dispatch (and the gateway if asked) with
+    /// their state under `state`, and waits until they answer.
+    pub async fn start(nats: &NatsServer, state: &Path, options: Options) -> Switchboard {
+        let subjects = Subjects::default();
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let context = |name: &'static str| {
+            let url = nats.url.clone();
+            let subjects = subjects.clone();
+            let clock = options.clock.clone();
+            async move {
+                let client = plumbing::nats::connect(&url, name).await.unwrap();
+                plumbing::Context::new(client, subjects, clock)
+            }
+        };
+        let config = ingest::IngestConfig {
+            state_directory: Some(state.join("ingest")),
+        };
+        let (service_context, token) = (context("sb-ingest").await, shutdown.clone());
+        tasks.push(tokio::spawn(ingest::run(service_context, config, token)));
+        let config = solver::SolverConfig {
+            state_directory: Some(state.join("solver")),
+            match_budget: options.match_budget,
+        };
+        let (service_context, token) = (context("sb-solver").await, shutdown.clone());
+        tasks.push(tokio::spawn(solver::run(service_context, config, token)));
+        let config = dispatch::DispatchConfig {
+            state_directory: Some(state.join("dispatch")),
+        };
+        let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
+        tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));
+        let mut http = None;
+        if options.gateway {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .unwrap();
+            http = Some(listener.local_addr().unwrap());
+            let (service_context, token) = (context("sb-gateway").await, shutdown.clone());
+            tasks.push(tokio::spawn(gateway::run(service_context, listener, token)));
+        }
+        let client = nats.client("test-client").await;
+        let switchboard = Switchboard {
+            subjects,
+            client,
+            state: state.to_owned(),
+            http,
+            shutdown,
+            tasks,
+        };
+        switchboard.wait_until_serving().await;
+        switchboard
+    }
+
+    /// Waits until each service's endpoint answers a request.
+    async fn wait_until_serving(&self) {
+        let subjects = [
+            self.subjects.input(Input::Withdraw),
+            self.subjects.input(Input::Reply),
+            self.subjects.plan_get(),
+        ];
+        for subject in subjects {
+            let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+            loop {
+                let answer = self
+                    .client
+                    .request(subject.clone(), Bytes::from_static(b"{}"))
+                    .await;
+                if answer.is_ok() {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{subject} never answered"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// Stops every service gracefully and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Sends `body` to `sb.in.<input>` and returns the reply.
+    pub async fn send(&self, input: Input, body: &serde_json::Value) -> Reply {
+        self.send_raw(input, Bytes::from(serde_json::to_vec(body).unwrap()))
+            .await
+    }
+
+    pub async fn send_raw(&self, input: Input, body: Bytes) -> Reply {
+        let message = self
+            .client
+            .request(self.subjects.input(input), body)
+            .await
+            .unwrap();
+        serde_json::from_slice(&message.payload).unwrap()
+    }
+
+    /// Sends and insists on `ok`.
+    pub async fn accept(&self, input: Input, body: &serde_json::Value) -> Reply {
+        let reply = self.send(input, body).await;
+        assert!(reply.ok, "{input:?} refused: {:?}", reply.error);
+        reply
+    }
+
+    pub async fn plan(&self) -> proto::instance::Plan {
+        let message = self
+            .client
+            .request(self.subjects.plan_get(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        serde_json::from_slice(&message.payload).unwrap()
+    }
+
+    /// The plan once it has stopped changing: the same twice, `settle` apart.
+    pub async fn settled_plan(&self, settle: Duration) -> proto::instance::Plan {
+        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+        let mut previous = self.plan().await;
+        loop {
+            tokio::time::sleep(settle).await;
+            let current = self.plan().await;
+            if current == previous && !current.assignments.is_empty() {
+                return current;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the plan never settled"
+            );
+            previous = current;
+        }
+    }
+
+    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+        plumbing::nats::jetstream(self.client.clone())
+    }
+
+    /// Every message of `stream` so far, as (subject, body).
+    pub async fn stream_messages(&self, stream: &str) -> Vec<(String, serde_json::Value)> {
+        let jetstream = self.jetstream();
+        let last = plumbing::streams::last_sequence(&jetstream, stream)
+            .await
+            .unwrap();
+        let mut follower = plumbing::follow::Follower::start(&jetstream, stream, 0)
+            .await
+            .unwrap();
+        let mut messages = Vec::new();
+        let mut position = 0;
+        while position < last {
+            let stored = tokio::time::timeout(EXPECT_WITHIN, follower.next())
+                .await
+                .unwrap()
+                .unwrap();
+            position = stored.sequence;
+            messages.push((
+                stored.subject,
+                serde_json::from_slice(&stored.payload).unwrap(),
+            ));
+        }
+        messages
+    }
+}
+
+/// Subscribes before acting, then waits for the next message.
+pub struct Inbox {
+    subscriber: async_nats::Subscriber,
+}
+
+impl Inbox {
+    pub async fn open(client: &async_nats::Client, subject: String) -> Inbox {
+        let subscriber = client.subscribe(subject).await.unwrap();
+        client.flush().await.unwrap();
+        Inbox { subscriber }
+    }
+
+    pub async fn next(&mut self) -> (String, serde_json::Value) {
+        let message = tokio::time::timeout(EXPECT_WITHIN, self.subscriber.next())
+            .await
+            .context("nothing arrived in time")
+            .unwrap()
+            .unwrap();
+        (
+            message.subject.to_string(),
+            serde_json::from_slice(&message.payload).unwrap(),
+        )
+    }
+
+    /// Waits for a message satisfying `wanted`, skipping others.
+    pub async fn next_where(
+        &mut self,
+        wanted: impl Fn(&str, &serde_json::Value) -> bool,
+    ) -> (String, serde_json::Value) {
+        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = tokio::time::timeout(remaining, self.subscriber.next())
+                .await
+                .expect("the expected message did not arrive in time")
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+            if wanted(&message.subject, &body) {
+                return (message.subject.to_string(), body);
+            }
+        }
+    }
+}
+
+/// Times relative to now, as RFC 3339.
+pub fn hours_from_now(hours: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(hours))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A volunteer offer, `skills` as JSON.
+pub fn volunteer(id: &str, skills: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "skills": skills, "hours_per_week": 10.0,
+        "available_from": hours_from_now(-1), "available_until": hours_from_now(21 * 24),
+        "region": "detroit", "trust": 1,
+    })
+}
