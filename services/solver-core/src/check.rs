@@ -14,6 +14,16 @@ use crate::problem::{Problem, HOURS_TOLERANCE};
 /// Checks `plan` against every rule of problem.md. Returns the objective
 /// (the sum of impact over complete tasks) or every broken rule.
 pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
+    check_releasing(problem, plan, &[])
+}
+
+/// [`check`] with the pins of `released_pin_tasks` no longer required: what a
+/// plan must satisfy once `solve` has reported those pins as dropped.
+pub(crate) fn check_releasing(
+    problem: &Problem,
+    plan: &Plan,
+    released_pin_tasks: &[usize],
+) -> Result<f64, Vec<String>> {
     let mut errors = Vec::new();
     if plan.format != PLAN_FORMAT {
         errors.push("plan format is not switchboard-plan/1".to_owned());
@@ -22,9 +32,10 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
     let mut team: HashMap<usize, HashSet<usize>> = HashMap::new();
     let mut load: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for assignment in &plan.assignments {
-        let (Some(volunteer), Some(task)) =
-            (problem.volunteer_index(&assignment.volunteer), problem.task_index(&assignment.task))
-        else {
+        let (Some(volunteer), Some(task)) = (
+            problem.volunteer_index(&assignment.volunteer),
+            problem.task_index(&assignment.task),
+        ) else {
             errors.push(format!(
                 "unknown volunteer or task in {}->{}",
                 assignment.volunteer, assignment.task
@@ -33,11 +44,17 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
         };
         let members = team.entry(task).or_default();
         if members.contains(&volunteer) {
-            errors.push(format!("{}->{} appears twice", assignment.volunteer, assignment.task));
+            errors.push(format!(
+                "{}->{} appears twice",
+                assignment.volunteer, assignment.task
+            ));
             continue;
         }
         for why in problem.eligibility_failures(volunteer, task) {
-            errors.push(format!("{}->{}: {why}", assignment.volunteer, assignment.task));
+            errors.push(format!(
+                "{}->{}: {why}",
+                assignment.volunteer, assignment.task
+            ));
         }
         members.insert(volunteer);
         load.entry(volunteer).or_default().push(task);
@@ -46,10 +63,14 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
     let mut funded: HashMap<usize, u64> = HashMap::new();
     let mut spent: BTreeMap<usize, u64> = BTreeMap::new();
     for funding in &plan.funding {
-        let (Some(pledge), Some(task)) =
-            (problem.pledge_index(&funding.pledge), problem.task_index(&funding.task))
-        else {
-            errors.push(format!("unknown pledge or task in {}->{}", funding.pledge, funding.task));
+        let (Some(pledge), Some(task)) = (
+            problem.pledge_index(&funding.pledge),
+            problem.task_index(&funding.task),
+        ) else {
+            errors.push(format!(
+                "unknown pledge or task in {}->{}",
+                funding.pledge, funding.task
+            ));
             continue;
         };
         if funding.amount_cents == 0 {
@@ -72,7 +93,10 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
     for (&pledge, &amount) in &spent {
         let available = problem.pledges[pledge].amount_cents;
         if amount > available {
-            errors.push(format!("{} gives {amount} > {available}", problem.pledge_ids[pledge]));
+            errors.push(format!(
+                "{} gives {amount} > {available}",
+                problem.pledge_ids[pledge]
+            ));
         }
     }
 
@@ -86,10 +110,16 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
         let fully_paid = paid == facts.money_cents;
         let id = &problem.task_ids[task];
         if !staffed {
-            errors.push(format!("{id} has {staffed_count} of {} slots filled", facts.slots));
+            errors.push(format!(
+                "{id} has {staffed_count} of {} slots filled",
+                facts.slots
+            ));
         }
         if !fully_paid {
-            errors.push(format!("{id} is funded {paid} of {} cents", facts.money_cents));
+            errors.push(format!(
+                "{id} is funded {paid} of {} cents",
+                facts.money_cents
+            ));
         }
         if staffed && fully_paid {
             complete.insert(task);
@@ -112,7 +142,13 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
     }
 
     for &(volunteer, task) in &problem.pins {
-        if !team.get(&task).is_some_and(|members| members.contains(&volunteer)) {
+        if released_pin_tasks.contains(&task) {
+            continue;
+        }
+        if !team
+            .get(&task)
+            .is_some_and(|members| members.contains(&volunteer))
+        {
             errors.push(format!(
                 "pinned {}->{} is missing",
                 problem.volunteer_ids[volunteer], problem.task_ids[task]
@@ -121,7 +157,10 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
     }
 
     if errors.is_empty() {
-        Ok(complete.iter().map(|&task| problem.tasks[task].impact).sum())
+        Ok(complete
+            .iter()
+            .map(|&task| problem.tasks[task].impact)
+            .sum())
     } else {
         Err(errors)
     }
@@ -130,8 +169,14 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
 /// Rule 5 for one volunteer, literally as the Python states it: every start
 /// `a`, every deadline `b > a`, the hours of tasks inside `[a, b]`.
 pub(crate) fn time_violations(problem: &Problem, volunteer: usize, tasks: &[usize]) -> Vec<String> {
-    let mut starts: Vec<f64> = tasks.iter().map(|&task| problem.tasks[task].start_hours).collect();
-    let mut ends: Vec<f64> = tasks.iter().map(|&task| problem.tasks[task].deadline_hours).collect();
+    let mut starts: Vec<f64> = tasks
+        .iter()
+        .map(|&task| problem.tasks[task].start_hours)
+        .collect();
+    let mut ends: Vec<f64> = tasks
+        .iter()
+        .map(|&task| problem.tasks[task].deadline_hours)
+        .collect();
     starts.sort_by(f64::total_cmp);
     starts.dedup();
     ends.sort_by(f64::total_cmp);

@@ -53,8 +53,8 @@ pub(crate) struct VolunteerFacts {
 impl VolunteerFacts {
     /// `cap(v, a, b)` of problem.md.
     pub fn capacity_between(&self, start_hours: f64, end_hours: f64) -> f64 {
-        let overlap = end_hours.min(self.available_until_hours)
-            - start_hours.max(self.available_from_hours);
+        let overlap =
+            end_hours.min(self.available_until_hours) - start_hours.max(self.available_from_hours);
         self.hours_per_hour * overlap.max(0.0)
     }
 }
@@ -76,8 +76,6 @@ pub(crate) struct TaskFacts {
     pub skills: BTreeMap<String, u8>,
     pub region: Option<String>,
     pub sensitivity: u8,
-    pub collective: Id,
-    pub tags: Vec<String>,
 }
 
 /// What the solvers need of a pledge.
@@ -98,8 +96,6 @@ pub struct Problem {
     pub(crate) volunteers: Vec<VolunteerFacts>,
     pub(crate) tasks: Vec<TaskFacts>,
     pub(crate) pledges: Vec<PledgeFacts>,
-    /// Ids in `done` (they satisfy dependencies; a checked plan may name them).
-    pub(crate) done: std::collections::BTreeSet<Id>,
     /// For each task: the volunteers who are eligible (rule 1) and could fit
     /// the task alone in their time (rule 5 with one task). Sorted.
     pub(crate) candidates_of_task: Vec<Vec<usize>>,
@@ -144,7 +140,11 @@ impl Problem {
                 available_from_hours: hours_after(now, volunteer.available_from).max(0.0),
                 available_until_hours: hours_after(now, volunteer.available_until),
                 hours_per_hour: volunteer.hours_per_week.get() / 168.0,
-                skills: volunteer.skills.iter().map(|(name, level)| (name.clone(), level.get())).collect(),
+                skills: volunteer
+                    .skills
+                    .iter()
+                    .map(|(name, level)| (name.clone(), level.get()))
+                    .collect(),
                 region: volunteer.region.clone(),
                 trust: volunteer.trust.get(),
             })
@@ -178,11 +178,13 @@ impl Problem {
                 money_cents: task.money.0,
                 impact: task.impact,
                 dependencies,
-                skills: task.skills.iter().map(|(name, level)| (name.clone(), level.get())).collect(),
+                skills: task
+                    .skills
+                    .iter()
+                    .map(|(name, level)| (name.clone(), level.get()))
+                    .collect(),
                 region: task.region.clone(),
                 sensitivity: task.sensitivity.get(),
-                collective: task.collective.clone(),
-                tags: task.tags.iter().cloned().collect(),
             });
         }
 
@@ -212,7 +214,10 @@ impl Problem {
 
         let mut pins = Vec::with_capacity(world.pinned.len());
         for (volunteer, task) in &world.pinned {
-            match (volunteer_index_by_id.get(volunteer.as_str()), task_index_by_id.get(task.as_str())) {
+            match (
+                volunteer_index_by_id.get(volunteer.as_str()),
+                task_index_by_id.get(task.as_str()),
+            ) {
                 (Some(&v), Some(&t)) => pins.push((v, t)),
                 _ => {
                     return Err(ProblemError::UnknownPin {
@@ -234,8 +239,13 @@ impl Problem {
             pledge_index_by_id,
             volunteers,
             tasks,
-            pledges: world.pledges.iter().map(|p| PledgeFacts { amount_cents: p.amount.0 }).collect(),
-            done: world.done.clone(),
+            pledges: world
+                .pledges
+                .iter()
+                .map(|p| PledgeFacts {
+                    amount_cents: p.amount.0,
+                })
+                .collect(),
             candidates_of_task,
             tasks_of_volunteer,
             pledges_of_task,
@@ -308,7 +318,10 @@ impl Problem {
             }
         }
         if volunteer.trust < task.sensitivity {
-            failures.push(format!("trust {} < sensitivity {}", volunteer.trust, task.sensitivity));
+            failures.push(format!(
+                "trust {} < sensitivity {}",
+                volunteer.trust, task.sensitivity
+            ));
         }
         if let Some(region) = &task.region {
             if volunteer.region.as_ref() != Some(region) {
@@ -339,7 +352,10 @@ fn index_ids<'a>(
     let mut map = HashMap::new();
     for (index, id) in ids.enumerate() {
         if map.insert(id.to_string(), index).is_some() {
-            return Err(ProblemError::DuplicateId { kind, id: id.to_string() });
+            return Err(ProblemError::DuplicateId {
+                kind,
+                id: id.to_string(),
+            });
         }
     }
     Ok(map)
@@ -351,7 +367,9 @@ fn topological_order(
     domain_tasks: &[proto::domain::Task],
 ) -> Result<Vec<usize>, ProblemError> {
     let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(tasks.len(), tasks.len());
-    let nodes: Vec<NodeIndex> = (0..tasks.len()).map(|index| graph.add_node(index)).collect();
+    let nodes: Vec<NodeIndex> = (0..tasks.len())
+        .map(|index| graph.add_node(index))
+        .collect();
     for (task_index, task) in tasks.iter().enumerate() {
         for &dependency in &task.dependencies {
             graph.add_edge(nodes[dependency], nodes[task_index], ());
@@ -373,9 +391,17 @@ fn pledge_fits(
     facts: &TaskFacts,
     now: DateTime<Utc>,
 ) -> bool {
-    pledge.collectives.as_ref().is_none_or(|allowed| allowed.contains(&task.collective))
-        && pledge.tags.as_ref().is_none_or(|tags| !tags.is_disjoint(&task.tags))
-        && pledge.expires_at.is_none_or(|expiry| hours_after(now, expiry) > facts.start_hours)
+    pledge
+        .collectives
+        .as_ref()
+        .is_none_or(|allowed| allowed.contains(&task.collective))
+        && pledge
+            .tags
+            .as_ref()
+            .is_none_or(|tags| !tags.is_disjoint(&task.tags))
+        && pledge
+            .expires_at
+            .is_none_or(|expiry| hours_after(now, expiry) > facts.start_hours)
 }
 
 /// Every (volunteer, task) pair that could ever be in a plan: eligible, and
@@ -392,7 +418,10 @@ fn eligible_pairs(
     let mut holders_by_skill: HashMap<&str, Vec<usize>> = HashMap::new();
     for (volunteer_index, volunteer) in world.volunteers.iter().enumerate() {
         for skill in volunteer.skills.keys() {
-            holders_by_skill.entry(skill.as_str()).or_default().push(volunteer_index);
+            holders_by_skill
+                .entry(skill.as_str())
+                .or_default()
+                .push(volunteer_index);
         }
     }
     let everyone: Vec<usize> = (0..volunteers.len()).collect();
@@ -417,7 +446,7 @@ fn eligible_pairs(
             }
             let capacity = volunteers[volunteer_index]
                 .capacity_between(facts.start_hours, facts.deadline_hours);
-            if facts.hours <= capacity {
+            if facts.hours <= capacity + crate::time::FIT_SLACK_HOURS {
                 candidates_of_task[task_index].push(volunteer_index);
                 tasks_of_volunteer[volunteer_index].push(task_index);
             }
@@ -425,4 +454,61 @@ fn eligible_pairs(
     }
     // Pools are in volunteer order already; tasks were visited in order.
     (candidates_of_task, tasks_of_volunteer)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{instance, task, volunteer};
+
+    fn world(raw: serde_json::Value) -> World {
+        let instance: proto::instance::Instance = serde_json::from_value(raw).unwrap();
+        instance.validate().unwrap()
+    }
+
+    #[test]
+    fn a_cycle_of_dependencies_is_refused() {
+        let mut first = task("t1", json!({}), 1.0, 1, 7, 1.0);
+        first["depends_on"] = json!(["t2"]);
+        let mut second = task("t2", json!({}), 1.0, 1, 7, 1.0);
+        second["depends_on"] = json!(["t1"]);
+        let error =
+            Problem::from_world(&world(instance(vec![], vec![first, second], vec![]))).unwrap_err();
+        assert!(
+            matches!(error, ProblemError::DependencyCycle { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_dependency_on_a_done_task_is_already_met() {
+        let mut raw = instance(vec![], vec![task("t1", json!({}), 1.0, 1, 7, 1.0)], vec![]);
+        raw["tasks"][0]["depends_on"] = json!(["t0"]);
+        raw["done"] = json!(["t0"]);
+        let problem = Problem::from_world(&world(raw)).unwrap();
+        assert!(problem.tasks[0].dependencies.is_empty());
+    }
+
+    #[test]
+    fn candidates_are_the_eligible_volunteers_with_time_for_the_task() {
+        let volunteers = vec![
+            volunteer("skilled", json!({"legal": 4}), 10.0),
+            volunteer("unskilled", json!({"legal": 2}), 10.0),
+            volunteer("too-busy", json!({"legal": 4}), 1.0),
+        ];
+        let raw = instance(
+            volunteers,
+            vec![task("t1", json!({"legal": 3}), 2.0, 1, 7, 1.0)],
+            vec![],
+        );
+        let problem = Problem::from_world(&world(raw)).unwrap();
+        assert_eq!(problem.candidates(0), &[0]);
+        assert_eq!(problem.volunteer_index("too-busy"), Some(2));
+        assert!(
+            problem.is_eligible(2, 0),
+            "eligible by rule 1, only short of time"
+        );
+    }
 }

@@ -48,7 +48,10 @@ impl Solution {
     /// The sum of impact over the tasks this solution completes (whole team,
     /// whole funding). It does not check the other rules: [`crate::check`] does.
     pub fn objective(&self, problem: &Problem) -> f64 {
-        self.complete_tasks(problem).iter().map(|&task| problem.tasks[task].impact).sum()
+        self.complete_tasks(problem)
+            .iter()
+            .map(|&task| problem.tasks[task].impact)
+            .sum()
     }
 
     /// Tasks with exactly their slots filled and exactly their money paid
@@ -76,16 +79,24 @@ impl Solution {
 
     /// The volunteers on `task`, in index order.
     pub fn team_of(&self, task: usize) -> Vec<usize> {
-        let mut team: Vec<usize> =
-            self.assignments.iter().filter(|&&(_, t)| t == task).map(|&(v, _)| v).collect();
+        let mut team: Vec<usize> = self
+            .assignments
+            .iter()
+            .filter(|&&(_, t)| t == task)
+            .map(|&(v, _)| v)
+            .collect();
         team.sort_unstable();
         team
     }
 
     /// The tasks of `volunteer`, in index order.
     pub fn tasks_of(&self, volunteer: usize) -> Vec<usize> {
-        let mut tasks: Vec<usize> =
-            self.assignments.iter().filter(|&&(v, _)| v == volunteer).map(|&(_, t)| t).collect();
+        let mut tasks: Vec<usize> = self
+            .assignments
+            .iter()
+            .filter(|&&(v, _)| v == volunteer)
+            .map(|&(_, t)| t)
+            .collect();
         tasks.sort_unstable();
         tasks
     }

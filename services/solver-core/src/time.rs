@@ -12,9 +12,10 @@
 
 use crate::problem::{Problem, HOURS_TOLERANCE};
 
-/// Hours kept in reserve when the solvers decide a load fits, so that
-/// floating-point sums in another order (the checker's) still agree.
-pub(crate) const FIT_MARGIN_HOURS: f64 = 1e-7;
+/// Hours a load may exceed capacity by and still fit: far below the judge's
+/// own tolerance (1e-6), far above the rounding of sums in another order, so
+/// an exact fit is accepted and the judge always agrees.
+pub(crate) const FIT_SLACK_HOURS: f64 = 1e-9;
 
 /// Whether `volunteer` can take `task` on top of `load` (task indexes sorted
 /// by deadline, assumed to fit already).
@@ -23,7 +24,7 @@ pub(crate) fn fits_with(problem: &Problem, volunteer: usize, load: &[usize], tas
     let new_task = &problem.tasks[task];
     let new_start = new_task.start_hours;
     let new_deadline = new_task.deadline_hours;
-    if new_task.hours > facts.capacity_between(new_start, new_deadline) - FIT_MARGIN_HOURS {
+    if new_task.hours > facts.capacity_between(new_start, new_deadline) + FIT_SLACK_HOURS {
         return false;
     }
     // Candidate interval starts: the new window's own start and every start at
@@ -44,7 +45,7 @@ pub(crate) fn fits_with(problem: &Problem, volunteer: usize, load: &[usize], tas
             if !new_task_counted && next_deadline > new_deadline + HOURS_TOLERANCE {
                 new_task_counted = true;
                 // The interval [a, d_new] with every task inside it so far.
-                if need > facts.capacity_between(interval_start, new_deadline) - FIT_MARGIN_HOURS {
+                if need > facts.capacity_between(interval_start, new_deadline) + FIT_SLACK_HOURS {
                     return false;
                 }
             }
@@ -54,7 +55,7 @@ pub(crate) fn fits_with(problem: &Problem, volunteer: usize, load: &[usize], tas
                 if new_task_counted
                     && need
                         > facts.capacity_between(interval_start, other.deadline_hours)
-                            - FIT_MARGIN_HOURS
+                            + FIT_SLACK_HOURS
                 {
                     return false;
                 }
@@ -92,7 +93,11 @@ pub(crate) fn slack_around(
 ) -> (f64, f64, f64) {
     let facts = &problem.volunteers[volunteer];
     let window = &problem.tasks[task];
-    let mut members: Vec<usize> = load.iter().copied().filter(|&other| other != task).collect();
+    let mut members: Vec<usize> = load
+        .iter()
+        .copied()
+        .filter(|&other| other != task)
+        .collect();
     members.push(task);
     let starts: Vec<f64> = members
         .iter()
@@ -123,4 +128,94 @@ pub(crate) fn slack_around(
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{instance, problem, task, volunteer};
+
+    #[test]
+    fn a_task_fits_only_when_every_interval_around_it_has_room() {
+        // 16.8 h a week is 0.1 h an hour: 2.4 h a day.
+        let cases: Vec<(&str, Vec<(f64, u32)>, (f64, u32), bool)> = vec![
+            (
+                "an empty week takes a task that needs a day's hours",
+                vec![],
+                (2.4, 1),
+                true,
+            ),
+            (
+                "a day cannot hold more than a day's hours",
+                vec![],
+                (2.5, 1),
+                false,
+            ),
+            (
+                "two tasks share a day exactly",
+                vec![(1.2, 1)],
+                (1.2, 1),
+                true,
+            ),
+            (
+                "a second task on a full day does not fit",
+                vec![(2.4, 1)],
+                (0.1, 1),
+                false,
+            ),
+            (
+                "a long window makes room around a full first day",
+                vec![(2.4, 1)],
+                (2.4, 2),
+                true,
+            ),
+            (
+                "the two-day interval is full with three tasks",
+                vec![(2.4, 1), (2.4, 2)],
+                (0.1, 2),
+                false,
+            ),
+            (
+                "a short task inside a long one's window fills the two days",
+                vec![(4.0, 2)],
+                (0.8, 1),
+                true,
+            ),
+            (
+                "but not past the two-day total",
+                vec![(4.0, 2)],
+                (0.9, 1),
+                false,
+            ),
+        ];
+        for (sentence, load, (hours, days), expected) in cases {
+            let mut tasks: Vec<_> = load
+                .iter()
+                .enumerate()
+                .map(|(i, &(h, d))| task(&format!("t{i}"), json!({}), h, 1, d, 1.0))
+                .collect();
+            tasks.push(task("new", json!({}), hours, 1, days, 1.0));
+            let problem = problem(&instance(
+                vec![volunteer("v", json!({}), 16.8)],
+                tasks,
+                vec![],
+            ));
+            let mut sorted = Vec::new();
+            for index in 0..load.len() {
+                insert_sorted(&problem, &mut sorted, index);
+            }
+            let new_task = problem.task_index("new").unwrap();
+            assert_eq!(
+                fits_with(&problem, 0, &sorted, new_task),
+                expected,
+                "{sentence}"
+            );
+            // The incremental test must agree with the judge's full rule.
+            sorted.push(new_task);
+            let full = crate::check::time_violations(&problem, 0, &sorted).is_empty();
+            assert_eq!(full, expected, "{sentence} (full rule)");
+        }
+    }
 }

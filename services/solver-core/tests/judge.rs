@@ -1,0 +1,277 @@
+//! `check` must agree with the judge, `shared/bench/check_plan.py`, on every
+//! plan: the solver's own plans and plans broken on purpose, one rule at a
+//! time. Both must reach the same verdict and, when feasible, the same
+//! objective. Skipped (with a note) only where python3 or the shared
+//! instances are missing, as on a developer laptop without /work/shared.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use proto::instance::{Assignment, Funding, Instance, Plan};
+use solver_core::{check, solve, Problem, SolveOptions};
+
+const SHARED_INSTANCES_DIR: &str = "/work/shared/bench/instances";
+const JUDGE_PATH: &str = "/work/shared/bench/check_plan.py";
+const OBJECTIVE_TOLERANCE: f64 = 1e-6;
+
+fn judge_available() -> bool {
+    let ok = Path::new(JUDGE_PATH).exists()
+        && Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+    if !ok {
+        eprintln!("skipping: {JUDGE_PATH} or python3 is not available");
+    }
+    ok
+}
+
+fn load(name: &str) -> (PathBuf, Instance, Problem) {
+    let path = Path::new(SHARED_INSTANCES_DIR).join(format!("{name}.json"));
+    let bytes = std::fs::read(&path).unwrap();
+    let instance: Instance = serde_json::from_slice(&bytes).unwrap();
+    let problem = Problem::from_world(&instance.validate().unwrap()).unwrap();
+    (path, instance, problem)
+}
+
+fn temp_file(label: &str, body: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "solver-core-judge-{}-{label}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// The judge's verdict: `Some(objective)` when feasible.
+fn judge(instance_path: &Path, plan: &Plan, label: &str) -> Option<f64> {
+    let plan_path = temp_file(label, &serde_json::to_vec(plan).unwrap());
+    let output = Command::new("python3")
+        .arg(JUDGE_PATH)
+        .arg(instance_path)
+        .arg(&plan_path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&plan_path).ok();
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    if verdict["feasible"].as_bool().unwrap() {
+        Some(verdict["objective"].as_f64().unwrap())
+    } else {
+        None
+    }
+}
+
+fn assert_agree(instance_path: &Path, problem: &Problem, plan: &Plan, label: &str) {
+    let ours = check(problem, plan);
+    let theirs = judge(instance_path, plan, label);
+    match (&ours, theirs) {
+        (Ok(mine), Some(judged)) => {
+            assert!(
+                (mine - judged).abs() < OBJECTIVE_TOLERANCE,
+                "{label}: {mine} vs judge {judged}"
+            )
+        }
+        (Err(_), None) => {}
+        _ => panic!("{label}: check says {ours:?}, the judge says {theirs:?}"),
+    }
+}
+
+/// Plans broken on purpose, each from the solver's feasible plan.
+fn broken_plans(instance: &Instance, problem: &Problem, plan: &Plan) -> Vec<(&'static str, Plan)> {
+    let mut cases = Vec::new();
+    let first = plan.assignments[0].clone();
+
+    let mut missing_member = plan.clone();
+    missing_member.assignments.remove(0);
+    cases.push(("a team missing one member", missing_member));
+
+    let mut twice = plan.clone();
+    twice.assignments.push(first.clone());
+    cases.push(("the same pair twice", twice));
+
+    let task_index = problem.task_index(&first.task).unwrap();
+    let outsider = (0..problem.volunteer_count())
+        .find(|volunteer| !problem.candidates(task_index).contains(volunteer))
+        .unwrap();
+    let mut ineligible = plan.clone();
+    ineligible.assignments[0].volunteer = problem.volunteer_id(outsider).to_string();
+    cases.push(("an ineligible volunteer swapped in", ineligible));
+
+    let mut extra = plan.clone();
+    extra.assignments.push(Assignment {
+        volunteer: problem.volunteer_id(outsider).to_string(),
+        task: first.task.clone(),
+    });
+    cases.push(("one volunteer too many on a team", extra));
+
+    let mut wrong_format = plan.clone();
+    wrong_format.format = "switchboard-plan/0".to_owned();
+    cases.push(("a plan of the wrong format", wrong_format));
+
+    let mut unknown = plan.clone();
+    unknown.assignments.push(Assignment {
+        volunteer: "nobody".to_owned(),
+        task: first.task.clone(),
+    });
+    cases.push(("an unknown volunteer", unknown));
+
+    if let Some(funding) = plan.funding.first() {
+        let mut short = plan.clone();
+        if short.funding[0].amount_cents > 1 {
+            short.funding[0].amount_cents -= 1;
+        } else {
+            short.funding.remove(0);
+        }
+        cases.push(("a task one cent short", short));
+
+        let mut overspent = plan.clone();
+        overspent.funding[0].amount_cents += 1_000_000_000;
+        cases.push(("a pledge that gives more than it has", overspent));
+
+        let mut zero = plan.clone();
+        zero.funding.push(Funding {
+            amount_cents: 0,
+            ..funding.clone()
+        });
+        cases.push(("a gift of zero cents", zero));
+
+        let unfunded_task = instance.tasks.iter().find(|task| {
+            task.money_cents > 0 && !plan.funding.iter().any(|gift| gift.task == task.id)
+        });
+        if let Some(task) = unfunded_task {
+            let mut stray = plan.clone();
+            stray.funding.push(Funding {
+                task: task.id.clone(),
+                ..funding.clone()
+            });
+            cases.push(("money given to a task that is not complete", stray));
+        }
+    }
+
+    // A prerequisite taken out from under a complete dependent.
+    let staffed: std::collections::BTreeSet<&str> =
+        plan.assignments.iter().map(|a| a.task.as_str()).collect();
+    let prerequisite = instance
+        .tasks
+        .iter()
+        .filter(|task| staffed.contains(task.id.as_str()))
+        .flat_map(|task| task.depends_on.iter())
+        .find(|dependency| staffed.contains(dependency.as_str()));
+    if let Some(prerequisite) = prerequisite {
+        let mut orphaned = plan.clone();
+        orphaned.assignments.retain(|a| &a.task != prerequisite);
+        orphaned.funding.retain(|f| &f.task != prerequisite);
+        cases.push(("a dependency that is no longer complete", orphaned));
+    }
+
+    // Team members swapped for other candidates who may lack the time.
+    for (position, assignment) in plan.assignments.iter().enumerate().step_by(7).take(12) {
+        let task = problem.task_index(&assignment.task).unwrap();
+        let team: Vec<&str> = plan
+            .assignments
+            .iter()
+            .filter(|a| a.task == assignment.task)
+            .map(|a| a.volunteer.as_str())
+            .collect();
+        let busiest = problem
+            .candidates(task)
+            .iter()
+            .filter(|&&volunteer| !team.contains(&problem.volunteer_id(volunteer).as_str()))
+            .max_by_key(|&&volunteer| {
+                plan.assignments
+                    .iter()
+                    .filter(|a| a.volunteer == problem.volunteer_id(volunteer).as_str())
+                    .count()
+            });
+        if let Some(&volunteer) = busiest {
+            let mut swapped = plan.clone();
+            swapped.assignments[position].volunteer = problem.volunteer_id(volunteer).to_string();
+            cases.push(("a team member swapped for a busy candidate", swapped));
+        }
+    }
+    cases
+}
+
+fn judge_agrees_on(name: &str) {
+    if !judge_available() {
+        return;
+    }
+    let (path, instance, problem) = load(name);
+    let options = SolveOptions {
+        time_limit: Duration::from_millis(300),
+        ..SolveOptions::default()
+    };
+    let report = solve(&problem, &options);
+    let plan = report.solution.to_plan(&problem);
+    assert_agree(&path, &problem, &plan, &format!("{name}-solved"));
+    assert!(
+        check(&problem, &plan).is_ok(),
+        "{name}: the solver's plan must be feasible"
+    );
+    for (index, (label, broken)) in broken_plans(&instance, &problem, &plan)
+        .into_iter()
+        .enumerate()
+    {
+        assert_agree(
+            &path,
+            &problem,
+            &broken,
+            &format!("{name}-{index}: {label}"),
+        );
+    }
+}
+
+#[test]
+fn check_agrees_with_the_judge_on_balanced_200x150() {
+    judge_agrees_on("balanced-200x150");
+}
+
+#[test]
+fn check_agrees_with_the_judge_on_time_scarce_300x600() {
+    judge_agrees_on("time-scarce-300x600");
+}
+
+#[test]
+fn check_agrees_with_the_judge_on_deep_deps_500x400() {
+    judge_agrees_on("deep-deps-500x400");
+}
+
+#[test]
+fn check_agrees_with_the_judge_on_money_scarce_400x400() {
+    judge_agrees_on("money-scarce-400x400");
+}
+
+#[test]
+fn check_agrees_with_the_judge_on_balanced_2000x1500() {
+    judge_agrees_on("balanced-2000x1500");
+}
+
+#[test]
+fn check_agrees_with_the_judge_when_a_pin_is_missing() {
+    if !judge_available() {
+        return;
+    }
+    let (_, mut instance, problem) = load("balanced-200x150");
+    let report = solve(
+        &problem,
+        &SolveOptions {
+            greedy_only: true,
+            ..SolveOptions::default()
+        },
+    );
+    let plan = report.solution.to_plan(&problem);
+    let pinned = plan.assignments[0].clone();
+    instance.pinned.push(pinned.clone());
+    let instance_path = temp_file("pinned-instance", &serde_json::to_vec(&instance).unwrap());
+    let pinned_problem = Problem::from_world(&instance.validate().unwrap()).unwrap();
+    assert_agree(&instance_path, &pinned_problem, &plan, "pin kept");
+    let mut without_pin = plan.clone();
+    without_pin.assignments.retain(|a| a != &pinned);
+    assert_agree(&instance_path, &pinned_problem, &without_pin, "pin missing");
+    assert!(check(&pinned_problem, &without_pin).is_err());
+    std::fs::remove_file(&instance_path).ok();
+}
