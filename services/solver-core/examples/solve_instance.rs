@@ -31,13 +31,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = report.solution.to_plan(&problem);
     std::fs::write(plan_path, serde_json::to_vec(&plan)?)?;
     println!(
-        "{{\"objective\":{:.2},\"upper_bound\":{},\"greedy\":{:.2},\"seconds\":{:.3},\"method\":\"{:?}\",\"dropped_pins\":{}}}",
+        "{{\"objective\":{:.2},\"upper_bound\":{},\"greedy\":{:.2},\"seconds\":{:.3},\"method\":\"{:?}\",\"dropped_pins\":{},\"neighbourhoods\":\"{:?}\"}}",
         report.objective,
         report.upper_bound.map_or("null".to_owned(), |bound| format!("{bound:.2}")),
         report.greedy_objective,
         report.elapsed.as_secs_f64(),
         report.method,
-        report.dropped_pins.len()
+        report.dropped_pins.len(),
+        report.neighbourhoods
     );
     Ok(())
 }

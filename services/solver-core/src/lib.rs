@@ -19,10 +19,13 @@
 mod check;
 mod explain;
 mod greedy;
+mod milp;
+mod optimise;
 mod problem;
 mod solution;
 mod solve;
 mod state;
+mod subproblem;
 #[cfg(test)]
 mod test_support;
 mod time;
@@ -32,6 +35,6 @@ pub use explain::explain;
 pub use problem::{Problem, ProblemError, HOURS_TOLERANCE};
 pub use solution::Solution;
 pub use solve::{
-    solve, SolveMethod, SolveOptions, SolveReport, SOLVE_TIME_LIMIT_MS_DEFAULT,
+    solve, NeighbourhoodStats, SolveMethod, SolveOptions, SolveReport, SOLVE_TIME_LIMIT_MS_DEFAULT,
     SOLVE_TIME_LIMIT_MS_MAX,
 };

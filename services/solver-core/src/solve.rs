@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::check::check_releasing;
 use crate::greedy::{Greedy, GreedyWeights};
+pub use crate::optimise::NeighbourhoodStats;
 use crate::problem::Problem;
 use crate::solution::Solution;
 use crate::state::State;
@@ -18,6 +19,11 @@ use crate::state::State;
 pub const SOLVE_TIME_LIMIT_MS_DEFAULT: u64 = 1_000;
 /// Longest time budget `solve` honours; longer requests are cut to this.
 pub const SOLVE_TIME_LIMIT_MS_MAX: u64 = 600_000;
+
+/// Share of the budget the optimisers may use; the rest is for checking.
+const SOLVE_BUDGET_SHARE_FOR_SEARCH: f64 = 0.97;
+/// Time kept back for the final check and the plan's translation, in ms.
+const SOLVE_FINISH_RESERVE_MS: u64 = 10;
 
 /// What `solve` is asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,6 +87,8 @@ pub struct SolveReport {
     pub greedy_objective: f64,
     /// `keep` pairs the plan does not keep.
     pub moved: usize,
+    /// What the large-neighbourhood search did.
+    pub neighbourhoods: NeighbourhoodStats,
 }
 
 impl SolveReport {
@@ -177,7 +185,10 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> SolveReport {
     let time_limit = options
         .time_limit
         .min(Duration::from_millis(SOLVE_TIME_LIMIT_MS_MAX));
-    let deadline = started + time_limit;
+    // The optimisers stop a little early: checking and translating the plan
+    // still has to fit inside the budget.
+    let deadline = started + time_limit.mul_f64(SOLVE_BUDGET_SHARE_FOR_SEARCH)
+        - Duration::from_millis(SOLVE_FINISH_RESERVE_MS).min(time_limit / 2);
 
     let keep = KeepPreference::new(problem, options);
     let mut greedy = Greedy::new(problem);
@@ -207,9 +218,28 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> SolveReport {
     let (mut solution, mut dropped_pins, _) = best.unwrap_or_default();
     let greedy_objective = solution.objective(problem);
     let mut method = SolveMethod::Greedy;
-    let upper_bound: Option<f64> = None;
+    let mut upper_bound: Option<f64> = None;
+    let mut neighbourhoods = NeighbourhoodStats::default();
 
-    let _ = deadline;
+    if !options.greedy_only && Instant::now() < deadline {
+        let outcome =
+            crate::optimise::improve(problem, options, &solution, &dropped_pins, deadline);
+        upper_bound = outcome.upper_bound;
+        neighbourhoods = outcome.neighbourhoods;
+        if let Some(improved) = outcome.solution {
+            let verdict = check_releasing(problem, &improved.to_plan(problem), &dropped_pins);
+            let no_worse = penalised_objective(problem, options, &improved)
+                >= penalised_objective(problem, options, &solution) - 1e-9;
+            if verdict.is_ok() && no_worse {
+                solution = improved;
+                if outcome.proven_optimal {
+                    method = SolveMethod::Exact;
+                } else if solution.objective(problem) > greedy_objective + 1e-9 {
+                    method = SolveMethod::Improved;
+                }
+            }
+        }
+    }
 
     // The last line of defence: never hand out a plan the judge would refuse.
     if check_releasing(problem, &solution.to_plan(problem), &dropped_pins).is_err() {
@@ -236,6 +266,7 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> SolveReport {
         method,
         greedy_objective,
         moved,
+        neighbourhoods,
     }
 }
 

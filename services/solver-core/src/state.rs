@@ -74,13 +74,6 @@ impl<'problem> State<'problem> {
         solution
     }
 
-    pub fn objective(&self) -> f64 {
-        (0..self.problem.task_count())
-            .filter(|&task| self.complete[task])
-            .map(|task| self.problem.tasks[task].impact)
-            .sum()
-    }
-
     pub fn dependencies_met(&self, task: usize) -> bool {
         self.problem.tasks[task]
             .dependencies
@@ -162,6 +155,61 @@ impl<'problem> State<'problem> {
         );
         self.paid_by[task] = paid;
         self.team[task] = team;
+        self.complete[task] = true;
+        true
+    }
+
+    /// Completes `task` with exactly this team and funding, if every rule
+    /// allows it; otherwise changes nothing and returns false. The optimisers
+    /// propose teams; this is where their proposals are held to the rules.
+    pub fn complete_with(&mut self, task: usize, team: &[usize], paid: &[(usize, u64)]) -> bool {
+        let facts = &self.problem.tasks[task];
+        if self.complete[task] || !self.dependencies_met(task) || team.len() != facts.slots {
+            return false;
+        }
+        let total: u64 = paid
+            .iter()
+            .map(|&(_, cents)| cents)
+            .fold(0, u64::saturating_add);
+        if total != facts.money_cents {
+            return false;
+        }
+        let mut owed: std::collections::BTreeMap<usize, u64> = std::collections::BTreeMap::new();
+        for &(pledge, cents) in paid {
+            if !self.problem.pledge_may_fund(pledge, task) {
+                return false;
+            }
+            *owed.entry(pledge).or_default() += cents;
+        }
+        if owed
+            .iter()
+            .any(|(&pledge, &cents)| self.pledge_left[pledge] < cents)
+        {
+            return false;
+        }
+        let mut placed = Vec::with_capacity(team.len());
+        for &volunteer in team {
+            let fits = !placed.contains(&volunteer)
+                && self.problem.is_eligible(volunteer, task)
+                && self.volunteer_fits(volunteer, task);
+            if !fits {
+                for &undo in &placed {
+                    remove_from(&mut self.load[undo], task);
+                }
+                return false;
+            }
+            insert_sorted(self.problem, &mut self.load[volunteer], task);
+            placed.push(volunteer);
+        }
+        for (&pledge, &cents) in &owed {
+            self.pledge_left[pledge] -= cents;
+        }
+        self.paid_by[task] = paid
+            .iter()
+            .copied()
+            .filter(|&(_, cents)| cents > 0)
+            .collect();
+        self.team[task] = placed;
         self.complete[task] = true;
         true
     }
