@@ -41,17 +41,20 @@ pub const HTTP_BODY_BYTES_MAX: usize = PAYLOAD_BYTES_MAX + 1024;
 #[derive(Clone)]
 struct Gateway {
     context: Context,
+    /// Ends open event streams at shutdown, which would otherwise hold the
+    /// graceful shutdown open for as long as a dashboard stays open.
+    shutdown: CancellationToken,
 }
 
 /// The router, for tests and for embedding.
-pub fn router(context: Context) -> Router {
+pub fn router(context: Context, shutdown: CancellationToken) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/plan", get(plan))
         .route("/api/stream", get(stream))
         .route("/api/{operation}", post(forward))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
-        .with_state(Gateway { context })
+        .with_state(Gateway { context, shutdown })
 }
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled.
@@ -67,7 +70,7 @@ pub async fn run(
     )
     .await?;
     tracing::info!(address = %listener.local_addr()?, "gateway ready");
-    axum::serve(listener, router(context))
+    axum::serve(listener, router(context, shutdown.clone()))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     tracing::info!("gateway stopped");
@@ -206,19 +209,21 @@ async fn stream(
         .messages()
         .await
         .map_err(|error| unavailable(format!("cannot follow the match stream: {error}")))?;
-    let events = messages.filter_map(move |message| {
-        let subjects = subjects.clone();
-        async move {
-            let message = message.ok()?;
-            let sequence = message.info().ok()?.stream_sequence;
-            let kind = subjects.parse_match(&message.subject)?;
-            let data = String::from_utf8_lossy(&message.payload).into_owned();
-            Some(Ok(SseEvent::default()
-                .event(kind.token())
-                .id(sequence.to_string())
-                .data(data)))
-        }
-    });
+    let events = messages
+        .take_until(gateway.shutdown.clone().cancelled_owned())
+        .filter_map(move |message| {
+            let subjects = subjects.clone();
+            async move {
+                let message = message.ok()?;
+                let sequence = message.info().ok()?.stream_sequence;
+                let kind = subjects.parse_match(&message.subject)?;
+                let data = String::from_utf8_lossy(&message.payload).into_owned();
+                Some(Ok(SseEvent::default()
+                    .event(kind.token())
+                    .id(sequence.to_string())
+                    .data(data)))
+            }
+        });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(STREAM_KEEP_ALIVE_S))))
 }
