@@ -22,7 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let instance: proto::instance::Instance =
         serde_json::from_slice(&std::fs::read(instance_path)?)?;
     let world = instance.validate()?;
+    let indexing = std::time::Instant::now();
     let problem = Problem::from_world(&world)?;
+    let index_seconds = indexing.elapsed().as_secs_f64();
     let options = SolveOptions {
         time_limit: Duration::from_secs_f64(seconds),
         ..SolveOptions::default()
@@ -31,14 +33,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = report.solution.to_plan(&problem);
     std::fs::write(plan_path, serde_json::to_vec(&plan)?)?;
     println!(
-        "{{\"objective\":{:.2},\"upper_bound\":{},\"greedy\":{:.2},\"seconds\":{:.3},\"method\":\"{:?}\",\"dropped_pins\":{},\"neighbourhoods\":\"{:?}\"}}",
+        "{{\"objective\":{:.2},\"upper_bound\":{},\"greedy\":{:.2},\"seconds\":{:.3},\"method\":\"{:?}\",\"dropped_pins\":{},\"neighbourhoods\":\"{:?}\",\"index_seconds\":{:.3},\"greedy_seconds\":{:.3}}}",
         report.objective,
         report.upper_bound.map_or("null".to_owned(), |bound| format!("{bound:.2}")),
         report.greedy_objective,
         report.elapsed.as_secs_f64(),
         report.method,
         report.dropped_pins.len(),
-        report.neighbourhoods
+        report.neighbourhoods,
+        index_seconds,
+        report.greedy_elapsed.as_secs_f64()
     );
     Ok(())
 }

@@ -18,6 +18,7 @@
 
 mod check;
 mod explain;
+mod forbid;
 mod greedy;
 mod milp;
 mod optimise;

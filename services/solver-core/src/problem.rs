@@ -198,19 +198,7 @@ impl Problem {
 
         let (candidates_of_task, tasks_of_volunteer) = eligible_pairs(world, &volunteers, &tasks);
 
-        let mut pledges_of_task = vec![Vec::new(); tasks.len()];
-        let mut tasks_of_pledge = vec![Vec::new(); world.pledges.len()];
-        for (task_index, task) in world.tasks.iter().enumerate() {
-            if task.money.0 == 0 {
-                continue;
-            }
-            for (pledge_index, pledge) in world.pledges.iter().enumerate() {
-                if pledge_fits(pledge, task, &tasks[task_index], now) {
-                    pledges_of_task[task_index].push(pledge_index);
-                    tasks_of_pledge[pledge_index].push(task_index);
-                }
-            }
-        }
+        let (pledges_of_task, tasks_of_pledge) = fundable_pairs(world, &tasks);
 
         let mut pins = Vec::with_capacity(world.pinned.len());
         for (volunteer, task) in &world.pinned {
@@ -383,48 +371,116 @@ fn topological_order(
     }
 }
 
-/// The pledge rule of problem.md, with the expiry compared in hours exactly as
-/// `check_plan.py` compares it.
-fn pledge_fits(
-    pledge: &proto::domain::Pledge,
-    task: &proto::domain::Task,
-    facts: &TaskFacts,
-    now: DateTime<Utc>,
-) -> bool {
-    pledge
-        .collectives
-        .as_ref()
-        .is_none_or(|allowed| allowed.contains(&task.collective))
-        && pledge
-            .tags
-            .as_ref()
-            .is_none_or(|tags| !tags.is_disjoint(&task.tags))
-        && pledge
+/// Every (pledge, money task) pair the pledge rule of problem.md allows,
+/// with the expiry compared in hours exactly as `check_plan.py` compares it.
+///
+/// Collectives and tags are interned to small integers first: with thousands
+/// of pledges and money tasks, set operations on strings dominated indexing.
+fn fundable_pairs(world: &World, tasks: &[TaskFacts]) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let name_id = |name: &str, names: &mut HashMap<String, usize>| {
+        let next = names.len();
+        *names.entry(name.to_owned()).or_insert(next)
+    };
+    let mut collective_ids: HashMap<String, usize> = HashMap::new();
+    let mut tag_ids: HashMap<String, usize> = HashMap::new();
+    let money_tasks: Vec<(usize, usize, Vec<usize>)> = world
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, task)| task.money.0 > 0)
+        .map(|(index, task)| {
+            let collective = name_id(task.collective.as_str(), &mut collective_ids);
+            let mut tags: Vec<usize> = task
+                .tags
+                .iter()
+                .map(|tag| name_id(tag, &mut tag_ids))
+                .collect();
+            tags.sort_unstable();
+            (index, collective, tags)
+        })
+        .collect();
+    let mut pledges_of_task = vec![Vec::new(); tasks.len()];
+    let mut tasks_of_pledge = vec![Vec::new(); world.pledges.len()];
+    for (pledge_index, pledge) in world.pledges.iter().enumerate() {
+        // A restriction naming something no money task has matches nothing.
+        let collectives: Option<Vec<usize>> = pledge.collectives.as_ref().map(|allowed| {
+            allowed
+                .iter()
+                .filter_map(|name| collective_ids.get(name.as_str()).copied())
+                .collect()
+        });
+        let pledge_tags: Option<Vec<usize>> = pledge.tags.as_ref().map(|tags| {
+            tags.iter()
+                .filter_map(|tag| tag_ids.get(tag.as_str()).copied())
+                .collect()
+        });
+        let expires_hours = pledge
             .expires_at
-            .is_none_or(|expiry| hours_after(now, expiry) > facts.start_hours)
+            .map(|expiry| hours_after(world.now, expiry));
+        for (task_index, collective, task_tags) in &money_tasks {
+            let fits = collectives
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(collective))
+                && pledge_tags
+                    .as_ref()
+                    .is_none_or(|tags| tags.iter().any(|tag| task_tags.contains(tag)))
+                && expires_hours.is_none_or(|expiry| expiry > tasks[*task_index].start_hours);
+            if fits {
+                pledges_of_task[*task_index].push(pledge_index);
+                tasks_of_pledge[pledge_index].push(*task_index);
+            }
+        }
+    }
+    (pledges_of_task, tasks_of_pledge)
 }
 
 /// Every (volunteer, task) pair that could ever be in a plan: eligible, and
 /// the task alone fits the volunteer's time in its window.
 ///
 /// With 20,000 volunteers and 15,000 tasks the full cross product is 3e8
-/// string comparisons; instead each task scans only the holders of its
-/// rarest required skill at a sufficient level.
+/// checks; instead each task scans only the holders of its rarest required
+/// skill in its own region (all regions for remote tasks), with skills and
+/// regions interned to integers.
 fn eligible_pairs(
     world: &World,
     volunteers: &[VolunteerFacts],
     tasks: &[TaskFacts],
 ) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
-    let mut holders_by_skill: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut skill_ids: HashMap<&str, usize> = HashMap::new();
+    let mut region_ids: HashMap<&str, usize> = HashMap::new();
+    // Per volunteer: (skill, level) sorted by skill id.
+    let mut held: Vec<Vec<(usize, u8)>> = Vec::with_capacity(volunteers.len());
+    // (skill, region) -> holders; region `None` lists holders everywhere.
+    let mut holders: HashMap<(usize, Option<usize>), Vec<usize>> = HashMap::new();
+    let mut everyone_in: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
     for (volunteer_index, volunteer) in world.volunteers.iter().enumerate() {
-        for skill in volunteer.skills.keys() {
-            holders_by_skill
-                .entry(skill.as_str())
+        let region = volunteer.region.as_deref().map(|name| {
+            let next = region_ids.len();
+            *region_ids.entry(name).or_insert(next)
+        });
+        let mut levels = Vec::with_capacity(volunteer.skills.len());
+        for (skill, level) in &volunteer.skills {
+            let next = skill_ids.len();
+            let skill = *skill_ids.entry(skill.as_str()).or_insert(next);
+            levels.push((skill, level.get()));
+            holders
+                .entry((skill, None))
                 .or_default()
                 .push(volunteer_index);
+            if region.is_some() {
+                holders
+                    .entry((skill, region))
+                    .or_default()
+                    .push(volunteer_index);
+            }
+        }
+        levels.sort_unstable();
+        held.push(levels);
+        everyone_in.entry(None).or_default().push(volunteer_index);
+        if region.is_some() {
+            everyone_in.entry(region).or_default().push(volunteer_index);
         }
     }
-    let everyone: Vec<usize> = (0..volunteers.len()).collect();
     let no_one: Vec<usize> = Vec::new();
     let mut candidates_of_task = vec![Vec::new(); tasks.len()];
     let mut tasks_of_volunteer = vec![Vec::new(); volunteers.len()];
@@ -433,19 +489,47 @@ fn eligible_pairs(
         if facts.slots == 0 {
             continue;
         }
-        let pool = task
-            .skills
-            .keys()
-            .map(|skill| holders_by_skill.get(skill.as_str()).unwrap_or(&no_one))
-            .min_by_key(|holders| holders.len())
-            .unwrap_or(&everyone);
+        let region = match task.region.as_deref() {
+            None => None,
+            Some(name) => match region_ids.get(name) {
+                Some(&id) => Some(id),
+                None => continue, // Nobody lives there.
+            },
+        };
+        let mut required = Vec::with_capacity(task.skills.len());
+        let mut unheld = false;
+        for (skill, level) in &task.skills {
+            match skill_ids.get(skill.as_str()) {
+                Some(&id) => required.push((id, level.get())),
+                None => unheld = true,
+            }
+        }
+        if unheld {
+            continue;
+        }
+        let pool = required
+            .iter()
+            .map(|&(skill, _)| holders.get(&(skill, region)).unwrap_or(&no_one))
+            .min_by_key(|pool| pool.len())
+            .unwrap_or_else(|| everyone_in.get(&region).unwrap_or(&no_one));
+        let sensitivity = task.sensitivity.get();
         for &volunteer_index in pool {
-            let volunteer = &world.volunteers[volunteer_index];
-            if !volunteer.is_eligible_for(task) {
+            let facts_of_volunteer = &volunteers[volunteer_index];
+            if facts_of_volunteer.trust < sensitivity {
                 continue;
             }
-            let capacity = volunteers[volunteer_index]
-                .capacity_between(facts.start_hours, facts.deadline_hours);
+            let levels = &held[volunteer_index];
+            let skilled = required.iter().all(|&(skill, level)| {
+                levels
+                    .binary_search_by_key(&skill, |&(id, _)| id)
+                    .is_ok_and(|position| levels[position].1 >= level)
+            });
+            if !skilled {
+                continue;
+            }
+            debug_assert!(world.volunteers[volunteer_index].is_eligible_for(task));
+            let capacity =
+                facts_of_volunteer.capacity_between(facts.start_hours, facts.deadline_hours);
             if facts.hours <= capacity + crate::time::FIT_SLACK_HOURS {
                 candidates_of_task[task_index].push(volunteer_index);
                 tasks_of_volunteer[volunteer_index].push(task_index);

@@ -89,6 +89,8 @@ pub struct SolveReport {
     pub moved: usize,
     /// What the large-neighbourhood search did.
     pub neighbourhoods: NeighbourhoodStats,
+    /// Time the greedy took (all its weightings).
+    pub greedy_elapsed: Duration,
 }
 
 impl SolveReport {
@@ -217,6 +219,7 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> SolveReport {
     }
     let (mut solution, mut dropped_pins, _) = best.unwrap_or_default();
     let greedy_objective = solution.objective(problem);
+    let greedy_elapsed = started.elapsed();
     let mut method = SolveMethod::Greedy;
     let mut upper_bound: Option<f64> = None;
     let mut neighbourhoods = NeighbourhoodStats::default();
@@ -267,6 +270,7 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> SolveReport {
         greedy_objective,
         moved,
         neighbourhoods,
+        greedy_elapsed,
     }
 }
 

@@ -680,3 +680,89 @@ impl MaxFlow {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{instance, problem, task, volunteer};
+
+    #[test]
+    fn exact_funding_pays_every_task_in_whole_cents_or_refuses() {
+        let pledge = |id: &str, cents: u64, tags: serde_json::Value| json!({"id": id, "amount_cents": cents, "collectives": null, "tags": tags, "expires_at": null});
+        let mut food = task("food", json!({}), 0.0, 0, 7, 1.0);
+        food["money_cents"] = json!(700);
+        food["tags"] = json!(["food"]);
+        let mut rent = task("rent", json!({}), 0.0, 0, 7, 1.0);
+        rent["money_cents"] = json!(500);
+        // The general pledge must go to rent: only it can, since the tagged
+        // pledge cannot pay for rent. A greedy draw from p1 first would fail.
+        let cases: Vec<(&str, Vec<serde_json::Value>, bool)> = vec![
+            (
+                "enough money, routed around a restriction",
+                vec![
+                    pledge("p1", 600, json!(null)),
+                    pledge("p2", 600, json!(["food"])),
+                ],
+                true,
+            ),
+            (
+                "one cent short in total",
+                vec![
+                    pledge("p1", 599, json!(null)),
+                    pledge("p2", 600, json!(["food"])),
+                ],
+                false,
+            ),
+        ];
+        for (sentence, pledges, payable) in cases {
+            let problem = problem(&instance(vec![], vec![food.clone(), rent.clone()], pledges));
+            let state = State::new(&problem);
+            let paid = fund_exactly(&state, &[0, 1]);
+            assert_eq!(paid.is_some(), payable, "{sentence}");
+            if let Some(paid) = paid {
+                for task in [0, 1] {
+                    let total: u64 = paid[&task].iter().map(|&(_, cents)| cents).sum();
+                    assert_eq!(total, problem.tasks[task].money_cents, "{sentence}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_exact_model_packs_time_better_than_impact_per_hour() {
+        // Ten hours in a day: one 6-hour task (7) or two 5-hour tasks (5.5 each).
+        let raw = instance(
+            vec![volunteer("v", json!({}), 70.0)],
+            vec![
+                task("a", json!({}), 6.0, 1, 1, 7.0),
+                task("b", json!({}), 5.0, 1, 1, 5.5),
+                task("c", json!({}), 5.0, 1, 1, 5.5),
+            ],
+            vec![],
+        );
+        let problem = problem(&raw);
+        let state = State::new(&problem);
+        let free = [0, 1, 2];
+        let model = Subproblem::build(
+            &state,
+            &free,
+            &[],
+            &HashSet::new(),
+            0.0,
+            &[],
+            false,
+            ModelLimits::EXACT,
+        );
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let result = model.solve(&state, &[], deadline).unwrap();
+        let chosen: Vec<usize> = result
+            .decisions
+            .iter()
+            .map(|decision| decision.task)
+            .collect();
+        assert_eq!(chosen, vec![1, 2]);
+        assert!(result.optimal);
+    }
+}

@@ -37,46 +37,71 @@ fn load(name: &str) -> (PathBuf, Instance, Problem) {
     (path, instance, problem)
 }
 
+/// A fresh file per call: the tests run in parallel in one process.
 fn temp_file(label: &str, body: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "solver-core-judge-{}-{label}.json",
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!(
+        "solver-core-judge-{}-{serial}-{label}.json",
         std::process::id()
-    ));
+    );
+    let path = std::env::temp_dir().join(name);
     std::fs::write(&path, body).unwrap();
     path
 }
 
-/// The judge's verdict: `Some(objective)` when feasible.
-fn judge(instance_path: &Path, plan: &Plan, label: &str) -> Option<f64> {
-    let plan_path = temp_file(label, &serde_json::to_vec(plan).unwrap());
+/// Runs the judge's own `check` on many plans in one Python process (the
+/// interpreter's start-up would otherwise dominate the test's time).
+const JUDGE_MANY_PY: &str = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import check_plan
+instance = check_plan.Instance(json.load(open(sys.argv[2])))
+verdicts = []
+for plan in json.load(open(sys.argv[3])):
+    errors, objective, _, _ = check_plan.check(instance, plan)
+    verdicts.append(None if errors else objective)
+print(json.dumps(verdicts))
+"#;
+
+/// The judge's verdicts: `Some(objective)` for each feasible plan.
+fn judge(instance_path: &Path, plans: &[&Plan], label: &str) -> Vec<Option<f64>> {
+    let plans_path = temp_file(label, &serde_json::to_vec(plans).unwrap());
+    let judge_dir = Path::new(JUDGE_PATH).parent().unwrap();
     let output = Command::new("python3")
-        .arg(JUDGE_PATH)
+        .arg("-c")
+        .arg(JUDGE_MANY_PY)
+        .arg(judge_dir)
         .arg(instance_path)
-        .arg(&plan_path)
-        .arg("--json")
+        .arg(&plans_path)
         .output()
         .unwrap();
-    std::fs::remove_file(&plan_path).ok();
-    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    if verdict["feasible"].as_bool().unwrap() {
-        Some(verdict["objective"].as_f64().unwrap())
-    } else {
-        None
-    }
+    std::fs::remove_file(&plans_path).ok();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn assert_agree(instance_path: &Path, problem: &Problem, plan: &Plan, label: &str) {
-    let ours = check(problem, plan);
-    let theirs = judge(instance_path, plan, label);
-    match (&ours, theirs) {
-        (Ok(mine), Some(judged)) => {
-            assert!(
-                (mine - judged).abs() < OBJECTIVE_TOLERANCE,
-                "{label}: {mine} vs judge {judged}"
-            )
+/// `check` and the judge agree on every `(label, plan)`.
+fn assert_agree(instance_path: &Path, problem: &Problem, cases: &[(String, Plan)]) {
+    let plans: Vec<&Plan> = cases.iter().map(|(_, plan)| plan).collect();
+    let verdicts = judge(instance_path, &plans, "batch");
+    assert_eq!(verdicts.len(), cases.len());
+    for ((label, plan), theirs) in cases.iter().zip(verdicts) {
+        let ours = check(problem, plan);
+        match (&ours, theirs) {
+            (Ok(mine), Some(judged)) => {
+                assert!(
+                    (mine - judged).abs() < OBJECTIVE_TOLERANCE,
+                    "{label}: {mine} vs judge {judged}"
+                )
+            }
+            (Err(_), None) => {}
+            _ => panic!("{label}: check says {ours:?}, the judge says {theirs:?}"),
         }
-        (Err(_), None) => {}
-        _ => panic!("{label}: check says {ours:?}, the judge says {theirs:?}"),
     }
 }
 
@@ -207,22 +232,18 @@ fn judge_agrees_on(name: &str) {
     };
     let report = solve(&problem, &options);
     let plan = report.solution.to_plan(&problem);
-    assert_agree(&path, &problem, &plan, &format!("{name}-solved"));
     assert!(
         check(&problem, &plan).is_ok(),
         "{name}: the solver's plan must be feasible"
     );
+    let mut cases = vec![(format!("{name}: the solver's plan"), plan.clone())];
     for (index, (label, broken)) in broken_plans(&instance, &problem, &plan)
         .into_iter()
         .enumerate()
     {
-        assert_agree(
-            &path,
-            &problem,
-            &broken,
-            &format!("{name}-{index}: {label}"),
-        );
+        cases.push((format!("{name} #{index}: {label}"), broken));
     }
+    assert_agree(&path, &problem, &cases);
 }
 
 #[test]
@@ -268,10 +289,13 @@ fn check_agrees_with_the_judge_when_a_pin_is_missing() {
     instance.pinned.push(pinned.clone());
     let instance_path = temp_file("pinned-instance", &serde_json::to_vec(&instance).unwrap());
     let pinned_problem = Problem::from_world(&instance.validate().unwrap()).unwrap();
-    assert_agree(&instance_path, &pinned_problem, &plan, "pin kept");
     let mut without_pin = plan.clone();
     without_pin.assignments.retain(|a| a != &pinned);
-    assert_agree(&instance_path, &pinned_problem, &without_pin, "pin missing");
+    let cases = vec![
+        ("pin kept".to_owned(), plan.clone()),
+        ("pin missing".to_owned(), without_pin.clone()),
+    ];
+    assert_agree(&instance_path, &pinned_problem, &cases);
     assert!(check(&pinned_problem, &without_pin).is_err());
     std::fs::remove_file(&instance_path).ok();
 }
