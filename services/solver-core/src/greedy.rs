@@ -225,12 +225,9 @@ impl<'problem> Greedy<'problem> {
     pub fn fill(&self, state: &mut State<'_>, scores: &[f64], allowed: &dyn Fn(usize) -> bool) {
         let problem = self.problem;
         let mut queue = BinaryHeap::new();
-        for task in 0..problem.task_count() {
+        for (task, &score) in scores.iter().enumerate() {
             if allowed(task) && !state.complete[task] && state.dependencies_met(task) {
-                queue.push(Ready {
-                    score: scores[task],
-                    task,
-                });
+                queue.push(Ready { score, task });
             }
         }
         while let Some(Ready { task, .. }) = queue.pop() {

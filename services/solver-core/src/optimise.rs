@@ -41,6 +41,9 @@ const BOUND_LIMITS: ModelLimits = ModelLimits {
     candidates_per_task_max: usize::MAX,
     interval_rows_per_volunteer_max: 8,
 };
+/// Share of a small part's time given to its exact model before the
+/// neighbourhood search takes over.
+const EXACT_SHARE_OF_PART_TIME: f64 = 0.7;
 /// Longest single HiGHS call inside the neighbourhood search.
 const NEIGHBOURHOOD_SOLVE_MS_MAX: u64 = 400;
 /// Parts with more candidate pairs than this get no LP bound (it would not
@@ -264,14 +267,21 @@ pub(crate) fn improve(
             // Everything possible is already done: nothing to improve.
             continue;
         }
-        if !large(part) {
+        let mut searched = large(part);
+        if !searched {
+            // The exact model gets most of the part's time; if HiGHS cannot
+            // prove it in that (a loaded machine, a hard part), the search
+            // uses the rest, since small models still finish.
+            let exact_deadline = now + (part_deadline - now).mul_f64(EXACT_SHARE_OF_PART_TIME);
             let (proven, bound) =
-                solve_part_exactly(&mut state, part, &keep, move_cost, &pins, part_deadline);
+                solve_part_exactly(&mut state, part, &keep, move_cost, &pins, exact_deadline);
             all_proven &= proven;
             if let Some(bound) = bound {
                 part_bounds[index] = part_bounds[index].min(bound);
             }
-        } else {
+            searched = !proven;
+        }
+        if searched {
             all_proven = false;
             search_neighbourhoods(
                 &mut state,
@@ -371,6 +381,7 @@ fn solve_part_exactly(
 }
 
 /// Large-neighbourhood search on one part until `deadline`.
+#[allow(clippy::too_many_arguments)]
 fn search_neighbourhoods(
     state: &mut State<'_>,
     part: &[usize],
@@ -392,7 +403,7 @@ fn search_neighbourhoods(
     if staffable.is_empty() {
         return;
     }
-    let mut target_pairs = NEIGHBOURHOOD_TASKS_START;
+    let mut target_tasks = NEIGHBOURHOOD_TASKS_START;
     let mut round = 0usize;
     while Instant::now() + Duration::from_millis(5) < deadline {
         round += 1;
@@ -411,9 +422,9 @@ fn search_neighbourhoods(
             }
         }
         let neighbourhood = match round % 3 {
-            0 => skill_neighbourhood(state, part, seed, target_pairs, random),
-            1 => people_neighbourhood(state, seed, target_pairs, random),
-            _ => money_neighbourhood(state, seed, target_pairs, random),
+            0 => skill_neighbourhood(state, part, seed, target_tasks, random),
+            1 => people_neighbourhood(state, seed, target_tasks, random),
+            _ => money_neighbourhood(state, seed, target_tasks, random),
         };
         let before = state.clone();
         let mut free: Vec<usize> = neighbourhood;
@@ -422,8 +433,8 @@ fn search_neighbourhoods(
         for &task in &free.clone() {
             state.release(task);
         }
-        for task in 0..problem.task_count() {
-            if was_complete[task] && !state.complete[task] && !free.contains(&task) {
+        for (task, &was) in was_complete.iter().enumerate() {
+            if was && !state.complete[task] && !free.contains(&task) {
                 free.push(task);
             }
         }
@@ -483,12 +494,12 @@ fn search_neighbourhoods(
         }
         let proven_fast = result.as_ref().is_some_and(|result| result.optimal)
             && took < Duration::from_millis(NEIGHBOURHOOD_SOLVE_MS_MAX / 4);
-        target_pairs = if proven_fast {
-            (target_pairs * 5 / 4 + 1).min(NEIGHBOURHOOD_TASKS_MAX)
+        target_tasks = if proven_fast {
+            (target_tasks * 5 / 4 + 1).min(NEIGHBOURHOOD_TASKS_MAX)
         } else if result.as_ref().is_none_or(|result| !result.optimal) {
-            (target_pairs * 3 / 4).max(NEIGHBOURHOOD_TASKS_MIN)
+            (target_tasks * 3 / 4).max(NEIGHBOURHOOD_TASKS_MIN)
         } else {
-            target_pairs
+            target_tasks
         };
     }
 }
@@ -498,15 +509,15 @@ fn search_neighbourhoods(
 fn people_neighbourhood(
     state: &State<'_>,
     seed: usize,
-    target_pairs: usize,
+    target_tasks: usize,
     random: &mut SplitMix,
 ) -> Vec<usize> {
     let problem = state.problem;
     let mut chosen = vec![seed];
     let mut seen: HashSet<usize> = HashSet::from([seed]);
-    let mut pairs = 1;
+    let mut count = 1;
     let mut frontier = 0;
-    while frontier < chosen.len() && pairs < target_pairs {
+    while frontier < chosen.len() && count < target_tasks {
         let task = chosen[frontier];
         frontier += 1;
         let candidates = &problem.candidates_of_task[task];
@@ -519,12 +530,12 @@ fn people_neighbourhood(
                 options.push(tasks[random.below(tasks.len())]);
             }
             for next in options {
-                if pairs >= target_pairs {
+                if count >= target_tasks {
                     break;
                 }
                 if seen.insert(next) {
                     chosen.push(next);
-                    pairs += 1;
+                    count += 1;
                 }
             }
         }
@@ -538,13 +549,13 @@ fn skill_neighbourhood(
     state: &State<'_>,
     part: &[usize],
     seed: usize,
-    target_pairs: usize,
+    target_tasks: usize,
     random: &mut SplitMix,
 ) -> Vec<usize> {
     let problem = state.problem;
     let seed_facts = &problem.tasks[seed];
     let Some(skill) = seed_facts.skills.keys().next() else {
-        return people_neighbourhood(state, seed, target_pairs, random);
+        return people_neighbourhood(state, seed, target_tasks, random);
     };
     let mut pool: Vec<usize> = part
         .iter()
@@ -559,15 +570,7 @@ fn skill_neighbourhood(
     for index in (1..pool.len()).rev() {
         pool.swap(index, random.below(index + 1));
     }
-    let mut chosen = Vec::new();
-    let mut pairs = 0;
-    for task in pool {
-        if pairs >= target_pairs {
-            break;
-        }
-        pairs += 1;
-        chosen.push(task);
-    }
+    let mut chosen: Vec<usize> = pool.into_iter().take(target_tasks).collect();
     if chosen.is_empty() {
         chosen.push(seed);
     }
@@ -578,35 +581,35 @@ fn skill_neighbourhood(
 fn money_neighbourhood(
     state: &State<'_>,
     seed: usize,
-    target_pairs: usize,
+    target_tasks: usize,
     random: &mut SplitMix,
 ) -> Vec<usize> {
     let problem = state.problem;
     let pledges = &problem.pledges_of_task[seed];
     if pledges.is_empty() {
-        return people_neighbourhood(state, seed, target_pairs, random);
+        return people_neighbourhood(state, seed, target_tasks, random);
     }
     let mut chosen = vec![seed];
     let mut seen: HashSet<usize> = HashSet::from([seed]);
-    let mut pairs = 1;
+    let mut count = 1;
     for _ in 0..pledges.len().min(4) {
         let pledge = pledges[random.below(pledges.len())];
         let tasks = &problem.tasks_of_pledge[pledge];
         for _ in 0..tasks.len().min(12) {
             let task = tasks[random.below(tasks.len())];
-            if pairs >= target_pairs / 2 {
+            if count >= target_tasks / 2 {
                 break;
             }
             if seen.insert(task) {
                 chosen.push(task);
-                pairs += 1;
+                count += 1;
             }
         }
     }
     let mut people = people_neighbourhood(
         state,
         seed,
-        target_pairs.saturating_sub(pairs).max(1),
+        target_tasks.saturating_sub(count).max(1),
         random,
     );
     people.retain(|task| seen.insert(*task));

@@ -140,7 +140,9 @@ mod tests {
     #[test]
     fn a_task_fits_only_when_every_interval_around_it_has_room() {
         // 16.8 h a week is 0.1 h an hour: 2.4 h a day.
-        let cases: Vec<(&str, Vec<(f64, u32)>, (f64, u32), bool)> = vec![
+        // (sentence, load as (hours, days), new task as (hours, days), fits)
+        type Case = (&'static str, Vec<(f64, u32)>, (f64, u32), bool);
+        let cases: Vec<Case> = vec![
             (
                 "an empty week takes a task that needs a day's hours",
                 vec![],

@@ -1,0 +1,207 @@
+//! The solver benchmark: the five shared instances and fresh ones from
+//! `gen_instance.py` (all four regimes, 200 to 15,000 tasks), each solved
+//! within its budget, checked by the judge (`check_plan.py`), and printed as
+//! one markdown table for BENCHMARKS.md.
+//!
+//!     cargo bench -p solver-core --bench solver            # everything (~3 min)
+//!     cargo bench -p solver-core --bench solver -- quick   # without the 15,000-task runs
+//!
+//! Generated instances are cached under `<target>/bench-instances/`.
+//! Peak RSS is per instance: the kernel's high-water mark is reset before
+//! each solve (`/proc/self/clear_refs`), so it covers indexing and solving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use proto::instance::Instance;
+use solver_core::{check, solve, Problem, SolveOptions};
+
+const SHARED_DIR: &str = "/work/shared/bench";
+
+struct Case {
+    name: String,
+    path: PathBuf,
+    budget: Duration,
+    /// The reference optimum (or LP bound) from reference.json, if any.
+    reference: Option<(f64, &'static str)>,
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Budgets the brief sets: 1 s up to 600 tasks, 5 s up to 1,500, 10 s beyond.
+fn budget_for(tasks: usize) -> Duration {
+    match tasks {
+        0..=600 => Duration::from_secs(1),
+        601..=1_500 => Duration::from_secs(5),
+        _ => Duration::from_secs(10),
+    }
+}
+
+fn generated(regime: &str, volunteers: usize, tasks: usize, seed: u64) -> Case {
+    let dir = target_dir().join("bench-instances");
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("gen-{regime}-{volunteers}x{tasks}-s{seed}");
+    let path = dir.join(format!("{name}.json"));
+    if !path.exists() {
+        let output = Command::new("python3")
+            .arg(Path::new(SHARED_DIR).join("gen_instance.py"))
+            .args([
+                "--volunteers",
+                &volunteers.to_string(),
+                "--tasks",
+                &tasks.to_string(),
+            ])
+            .args(["--seed", &seed.to_string(), "--regime", regime])
+            .output()
+            .expect("python3 runs gen_instance.py");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::write(&path, output.stdout).unwrap();
+    }
+    Case {
+        name,
+        path,
+        budget: budget_for(tasks),
+        reference: None,
+    }
+}
+
+fn shared_cases() -> Vec<Case> {
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(SHARED_DIR).join("instances/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let mut cases = Vec::new();
+    for (name, tasks) in [
+        ("balanced-200x150", 150),
+        ("time-scarce-300x600", 600),
+        ("deep-deps-500x400", 400),
+        ("money-scarce-400x400", 400),
+        ("balanced-2000x1500", 1_500),
+    ] {
+        let entry = &reference[name];
+        let reference = entry["optimum"]
+            .as_f64()
+            .map(|optimum| (optimum, "optimum"))
+            .or_else(|| {
+                entry["lp_bound"]
+                    .as_f64()
+                    .map(|bound| (bound, "reference LP bound"))
+            });
+        cases.push(Case {
+            name: name.to_owned(),
+            path: Path::new(SHARED_DIR).join(format!("instances/{name}.json")),
+            budget: budget_for(tasks),
+            reference,
+        });
+    }
+    cases
+}
+
+fn reset_peak_rss() {
+    // "5" resets the peak resident set size (Linux 4.0+); harmless elsewhere.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The judge's verdict on a plan: `Some(objective)` when feasible.
+fn judge(instance: &Path, plan: &proto::instance::Plan) -> Option<f64> {
+    let plan_path = target_dir().join("bench-instances").join("last-plan.json");
+    std::fs::write(&plan_path, serde_json::to_vec(plan).unwrap()).unwrap();
+    let output = Command::new("python3")
+        .arg(Path::new(SHARED_DIR).join("check_plan.py"))
+        .arg(instance)
+        .arg(&plan_path)
+        .arg("--json")
+        .output()
+        .ok()?;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    verdict["feasible"].as_bool().filter(|&feasible| feasible)?;
+    verdict["objective"].as_f64()
+}
+
+fn main() {
+    let quick = std::env::args().any(|argument| argument == "quick");
+    let mut cases = shared_cases();
+    let regimes = ["balanced", "time-scarce", "money-scarce", "deep-deps"];
+    let mut sizes = vec![(267, 200), (2_000, 1_500)];
+    if !quick {
+        sizes.push((20_000, 15_000));
+    }
+    for (volunteers, tasks) in sizes {
+        for regime in regimes {
+            cases.push(generated(regime, volunteers, tasks, 11));
+        }
+    }
+
+    println!("| instance | objective | share | greedy | own bound | gap to own bound | method | time (s) | index (s) | peak RSS (MiB) | judge |");
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
+    for case in cases {
+        let instance: Instance =
+            serde_json::from_slice(&std::fs::read(&case.path).unwrap()).unwrap();
+        reset_peak_rss();
+        let indexing = Instant::now();
+        let problem = Problem::from_world(&instance.validate().unwrap()).unwrap();
+        let index_seconds = indexing.elapsed().as_secs_f64();
+        drop(instance);
+        let report = solve(
+            &problem,
+            &SolveOptions {
+                time_limit: case.budget,
+                ..SolveOptions::default()
+            },
+        );
+        let peak = peak_rss_mib().map_or("?".to_owned(), |mib| format!("{mib:.0}"));
+        let plan = report.solution.to_plan(&problem);
+        let ours = check(&problem, &plan);
+        let judged = judge(&case.path, &plan);
+        let agree = match (&ours, judged) {
+            (Ok(mine), Some(theirs)) if (mine - theirs).abs() < 1e-6 => {
+                "feasible, agrees".to_owned()
+            }
+            (Ok(mine), theirs) => format!("DISAGREES: check {mine} vs judge {theirs:?}"),
+            (Err(errors), _) => format!("INFEASIBLE: {}", errors.len()),
+        };
+        let share = match case.reference {
+            Some((value, label)) => format!("{:.2}% of {label}", 100.0 * report.objective / value),
+            None => report.upper_bound.map_or("-".to_owned(), |bound| {
+                format!("{:.2}% of own bound", 100.0 * report.objective / bound)
+            }),
+        };
+        println!(
+            "| {} | {:.2} | {} | {:.2} ({:+.2}%) | {} | {} | {:?} | {:.2} | {:.2} | {} | {} |",
+            case.name,
+            report.objective,
+            share,
+            report.greedy_objective,
+            100.0 * (report.objective / report.greedy_objective.max(1e-9) - 1.0),
+            report
+                .upper_bound
+                .map_or("-".to_owned(), |bound| format!("{bound:.2}")),
+            report
+                .gap()
+                .map_or("-".to_owned(), |gap| format!("{:.2}%", 100.0 * gap)),
+            report.method,
+            report.elapsed.as_secs_f64(),
+            index_seconds,
+            peak,
+            agree,
+        );
+    }
+}
