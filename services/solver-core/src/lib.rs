@@ -12,6 +12,7 @@
 //!   parts and a large-neighbourhood search for big ones, within a deadline.
 //! - [`check`]: the rules, exactly as the judge applies them.
 //! - [`explain`]: the `why` of one assignment.
+//! - [`LivePlan`]: tier 1, the plan repaired event by event in milliseconds.
 
 // Tests may unwrap: a panic there is a failed test, which is the point.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -20,6 +21,7 @@ mod check;
 mod explain;
 mod forbid;
 mod greedy;
+mod live;
 mod milp;
 mod optimise;
 mod problem;
@@ -33,6 +35,7 @@ mod time;
 
 pub use check::check;
 pub use explain::explain;
+pub use live::LivePlan;
 pub use problem::{Problem, ProblemError, HOURS_TOLERANCE};
 pub use solution::Solution;
 pub use solve::{

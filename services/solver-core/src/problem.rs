@@ -90,9 +90,9 @@ pub struct Problem {
     pub(crate) volunteer_ids: Vec<Id>,
     pub(crate) task_ids: Vec<Id>,
     pub(crate) pledge_ids: Vec<Id>,
-    volunteer_index_by_id: HashMap<String, usize>,
-    task_index_by_id: HashMap<String, usize>,
-    pledge_index_by_id: HashMap<String, usize>,
+    pub(crate) volunteer_index_by_id: HashMap<String, usize>,
+    pub(crate) task_index_by_id: HashMap<String, usize>,
+    pub(crate) pledge_index_by_id: HashMap<String, usize>,
     pub(crate) volunteers: Vec<VolunteerFacts>,
     pub(crate) tasks: Vec<TaskFacts>,
     pub(crate) pledges: Vec<PledgeFacts>,
@@ -111,6 +111,77 @@ pub struct Problem {
     pub(crate) topological_order: Vec<usize>,
     /// Pinned `(volunteer, task)` pairs, without repeats.
     pub(crate) pins: Vec<(usize, usize)>,
+}
+
+/// The solver's view of a volunteer.
+pub(crate) fn volunteer_facts(
+    now: DateTime<Utc>,
+    volunteer: &proto::domain::Volunteer,
+) -> VolunteerFacts {
+    VolunteerFacts {
+        available_from_hours: hours_after(now, volunteer.available_from).max(0.0),
+        available_until_hours: hours_after(now, volunteer.available_until),
+        hours_per_hour: volunteer.hours_per_week.get() / 168.0,
+        skills: volunteer
+            .skills
+            .iter()
+            .map(|(name, level)| (name.clone(), level.get()))
+            .collect(),
+        region: volunteer.region.clone(),
+        trust: volunteer.trust.get(),
+    }
+}
+
+/// The solver's view of a task whose open dependencies are already resolved.
+pub(crate) fn task_facts(
+    now: DateTime<Utc>,
+    task: &proto::domain::Task,
+    dependencies: Vec<usize>,
+) -> TaskFacts {
+    TaskFacts {
+        start_hours: hours_after(now, task.earliest_start).max(0.0),
+        deadline_hours: hours_after(now, task.deadline),
+        hours: task.hours.get(),
+        slots: usize::from(task.slots),
+        money_cents: task.money.0,
+        impact: task.impact,
+        dependencies,
+        skills: task
+            .skills
+            .iter()
+            .map(|(name, level)| (name.clone(), level.get()))
+            .collect(),
+        region: task.region.clone(),
+        sensitivity: task.sensitivity.get(),
+    }
+}
+
+/// The open tasks `task` depends on, as indexes; dependencies in `done` are
+/// met already (`done` wins over an open task of the same id, as in
+/// check_plan.py).
+pub(crate) fn resolve_dependencies(
+    task: &proto::domain::Task,
+    done: &std::collections::BTreeSet<Id>,
+    index_of: impl Fn(&str) -> Option<usize>,
+) -> Result<Vec<usize>, ProblemError> {
+    let mut dependencies = Vec::new();
+    for dependency in &task.depends_on {
+        if done.contains(dependency) {
+            continue;
+        }
+        match index_of(dependency.as_str()) {
+            Some(index) => dependencies.push(index),
+            None => {
+                return Err(ProblemError::UnknownDependency {
+                    task: task.id.to_string(),
+                    dependency: dependency.to_string(),
+                })
+            }
+        }
+    }
+    dependencies.sort_unstable();
+    dependencies.dedup();
+    Ok(dependencies)
 }
 
 /// Hours from `now` to `time`, computed exactly as `check_plan.py` does
@@ -136,56 +207,14 @@ impl Problem {
         let volunteers: Vec<VolunteerFacts> = world
             .volunteers
             .iter()
-            .map(|volunteer| VolunteerFacts {
-                available_from_hours: hours_after(now, volunteer.available_from).max(0.0),
-                available_until_hours: hours_after(now, volunteer.available_until),
-                hours_per_hour: volunteer.hours_per_week.get() / 168.0,
-                skills: volunteer
-                    .skills
-                    .iter()
-                    .map(|(name, level)| (name.clone(), level.get()))
-                    .collect(),
-                region: volunteer.region.clone(),
-                trust: volunteer.trust.get(),
-            })
+            .map(|volunteer| volunteer_facts(now, volunteer))
             .collect();
 
         let mut tasks = Vec::with_capacity(world.tasks.len());
         for task in &world.tasks {
-            let mut dependencies = Vec::new();
-            for dependency in &task.depends_on {
-                // `done` wins over an open task of the same id, as in check_plan.py.
-                if world.done.contains(dependency) {
-                    continue;
-                }
-                match task_index_by_id.get(dependency.as_str()) {
-                    Some(&index) => dependencies.push(index),
-                    None => {
-                        return Err(ProblemError::UnknownDependency {
-                            task: task.id.to_string(),
-                            dependency: dependency.to_string(),
-                        })
-                    }
-                }
-            }
-            dependencies.sort_unstable();
-            dependencies.dedup();
-            tasks.push(TaskFacts {
-                start_hours: hours_after(now, task.earliest_start).max(0.0),
-                deadline_hours: hours_after(now, task.deadline),
-                hours: task.hours.get(),
-                slots: usize::from(task.slots),
-                money_cents: task.money.0,
-                impact: task.impact,
-                dependencies,
-                skills: task
-                    .skills
-                    .iter()
-                    .map(|(name, level)| (name.clone(), level.get()))
-                    .collect(),
-                region: task.region.clone(),
-                sensitivity: task.sensitivity.get(),
-            });
+            let dependencies =
+                resolve_dependencies(task, &world.done, |id| task_index_by_id.get(id).copied())?;
+            tasks.push(task_facts(now, task, dependencies));
         }
 
         let topological_order = topological_order(&tasks, &world.tasks)?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use solver_core::{check, solve, Problem, SolveOptions};
+use solver_core::{check, solve, LivePlan, Problem, SolveOptions};
 
 /// A small deterministic generator, so a failing case is one `u64` away.
 struct Draw(u64);
@@ -162,6 +162,58 @@ proptest! {
         }
         if report.dropped_pins.is_empty() {
             prop_assert!(check(&problem, &plan).is_ok());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_live_plan_keeps_every_rule_through_arrivals_and_departures(
+        seed in any::<u64>(),
+        events in proptest::collection::vec((0u8..5, any::<u16>()), 1..12),
+    ) {
+        // Start from half of a random world; the other half arrives as events.
+        let full = random_instance(seed, 8, 8, 3, 0);
+        let mut start = full.clone();
+        start["volunteers"] = json!(full["volunteers"].as_array().unwrap()[..4].to_vec());
+        start["pledges"] = json!([]);
+        // Tasks arrive in order, so dependencies always exist first.
+        start["tasks"] = json!(full["tasks"].as_array().unwrap()[..4].to_vec());
+        let instance: proto::instance::Instance = serde_json::from_value(start).unwrap();
+        let world = instance.validate().unwrap();
+        let problem = Problem::from_world(&world).unwrap();
+        let report = solve(&problem, &SolveOptions { greedy_only: true, ..SolveOptions::default() });
+        let mut live = LivePlan::new(&world, &report.solution).unwrap();
+        let all: proto::instance::Instance = serde_json::from_value(full).unwrap();
+        let (mut next_volunteer, mut next_task, mut next_pledge) = (4, 4, 0);
+        for (kind, pick) in events {
+            match kind {
+                0 if next_volunteer < all.volunteers.len() => {
+                    live.add_volunteer(&all.volunteers[next_volunteer].validate("").unwrap()).unwrap();
+                    next_volunteer += 1;
+                }
+                1 if next_task < all.tasks.len() => {
+                    live.add_task(&all.tasks[next_task].validate_standalone("").unwrap()).unwrap();
+                    next_task += 1;
+                }
+                2 if next_pledge < all.pledges.len() => {
+                    live.add_pledge(&all.pledges[next_pledge].validate("").unwrap()).unwrap();
+                    next_pledge += 1;
+                }
+                3 => {
+                    live.withdraw_volunteer(usize::from(pick) % live.problem().volunteer_count().max(1));
+                }
+                _ => {
+                    let tasks = live.problem().task_count().max(1);
+                    live.withdraw_task(usize::from(pick) % tasks);
+                }
+            }
+            let plan = live.solution().to_plan(live.problem());
+            let scored = check(live.problem(), &plan);
+            prop_assert!(scored.is_ok(), "{:?}", scored);
+            prop_assert!((scored.unwrap() - live.objective()).abs() < 1e-9);
         }
     }
 }
