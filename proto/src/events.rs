@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::subjects::{EventKind, MatchKind, Subjects};
 use crate::validate::decode_unbounded;
 use crate::wire::{
-    ErrorBody, MatchChanged, MatchProposed, NeedPost, PledgeOffer, TaskCompletion, VolunteerOffer,
-    VolunteerReply, Withdrawal,
+    ErrorBody, MatchChanged, MatchProposed, NeedPost, PledgeOffer, Steering, TaskCompletion,
+    VolunteerOffer, VolunteerReply, Withdrawal,
 };
 
 /// An accepted input, as logged in `SB_EVENTS` (names in the past tense).
@@ -23,6 +23,7 @@ pub enum Event {
     Withdrawn(Withdrawal),
     TaskCompleted(TaskCompletion),
     AssignmentAnswered(VolunteerReply),
+    Steered(Steering),
 }
 
 /// Why a stored message could not be read back.
@@ -43,6 +44,7 @@ impl Event {
             Event::Withdrawn(_) => EventKind::Withdrawn,
             Event::TaskCompleted(_) => EventKind::TaskCompleted,
             Event::AssignmentAnswered(_) => EventKind::AssignmentAnswered,
+            Event::Steered(_) => EventKind::Steered,
         }
     }
 
@@ -55,6 +57,10 @@ impl Event {
             Event::Withdrawn(withdrawal) => &withdrawal.id,
             Event::TaskCompleted(completion) => &completion.task,
             Event::AssignmentAnswered(reply) => &reply.task,
+            Event::Steered(Steering::Veto { task, .. } | Steering::Pin { task, .. }) => task,
+            Event::Steered(Steering::Weight {
+                collective, tag, ..
+            }) => collective.as_deref().or(tag.as_deref()).unwrap_or_default(),
         }
     }
 
@@ -67,6 +73,23 @@ impl Event {
             Event::AssignmentAnswered(reply) => {
                 subjects.event(self.kind(), &[&reply.volunteer, &reply.task])
             }
+            Event::Steered(Steering::Veto { volunteer, task }) => {
+                subjects.event(self.kind(), &["veto", volunteer, task])
+            }
+            Event::Steered(Steering::Pin { volunteer, task }) => {
+                subjects.event(self.kind(), &["pin", volunteer, task])
+            }
+            // One subject per (collective, tag): its last event is the weight in force.
+            Event::Steered(Steering::Weight {
+                collective, tag, ..
+            }) => subjects.event(
+                self.kind(),
+                &[
+                    "weight",
+                    collective.as_deref().unwrap_or("any"),
+                    tag.as_deref().unwrap_or("any"),
+                ],
+            ),
             _ => subjects.event(self.kind(), &[self.id()]),
         }
     }
@@ -79,6 +102,7 @@ impl Event {
             Event::Withdrawn(body) => serde_json::to_vec(body),
             Event::TaskCompleted(body) => serde_json::to_vec(body),
             Event::AssignmentAnswered(body) => serde_json::to_vec(body),
+            Event::Steered(body) => serde_json::to_vec(body),
         };
         // Serializing these plain structs cannot fail: no maps with non-string keys.
         encoded.unwrap_or_default()
@@ -106,6 +130,9 @@ impl Event {
             }
             EventKind::AssignmentAnswered => {
                 Event::AssignmentAnswered(decode_unbounded(body).map_err(DecodeError::Body)?)
+            }
+            EventKind::Steered => {
+                Event::Steered(decode_unbounded(body).map_err(DecodeError::Body)?)
             }
         };
         Ok(event)

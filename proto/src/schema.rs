@@ -6,7 +6,7 @@ use schemars::{schema_for, Schema};
 
 use crate::instance::{Instance, Plan};
 use crate::wire::{
-    DeadLetter, MatchChanged, MatchProposed, NeedPost, PlanRequest, PledgeOffer, Reply,
+    DeadLetter, MatchChanged, MatchProposed, NeedPost, PlanRequest, PledgeOffer, Reply, Steering,
     TaskCompletion, VolunteerMessage, VolunteerOffer, VolunteerReply, Withdrawal,
 };
 
@@ -19,6 +19,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("withdraw", schema_for!(Withdrawal)),
         ("reply", schema_for!(VolunteerReply)),
         ("complete", schema_for!(TaskCompletion)),
+        ("steer", schema_for!(Steering)),
         ("plan-request", schema_for!(PlanRequest)),
         ("response", schema_for!(Reply)),
         ("match-proposed", schema_for!(MatchProposed)),

@@ -25,16 +25,19 @@ pub enum Input {
     Withdraw,
     Reply,
     Complete,
+    /// A coordinator steers the matching (veto, pin, campaign weight).
+    Steer,
 }
 
 impl Input {
-    pub const ALL: [Input; 6] = [
+    pub const ALL: [Input; 7] = [
         Input::Volunteer,
         Input::Need,
         Input::Pledge,
         Input::Withdraw,
         Input::Reply,
         Input::Complete,
+        Input::Steer,
     ];
 
     /// The last token of the request subject, also the endpoint's name.
@@ -46,6 +49,7 @@ impl Input {
             Input::Withdraw => "withdraw",
             Input::Reply => "reply",
             Input::Complete => "complete",
+            Input::Steer => "steer",
         }
     }
 }
@@ -59,16 +63,18 @@ pub enum EventKind {
     Withdrawn,
     TaskCompleted,
     AssignmentAnswered,
+    Steered,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::VolunteerOffered,
         EventKind::NeedPosted,
         EventKind::PledgeOffered,
         EventKind::Withdrawn,
         EventKind::TaskCompleted,
         EventKind::AssignmentAnswered,
+        EventKind::Steered,
     ];
 
     pub fn token(self) -> &'static str {
@@ -79,6 +85,7 @@ impl EventKind {
             EventKind::Withdrawn => "withdrawn",
             EventKind::TaskCompleted => "completed",
             EventKind::AssignmentAnswered => "answered",
+            EventKind::Steered => "steered",
         }
     }
 

@@ -16,8 +16,8 @@ use crate::domain::{
 use crate::ids::{truncate, Id};
 use crate::instance::{Instance, INSTANCE_FORMAT};
 use crate::wire::{
-    ErrorBody, ErrorCode, NeedPost, PledgeOffer, TaskCompletion, TaskSpec, VolunteerOffer,
-    VolunteerReply, Withdrawal,
+    ErrorBody, ErrorCode, NeedPost, PledgeOffer, Steering, TaskCompletion, TaskSpec,
+    VolunteerOffer, VolunteerReply, Withdrawal,
 };
 
 /// Largest request body accepted, in bytes. A need with the most tasks fits
@@ -513,6 +513,47 @@ impl VolunteerReply {
             id_of(&self.volunteer, "volunteer")?,
             id_of(&self.task, "task")?,
         ))
+    }
+}
+
+/// Largest campaign weight: enough to reorder priorities, not to erase them.
+pub const STEERING_FACTOR_MAX: f64 = 10.0;
+
+impl Steering {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        match self {
+            Steering::Veto { volunteer, task } | Steering::Pin { volunteer, task } => {
+                id_of(volunteer, "volunteer")?;
+                id_of(task, "task")?;
+            }
+            Steering::Weight {
+                collective,
+                tag,
+                factor,
+            } => {
+                if collective.is_none() && tag.is_none() {
+                    return Err(Invalid::new(
+                        "collective",
+                        "a weight names a collective, a tag, or both",
+                    ));
+                }
+                if let Some(collective) = collective {
+                    id_of(collective, "collective")?;
+                }
+                if let Some(tag) = tag {
+                    name_token(tag, "tag")?;
+                }
+                if !(factor.is_finite() && *factor > 0.0 && *factor <= STEERING_FACTOR_MAX) {
+                    return Err(Invalid::new(
+                        "factor",
+                        format!(
+                            "must be more than 0 and at most {STEERING_FACTOR_MAX}, got {factor}"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

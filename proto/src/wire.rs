@@ -170,6 +170,26 @@ pub struct TaskCompletion {
     pub task: String,
 }
 
+/// A coordinator steers the matching (`sb.in.steer`). Only coordinators may
+/// send it: NATS permissions and the gateway's roles enforce that.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Steering {
+    /// Never propose this pair again; release it if it is live.
+    Veto { volunteer: String, task: String },
+    /// Propose this pair and keep it, if the volunteer is eligible and has the time.
+    Pin { volunteer: String, task: String },
+    /// Multiply the impact of the tasks of `collective` and/or with `tag` by
+    /// `factor` (0 < factor <= 10; 1 removes the weight). A campaign.
+    Weight {
+        #[serde(default)]
+        collective: Option<String>,
+        #[serde(default)]
+        tag: Option<String>,
+        factor: f64,
+    },
+}
+
 /// Asks for the current plan (`sb.plan.get`); the body is `{}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanRequest {}

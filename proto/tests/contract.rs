@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use proto::instance::Instance;
 use proto::wire::{
-    MatchChanged, MatchProposed, NeedPost, PledgeOffer, Reply, TaskCompletion, VolunteerOffer,
-    VolunteerReply, Withdrawal,
+    MatchChanged, MatchProposed, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion,
+    VolunteerOffer, VolunteerReply, Withdrawal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,6 +41,7 @@ fn every_golden_fixture_round_trips_and_validates() {
     round_trip::<Withdrawal>("withdraw").validate().unwrap();
     round_trip::<VolunteerReply>("reply").validate().unwrap();
     round_trip::<TaskCompletion>("complete").validate().unwrap();
+    round_trip::<Steering>("steer").validate().unwrap();
     assert!(round_trip::<Reply>("response-ok").ok);
     assert!(!round_trip::<Reply>("response-error").ok);
     round_trip::<MatchProposed>("match-proposed");

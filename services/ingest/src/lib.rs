@@ -1,7 +1,7 @@
 //! The ingest service: the front door for offers and needs.
 //!
 //! It serves `sb.in.volunteer`, `sb.in.need`, `sb.in.pledge`,
-//! `sb.in.withdraw` and `sb.in.complete` as a NATS micro service in a queue
+//! `sb.in.withdraw`, `sb.in.complete` and `sb.in.steer` as a NATS micro service in a queue
 //! group, so `$SRV.PING/INFO/STATS` work and several instances share the load.
 //! Each request is decoded, validated into domain types, checked against
 //! the world (dependencies, ownership, cycles), written to `SB_EVENTS` with a
@@ -21,7 +21,7 @@ use proto::events::Event;
 use proto::subjects::{Input, QUEUE_GROUP_INGEST};
 use proto::validate::decode;
 use proto::wire::{
-    ErrorBody, NeedPost, PledgeOffer, Reply, TaskCompletion, VolunteerOffer, Withdrawal,
+    ErrorBody, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, VolunteerOffer, Withdrawal,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -237,6 +237,16 @@ impl Ingest {
                     self.view.check_completion(&completion.task)?;
                 }
                 event
+            }
+            Some(Input::Steer) => {
+                let steering: Steering = decode(body)?;
+                steering.validate()?;
+                if let Steering::Veto { volunteer, task } | Steering::Pin { volunteer, task } =
+                    &steering
+                {
+                    self.view.check_pair(volunteer, task)?;
+                }
+                Event::Steered(steering)
             }
             Some(Input::Reply) | None => {
                 return Err(ErrorBody::new(

@@ -243,6 +243,34 @@ impl View {
         }
     }
 
+    /// Checks that a coordinator steers a pair of a known volunteer and an open task.
+    pub fn check_pair(&self, volunteer: &str, task: &str) -> Result<(), ErrorBody> {
+        if !self
+            .volunteers
+            .get(volunteer)
+            .is_some_and(|entry| entry.open)
+        {
+            return Err(refusal(
+                ErrorCode::NotFound,
+                "volunteer",
+                format!("no volunteer {volunteer}"),
+            ));
+        }
+        match self.tasks.get(task).map(|entry| entry.status) {
+            Some(Status::Open) => Ok(()),
+            Some(_) => Err(refusal(
+                ErrorCode::Conflict,
+                "task",
+                format!("task {task} is no longer open"),
+            )),
+            None => Err(refusal(
+                ErrorCode::NotFound,
+                "task",
+                format!("no task {task}"),
+            )),
+        }
+    }
+
     pub fn check_completion(&self, task: &str) -> Result<(), ErrorBody> {
         match self.tasks.get(task).map(|entry| entry.status) {
             Some(Status::Open) => Ok(()),
@@ -371,7 +399,7 @@ impl View {
             Event::TaskCompleted(completion) => {
                 self.set_status(&completion.task, Status::Done, sequence, changes)?
             }
-            Event::AssignmentAnswered(_) => {}
+            Event::AssignmentAnswered(_) | Event::Steered(_) => {}
         }
         Ok(())
     }

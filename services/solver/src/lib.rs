@@ -231,13 +231,32 @@ impl Solver {
         self.dirty = false;
         let now = self.context.clock.now();
         let snapshot = self.world.snapshot(now);
-        let problem = match Problem::from_world(&snapshot) {
+        let mut problem = match Problem::from_world(&snapshot) {
             Ok(problem) => problem,
             Err(error) => {
                 tracing::error!(%error, "the open world is not a valid problem; not matching");
                 return Ok(());
             }
         };
+        // Declined, expired and vetoed pairs are never proposed again. A
+        // coordinator's pin overrides an earlier decline (they spoke to the
+        // person); a live, accepted pair stays plannable unless vetoed.
+        let forbidden: Vec<(usize, usize)> = self
+            .world
+            .declined
+            .iter()
+            .filter(|key| !self.world.coordinator_pins.contains_key(*key))
+            .filter(|key| !self.world.live.contains_key(*key))
+            .chain(&self.world.vetoed)
+            .filter_map(|key| {
+                let (volunteer, task) = key.split_once('/')?;
+                Some((
+                    problem.volunteer_index(volunteer)?,
+                    problem.task_index(task)?,
+                ))
+            })
+            .collect();
+        problem.forbid(&forbidden);
         let keep: Vec<(usize, usize)> = self
             .world
             .live
@@ -317,6 +336,8 @@ impl Solver {
                     || problem.task_index(&live.task).is_none();
                 let reason = if gone {
                     "the volunteer or the task is no longer available"
+                } else if self.world.vetoed.contains(&key) {
+                    "a coordinator vetoed this match"
                 } else if dropped.contains(live.task.as_str()) {
                     "the team could not be completed"
                 } else if !planned.contains(&key) {
@@ -350,7 +371,7 @@ impl Solver {
                 problem.volunteer_id(volunteer).as_str(),
                 problem.task_id(task).as_str(),
             );
-            if !self.world.live.contains_key(&key) && !blocked_tasks.contains(&task) {
+            if !self.world.live.contains_key(&key) {
                 proposals.entry(task).or_default().push(volunteer);
             }
         }

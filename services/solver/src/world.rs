@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use proto::domain::World;
 use proto::events::{Event, MatchEvent};
-use proto::wire::{PledgeOffer, TaskSpec, VolunteerOffer, WithdrawKind};
+use proto::wire::{PledgeOffer, Steering, TaskSpec, VolunteerOffer, WithdrawKind};
 use proto::Id;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,9 @@ const KIND_DONE: &str = "done";
 const KIND_LIVE: &str = "live";
 const KIND_ROUND: &str = "round";
 const KIND_DECLINED: &str = "declined";
+const KIND_VETO: &str = "veto";
+const KIND_PIN: &str = "pin";
+const KIND_WEIGHT: &str = "weight";
 
 pub fn pair_key(volunteer: &str, task: &str) -> String {
     format!("{volunteer}/{task}")
@@ -60,6 +63,29 @@ pub struct OpenWorld {
     pub rounds: HashMap<String, u32>,
     /// Pairs a volunteer declined or let expire: never proposed again.
     pub declined: HashSet<String>,
+    /// Pairs a coordinator vetoed: never proposed again.
+    pub vetoed: HashSet<String>,
+    /// Pairs a coordinator pinned: planned whenever they are feasible.
+    pub coordinator_pins: HashMap<String, (String, String)>,
+    /// Campaign weights by `collective/tag` key (`any` for either).
+    pub weights: HashMap<String, Weight>,
+}
+
+/// A campaign weight: the impact of matching tasks is multiplied by `factor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Weight {
+    pub collective: Option<String>,
+    pub tag: Option<String>,
+    pub factor: f64,
+}
+
+impl Weight {
+    fn applies_to(&self, task: &TaskSpec) -> bool {
+        self.collective
+            .as_ref()
+            .is_none_or(|collective| task.collective.as_ref() == Some(collective))
+            && self.tag.as_ref().is_none_or(|tag| task.tags.contains(tag))
+    }
 }
 
 impl OpenWorld {
@@ -81,6 +107,13 @@ impl OpenWorld {
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect(),
+            vetoed: store
+                .load::<bool>(KIND_VETO)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+            coordinator_pins: store.load(KIND_PIN)?.into_iter().collect(),
+            weights: store.load(KIND_WEIGHT)?.into_iter().collect(),
         })
     }
 
@@ -165,8 +198,70 @@ impl OpenWorld {
                 }
             }
             Event::AssignmentAnswered(_) => {}
+            Event::Steered(steering) => self.apply_steering(steering, changes)?,
         }
         Ok(())
+    }
+
+    fn apply_steering(&mut self, steering: &Steering, changes: &mut Changes) -> anyhow::Result<()> {
+        match steering {
+            Steering::Veto { volunteer, task } => {
+                let key = pair_key(volunteer, task);
+                changes.put(KIND_VETO, &key, &true)?;
+                self.vetoed.insert(key.clone());
+                self.coordinator_pins.remove(&key);
+                changes.remove(KIND_PIN, &key);
+            }
+            Steering::Pin { volunteer, task } => {
+                let key = pair_key(volunteer, task);
+                let pair = (volunteer.clone(), task.clone());
+                changes.put(KIND_PIN, &key, &pair)?;
+                self.coordinator_pins.insert(key.clone(), pair);
+                self.vetoed.remove(&key);
+                changes.remove(KIND_VETO, &key);
+            }
+            Steering::Weight {
+                collective,
+                tag,
+                factor,
+            } => {
+                let key = format!(
+                    "{}/{}",
+                    collective.as_deref().unwrap_or("any"),
+                    tag.as_deref().unwrap_or("any")
+                );
+                if (*factor - 1.0).abs() < f64::EPSILON {
+                    self.weights.remove(&key);
+                    changes.remove(KIND_WEIGHT, &key);
+                } else {
+                    let weight = Weight {
+                        collective: collective.clone(),
+                        tag: tag.clone(),
+                        factor: *factor,
+                    };
+                    changes.put(KIND_WEIGHT, &key, &weight)?;
+                    self.weights.insert(key, weight);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The impact the solver maximises: the collective's own, times every
+    /// campaign weight that applies.
+    fn weighted_impact(&self, task: &TaskSpec) -> f64 {
+        let factor: f64 = self
+            .weights
+            .values()
+            .filter(|weight| weight.applies_to(task))
+            .map(|weight| weight.factor)
+            .product();
+        (task.impact * factor).min(proto::validate::IMPACT_MAX)
+    }
+
+    /// Pairs never to propose: declined, expired or vetoed.
+    pub fn is_forbidden(&self, key: &str) -> bool {
+        self.declined.contains(key) || self.vetoed.contains(key)
     }
 
     /// Applies one change of an assignment.
@@ -237,7 +332,10 @@ impl OpenWorld {
             .values()
             .filter(|task| task.deadline > now)
             .filter_map(|task| {
-                task.validate_standalone("")
+                let mut weighted = task.clone();
+                weighted.impact = self.weighted_impact(task);
+                weighted
+                    .validate_standalone("")
                     .map_err(|error| tracing::warn!(%error, "task left out"))
                     .ok()
             })
@@ -278,20 +376,32 @@ impl OpenWorld {
             .iter()
             .map(|volunteer| volunteer.id.as_str())
             .collect();
-        let pinned = self
+        // Accepted work is pinned, and so is what a coordinator pinned,
+        // unless it was vetoed since.
+        let accepted = self
             .live
             .values()
             .filter(|live| live.standing != Standing::Proposed)
-            .filter(|live| {
-                volunteer_ids.contains(live.volunteer.as_str()) && tasks.contains_key(&live.task)
+            .filter(|live| !self.vetoed.contains(&pair_key(&live.volunteer, &live.task)))
+            .map(|live| (live.volunteer.as_str(), live.task.as_str()));
+        let coordinator = self
+            .coordinator_pins
+            .values()
+            .map(|(volunteer, task)| (volunteer.as_str(), task.as_str()));
+        let mut pinned: Vec<(Id, Id)> = accepted
+            .chain(coordinator)
+            .filter(|(volunteer, task)| {
+                volunteer_ids.contains(volunteer) && tasks.contains_key(*task)
             })
-            .filter_map(|live| {
+            .filter_map(|(volunteer, task)| {
                 Some((
-                    Id::parse(&live.volunteer, "volunteer").ok()?,
-                    Id::parse(&live.task, "task").ok()?,
+                    Id::parse(volunteer, "volunteer").ok()?,
+                    Id::parse(task, "task").ok()?,
                 ))
             })
             .collect();
+        pinned.sort();
+        pinned.dedup();
         let done: BTreeSet<Id> = self
             .done
             .iter()
