@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use proto::instance::Instance;
-use solver_core::{check, solve, Problem, SolveOptions};
+use solver_core::{check, solve, LivePlan, Problem, SolveOptions};
 
 const SHARED_DIR: &str = "/work/shared/bench";
 
@@ -136,6 +136,94 @@ fn judge(instance: &Path, plan: &proto::instance::Plan) -> Option<f64> {
     verdict["objective"].as_f64()
 }
 
+/// Milliseconds of each event kind on a live plan of `path`: median and
+/// worst of `EVENTS_PER_KIND` events each.
+fn live_timings(path: &Path) {
+    const EVENTS_PER_KIND: usize = 50;
+    let instance: Instance = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let world = instance.validate().unwrap();
+    let problem = Problem::from_world(&world).unwrap();
+    let report = solve(
+        &problem,
+        &SolveOptions {
+            greedy_only: true,
+            ..SolveOptions::default()
+        },
+    );
+    let started = Instant::now();
+    let mut live = LivePlan::new(&world, &report.solution).unwrap();
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let open_tasks = (0..problem.task_count())
+        .filter(|&task| !report.solution.complete_tasks(&problem).contains(&task))
+        .count();
+    let mut rows = Vec::new();
+    let mut time =
+        |label: &str, live: &mut LivePlan, event: &mut dyn FnMut(&mut LivePlan, usize)| {
+            let mut samples: Vec<f64> = (0..EVENTS_PER_KIND)
+                .map(|index| {
+                    let started = Instant::now();
+                    event(live, index);
+                    started.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            samples.sort_by(f64::total_cmp);
+            rows.push(format!(
+                "| {label} | {:.3} | {:.3} |",
+                samples[samples.len() / 2],
+                samples[samples.len() - 1]
+            ));
+        };
+    let stride = world.volunteers.len() / EVENTS_PER_KIND;
+    time(
+        "volunteer signs up (copy of an existing one)",
+        &mut live,
+        &mut |live, index| {
+            let mut volunteer = world.volunteers[index * stride].clone();
+            volunteer.id = proto::Id::parse(&format!("{}-new", volunteer.id), "id").unwrap();
+            live.add_volunteer(&volunteer).unwrap();
+        },
+    );
+    let stride_tasks = world.tasks.len() / EVENTS_PER_KIND;
+    time(
+        "task posted (copy of an existing one)",
+        &mut live,
+        &mut |live, index| {
+            let mut task = world.tasks[index * stride_tasks].clone();
+            task.id = proto::Id::parse(&format!("{}-new", task.id), "id").unwrap();
+            task.depends_on.clear();
+            live.add_task(&task).unwrap();
+        },
+    );
+    let busy: Vec<usize> = report
+        .solution
+        .assignments
+        .iter()
+        .step_by(7)
+        .map(|&(volunteer, _)| volunteer)
+        .collect();
+    time(
+        "busy volunteer leaves (release + restaff)",
+        &mut live,
+        &mut |live, index| {
+            live.withdraw_volunteer(busy.get(index).copied().unwrap_or(index));
+        },
+    );
+    let plan = live.solution().to_plan(live.problem());
+    let verdict = if check(live.problem(), &plan).is_ok() {
+        "feasible"
+    } else {
+        "INFEASIBLE"
+    };
+    println!();
+    println!("Live plan on {} ({open_tasks} open tasks; built in {build_ms:.0} ms; plan after all events: {verdict}):", path.display());
+    println!();
+    println!("| event | median (ms) | worst (ms) |");
+    println!("|---|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|argument| argument == "quick");
     let mut cases = shared_cases();
@@ -148,6 +236,11 @@ fn main() {
         for regime in regimes {
             cases.push(generated(regime, volunteers, tasks, 11));
         }
+    }
+
+    let mut largest = Path::new(SHARED_DIR).join("instances/balanced-2000x1500.json");
+    if !quick {
+        largest = generated("balanced", 20_000, 15_000, 11).path;
     }
 
     println!("| instance | objective | share | greedy | own bound | gap to own bound | method | time (s) | index (s) | peak RSS (MiB) | judge |");
@@ -204,4 +297,5 @@ fn main() {
             agree,
         );
     }
+    live_timings(&largest);
 }

@@ -36,6 +36,12 @@ const NEIGHBOURHOOD_LIMITS: ModelLimits = ModelLimits {
     candidates_per_task_max: NEIGHBOURHOOD_CANDIDATES_PER_TASK_MAX,
     interval_rows_per_volunteer_max: 32,
 };
+const _: () = assert!(
+    NEIGHBOURHOOD_TASKS_MIN <= NEIGHBOURHOOD_TASKS_START
+        && NEIGHBOURHOOD_TASKS_START <= NEIGHBOURHOOD_TASKS_MAX
+);
+const _: () = assert!(EXACT_SHARE_OF_PART_TIME > 0.0 && EXACT_SHARE_OF_PART_TIME < 1.0);
+
 /// The LP bound needs few interval rows: dropping rows only loosens it.
 const BOUND_LIMITS: ModelLimits = ModelLimits {
     candidates_per_task_max: usize::MAX,
@@ -134,6 +140,36 @@ fn decisions_of(state: &State<'_>, tasks: &[usize]) -> Vec<Decision> {
             paid: state.paid_by[task].clone(),
         })
         .collect()
+}
+
+/// Puts `tasks` back as `previous` had them: everything else in the state
+/// is untouched by a move, so the old decisions fit again.
+fn restore(state: &mut State<'_>, tasks: &[usize], previous: &[Decision]) {
+    for &task in tasks {
+        state.release(task);
+    }
+    let restored = apply(state, previous);
+    debug_assert!(restored, "a plan that was feasible is feasible again");
+}
+
+/// The model's value of `decisions`: impact plus keep bonuses.
+fn decisions_value(
+    problem: &Problem,
+    decisions: &[Decision],
+    keep: &HashSet<(usize, usize)>,
+    move_cost: f64,
+) -> f64 {
+    decisions
+        .iter()
+        .map(|decision| {
+            let kept = decision
+                .team
+                .iter()
+                .filter(|&&volunteer| keep.contains(&(volunteer, decision.task)))
+                .count();
+            problem.tasks[decision.task].impact + move_cost * kept as f64
+        })
+        .sum()
 }
 
 /// Applies decisions in dependency order; false (state partly changed) if
@@ -344,7 +380,6 @@ fn solve_part_exactly(
     pins: &[(usize, usize)],
     deadline: Instant,
 ) -> (bool, Option<f64>) {
-    let before = state.clone();
     let previous = decisions_of(state, part);
     let old_value = model_value(state, part, keep, move_cost);
     for &task in part {
@@ -362,13 +397,13 @@ fn solve_part_exactly(
     );
     let result = subproblem.solve(state, &previous, deadline);
     let Some(result) = result else {
-        *state = before;
+        restore(state, part, &previous);
         return (false, None);
     };
     if !apply(state, &result.decisions)
         || model_value(state, part, keep, move_cost) < old_value - 1e-9
     {
-        *state = before;
+        restore(state, part, &previous);
         return (false, None);
     }
     // The bound is on impact plus keep bonuses; with no keep pairs it is impact.
@@ -426,15 +461,26 @@ fn search_neighbourhoods(
             1 => people_neighbourhood(state, seed, target_tasks, random),
             _ => money_neighbourhood(state, seed, target_tasks, random),
         };
-        let before = state.clone();
         let mut free: Vec<usize> = neighbourhood;
-        // Releasing cascades to dependents; those are free too.
-        let was_complete: Vec<bool> = state.complete.clone();
-        for &task in &free.clone() {
+        // Releasing cascades to dependents; those are free too. Their
+        // current decisions are recorded first, to restore a failed move.
+        let mut released: Vec<usize> = Vec::new();
+        let mut stack: Vec<usize> = free.clone();
+        let mut seen: HashSet<usize> = HashSet::new();
+        while let Some(task) = stack.pop() {
+            if !state.complete[task] || !seen.insert(task) {
+                continue;
+            }
+            released.push(task);
+            stack.extend(problem.dependents_of_task[task].iter().copied());
+        }
+        let previous: Vec<Decision> = decisions_of(state, &released);
+        for &task in &released {
             state.release(task);
         }
-        for (task, &was) in was_complete.iter().enumerate() {
-            if was && !state.complete[task] && !free.contains(&task) {
+        let mut in_free: HashSet<usize> = free.iter().copied().collect();
+        for &task in &released {
+            if in_free.insert(task) {
                 free.push(task);
             }
         }
@@ -442,25 +488,13 @@ fn search_neighbourhoods(
         let mut extra = Vec::new();
         for &task in &free {
             for &dependency in &problem.tasks[task].dependencies {
-                if !state.complete[dependency]
-                    && !free.contains(&dependency)
-                    && !extra.contains(&dependency)
-                {
+                if !state.complete[dependency] && in_free.insert(dependency) {
                     extra.push(dependency);
                 }
             }
         }
         free.extend(extra);
-        let previous: Vec<Decision> = free
-            .iter()
-            .filter(|&&task| was_complete[task])
-            .map(|&task| Decision {
-                task,
-                team: before.team[task].clone(),
-                paid: before.paid_by[task].clone(),
-            })
-            .collect();
-        let old_value = model_value(&before, &free, keep, move_cost);
+        let old_value = decisions_value(problem, &previous, keep, move_cost);
         let solve_deadline =
             deadline.min(Instant::now() + Duration::from_millis(NEIGHBOURHOOD_SOLVE_MS_MAX));
         let asked = Instant::now();
@@ -488,7 +522,7 @@ fn search_neighbourhoods(
             stats.failed += 1;
         }
         if !accepted {
-            *state = before;
+            restore(state, &free, &previous);
         } else if model_value(state, &free, keep, move_cost) > old_value + 1e-9 {
             stats.improved += 1;
         }

@@ -20,6 +20,8 @@ pub const SOLVE_TIME_LIMIT_MS_DEFAULT: u64 = 1_000;
 /// Longest time budget `solve` honours; longer requests are cut to this.
 pub const SOLVE_TIME_LIMIT_MS_MAX: u64 = 600_000;
 
+const _: () = assert!(SOLVE_TIME_LIMIT_MS_DEFAULT <= SOLVE_TIME_LIMIT_MS_MAX);
+
 /// Share of the budget the optimisers may use; the rest is for checking.
 const SOLVE_BUDGET_SHARE_FOR_SEARCH: f64 = 0.97;
 /// Time kept back for the final check and the plan's translation, in ms.
