@@ -390,6 +390,42 @@ mod tests {
     }
 
     #[test]
+    fn any_time_limit_gives_a_feasible_plan_within_it() {
+        let raw = instance(
+            vec![
+                volunteer("v1", json!({}), 7.0),
+                volunteer("v2", json!({}), 7.0),
+            ],
+            vec![
+                task("t1", json!({}), 1.0, 2, 7, 1.0),
+                task("t2", json!({}), 1.0, 1, 7, 2.0),
+            ],
+            vec![],
+        );
+        let problem = problem(&raw);
+        for milliseconds in [0, 1, 50] {
+            let limit = Duration::from_millis(milliseconds);
+            let report = solve(
+                &problem,
+                &SolveOptions {
+                    time_limit: limit,
+                    ..SolveOptions::default()
+                },
+            );
+            assert!(
+                check(&problem, &report.solution.to_plan(&problem)).is_ok(),
+                "{milliseconds} ms"
+            );
+            // Generous slack: a debug build on a loaded CI machine.
+            assert!(
+                report.elapsed < limit + Duration::from_millis(500),
+                "{milliseconds} ms took {:?}",
+                report.elapsed
+            );
+        }
+    }
+
+    #[test]
     fn a_pin_that_cannot_be_kept_is_dropped_and_reported() {
         let mut raw = instance(
             vec![
