@@ -109,7 +109,7 @@ pub fn decode_unbounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, ErrorBody
         {
             Some(missing) if path == "." || path == "?" => missing.to_owned(),
             Some(missing) => at(&path, missing),
-            None if path == "." || path == "?" => "body".to_owned(),
+            None if path.is_empty() || path == "." || path == "?" => "body".to_owned(),
             None => path,
         };
         let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
