@@ -226,16 +226,11 @@ pub(crate) fn improve(
     let move_cost = options.move_cost.max(0.0);
     let parts = components(problem);
     let possible = possible_tasks(problem);
-    // Every part starts with the trivial bound: all the tasks it could
-    // possibly complete. Exact solves and the LP tighten it.
+    // Every part starts with a cheap bound (what it could possibly complete,
+    // with money as a fractional knapsack); exact solves and the LP tighten it.
     let mut part_bounds: Vec<f64> = parts
         .iter()
-        .map(|part| {
-            part.iter()
-                .filter(|&&task| possible[task])
-                .map(|&task| problem.tasks[task].impact)
-                .sum()
-        })
+        .map(|part| money_knapsack_bound(problem, part, &possible))
         .collect();
     let large = |part: &Vec<usize>| pair_count(problem, part) > options.exact_pairs_max;
 
@@ -347,6 +342,44 @@ pub(crate) fn improve(
         upper_bound: Some(upper_bound),
         proven_optimal,
     }
+}
+
+/// A bound on a part's impact that needs no solver: every possible task
+/// without money, plus the money tasks as a fractional knapsack over all the
+/// money its pledges hold (best impact per cent first). Valid because any
+/// plan's money tasks are paid from those pledges, and the fractional
+/// knapsack bounds the integer one.
+fn money_knapsack_bound(problem: &Problem, part: &[usize], possible: &[bool]) -> f64 {
+    let mut bound = 0.0;
+    let mut money_tasks: Vec<usize> = Vec::new();
+    let mut pledges: Vec<usize> = Vec::new();
+    for &task in part.iter().filter(|&&task| possible[task]) {
+        if problem.tasks[task].money_cents == 0 {
+            bound += problem.tasks[task].impact;
+        } else {
+            money_tasks.push(task);
+            pledges.extend(problem.pledges_of_task[task].iter().copied());
+        }
+    }
+    pledges.sort_unstable();
+    pledges.dedup();
+    let mut money_left: f64 = pledges
+        .iter()
+        .map(|&pledge| problem.pledges[pledge].amount_cents as f64)
+        .sum();
+    let per_cent =
+        |task: usize| problem.tasks[task].impact / problem.tasks[task].money_cents as f64;
+    money_tasks.sort_by(|&a, &b| per_cent(b).total_cmp(&per_cent(a)));
+    for task in money_tasks {
+        let money = problem.tasks[task].money_cents as f64;
+        if money_left <= 0.0 {
+            break;
+        }
+        let share = (money_left / money).min(1.0);
+        bound += share * problem.tasks[task].impact;
+        money_left -= money;
+    }
+    bound
 }
 
 /// Tasks that could be complete in some plan, looking at each alone: enough
