@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use proto::instance::Instance;
 use solver_core::{check, solve, LivePlan, Problem, SolveOptions};
 
-const SHARED_DIR: &str = "/work/shared/bench";
+/// `../shared/bench` beside the checkout.
+const SHARED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/bench");
 
 struct Case {
     name: String,
