@@ -61,16 +61,61 @@ pub struct NatsServer {
     pub url: String,
     pub port: u16,
     _store: tempfile::TempDir,
+    /// How it was started, so `restart` starts it the same way.
+    launch: Launch,
+}
+
+/// A nats-server command line and the folder it runs in.
+#[derive(Clone)]
+struct Launch {
+    arguments: Vec<std::ffi::OsString>,
+    working_directory: Option<PathBuf>,
+    log: Option<PathBuf>,
+}
+
+impl Launch {
+    fn spawn(&self) -> Child {
+        let mut command = Command::new(nats_server_binary());
+        command
+            .args(&self.arguments)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(directory) = &self.working_directory {
+            command.current_dir(directory);
+        }
+        command.spawn().expect("starting nats-server")
+    }
+}
+
+/// A free loopback port, for a server about to start.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port`.
+async fn wait_until_listening(port: u16) {
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nats-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 impl NatsServer {
     pub async fn start() -> NatsServer {
         let store = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = store.path().join("nats.conf");
         // The same durability as deploy/nats/switchboard.conf: fsync before ack.
         std::fs::write(
@@ -78,33 +123,80 @@ impl NatsServer {
             "jetstream { sync_interval: always }\nmax_payload: 1MB\n",
         )
         .unwrap();
-        let child = Command::new(nats_server_binary())
-            .arg("-c")
-            .arg(&config)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path().join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting nats-server");
-        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let launch = Launch {
+            arguments: vec![
+                "-c".into(),
+                config.into_os_string(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string().into(),
+                "-sd".into(),
+                store.path().join("js").into_os_string(),
+            ],
+            working_directory: None,
+            log: None,
+        };
+        let child = launch.spawn();
+        wait_until_listening(port).await;
         NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
             port,
             _store: store,
+            launch,
         }
+    }
+
+    /// A real nats-server run with `config_file` from `directory`, where the
+    /// configuration's relative paths (included users, certificates)
+    /// resolve, on a free loopback port whatever the file says. It logs to
+    /// `directory/nats.log`, so a test can read what it refused.
+    pub async fn start_with_config(directory: &Path, config_file: &str) -> NatsServer {
+        let store = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = directory.join("nats.log");
+        let launch = Launch {
+            arguments: vec![
+                "-c".into(),
+                config_file.into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string().into(),
+                "-sd".into(),
+                store.path().join("js").into_os_string(),
+                "-l".into(),
+                log.clone().into_os_string(),
+            ],
+            working_directory: Some(directory.to_owned()),
+            log: Some(log),
+        };
+        let child = launch.spawn();
+        wait_until_listening(port).await;
+        NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            _store: store,
+            launch,
+        }
+    }
+
+    /// What the server logged so far (empty when it was not asked to log).
+    pub fn log(&self) -> String {
+        self.launch
+            .log
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
+    /// Starts the server again after `kill`, on the same port and store,
+    /// and waits until it listens.
+    pub async fn restart(&mut self) {
+        self.child = self.launch.spawn();
+        wait_until_listening(self.port).await;
     }
 
     pub async fn client(&self, name: &str) -> async_nats::Client {

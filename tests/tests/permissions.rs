@@ -1,0 +1,644 @@
+//! Least privilege on NATS, on a real nats-server run with
+//! `deploy/nats/secure.conf`, the users `deploy/nats/make-users` writes and
+//! throwaway certificates from `deploy/nats/make-certs`. Each service,
+//! connected over TLS as its own user, does its whole job; a volunteer, a
+//! collective, a donor and a coordinator can do theirs and nothing else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use plumbing::{Clock, Context};
+use proto::subjects::{Input, MatchKind, Subjects};
+use proto::wire::Reply;
+use serde_json::json;
+use tests::{hours_from_now, volunteer, NatsServer, EXPECT_WITHIN};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The people the tests issue users for, besides the four services.
+const VOLUNTEERS: [&str; 2] = ["v-maria", "v-ahmed"];
+const COLLECTIVE: &str = "c-tenants";
+const DONOR: &str = "d-rent";
+const COORDINATOR: &str = "ana";
+
+fn deploy_nats() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats")
+}
+
+fn run_script(script: &str, arguments: &[&str]) {
+    let status = std::process::Command::new(deploy_nats().join(script))
+        .args(arguments)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|error| panic!("running {script}: {error}"));
+    assert!(status.success(), "{script} {arguments:?} failed");
+}
+
+/// A nats-server with secure.conf, its users and certificates, in a folder
+/// of its own.
+struct Secured {
+    nats: NatsServer,
+    directory: tempfile::TempDir,
+    credentials: serde_json::Value,
+}
+
+impl Secured {
+    /// `edit` may change the configuration's text before the server starts.
+    async fn start(edit: impl Fn(String) -> String) -> Secured {
+        let directory = tempfile::tempdir().unwrap();
+        let config = std::fs::read_to_string(deploy_nats().join("secure.conf")).unwrap();
+        std::fs::write(directory.path().join("secure.conf"), edit(config)).unwrap();
+        let out = directory.path().to_str().unwrap();
+        let mut arguments = vec!["--out", out];
+        for id in VOLUNTEERS {
+            arguments.extend(["--volunteer", id]);
+        }
+        arguments.extend(["--collective", COLLECTIVE, "--donor", DONOR]);
+        arguments.extend(["--coordinator", COORDINATOR]);
+        run_script("make-users", &arguments);
+        let tls = directory.path().join("tls");
+        run_script(
+            "make-certs",
+            &[tls.to_str().unwrap(), "--client", "sb-ingest"],
+        );
+        let credentials: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(directory.path().join("credentials.json")).unwrap(),
+        )
+        .unwrap();
+        let nats = NatsServer::start_with_config(directory.path(), "secure.conf").await;
+        Secured {
+            nats,
+            directory,
+            credentials,
+        }
+    }
+
+    fn tls(&self, file: &str) -> PathBuf {
+        self.directory.path().join("tls").join(file)
+    }
+
+    fn options(&self, user: &str) -> (async_nats::ConnectOptions, mpsc::UnboundedReceiver<String>) {
+        let issued = &self.credentials[user];
+        assert!(issued.is_object(), "no user {user} was issued");
+        let (errors, server_errors) = mpsc::unbounded_channel();
+        // The options plumbing::nats::connect sets, plus credentials, the
+        // CA, and the user's own inbox prefix.
+        let options = async_nats::ConnectOptions::new()
+            .name(user)
+            .user_and_password(
+                issued["user"].as_str().unwrap().to_owned(),
+                issued["password"].as_str().unwrap().to_owned(),
+            )
+            .custom_inbox_prefix(issued["inbox_prefix"].as_str().unwrap())
+            .add_root_certificates(self.tls("ca.pem"))
+            .require_tls(true)
+            .connection_timeout(Duration::from_millis(plumbing::nats::CONNECT_TIMEOUT_MS))
+            .request_timeout(Some(Duration::from_millis(
+                plumbing::nats::REQUEST_TIMEOUT_MS,
+            )))
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let errors = errors.clone();
+                async move {
+                    if let async_nats::Event::ServerError(error) = event {
+                        let _ = errors.send(error.to_string());
+                    }
+                }
+            });
+        (options, server_errors)
+    }
+
+    async fn connect(&self, user: &str) -> Session {
+        let (options, server_errors) = self.options(user);
+        let client = options
+            .connect(&self.nats.url)
+            .await
+            .unwrap_or_else(|error| panic!("{user} could not connect: {error}"));
+        Session {
+            client,
+            server_errors,
+        }
+    }
+
+    /// Lines of the server log that report a refused publish or subscription.
+    fn violations(&self) -> Vec<String> {
+        self.nats
+            .log()
+            .lines()
+            .filter(|line| line.contains("Violation"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Secured {
+    /// Waits until the server logs a refusal `wanted` picks, and returns it.
+    /// The log is the only witness of a refusal sent to someone else's
+    /// connection, so this polls it.
+    async fn wait_for_violation(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+        loop {
+            if let Some(line) = self.violations().into_iter().find(|line| wanted(line)) {
+                return line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never logged the refusal: {:#?}",
+                self.violations()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// One user's connection and the errors the server sent it.
+struct Session {
+    client: async_nats::Client,
+    server_errors: mpsc::UnboundedReceiver<String>,
+}
+
+impl Session {
+    /// Waits for the server to refuse `what` on `subject`.
+    async fn refused(&mut self, what: &str, subject: &str) {
+        let expected = format!("Permissions Violation for {what} to \"{subject}\"");
+        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let error = tokio::time::timeout(remaining, self.server_errors.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the server never refused: {expected}"))
+                .unwrap();
+            if error.contains(&expected) {
+                return;
+            }
+        }
+    }
+
+    /// Requests `body` on `subject` and parses the contract reply.
+    async fn send(&self, subject: String, body: &serde_json::Value) -> Reply {
+        let message = self
+            .client
+            .request(subject, Bytes::from(serde_json::to_vec(body).unwrap()))
+            .await
+            .unwrap();
+        serde_json::from_slice(&message.payload).unwrap()
+    }
+
+    fn context(&self) -> Context {
+        Context::new(self.client.clone(), Subjects::default(), Clock::system())
+    }
+}
+
+/// Ingest, solver and dispatch, each connected as its own user.
+struct Services {
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Services {
+    async fn start(secured: &Secured, state: &Path) -> Services {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let context = secured.connect("sb-ingest").await.context();
+        let config = ingest::IngestConfig {
+            state_directory: Some(state.join("ingest")),
+        };
+        tasks.push(tokio::spawn(ingest::run(context, config, shutdown.clone())));
+        let context = secured.connect("sb-solver").await.context();
+        let config = solver::SolverConfig {
+            state_directory: Some(state.join("solver")),
+            match_budget: Duration::from_millis(200),
+            ..solver::SolverConfig::default()
+        };
+        tasks.push(tokio::spawn(solver::run(context, config, shutdown.clone())));
+        let context = secured.connect("sb-dispatch").await.context();
+        let config = dispatch::DispatchConfig {
+            state_directory: Some(state.join("dispatch")),
+            ..dispatch::DispatchConfig::default()
+        };
+        tasks.push(tokio::spawn(dispatch::run(
+            context,
+            config,
+            shutdown.clone(),
+        )));
+        Services { shutdown, tasks }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Waits until `subject` answers `session`'s requests (its service is up).
+async fn wait_until_answering(session: &Session, subject: String) {
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    while session
+        .client
+        .request(subject.clone(), Bytes::from_static(b"{}"))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subject} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn clinic_need() -> serde_json::Value {
+    json!({
+        "id": "n-clinic", "collective": COLLECTIVE, "title": "Friday tenant clinic",
+        "tasks": [
+            {"id": "t-intake", "title": "Spanish intake", "skills": {"translation-es": 3}, "hours": 4.0,
+             "slots": 1, "earliest_start": hours_from_now(0), "deadline": hours_from_now(5 * 24),
+             "region": "detroit", "impact": 20.0, "tags": ["housing"], "money_cents": 5000},
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_over_tls() {
+    let secured = Secured::start(|config| config).await;
+    let state = tempfile::tempdir().unwrap();
+    let services = Services::start(&secured, state.path()).await;
+    let subjects = Subjects::default();
+    let collective = secured.connect(&format!("collective-{COLLECTIVE}")).await;
+    let donor = secured.connect(&format!("donor-{DONOR}")).await;
+    let maria = secured.connect("volunteer-v-maria").await;
+    let coordinator = secured.connect(&format!("coordinator-{COORDINATOR}")).await;
+    wait_until_answering(&collective, subjects.input(Input::Withdraw)).await;
+    wait_until_answering(&maria, subjects.input(Input::Reply)).await;
+    wait_until_answering(&coordinator, subjects.plan_get()).await;
+
+    let mut proposals = maria
+        .client
+        .subscribe(subjects.to_volunteer("v-maria"))
+        .await
+        .unwrap();
+    let mut matches = coordinator
+        .client
+        .subscribe(subjects.matches_all())
+        .await
+        .unwrap();
+    maria.client.flush().await.unwrap();
+    coordinator.client.flush().await.unwrap();
+
+    let reply = collective
+        .send(subjects.input(Input::Need), &clinic_need())
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let pledge = json!({"id": "p-rent", "amount_cents": 40000, "tags": ["housing"]});
+    let reply = donor.send(subjects.input(Input::Pledge), &pledge).await;
+    assert!(reply.ok, "{reply:?}");
+    let offer = volunteer("v-maria", json!({"translation-es": 4}));
+    let reply = maria.send(subjects.input(Input::Volunteer), &offer).await;
+    assert!(reply.ok, "{reply:?}");
+
+    let proposal = tokio::time::timeout(EXPECT_WITHIN, proposals.next())
+        .await
+        .expect("no proposal reached the volunteer")
+        .unwrap();
+    let proposal: serde_json::Value = serde_json::from_slice(&proposal.payload).unwrap();
+    assert_eq!(proposal["task"], "t-intake", "{proposal}");
+    let reply = maria
+        .send(subjects.input(Input::Reply), &proposal["accept"])
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let accepted = subjects.match_event(MatchKind::Accepted);
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let change = tokio::time::timeout(remaining, matches.next())
+            .await
+            .expect("the coordinator never saw the acceptance")
+            .unwrap();
+        if change.subject.as_str() == accepted {
+            break;
+        }
+    }
+    let plan = coordinator
+        .client
+        .request(subjects.plan_get(), Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let plan: proto::instance::Plan = serde_json::from_slice(&plan.payload).unwrap();
+    assert_eq!(plan.assignments.len(), 1, "{plan:?}");
+    assert_eq!(plan.funding.len(), 1, "{plan:?}");
+    // What the gateway does on NATS, as its user: make sure of the streams,
+    // forward a request, ask for the plan, follow the match stream.
+    let gateway = secured.connect("sb-gateway").await;
+    let jetstream = gateway.context().jetstream;
+    plumbing::streams::ensure(
+        &jetstream,
+        &subjects,
+        plumbing::streams::Replication::default(),
+    )
+    .await
+    .unwrap();
+    let reply = gateway
+        .send(
+            subjects.input(Input::Complete),
+            &json!({"task": "t-intake"}),
+        )
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    gateway
+        .client
+        .request(subjects.plan_get(), Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let last = plumbing::streams::last_sequence(&jetstream, &subjects.matches_stream())
+        .await
+        .unwrap();
+    let mut follower = plumbing::follow::Follower::start(&jetstream, &subjects.matches_stream(), 0)
+        .await
+        .unwrap();
+    let mut position = 0;
+    while position < last {
+        position = tokio::time::timeout(EXPECT_WITHIN, follower.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence;
+    }
+    assert_eq!(
+        secured.violations(),
+        Vec::<String>::new(),
+        "something needed a subject its user may not use"
+    );
+
+    // A request whose reply subject is another volunteer's: the server
+    // refuses ingest's answer there, since services reply only on inboxes.
+    let ahmed = secured.connect("volunteer-v-ahmed").await;
+    let offer = volunteer("v-ahmed", json!({"legal": 2}));
+    ahmed
+        .client
+        .publish_with_reply(
+            subjects.input(Input::Volunteer),
+            subjects.to_volunteer("v-maria"),
+            Bytes::from(serde_json::to_vec(&offer).unwrap()),
+        )
+        .await
+        .unwrap();
+    let refused = secured
+        .wait_for_violation(|line| {
+            line.contains("sb-ingest") && line.contains(&subjects.to_volunteer("v-maria"))
+        })
+        .await;
+    assert!(refused.contains("Publish Violation"), "{refused}");
+    services.stop().await;
+    assert_eq!(secured.violations().len(), 1, "{:#?}", secured.violations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_may_read_only_its_own_subject_and_send_only_offers_and_answers() {
+    let secured = Secured::start(|config| config).await;
+    let subjects = Subjects::default();
+    let mut ahmed = secured.connect("volunteer-v-ahmed").await;
+
+    // Reading: someone else's proposals, the match stream, every inbox.
+    for subject in [
+        subjects.to_volunteer("v-maria"),
+        subjects.to_volunteer_all(),
+        subjects.matches_all(),
+        subjects.dead_letter_input(),
+        "_INBOX.>".to_owned(),
+        ">".to_owned(),
+    ] {
+        let _refused = ahmed.client.subscribe(subject.clone()).await.unwrap();
+        ahmed.refused("Subscription", &subject).await;
+    }
+    // Writing: a need, a pledge, a plan request, the log and the match
+    // stream directly, and the JetStream API.
+    for subject in [
+        subjects.input(Input::Need),
+        subjects.input(Input::Pledge),
+        subjects.input(Input::Withdraw),
+        subjects.input(Input::Complete),
+        subjects.plan_get(),
+        "sb.ev.need.n-forged".to_owned(),
+        subjects.match_event(MatchKind::Accepted),
+        subjects.to_volunteer("v-maria"),
+        format!("$JS.API.STREAM.INFO.{}", subjects.events_stream()),
+        format!("$JS.API.STREAM.PURGE.{}", subjects.inbox_stream()),
+    ] {
+        ahmed
+            .client
+            .publish(subject.clone(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        ahmed.refused("Publish", &subject).await;
+    }
+    // What it may do is not refused: its own subject, offers and answers.
+    let mut own = ahmed
+        .client
+        .subscribe(subjects.to_volunteer("v-ahmed"))
+        .await
+        .unwrap();
+    for subject in [
+        subjects.input(Input::Volunteer),
+        subjects.input(Input::Reply),
+    ] {
+        ahmed
+            .client
+            .publish(subject, Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+    }
+    // Dispatch alone may write to a volunteer's subject; its message arrives.
+    let dispatch = secured.connect("sb-dispatch").await;
+    dispatch
+        .client
+        .publish(subjects.to_volunteer("v-ahmed"), Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    dispatch.client.flush().await.unwrap();
+    tokio::time::timeout(EXPECT_WITHIN, own.next())
+        .await
+        .expect("the volunteer's own subject is readable")
+        .unwrap();
+    ahmed.client.flush().await.unwrap();
+    let refused = secured.violations();
+    assert!(
+        refused
+            .iter()
+            .all(|line| line.contains("volunteer-v-ahmed")),
+        "{refused:#?}"
+    );
+    for allowed in [
+        subjects.input(Input::Volunteer),
+        subjects.input(Input::Reply),
+        subjects.to_volunteer("v-ahmed"),
+    ] {
+        let quoted = format!("\"{allowed}\"");
+        assert!(
+            !refused.iter().any(|line| line.contains(&quoted)),
+            "{allowed} was refused: {refused:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectives_donors_and_coordinators_are_each_held_to_their_role() {
+    let secured = Secured::start(|config| config).await;
+    let subjects = Subjects::default();
+    let mut collective = secured.connect(&format!("collective-{COLLECTIVE}")).await;
+    let mut donor = secured.connect(&format!("donor-{DONOR}")).await;
+    let mut coordinator = secured.connect(&format!("coordinator-{COORDINATOR}")).await;
+
+    // A collective posts needs and marks them done; it cannot answer for a
+    // volunteer, read their proposals or pose as one.
+    for subject in [
+        subjects.input(Input::Reply),
+        subjects.input(Input::Volunteer),
+        subjects.input(Input::Pledge),
+    ] {
+        collective
+            .client
+            .publish(subject.clone(), Bytes::new())
+            .await
+            .unwrap();
+        collective.refused("Publish", &subject).await;
+    }
+    let _refused = collective
+        .client
+        .subscribe(subjects.to_volunteer_all())
+        .await
+        .unwrap();
+    collective
+        .refused("Subscription", &subjects.to_volunteer_all())
+        .await;
+
+    // A donor pledges; it cannot post needs or see matches.
+    donor
+        .client
+        .publish(subjects.input(Input::Need), Bytes::new())
+        .await
+        .unwrap();
+    donor.refused("Publish", &subjects.input(Input::Need)).await;
+    let _refused = donor
+        .client
+        .subscribe(subjects.matches_all())
+        .await
+        .unwrap();
+    donor.refused("Subscription", &subjects.matches_all()).await;
+
+    // A coordinator watches the match stream but cannot read volunteers'
+    // messages, read the log of record (contacts are in it), take the
+    // proposals dispatch delivers, or write the streams directly.
+    let _refused = coordinator
+        .client
+        .subscribe(subjects.to_volunteer_all())
+        .await
+        .unwrap();
+    coordinator
+        .refused("Subscription", &subjects.to_volunteer_all())
+        .await;
+    let events_info = format!("$JS.API.STREAM.INFO.{}", subjects.events_stream());
+    let delivery = format!(
+        "$JS.API.CONSUMER.MSG.NEXT.{}.sb-dispatch-deliver",
+        subjects.matches_stream()
+    );
+    for subject in [
+        events_info,
+        delivery,
+        subjects.match_event(MatchKind::Proposed),
+        "sb.ev.completed.t-1".to_owned(),
+    ] {
+        coordinator
+            .client
+            .publish(subject.clone(), Bytes::new())
+            .await
+            .unwrap();
+        coordinator.refused("Publish", &subject).await;
+    }
+    // Following the match stream from its start works for the coordinator:
+    // the stream exists once a service has started.
+    let ingest = secured.connect("sb-ingest").await;
+    plumbing::streams::ensure(
+        &ingest.context().jetstream,
+        &subjects,
+        plumbing::streams::Replication::default(),
+    )
+    .await
+    .unwrap();
+    let jetstream = coordinator.context().jetstream;
+    let last = plumbing::streams::last_sequence(&jetstream, &subjects.matches_stream())
+        .await
+        .unwrap();
+    assert_eq!(last, 0);
+    plumbing::follow::Follower::start(&jetstream, &subjects.matches_stream(), 0)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_wrong_passwords_and_plain_text_are_turned_away() {
+    let secured = Secured::start(|config| config).await;
+    // No credentials at all.
+    let anonymous = async_nats::ConnectOptions::new()
+        .add_root_certificates(secured.tls("ca.pem"))
+        .require_tls(true)
+        .connect(&secured.nats.url)
+        .await;
+    assert!(anonymous.is_err(), "a client without a user connected");
+    // A known user with a wrong password.
+    let (options, _) = secured.options("sb-ingest");
+    let impostor = options
+        .user_and_password("sb-ingest".to_owned(), "guessed".to_owned())
+        .connect(&secured.nats.url)
+        .await;
+    assert!(impostor.is_err(), "a wrong password was accepted");
+    // A client that does not trust the switchboard's CA refuses the server.
+    let untrusting = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .connect(&secured.nats.url)
+        .await;
+    assert!(
+        untrusting.is_err(),
+        "the throwaway CA was trusted by default"
+    );
+    // Plain text: the server demands TLS before it reads credentials.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", secured.nats.port))
+        .await
+        .unwrap();
+    let info = read_line(&mut stream).await;
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+}
+
+async fn read_line(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    tokio::time::timeout(EXPECT_WITHIN, reader.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_only_a_client_holding_a_certificate_of_the_ca_connects() {
+    let secured = Secured::start(|config| config.replace("verify: false", "verify: true")).await;
+    let (options, _) = secured.options("sb-ingest");
+    let without = options.connect(&secured.nats.url).await;
+    assert!(without.is_err(), "a client without a certificate connected");
+    let (options, _) = secured.options("sb-ingest");
+    let with = options
+        .add_client_certificate(
+            secured.tls("client-sb-ingest-cert.pem"),
+            secured.tls("client-sb-ingest-key.pem"),
+        )
+        .connect(&secured.nats.url)
+        .await
+        .unwrap();
+    with.flush().await.unwrap();
+}
