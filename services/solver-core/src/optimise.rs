@@ -188,6 +188,22 @@ fn apply(state: &mut State<'_>, decisions: &[Decision]) -> bool {
         .all(|decision| state.complete_with(decision.task, &decision.team, &decision.paid))
 }
 
+/// Applies decisions in dependency order, skipping any the rules refuse
+/// (and so, in turn, their dependents): a time-limited answer may overfill
+/// someone, and the rest of it is still worth having.
+fn apply_leniently(state: &mut State<'_>, decisions: &[Decision]) {
+    let problem = state.problem;
+    let mut position_in_order = vec![0usize; problem.task_count()];
+    for (position, &task) in problem.topological_order.iter().enumerate() {
+        position_in_order[task] = position;
+    }
+    let mut ordered: Vec<&Decision> = decisions.iter().collect();
+    ordered.sort_by_key(|decision| position_in_order[decision.task]);
+    for decision in ordered {
+        state.complete_with(decision.task, &decision.team, &decision.paid);
+    }
+}
+
 /// The model's value of `tasks` in `state`: impact plus keep bonuses.
 fn model_value(
     state: &State<'_>,
@@ -433,9 +449,8 @@ fn solve_part_exactly(
         restore(state, part, &previous);
         return (false, None);
     };
-    if !apply(state, &result.decisions)
-        || model_value(state, part, keep, move_cost) < old_value - 1e-9
-    {
+    apply_leniently(state, &result.decisions);
+    if model_value(state, part, keep, move_cost) < old_value - 1e-9 {
         restore(state, part, &previous);
         return (false, None);
     }
@@ -545,8 +560,8 @@ fn search_neighbourhoods(
         let took = asked.elapsed();
         let accepted = match &result {
             Some(result) => {
-                apply(state, &result.decisions)
-                    && model_value(state, &free, keep, move_cost) >= old_value - 1e-9
+                apply_leniently(state, &result.decisions);
+                model_value(state, &free, keep, move_cost) >= old_value - 1e-9
             }
             None => false,
         };

@@ -417,7 +417,7 @@ impl Subproblem {
         deadline: Instant,
     ) -> Option<SubproblemResult> {
         let start_values = self.starting_point(previous);
-        for _round in 0..LAZY_ROUNDS_MAX {
+        for round in 0..LAZY_ROUNDS_MAX {
             self.spec.initial = Some(start_values.clone());
             let result = solve_model(self.spec.clone(), deadline)?;
             let chosen = self.read_teams(&result.columns);
@@ -437,16 +437,18 @@ impl Subproblem {
                     violated |= self.add_interval_row(state, volunteer, start, end);
                 }
             }
-            if violated {
-                if Instant::now() >= deadline {
-                    return None;
-                }
+            let out_of_rounds = round + 1 == LAZY_ROUNDS_MAX || Instant::now() >= deadline;
+            if violated && !out_of_rounds {
                 continue;
             }
+            // Out of time with rows still missing, the answer may overfill
+            // someone's time: it is returned anyway, and applying it through
+            // `State::complete_with` drops the tasks that do not fit. Its
+            // bound stays valid: missing rows only relax the model.
             let decisions = self.decide(state, chosen)?;
             return Some(SubproblemResult {
                 decisions,
-                optimal: result.status == MilpStatus::Optimal,
+                optimal: result.status == MilpStatus::Optimal && !violated,
                 dual_bound: result.dual_bound,
             });
         }
