@@ -327,6 +327,10 @@ pub struct MatchChanged {
     /// Why, in words, when the switchboard decided (released: "the team could not be completed").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For whoever takes the work over when a volunteer leaves it: what was
+    /// done and whom to ask. Only on `released`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
     #[serde(default = "epoch")]
     pub at: DateTime<Utc>,
 }
@@ -334,7 +338,9 @@ pub struct MatchChanged {
 /// What a volunteer receives on `sb.to.volunteer.<id>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VolunteerMessage {
-    /// `proposal` for new work; more kinds may come (clients ignore unknown ones).
+    /// `proposal` for new work, `reminder` for accepted work awaiting a
+    /// check-in, `released` when the switchboard takes work back; more kinds
+    /// may come (clients ignore unknown ones).
     pub kind: String,
     /// Unique per message; a client that sees one twice drops the repeat.
     pub message_id: String,
@@ -356,6 +362,12 @@ pub struct VolunteerMessage {
     pub accept: VolunteerReply,
     /// The exact body to send to decline.
     pub decline: VolunteerReply,
+    /// On a `reminder`: the exact body to send to check in ("still on it").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin: Option<VolunteerReply>,
+    /// A sentence for the volunteer, on kinds other than `proposal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A refused input, copied to `sb.dlq.in`.

@@ -109,6 +109,56 @@ pub struct Assignment {
     /// Sequence in the events stream of the last answer to this pair (0: none),
     /// the expected last sequence that makes concurrent answers impossible.
     pub answered_sequence: u64,
+    #[serde(default)]
+    pub accepted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub checked_in_at: Option<DateTime<Utc>>,
+    /// A check-in reminder was sent for this round.
+    #[serde(default)]
+    pub reminded: bool,
+}
+
+/// What the clock does to an assignment when its time comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Nobody answered the proposal by `respond_by`.
+    Expire,
+    /// Accepted, halfway through the check-in window, no check-in yet.
+    Remind,
+    /// Accepted, the check-in window over, no check-in: a silent drop-out.
+    ReleaseSilent,
+    /// The volunteer's availability ended with the work unfinished.
+    ReleaseTenureEnd,
+}
+
+impl Assignment {
+    /// The next thing the clock will do to this assignment, and when.
+    /// `checkin_window`: how long after accepting a check-in is expected;
+    /// `tenure_ends`: when the volunteer's availability ends, if known.
+    pub fn next_timer(
+        &self,
+        checkin_window: chrono::Duration,
+        tenure_ends: Option<DateTime<Utc>>,
+    ) -> Option<(DateTime<Utc>, Timer)> {
+        let own = match self.state {
+            State::Proposed => return Some((self.respond_by, Timer::Expire)),
+            State::Accepted => {
+                let accepted_at = self.accepted_at.unwrap_or(self.proposal.at);
+                if self.reminded {
+                    Some((accepted_at + checkin_window, Timer::ReleaseSilent))
+                } else {
+                    Some((accepted_at + checkin_window / 2, Timer::Remind))
+                }
+            }
+            State::CheckedIn => None,
+            State::Declined | State::Expired | State::Released | State::Completed => return None,
+        };
+        let tenure = tenure_ends.map(|ends| (ends, Timer::ReleaseTenureEnd));
+        match (own, tenure) {
+            (Some(own), Some(tenure)) => Some(if tenure.0 < own.0 { tenure } else { own }),
+            (own, tenure) => own.or(tenure),
+        }
+    }
 }
 
 pub fn key(volunteer: &str, task: &str) -> String {
@@ -118,6 +168,45 @@ pub fn key(volunteer: &str, task: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assignment(state: State) -> Assignment {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc);
+        let proposal: MatchProposed = serde_json::from_value(serde_json::json!({
+            "volunteer": "v1", "task": "t1", "need": "n1", "collective": "c1", "impact": 1.0,
+            "why": {}, "respond_by": "2026-11-23T00:00:00Z", "at": "2026-11-22T00:00:00Z"
+        }))
+        .unwrap();
+        Assignment {
+            volunteer: "v1".into(),
+            task: "t1".into(),
+            round: 0,
+            state,
+            respond_by: proposal.respond_by,
+            proposal,
+            answered_sequence: 0,
+            accepted_at: Some(at),
+            checked_in_at: None,
+            reminded: false,
+        }
+    }
+
+    #[test]
+    fn the_clock_expires_proposals_reminds_then_releases_silent_acceptances_and_ends_tenures() {
+        let window = chrono::Duration::hours(72);
+        let start = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc);
+        let proposed = assignment(State::Proposed);
+        assert_eq!(proposed.next_timer(window, None), Some((proposed.respond_by, Timer::Expire)));
+        let mut accepted = assignment(State::Accepted);
+        assert_eq!(accepted.next_timer(window, None), Some((start + window / 2, Timer::Remind)));
+        accepted.reminded = true;
+        assert_eq!(accepted.next_timer(window, None), Some((start + window, Timer::ReleaseSilent)));
+        let leaving = start + chrono::Duration::hours(10);
+        assert_eq!(accepted.next_timer(window, Some(leaving)), Some((leaving, Timer::ReleaseTenureEnd)));
+        let checked_in = assignment(State::CheckedIn);
+        assert_eq!(checked_in.next_timer(window, None), None);
+        assert_eq!(checked_in.next_timer(window, Some(leaving)), Some((leaving, Timer::ReleaseTenureEnd)));
+        assert_eq!(assignment(State::Completed).next_timer(window, Some(leaving)), None);
+    }
 
     #[test]
     fn every_answer_from_every_state_has_exactly_one_outcome() {

@@ -3,14 +3,19 @@
 //! It delivers every proposal on `sb.to.volunteer.<id>` (kept in `SB_INBOX`
 //! so an offline phone catches up), serves `sb.in.reply` (accept, decline,
 //! checkin, done, drop) as a NATS micro service, owns the assignment state
-//! machine ([`assignments`]), expires proposals nobody answered, and
-//! publishes every transition on `sb.match.*`, where the solver learns that
-//! declined work needs someone else and accepted work is pinned.
+//! machine ([`assignments`]) and its clock: proposals nobody answered
+//! expire; accepted work without a check-in gets a reminder halfway through
+//! the check-in window and is released at its end (most volunteers who
+//! vanish do so silently); work still held when a volunteer's availability
+//! ends is released with a hand-off note. Every transition is published on
+//! `sb.match.*`, where the solver learns that work needs someone else.
 //!
-//! Consumes: `SB_EVENTS` (needs for task details, answers, completions),
-//! `SB_MATCHES` (proposals and transitions), `sb.in.reply`.
+//! Consumes: `SB_EVENTS` (volunteers' tenure, needs for task details,
+//! answers, completions), `SB_MATCHES` (proposals and transitions),
+//! `sb.in.reply`.
 //! Produces: `sb.match.accepted|declined|expired|checked_in|released|completed`,
-//! `sb.to.volunteer.<id>`, answers in `SB_EVENTS`, `sb.dlq.in`.
+//! `sb.to.volunteer.<id>` (proposals, reminders, releases), answers in
+//! `SB_EVENTS`, `sb.dlq.in`.
 
 pub mod assignments;
 
@@ -35,7 +40,7 @@ use proto::wire::{
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use assignments::{key, transition, Assignment, State, Transition};
+use assignments::{key, transition, Assignment, State, Timer, Transition};
 use plumbing::ack::AckGuard;
 use plumbing::follow::{Follower, Stored};
 use plumbing::store::{Changes, Store};
@@ -46,9 +51,24 @@ pub const DELIVERY_ACK_WAIT_S: u64 = 30;
 /// Deliveries of one proposal before it is left to expire.
 pub const DELIVERY_ATTEMPTS_MAX: i64 = 5;
 
-#[derive(Clone, Debug, Default)]
+/// Default time an accepted assignment has to be checked in before it
+/// counts as a silent drop-out; a reminder goes out halfway.
+pub const CHECKIN_WINDOW_HOURS_DEFAULT: i64 = 72;
+
+#[derive(Clone, Debug)]
 pub struct DispatchConfig {
     pub state_directory: Option<PathBuf>,
+    /// How long after accepting a volunteer has to check in ("still on it").
+    pub checkin_window: chrono::Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            state_directory: None,
+            checkin_window: chrono::Duration::hours(CHECKIN_WINDOW_HOURS_DEFAULT),
+        }
+    }
 }
 
 /// What a volunteer message says of the task, learned from the event log.
@@ -63,13 +83,14 @@ struct TaskInfo {
 
 const KIND_ASSIGNMENT: &str = "assignment";
 const KIND_TASK: &str = "task";
+const KIND_TENURE: &str = "tenure";
 
 enum Next {
     Request(Request),
     Event(Stored),
     Match(Stored),
     Delivery(Box<async_nats::jetstream::Message>),
-    ExpiryDue,
+    TimerDue,
     Shutdown,
 }
 
@@ -78,8 +99,12 @@ struct Dispatch {
     store: Store,
     assignments: HashMap<String, Assignment>,
     tasks: HashMap<String, TaskInfo>,
-    /// Proposals by the time they expire.
-    expiries: BTreeSet<(DateTime<Utc>, String)>,
+    /// Assignments by the time the clock next acts on them ([`Timer`]).
+    agenda: BTreeSet<(DateTime<Utc>, String)>,
+    scheduled: HashMap<String, DateTime<Utc>>,
+    /// When each volunteer's availability ends.
+    tenure: HashMap<String, DateTime<Utc>>,
+    checkin_window: chrono::Duration,
 }
 
 pub async fn run(
@@ -94,7 +119,7 @@ pub async fn run(
     )
     .await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
-    let mut dispatch = Dispatch::load(context, store)?;
+    let mut dispatch = Dispatch::load(context, store, config.checkin_window)?;
     let events_stream = dispatch.context.subjects.events_stream();
     let matches_stream = dispatch.context.subjects.matches_stream();
     // Transitions first, then answers: an answer replayed against the final
@@ -126,7 +151,7 @@ pub async fn run(
     tracing::info!("dispatch ready");
 
     loop {
-        let expiry_delay = dispatch.next_expiry_delay();
+        let timer_delay = dispatch.next_timer_delay();
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
             Some(request) = replies.next() => Next::Request(request),
@@ -139,7 +164,7 @@ pub async fn run(
                     continue;
                 }
             },
-            () = sleep_or_forever(expiry_delay) => Next::ExpiryDue,
+            () = sleep_or_forever(timer_delay) => Next::TimerDue,
         };
         let outcome = match next {
             Next::Request(request) => {
@@ -149,7 +174,7 @@ pub async fn run(
             Next::Match(stored) => dispatch.apply_match_stored(&stored),
             Next::Event(stored) => dispatch.apply_event_stored(&stored).await,
             Next::Delivery(message) => dispatch.deliver(AckGuard::new(*message)).await,
-            Next::ExpiryDue => dispatch.expire_due().await,
+            Next::TimerDue => dispatch.run_due_timers().await,
             Next::Shutdown => break,
         };
         if let Err(error) = outcome {
@@ -172,22 +197,43 @@ async fn sleep_or_forever(delay: Option<Duration>) {
 }
 
 impl Dispatch {
-    fn load(context: Context, store: Store) -> anyhow::Result<Dispatch> {
+    fn load(
+        context: Context,
+        store: Store,
+        checkin_window: chrono::Duration,
+    ) -> anyhow::Result<Dispatch> {
         let assignments: HashMap<String, Assignment> =
             store.load(KIND_ASSIGNMENT)?.into_iter().collect();
-        let tasks = store.load(KIND_TASK)?.into_iter().collect();
-        let expiries = assignments
-            .iter()
-            .filter(|(_, assignment)| assignment.state == State::Proposed)
-            .map(|(key, assignment)| (assignment.respond_by, key.clone()))
-            .collect();
-        Ok(Dispatch {
+        let keys: Vec<String> = assignments.keys().cloned().collect();
+        let mut dispatch = Dispatch {
             context,
+            tasks: store.load(KIND_TASK)?.into_iter().collect(),
+            tenure: store.load(KIND_TENURE)?.into_iter().collect(),
             store,
             assignments,
-            tasks,
-            expiries,
-        })
+            agenda: BTreeSet::new(),
+            scheduled: HashMap::new(),
+            checkin_window,
+        };
+        for key in keys {
+            dispatch.schedule(&key);
+        }
+        Ok(dispatch)
+    }
+
+    /// Puts the assignment's next timer on the agenda (or takes it off).
+    fn schedule(&mut self, key: &str) {
+        if let Some(previous) = self.scheduled.remove(key) {
+            self.agenda.remove(&(previous, key.to_owned()));
+        }
+        let Some(assignment) = self.assignments.get(key) else {
+            return;
+        };
+        let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
+        if let Some((at, _)) = assignment.next_timer(self.checkin_window, tenure_ends) {
+            self.agenda.insert((at, key.to_owned()));
+            self.scheduled.insert(key.to_owned(), at);
+        }
     }
 
     async fn catch_up(&mut self, stream: &str) -> anyhow::Result<Follower> {
@@ -240,23 +286,18 @@ impl Dispatch {
             .with_context(|| format!("creating the durable consumer {name}"))
     }
 
-    fn next_expiry_delay(&self) -> Option<Duration> {
-        self.expiries
+    fn next_timer_delay(&self) -> Option<Duration> {
+        self.agenda
             .first()
             .map(|(at, _)| self.context.clock.real_delay_until(*at))
     }
 
-    /// Records the assignment in memory and in `changes`, keeping the expiry index true.
+    /// Records the assignment in memory and in `changes`, keeping the agenda true.
     fn put(&mut self, assignment: Assignment, changes: &mut Changes) -> anyhow::Result<()> {
         let key = key(&assignment.volunteer, &assignment.task);
-        if let Some(previous) = self.assignments.get(&key) {
-            self.expiries.remove(&(previous.respond_by, key.clone()));
-        }
-        if assignment.state == State::Proposed {
-            self.expiries.insert((assignment.respond_by, key.clone()));
-        }
         changes.put(KIND_ASSIGNMENT, &key, &assignment)?;
-        self.assignments.insert(key, assignment);
+        self.assignments.insert(key.clone(), assignment);
+        self.schedule(&key);
         Ok(())
     }
 
@@ -282,6 +323,9 @@ impl Dispatch {
                         respond_by: proposal.respond_by,
                         proposal: proposal.clone(),
                         answered_sequence,
+                        accepted_at: None,
+                        checked_in_at: None,
+                        reminded: false,
                     },
                     changes,
                 )?;
@@ -289,6 +333,12 @@ impl Dispatch {
             _ => {
                 if let Some(mut assignment) = current.filter(|current| current.round == round) {
                     assignment.state = State::after(event.kind());
+                    if let MatchEvent::Accepted(change) = event {
+                        assignment.accepted_at = Some(change.at);
+                    }
+                    if let MatchEvent::CheckedIn(change) = event {
+                        assignment.checked_in_at = Some(change.at);
+                    }
                     self.put(assignment, changes)?;
                 }
             }
@@ -311,6 +361,19 @@ impl Dispatch {
     async fn apply_event_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
         let mut changes = Changes::default();
         match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
+            Ok(Event::VolunteerOffered(offer)) => {
+                changes.put(KIND_TENURE, &offer.id, &offer.available_until)?;
+                self.tenure.insert(offer.id.clone(), offer.available_until);
+                let held: Vec<String> = self
+                    .assignments
+                    .iter()
+                    .filter(|(_, assignment)| assignment.volunteer == offer.id)
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in held {
+                    self.schedule(&key);
+                }
+            }
             Ok(Event::NeedPosted(need)) => {
                 for task in need.tasks {
                     let info = TaskInfo {
@@ -376,11 +439,22 @@ impl Dispatch {
         kind: MatchKind,
         reason: &str,
     ) -> anyhow::Result<()> {
+        self.publish_change_with_handoff(assignment, kind, reason, None).await
+    }
+
+    async fn publish_change_with_handoff(
+        &mut self,
+        assignment: &Assignment,
+        kind: MatchKind,
+        reason: &str,
+        handoff: Option<String>,
+    ) -> anyhow::Result<()> {
         let change = MatchChanged {
             volunteer: assignment.volunteer.clone(),
             task: assignment.task.clone(),
             round: assignment.round,
             reason: Some(reason.to_owned()),
+            handoff,
             at: self.context.clock.now(),
         };
         let Some(event) = MatchEvent::changed(kind, change) else {
@@ -518,12 +592,20 @@ impl Dispatch {
         };
         let current = self
             .assignments
-            .get(&key(&proposal.volunteer, &proposal.task));
-        let superseded = current.is_some_and(|current| {
+            .get(&key(&proposal.volunteer, &proposal.task))
+            .cloned();
+        let superseded = current.as_ref().is_some_and(|current| {
             current.round > proposal.round
                 || (current.round == proposal.round && current.state != State::Proposed)
         });
         if !superseded {
+            // The view may not have read this proposal yet; it must know it
+            // before the volunteer can answer (applying it twice is harmless).
+            if current.as_ref().is_none_or(|current| current.round < proposal.round) {
+                let mut changes = Changes::default();
+                self.apply_match(&MatchEvent::Proposed(proposal.clone()), &mut changes)?;
+                self.store.commit(changes)?;
+            }
             let volunteer_message = self.volunteer_message(&proposal);
             let subject = self.context.subjects.to_volunteer(&proposal.volunteer);
             let body = Bytes::from(serde_json::to_vec(&volunteer_message)?);
@@ -568,28 +650,99 @@ impl Dispatch {
             reply_subject: self.context.subjects.input(Input::Reply),
             accept: answer(ReplyAction::Accept),
             decline: answer(ReplyAction::Decline),
+            checkin: None,
+            note: None,
         }
     }
 
-    /// Expires every proposal whose answer time has passed.
-    async fn expire_due(&mut self) -> anyhow::Result<()> {
+    /// Sends the volunteer a message about an assignment they hold.
+    async fn notify(&self, assignment: &Assignment, kind: &str, note: String) -> anyhow::Result<()> {
+        let mut message = self.volunteer_message(&assignment.proposal);
+        message.kind = kind.to_owned();
+        message.message_id = format!("{kind}:{}:{}:{}", assignment.volunteer, assignment.task, assignment.round);
+        message.note = Some(note);
+        if kind == "reminder" {
+            message.checkin = Some(VolunteerReply {
+                volunteer: assignment.volunteer.clone(),
+                task: assignment.task.clone(),
+                action: ReplyAction::Checkin,
+                round: Some(assignment.round),
+            });
+        }
+        let subject = self.context.subjects.to_volunteer(&assignment.volunteer);
+        let body = Bytes::from(serde_json::to_vec(&message)?);
+        publish::durably_or_error(&self.context, &subject, &message.message_id, body).await?;
+        Ok(())
+    }
+
+    /// What whoever takes the work over needs to know.
+    fn handoff_note(&self, assignment: &Assignment, why_left: &str) -> String {
+        let title = self.tasks.get(&assignment.task).map(|info| info.title.as_str()).unwrap_or(&assignment.task);
+        let accepted = assignment
+            .accepted_at
+            .map(|at| format!(" accepted it on {}", at.format("%b %d %H:%M UTC")))
+            .unwrap_or_default();
+        let checked_in = assignment
+            .checked_in_at
+            .map(|at| format!(", checked in on {}", at.format("%b %d %H:%M UTC")))
+            .unwrap_or_else(|| ", never checked in".to_owned());
+        format!(
+            "\"{title}\" for {}: {}{accepted}{checked_in}, and {why_left}. Ask {} where it stands before starting.",
+            assignment.proposal.collective, assignment.volunteer, assignment.proposal.collective
+        )
+    }
+
+    /// Does what the clock says is due: expire unanswered proposals, remind
+    /// and then release silent acceptances, release work at tenure end.
+    async fn run_due_timers(&mut self) -> anyhow::Result<()> {
         let now = self.context.clock.now();
-        let due: Vec<String> = self
-            .expiries
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, key)| key.clone())
-            .collect();
-        for pair in due {
-            let Some(assignment) = self.assignments.get(&pair).cloned() else {
+        let due: Vec<String> =
+            self.agenda.iter().take_while(|(at, _)| *at <= now).map(|(_, key)| key.clone()).collect();
+        for key in due {
+            let Some(assignment) = self.assignments.get(&key).cloned() else {
+                self.schedule(&key);
                 continue;
             };
-            if let Err(error) = self
-                .publish_change(&assignment, MatchKind::Expired, "nobody answered in time")
-                .await
-            {
-                // Keep it due: the next loop turn tries again.
-                return Err(error);
+            let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
+            let Some((at, timer)) = assignment.next_timer(self.checkin_window, tenure_ends) else {
+                self.schedule(&key);
+                continue;
+            };
+            if at > now {
+                self.schedule(&key);
+                continue;
+            }
+            // On failure the timer stays due and the next loop turn tries again.
+            match timer {
+                Timer::Expire => {
+                    self.publish_change(&assignment, MatchKind::Expired, "nobody answered in time").await?;
+                }
+                Timer::Remind => {
+                    let note = format!(
+                        "You accepted this; please check in to say you are still on it, or drop it so someone else can take it. It is released on {}.",
+                        (assignment.accepted_at.unwrap_or(now) + self.checkin_window).format("%b %d %H:%M UTC")
+                    );
+                    self.notify(&assignment, "reminder", note).await?;
+                    let mut reminded = assignment.clone();
+                    reminded.reminded = true;
+                    let mut changes = Changes::default();
+                    self.put(reminded, &mut changes)?;
+                    self.store.commit(changes)?;
+                }
+                Timer::ReleaseSilent | Timer::ReleaseTenureEnd => {
+                    let (reason, why_left) = if timer == Timer::ReleaseSilent {
+                        ("no check-in: a silent drop-out", "did not check in")
+                    } else {
+                        ("the volunteer's time with the switchboard ended", "their availability ended")
+                    };
+                    let handoff = self.handoff_note(&assignment, why_left);
+                    self.publish_change_with_handoff(&assignment, MatchKind::Released, reason, Some(handoff))
+                        .await?;
+                    let note = format!("This was released ({reason}) so that someone else can take it. Thank you for your time.");
+                    if let Err(error) = self.notify(&assignment, "released", note).await {
+                        tracing::warn!(error = %format!("{error:#}"), "telling a volunteer about a release failed");
+                    }
+                }
             }
         }
         Ok(())

@@ -40,7 +40,7 @@ pub const MATCH_DEBOUNCE_MS: u64 = 25;
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
 /// Budget of one matching run in the live loop.
 pub const MATCH_BUDGET_MS_DEFAULT: u64 = 300;
-/// Hours a volunteer has to answer a proposal, at most...
+/// Hours a volunteer has to answer a proposal, at most (by default)...
 pub const RESPONSE_WINDOW_HOURS_MAX: i64 = 24;
 /// ...and at least, however near the deadline.
 pub const RESPONSE_WINDOW_HOURS_MIN: i64 = 1;
@@ -54,6 +54,8 @@ pub struct SolverConfig {
     pub state_directory: Option<PathBuf>,
     /// Wall-clock budget of one matching run.
     pub match_budget: Duration,
+    /// Longest time a volunteer has to answer a proposal (less near the deadline).
+    pub response_window: chrono::Duration,
 }
 
 impl Default for SolverConfig {
@@ -61,6 +63,7 @@ impl Default for SolverConfig {
         SolverConfig {
             state_directory: None,
             match_budget: Duration::from_millis(MATCH_BUDGET_MS_DEFAULT),
+            response_window: chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MAX),
         }
     }
 }
@@ -332,6 +335,13 @@ impl Solver {
             .filter(|live| live.standing != Standing::Finished)
             .filter_map(|live| {
                 let key = pair_key(&live.volunteer, &live.task);
+                // Accepted work of a volunteer whose time ended is released by
+                // dispatch, at the exact time and with a hand-off note.
+                let tenure_ended = problem.volunteer_index(&live.volunteer).is_none()
+                    && self.world.volunteers.contains_key(&live.volunteer);
+                if tenure_ended && live.standing == Standing::Accepted {
+                    return None;
+                }
                 let gone = problem.volunteer_index(&live.volunteer).is_none()
                     || problem.task_index(&live.task).is_none();
                 let reason = if gone {
@@ -359,6 +369,7 @@ impl Solver {
                 task,
                 round,
                 reason: Some(reason.to_owned()),
+                handoff: None,
                 at: now,
             };
             if let Some(event) = MatchEvent::changed(MatchKind::Released, change) {
@@ -398,10 +409,11 @@ impl Solver {
         let task_id = problem.task_id(task).as_str().to_owned();
         let spec = self.world.tasks.get(&task_id);
         let deadline = spec.map(|spec| spec.deadline).unwrap_or(now);
-        let window = (deadline - now) / 4;
-        let respond_within = window
-            .max(chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MIN))
-            .min(chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MAX));
+        // A quarter of the time left, within [1 hour, the configured window]:
+        // near a deadline an unanswered proposal must not hold the work long.
+        let longest = self.config.response_window;
+        let shortest = chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MIN).min(longest);
+        let respond_within = ((deadline - now) / 4).max(shortest).min(longest);
         let round = self
             .world
             .rounds

@@ -50,7 +50,7 @@ pub enum Command {
     /// Run the solver service alone.
     Solver(SolverArgs),
     /// Run the dispatch service alone.
-    Dispatch(ServiceArgs),
+    Dispatch(DispatchArgs),
     /// Run the HTTP gateway alone.
     Gateway(GatewayArgs),
 }
@@ -106,6 +106,8 @@ pub struct UpArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub time: Time,
+    #[command(flatten)]
+    pub lifecycle: Lifecycle,
     /// Budget of one matching run, in milliseconds.
     #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
     pub match_budget_ms: u64,
@@ -143,10 +145,31 @@ pub struct ServiceArgs {
     pub time: Time,
 }
 
+/// A volunteer's three weeks: how long to answer, how long to check in.
+#[derive(Args, Debug, Clone)]
+pub struct Lifecycle {
+    /// Longest time to answer a proposal, in hours (less when the deadline is near).
+    #[arg(long, env = "SWITCHBOARD_RESPONSE_WINDOW_HOURS", default_value_t = solver::RESPONSE_WINDOW_HOURS_MAX)]
+    pub response_window_hours: i64,
+    /// Time to check in after accepting, in hours; a reminder goes out halfway, then the work is released.
+    #[arg(long, env = "SWITCHBOARD_CHECKIN_WINDOW_HOURS", default_value_t = dispatch::CHECKIN_WINDOW_HOURS_DEFAULT)]
+    pub checkin_window_hours: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct DispatchArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub lifecycle: Lifecycle,
+}
+
 #[derive(Args, Debug)]
 pub struct SolverArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
+    #[command(flatten)]
+    pub lifecycle: Lifecycle,
     /// Budget of one matching run, in milliseconds.
     #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
     pub match_budget_ms: u64,

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Connection, GatewayArgs, ServiceArgs, SolverArgs};
+use crate::cli::{Connection, DispatchArgs, GatewayArgs, ServiceArgs, SolverArgs};
 
 pub async fn context(
     connection: &Connection,
@@ -33,16 +33,19 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
     let config = solver::SolverConfig {
         state_directory: service.state,
         match_budget: std::time::Duration::from_millis(args.match_budget_ms),
+        response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
     };
     solver::run(context, config, shutdown).await
 }
 
-pub async fn dispatch(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let context = context(&args.connection, "sb-dispatch", args.time.clock()).await?;
+pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let service = args.service;
+    let context = context(&service.connection, "sb-dispatch", service.time.clock()).await?;
     dispatch::run(
         context,
         dispatch::DispatchConfig {
-            state_directory: args.state,
+            state_directory: service.state,
+            checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
         },
         shutdown,
     )

@@ -50,6 +50,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     let config = solver::SolverConfig {
         state_directory: Some(state.join("solver")),
         match_budget: Duration::from_millis(args.match_budget_ms),
+        response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
     };
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, config, token).await) });
@@ -57,6 +58,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
     let config = dispatch::DispatchConfig {
         state_directory: Some(state.join("dispatch")),
+        checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
     };
     let token = services.clone();
     running.spawn(async move { ("dispatch", dispatch::run(context, config, token).await) });

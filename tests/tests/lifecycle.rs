@@ -1,0 +1,134 @@
+//! A volunteer's three weeks on a fast clock (one real second is one hour of
+//! switchboard time): proposals expire, silent acceptances get a reminder and
+//! are released, work is released with a hand-off note when a volunteer's
+//! time ends, and every slot left open is backfilled. No sleeps: each test
+//! waits for the event it expects.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use proto::subjects::{Input, MatchKind};
+use proto::wire::ErrorCode;
+use serde_json::{json, Value};
+use tests::{Inbox, NatsServer, Options, Switchboard};
+
+/// Switchboard hours per real second.
+const CLOCK_SPEED: f64 = 3600.0;
+
+struct Scene {
+    switchboard: Switchboard,
+    clock: plumbing::Clock,
+    matches: Inbox,
+    _nats: NatsServer,
+    _state: tempfile::TempDir,
+}
+
+async fn scene() -> Scene {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let clock = plumbing::Clock::starting_at(chrono::Utc::now(), CLOCK_SPEED);
+    let options = Options {
+        clock: clock.clone(),
+        response_window: chrono::Duration::hours(2),
+        checkin_window: chrono::Duration::hours(6),
+        ..Options::default()
+    };
+    let switchboard = Switchboard::start(&nats, state.path(), options).await;
+    let matches = Inbox::open(&switchboard.client, switchboard.subjects.matches_all()).await;
+    Scene { switchboard, clock, matches, _nats: nats, _state: state }
+}
+
+impl Scene {
+    fn at(&self, hours: i64) -> String {
+        (self.clock.now() + chrono::Duration::hours(hours)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    async fn post_task(&self) {
+        let need = json!({"id": "n-1", "collective": "c-pantry", "title": "Pantry", "tasks": [
+            {"id": "t-drive", "title": "Deliveries", "skills": {"driving": 1}, "hours": 1.0, "slots": 1,
+             "earliest_start": self.at(0), "deadline": self.at(7 * 24), "impact": 10.0}]});
+        self.switchboard.accept(Input::Need, &need).await;
+    }
+
+    async fn post_volunteer(&self, id: &str, hours_available: i64) {
+        let offer = json!({"id": id, "skills": {"driving": 2}, "hours_per_week": 100.0,
+            "available_from": self.at(-1), "available_until": self.at(hours_available), "region": null});
+        self.switchboard.accept(Input::Volunteer, &offer).await;
+    }
+
+    /// The next match event of `kind`.
+    async fn next(&mut self, kind: MatchKind) -> Value {
+        let subject = self.switchboard.subjects.match_event(kind);
+        self.matches.next_where(|got, _| got == subject).await.1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_proposal_expires_and_the_work_goes_to_someone_else() {
+    let mut scene = scene().await;
+    scene.post_task().await;
+    scene.post_volunteer("v-first", 21 * 24).await;
+    let first = scene.next(MatchKind::Proposed).await;
+    assert_eq!(first["volunteer"], "v-first");
+    scene.post_volunteer("v-second", 21 * 24).await;
+
+    let expired = scene.next(MatchKind::Expired).await;
+    assert_eq!(expired["volunteer"], "v-first");
+    let second = scene.next(MatchKind::Proposed).await;
+    assert_eq!(second["volunteer"], "v-second", "the work went to the other volunteer");
+
+    let late = scene
+        .switchboard
+        .send(Input::Reply, &json!({"volunteer": "v-first", "task": "t-drive", "action": "accept"}))
+        .await;
+    let error = late.error.expect("an answer after expiry is refused");
+    assert_eq!(error.code, ErrorCode::Conflict, "{}", error.message);
+    scene.switchboard.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_acceptance_gets_a_reminder_then_is_released_and_backfilled() {
+    let mut scene = scene().await;
+    let mut inbox = Inbox::open(&scene.switchboard.client, scene.switchboard.subjects.to_volunteer("v-quiet")).await;
+    scene.post_task().await;
+    scene.post_volunteer("v-quiet", 21 * 24).await;
+    let (_, proposal) = inbox.next().await;
+    scene.switchboard.accept(Input::Reply, &proposal["accept"]).await;
+    // Accepting twice is the same answer; declining after accepting is not possible.
+    let again = scene.switchboard.send(Input::Reply, &proposal["accept"]).await;
+    assert!(again.ok, "{again:?}");
+    let decline = scene.switchboard.send(Input::Reply, &proposal["decline"]).await;
+    assert_eq!(decline.error.unwrap().code, ErrorCode::Conflict);
+    scene.post_volunteer("v-backup", 21 * 24).await;
+
+    let (_, reminder) = inbox.next_where(|_, body| body["kind"] == "reminder").await;
+    assert_eq!(reminder["checkin"]["action"], "checkin", "{reminder}");
+    let released = scene.next(MatchKind::Released).await;
+    assert_eq!(released["volunteer"], "v-quiet");
+    assert!(released["reason"].as_str().unwrap().contains("silent"), "{released}");
+    assert!(released["handoff"].as_str().unwrap().contains("never checked in"), "{released}");
+    let backfill = scene.next(MatchKind::Proposed).await;
+    assert_eq!(backfill["volunteer"], "v-backup");
+    scene.switchboard.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_still_held_when_a_volunteers_time_ends_is_released_with_a_handoff_note() {
+    let mut scene = scene().await;
+    let mut inbox = Inbox::open(&scene.switchboard.client, scene.switchboard.subjects.to_volunteer("v-leaving")).await;
+    scene.post_task().await;
+    scene.post_volunteer("v-leaving", 3).await;
+    let (_, proposal) = inbox.next().await;
+    scene.switchboard.accept(Input::Reply, &proposal["accept"]).await;
+    let checkin = json!({"volunteer": "v-leaving", "task": "t-drive", "action": "checkin"});
+    scene.switchboard.accept(Input::Reply, &checkin).await;
+    assert_eq!(scene.next(MatchKind::CheckedIn).await["volunteer"], "v-leaving");
+    scene.post_volunteer("v-staying", 21 * 24).await;
+
+    let released = scene.next(MatchKind::Released).await;
+    assert_eq!(released["volunteer"], "v-leaving");
+    let handoff = released["handoff"].as_str().unwrap();
+    assert!(handoff.contains("checked in on") && handoff.contains("c-pantry"), "{handoff}");
+    let backfill = scene.next(MatchKind::Proposed).await;
+    assert_eq!(backfill["volunteer"], "v-staying");
+    scene.switchboard.stop().await;
+}
