@@ -225,10 +225,6 @@ pub struct Options {
     pub clock: plumbing::Clock,
     pub gateway: bool,
     pub match_budget: Duration,
-    /// Longest time to answer a proposal (switchboard time).
-    pub response_window: chrono::Duration,
-    /// Time to check in after accepting (switchboard time).
-    pub checkin_window: chrono::Duration,
 }
 
 impl Default for Options {
@@ -237,8 +233,6 @@ impl Default for Options {
             clock: plumbing::Clock::system(),
             gateway: false,
             match_budget: Duration::from_millis(200),
-            response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
-            checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
         }
     }
 }
@@ -267,13 +261,11 @@ impl Switchboard {
         let config = solver::SolverConfig {
             state_directory: Some(state.join("solver")),
             match_budget: options.match_budget,
-            response_window: options.response_window,
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
-            checkin_window: options.checkin_window,
         };
         let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
         tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));
@@ -284,7 +276,12 @@ impl Switchboard {
                 .unwrap();
             http = Some(listener.local_addr().unwrap());
             let (service_context, token) = (context("sb-gateway").await, shutdown.clone());
-            tasks.push(tokio::spawn(gateway::run(service_context, listener, token)));
+            tasks.push(tokio::spawn(gateway::run(
+                service_context,
+                gateway_config(),
+                listener,
+                token,
+            )));
         }
         let client = nats.client("test-client").await;
         let switchboard = Switchboard {
@@ -454,6 +451,32 @@ impl Inbox {
             }
         }
     }
+}
+
+/// The gateway secret of every test switchboard, so tests mint their own tokens.
+pub const GATEWAY_SECRET: &[u8] = b"the test switchboard's gateway secret";
+
+pub fn gateway_config() -> gateway::GatewayConfig {
+    gateway::GatewayConfig::new(GATEWAY_SECRET)
+}
+
+/// The token of `principal` on a test switchboard's gateway.
+pub fn gateway_token(principal: &gateway::access::Principal) -> String {
+    gateway_config().tokens().unwrap().mint(principal)
+}
+
+/// An HTTP client that signs every request as the coordinators.
+pub fn coordinator_http() -> reqwest::Client {
+    let token = gateway_token(&gateway::access::Principal::Coordinator);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Times relative to now, as RFC 3339.

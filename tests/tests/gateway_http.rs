@@ -21,7 +21,7 @@ async fn http_posts_are_validated_like_nats_requests_and_the_stream_replays_the_
     )
     .await;
     let base = format!("http://{}", switchboard.http.unwrap());
-    let http = reqwest::Client::new();
+    let http = tests::coordinator_http();
 
     let health = http.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);

@@ -9,27 +9,39 @@
 //! from `SB_MATCHES` (so a page opened late sees the day) and resumable with
 //! `Last-Event-ID`; `GET /health` says whether NATS and the streams answer.
 //!
-//! Consumes: `SB_MATCHES`. Produces: requests on `sb.in.*` and `sb.plan.get`.
+//! People use three pages served from assets compiled into the binary
+//! ([`pages`]): the coordinators' dashboard, a collective's page and a
+//! volunteer's page, fed by per-role views ([`views`]) of an in-memory read
+//! model ([`model`]) that follows `SB_EVENTS` and `SB_MATCHES` ([`follow`]).
+//! Every `/api` route but registration and the API document requires a
+//! signed token ([`access`]) and answers only what its principal may see.
+//!
+//! Consumes: `SB_EVENTS`, `SB_MATCHES`. Produces: requests on `sb.in.*`
+//! and `sb.plan.get`.
 
-use std::convert::Infallible;
-use std::time::Duration;
+pub mod access;
+mod api;
+pub mod charts;
+mod follow;
+pub mod model;
+mod pages;
+pub mod views;
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::consumer::DeliverPolicy;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{Stream, StreamExt};
-use proto::subjects::Input;
 use proto::validate::PAYLOAD_BYTES_MAX;
 use proto::wire::{ErrorBody, ErrorCode, Reply};
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use access::Tokens;
+use model::ReadModel;
 use plumbing::Context;
 
 /// Seconds between keep-alive comments on an idle event stream.
@@ -37,29 +49,187 @@ pub const STREAM_KEEP_ALIVE_S: u64 = 15;
 /// The gateway takes a little more than the services do, so an oversized
 /// body gets the services' own `too_large` reply rather than a bare 413.
 pub const HTTP_BODY_BYTES_MAX: usize = PAYLOAD_BYTES_MAX + 1024;
+/// Bytes of a secret the gateway makes for itself when none is given.
+pub const GENERATED_SECRET_BYTES: usize = 32;
 
+/// Every route the gateway serves, as (method, path). The OpenAPI document
+/// must describe each (a unit test checks it) and each must answer (an
+/// integration test checks it), so this list, the router and the document
+/// cannot drift apart unnoticed.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/"),
+    ("get", "/coordinator"),
+    ("get", "/collective"),
+    ("get", "/volunteer"),
+    ("get", "/signin"),
+    ("get", "/signout"),
+    ("get", "/assets/{file}"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/me"),
+    ("get", "/api/plan"),
+    ("get", "/api/stream"),
+    ("get", "/api/view/coordinator"),
+    ("get", "/api/view/collective"),
+    ("get", "/api/view/volunteer"),
+    ("get", "/api/charts/{chart}"),
+    ("post", "/api/links"),
+    ("post", "/api/register"),
+    ("post", "/api/{operation}"),
+];
+
+/// What the gateway needs besides NATS: the secret its sign-in tokens are
+/// signed with, and whether strangers may register as volunteers.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// At least [`access::SECRET_BYTES_MIN`] bytes. Every gateway of one
+    /// switchboard shares it; changing it signs everyone out.
+    pub secret: Vec<u8>,
+    /// Anyone may offer time through the landing page and get their own
+    /// volunteer link (a movement recruits in the open); when false, only
+    /// links a coordinator mints let volunteers in.
+    pub open_registration: bool,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("GatewayConfig")
+            .field("secret", &"<hidden>")
+            .field("open_registration", &self.open_registration)
+            .finish()
+    }
+}
+
+impl GatewayConfig {
+    pub fn new(secret: impl Into<Vec<u8>>) -> GatewayConfig {
+        GatewayConfig {
+            secret: secret.into(),
+            open_registration: true,
+        }
+    }
+
+    /// The token checker and minter for this secret.
+    pub fn tokens(&self) -> anyhow::Result<Tokens> {
+        Ok(Tokens::new(&self.secret)?)
+    }
+
+    /// The coordinators' token, which `switchboard up` prints at start.
+    pub fn coordinator_token(&self) -> anyhow::Result<String> {
+        Ok(self.tokens()?.mint(&access::Principal::Coordinator))
+    }
+
+    /// The configuration of `switchboard up` and `switchboard gateway`:
+    /// the secret given, or else the one kept in `secret_file`.
+    pub fn from_secret_or_file(
+        secret: Option<&str>,
+        secret_file: &Path,
+        open_registration: bool,
+    ) -> anyhow::Result<GatewayConfig> {
+        let secret = match secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => GatewayConfig::secret_from_file(secret_file)?,
+        };
+        let config = GatewayConfig {
+            secret,
+            open_registration,
+        };
+        // Refuse a short secret at start rather than at the first request.
+        config.tokens()?;
+        Ok(config)
+    }
+
+    /// The coordinators' sign-in link on a gateway listening at `address`.
+    pub fn coordinator_link(&self, address: std::net::SocketAddr) -> anyhow::Result<String> {
+        Ok(format!(
+            "http://{address}/signin?token={}",
+            self.coordinator_token()?
+        ))
+    }
+
+    /// The secret kept in `path`, made from the operating system's random
+    /// source on first use, so sign-in links survive restarts of `up`.
+    pub fn secret_from_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+        if let Ok(existing) = std::fs::read(path) {
+            return Ok(existing);
+        }
+        let mut secret = vec![0u8; GENERATED_SECRET_BYTES];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
+            &mut secret,
+        )
+        .context("reading /dev/urandom")?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        Ok(secret)
+    }
+}
+
+/// Shared by every handler.
 #[derive(Clone)]
 struct Gateway {
     context: Context,
     /// Ends open event streams at shutdown, which would otherwise hold the
     /// graceful shutdown open for as long as a dashboard stays open.
     shutdown: CancellationToken,
+    tokens: Tokens,
+    open_registration: bool,
+    model: Arc<RwLock<ReadModel>>,
+    /// The model's version (stream positions applied), for read-your-writes.
+    applied: tokio::sync::watch::Receiver<follow::Applied>,
+    /// Counts registrations, one input of a fresh volunteer id.
+    registrations: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// The router, for tests and for embedding.
-pub fn router(context: Context, shutdown: CancellationToken) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/api/plan", get(plan))
-        .route("/api/stream", get(stream))
-        .route("/api/{operation}", post(forward))
+/// The router, for tests and for embedding: it follows the streams into its
+/// read model from the moment it is built, until `shutdown`.
+pub fn router(
+    context: Context,
+    config: &GatewayConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Router> {
+    let model = Arc::new(RwLock::new(ReadModel::default()));
+    let applied = follow::spawn(context.clone(), model.clone(), shutdown.clone());
+    let gateway = Gateway {
+        tokens: config.tokens()?,
+        open_registration: config.open_registration,
+        context,
+        shutdown,
+        model,
+        applied,
+        registrations: Arc::default(),
+    };
+    Ok(Router::new()
+        .route("/health", get(api::health))
+        .route("/", get(pages::landing))
+        .route("/coordinator", get(pages::coordinator))
+        .route("/collective", get(pages::collective))
+        .route("/volunteer", get(pages::volunteer))
+        .route("/signin", get(pages::sign_in))
+        .route("/signout", get(pages::sign_out))
+        .route("/assets/{file}", get(pages::asset))
+        .route("/api/openapi.json", get(pages::openapi))
+        .route("/api/me", get(api::me))
+        .route("/api/plan", get(api::plan))
+        .route("/api/stream", get(api::stream))
+        .route("/api/view/coordinator", get(api::coordinator_view))
+        .route("/api/view/collective", get(api::collective_view))
+        .route("/api/view/volunteer", get(api::volunteer_view))
+        .route("/api/charts/{chart}", get(api::chart))
+        .route("/api/links", post(api::links))
+        .route("/api/register", post(api::register))
+        .route("/api/{operation}", post(api::forward))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
-        .with_state(Gateway { context, shutdown })
+        .with_state(gateway))
 }
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled.
 pub async fn run(
     context: Context,
+    config: GatewayConfig,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -69,15 +239,16 @@ pub async fn run(
         plumbing::streams::Replication::default(),
     )
     .await?;
+    let router = router(context, &config, shutdown.clone())?;
     tracing::info!(address = %listener.local_addr()?, "gateway ready");
-    axum::serve(listener, router(context, shutdown.clone()))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     tracing::info!("gateway stopped");
     Ok(())
 }
 
-fn status_of(code: ErrorCode) -> StatusCode {
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Conflict => StatusCode::CONFLICT,
@@ -88,166 +259,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn refusal(code: ErrorCode, field: Option<&str>, message: String) -> Response {
+pub(crate) fn refusal(code: ErrorCode, field: Option<&str>, message: String) -> Response {
     let reply = Reply::refused(ErrorBody::new(code, field.map(str::to_owned), message));
     (status_of(code), Json(reply)).into_response()
-}
-
-fn operation_input(operation: &str) -> Option<Input> {
-    Input::ALL
-        .into_iter()
-        .find(|input| input.token() == operation)
-}
-
-/// `POST /api/{volunteer|need|pledge|withdraw|reply|complete}`.
-#[tracing::instrument(name = "gateway.forward", skip_all, fields(operation = %operation))]
-async fn forward(
-    State(gateway): State<Gateway>,
-    Path(operation): Path<String>,
-    body: Bytes,
-) -> Response {
-    let Some(input) = operation_input(&operation) else {
-        return refusal(
-            ErrorCode::NotFound,
-            None,
-            format!("no operation {operation:?}"),
-        );
-    };
-    let subject = gateway.context.subjects.input(input);
-    match gateway.context.client.request(subject, body).await {
-        Ok(message) => match serde_json::from_slice::<Reply>(&message.payload) {
-            Ok(reply) => {
-                let status = reply
-                    .error
-                    .as_ref()
-                    .map(|error| status_of(error.code))
-                    .unwrap_or(StatusCode::OK);
-                (status, Json(reply)).into_response()
-            }
-            Err(error) => refusal(
-                ErrorCode::Unavailable,
-                None,
-                format!("the service gave an unreadable reply: {error}"),
-            ),
-        },
-        Err(error) => refusal(
-            ErrorCode::Unavailable,
-            None,
-            format!("the switchboard did not answer: {error}"),
-        ),
-    }
-}
-
-/// `GET /api/plan`: the current `switchboard-plan/1`.
-async fn plan(State(gateway): State<Gateway>) -> Response {
-    let subject = gateway.context.subjects.plan_get();
-    match gateway
-        .context
-        .client
-        .request(subject, Bytes::from_static(b"{}"))
-        .await
-    {
-        Ok(message) => match serde_json::from_slice::<serde_json::Value>(&message.payload) {
-            Ok(plan) => Json(plan).into_response(),
-            Err(error) => refusal(
-                ErrorCode::Unavailable,
-                None,
-                format!("the solver gave an unreadable plan: {error}"),
-            ),
-        },
-        Err(error) => refusal(
-            ErrorCode::Unavailable,
-            None,
-            format!("the solver did not answer: {error}"),
-        ),
-    }
-}
-
-#[derive(Deserialize)]
-struct StreamQuery {
-    /// Resume after this sequence of `SB_MATCHES` (0 or absent: from the start).
-    #[serde(default)]
-    since: Option<u64>,
-}
-
-/// `GET /api/stream`: every match event as an SSE event named after its
-/// kind, with the stream sequence as its id.
-async fn stream(
-    State(gateway): State<Gateway>,
-    Query(query): Query<StreamQuery>,
-    headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Response> {
-    let resume_after = headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok())
-        .or(query.since)
-        .unwrap_or(0);
-    let deliver_policy = if resume_after == 0 {
-        DeliverPolicy::All
-    } else {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: resume_after + 1,
-        }
-    };
-    let subjects = gateway.context.subjects.clone();
-    let unavailable = |error: String| refusal(ErrorCode::Unavailable, None, error);
-    let handle = gateway
-        .context
-        .jetstream
-        .get_stream(subjects.matches_stream())
-        .await
-        .map_err(|error| unavailable(format!("the match stream is unavailable: {error}")))?;
-    let consumer = handle
-        .create_consumer(OrderedConfig {
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(|error| unavailable(format!("cannot follow the match stream: {error}")))?;
-    let messages = consumer
-        .messages()
-        .await
-        .map_err(|error| unavailable(format!("cannot follow the match stream: {error}")))?;
-    let events = messages
-        .take_until(gateway.shutdown.clone().cancelled_owned())
-        .filter_map(move |message| {
-            let subjects = subjects.clone();
-            async move {
-                let message = message.ok()?;
-                let sequence = message.info().ok()?.stream_sequence;
-                let kind = subjects.parse_match(&message.subject)?;
-                let data = String::from_utf8_lossy(&message.payload).into_owned();
-                Some(Ok(SseEvent::default()
-                    .event(kind.token())
-                    .id(sequence.to_string())
-                    .data(data)))
-            }
-        });
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(STREAM_KEEP_ALIVE_S))))
-}
-
-/// `GET /health`: 200 when NATS is connected and the streams answer.
-async fn health(State(gateway): State<Gateway>) -> Response {
-    let connected =
-        gateway.context.client.connection_state() == async_nats::connection::State::Connected;
-    let streams_ok = connected
-        && plumbing::streams::last_sequence(
-            &gateway.context.jetstream,
-            &gateway.context.subjects.events_stream(),
-        )
-        .await
-        .is_ok();
-    let body = serde_json::json!({
-        "status": if streams_ok { "ok" } else { "unavailable" },
-        "nats": if connected { "connected" } else { "disconnected" },
-        "streams": if streams_ok { "ok" } else { "unavailable" },
-    });
-    let status = if streams_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
 }

@@ -111,6 +111,19 @@ pub struct UpArgs {
     /// Budget of one matching run, in milliseconds.
     #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
     pub match_budget_ms: u64,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// How the gateway signs people in.
+#[derive(Args, Debug, Clone)]
+pub struct AccessArgs {
+    /// Secret that signs sign-in links (16 bytes or more); without it `up` keeps a random one in DATA/gateway-secret.
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_SECRET", hide_env_values = true)]
+    pub gateway_secret: Option<String>,
+    /// Only people with a coordinator's link get in: no open volunteer registration.
+    #[arg(long, env = "SWITCHBOARD_INVITE_ONLY")]
+    pub invite_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +133,15 @@ pub struct WatchArgs {
     /// Replay the whole stream first instead of starting with what comes next.
     #[arg(long)]
     pub from_start: bool,
+    /// Only events about this collective's tasks.
+    #[arg(long)]
+    pub collective: Option<String>,
+    /// Only events about tasks in this region (`remote` for remote tasks).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only events about tasks that ask for this skill.
+    #[arg(long)]
+    pub skill: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +204,15 @@ pub struct GatewayArgs {
     /// Where to listen.
     #[arg(long, env = "SWITCHBOARD_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    /// Where the gateway keeps its secret when --gateway-secret is not given.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_SECRET_FILE",
+        default_value = ".switchboard/gateway-secret"
+    )]
+    pub gateway_secret_file: PathBuf,
 }
 
 impl Command {

@@ -57,5 +57,14 @@ pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
-    gateway::run(context, listener, shutdown).await
+    let config = gateway::GatewayConfig::from_secret_or_file(
+        args.access.gateway_secret.as_deref(),
+        &args.gateway_secret_file,
+        !args.access.invite_only,
+    )?;
+    println!(
+        "coordinators sign in at {}",
+        config.coordinator_link(args.http)?
+    );
+    gateway::run(context, config, listener, shutdown).await
 }

@@ -72,14 +72,24 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
                 args.http
             )
         })?;
+    let gateway_config = gateway::GatewayConfig::from_secret_or_file(
+        args.access.gateway_secret.as_deref(),
+        &args.data.join("gateway-secret"),
+        !args.access.invite_only,
+    )?;
+    let coordinator_link = gateway_config.coordinator_link(args.http)?;
     let token = services.clone();
-    running.spawn(async move { ("gateway", gateway::run(context, listener, token).await) });
+    running.spawn(async move {
+        let outcome = gateway::run(context, gateway_config, listener, token).await;
+        ("gateway", outcome)
+    });
 
     println!(
         "switchboard is up: NATS {url}, HTTP http://{} (GET /api/plan, GET /api/stream), data {}. Ctrl-C stops.",
         args.http,
         args.data.display()
     );
+    println!("coordinators sign in at {coordinator_link}");
     if !args.quiet {
         let context = crate::services::context(&connection, "sb-watch", clock.clone()).await?;
         let token = services.clone();

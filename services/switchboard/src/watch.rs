@@ -2,6 +2,8 @@
 //!
 //! Task titles come from the needs in `SB_EVENTS`; volunteers appear by id
 //! only: names and contacts never reach the match stream or a terminal.
+//! `--collective`, `--region` and `--skill` keep only events about matching
+//! tasks, learned from the same needs.
 
 use std::collections::HashMap;
 
@@ -18,18 +20,62 @@ use plumbing::follow::Follower;
 pub async fn run(args: WatchArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let context =
         crate::services::context(&args.connection, "sb-watch", plumbing::Clock::system()).await?;
-    print_stream(context, args.from_start, shutdown).await
+    let filter = Filter {
+        collective: args.collective,
+        region: args.region,
+        skill: args.skill,
+    };
+    print_stream_filtered(context, args.from_start, &filter, shutdown).await
 }
 
 struct TaskLabel {
     title: String,
     collective: String,
+    region: Option<String>,
+    skills: Vec<String>,
+}
+
+/// Which events to print; every field set must match the event's task.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub collective: Option<String>,
+    /// `remote` stands for tasks without a region.
+    pub region: Option<String>,
+    pub skill: Option<String>,
+}
+
+impl Filter {
+    /// An event about a task not yet known passes only an empty filter.
+    fn keeps(&self, label: Option<&TaskLabel>) -> bool {
+        let Some(label) = label else {
+            return self.collective.is_none() && self.region.is_none() && self.skill.is_none();
+        };
+        let region = label.region.as_deref().unwrap_or("remote");
+        self.collective
+            .as_ref()
+            .is_none_or(|wanted| *wanted == label.collective)
+            && self.region.as_ref().is_none_or(|wanted| wanted == region)
+            && self
+                .skill
+                .as_ref()
+                .is_none_or(|wanted| label.skills.contains(wanted))
+    }
 }
 
 /// Prints match events until `shutdown`; `from_start` replays the stream first.
 pub async fn print_stream(
     context: plumbing::Context,
     from_start: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    print_stream_filtered(context, from_start, &Filter::default(), shutdown).await
+}
+
+/// [`print_stream`], printing only the events `filter` keeps.
+pub async fn print_stream_filtered(
+    context: plumbing::Context,
+    from_start: bool,
+    filter: &Filter,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let subjects = context.subjects.clone();
@@ -72,7 +118,10 @@ pub async fn print_stream(
             Some(message) = matches.next() => {
                 let Ok(message) = message else { continue };
                 match MatchEvent::decode(&subjects, &message.subject, &message.payload) {
-                    Ok(event) => println!("{}", line(&event, &labels)),
+                    Ok(event) if filter.keeps(labels.get(event.pair().1)) => {
+                        println!("{}", line(&event, &labels))
+                    }
+                    Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "unreadable match event"),
                 }
             }
@@ -92,6 +141,8 @@ fn learn(
                 TaskLabel {
                     title: task.title,
                     collective: need.collective.clone(),
+                    region: task.region,
+                    skills: task.skills.into_keys().collect(),
                 },
             );
         }
@@ -132,4 +183,40 @@ fn line(event: &MatchEvent, labels: &HashMap<String, TaskLabel>) -> String {
         collective,
         detail
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> TaskLabel {
+        TaskLabel {
+            title: "Intake".into(),
+            collective: "c-tenants".into(),
+            region: None,
+            skills: vec!["legal".into()],
+        }
+    }
+
+    #[test]
+    fn a_filter_keeps_only_events_about_matching_tasks() {
+        let by_collective = Filter {
+            collective: Some("c-tenants".into()),
+            ..Filter::default()
+        };
+        assert!(by_collective.keeps(Some(&label())));
+        assert!(!by_collective.keeps(None));
+        let remote_legal = Filter {
+            region: Some("remote".into()),
+            skill: Some("legal".into()),
+            ..Filter::default()
+        };
+        assert!(remote_legal.keeps(Some(&label())));
+        let driving = Filter {
+            skill: Some("driving".into()),
+            ..Filter::default()
+        };
+        assert!(!driving.keeps(Some(&label())));
+        assert!(Filter::default().keeps(None));
+    }
 }

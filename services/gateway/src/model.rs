@@ -1,0 +1,346 @@
+//! The gateway's read model: what the pages show, folded from `SB_EVENTS`
+//! and `SB_MATCHES`.
+//!
+//! It lives in memory and is rebuilt by replaying both streams at start,
+//! like the solver's world but without a store: the gateway writes nothing,
+//! so losing this model loses nothing. It keeps the latest post of every
+//! need (with cancelled tasks removed), every volunteer's offer, pledges,
+//! completed tasks with when they were completed, and every assignment with
+//! its latest round, state and `why`. The views for each role are computed
+//! from it in [`crate::views`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use proto::events::{Event, MatchEvent};
+use proto::wire::{NeedPost, PledgeOffer, VolunteerOffer, Why, WithdrawKind};
+use serde::Serialize;
+
+/// Where an assignment stands, as the pages say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentState {
+    Proposed,
+    Accepted,
+    CheckedIn,
+    Completed,
+    Declined,
+    Expired,
+    Released,
+}
+
+impl AssignmentState {
+    /// Proposed or committed to: the volunteer's time is spoken for.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            AssignmentState::Proposed | AssignmentState::Accepted | AssignmentState::CheckedIn
+        )
+    }
+
+    /// The volunteer said yes: the slot counts as staffed.
+    pub fn is_committed(self) -> bool {
+        matches!(
+            self,
+            AssignmentState::Accepted | AssignmentState::CheckedIn | AssignmentState::Completed
+        )
+    }
+}
+
+/// One volunteer on one task, at its latest round.
+#[derive(Clone, Debug, Serialize)]
+pub struct Assignment {
+    pub volunteer: String,
+    pub task: String,
+    pub round: u32,
+    pub state: AssignmentState,
+    /// The `why` of the latest proposal of this pair.
+    pub why: Why,
+    pub respond_by: DateTime<Utc>,
+    /// When the state last changed, by the switchboard's clock.
+    pub at: DateTime<Utc>,
+}
+
+/// A point of the "impact delivered" chart.
+#[derive(Clone, Debug, Serialize)]
+pub struct Delivered {
+    pub task: String,
+    pub impact: f64,
+    /// Hours each member of its team worked, as posted.
+    pub hours: f64,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything the pages are built from.
+#[derive(Default)]
+pub struct ReadModel {
+    pub volunteers: BTreeMap<String, VolunteerOffer>,
+    /// Needs as last posted, less tasks withdrawn or left out since.
+    pub needs: BTreeMap<String, NeedPost>,
+    /// Task id to need id, for every task ever posted (a task id belongs to
+    /// one need for ever), so completed and cancelled tasks stay attributable.
+    pub task_need: BTreeMap<String, String>,
+    /// Need id to collective, for ever (a need belongs to one collective).
+    pub need_collective: BTreeMap<String, String>,
+    pub pledges: BTreeMap<String, PledgeOffer>,
+    /// Completed tasks, with their impact and when.
+    pub delivered: BTreeMap<String, Delivered>,
+    /// `(volunteer, task)` to the latest round's assignment.
+    pub assignments: BTreeMap<(String, String), Assignment>,
+    /// The newest time seen on the match stream: the switchboard's clock as
+    /// of the last change, used to date completions that carry no time.
+    pub latest_at: Option<DateTime<Utc>>,
+    /// Stream positions applied, for read-your-writes waits.
+    pub events_applied: u64,
+    pub matches_applied: u64,
+}
+
+impl ReadModel {
+    /// The collective a task belongs to, done or open.
+    pub fn collective_of_task(&self, task: &str) -> Option<&str> {
+        let need = self.task_need.get(task)?;
+        self.need_collective.get(need).map(String::as_str)
+    }
+
+    /// The task as posted, with its need, while it is open.
+    pub fn open_task(&self, task: &str) -> Option<(&NeedPost, &proto::wire::TaskSpec)> {
+        let need = self.needs.get(self.task_need.get(task)?)?;
+        let spec = need.tasks.iter().find(|spec| spec.id == task)?;
+        Some((need, spec))
+    }
+
+    /// Applies one accepted input at stream position `sequence`.
+    pub fn apply_event(&mut self, event: Event, sequence: u64, now: DateTime<Utc>) {
+        self.events_applied = self.events_applied.max(sequence);
+        match event {
+            Event::VolunteerOffered(offer) => {
+                self.volunteers.insert(offer.id.clone(), offer);
+            }
+            Event::PledgeOffered(pledge) => {
+                self.pledges.insert(pledge.id.clone(), pledge);
+            }
+            Event::NeedPosted(mut need) => {
+                self.need_collective
+                    .insert(need.id.clone(), need.collective.clone());
+                // Completed tasks stay completed even if posted again.
+                need.tasks
+                    .retain(|task| !self.delivered.contains_key(&task.id));
+                for task in &need.tasks {
+                    self.task_need.insert(task.id.clone(), need.id.clone());
+                }
+                self.needs.insert(need.id.clone(), need);
+            }
+            Event::Withdrawn(withdrawal) => match withdrawal.kind {
+                WithdrawKind::Volunteer => {
+                    self.volunteers.remove(&withdrawal.id);
+                }
+                WithdrawKind::Pledge => {
+                    self.pledges.remove(&withdrawal.id);
+                }
+                WithdrawKind::Need => {
+                    self.needs.remove(&withdrawal.id);
+                }
+                WithdrawKind::Task => self.remove_open_task(&withdrawal.id),
+            },
+            Event::TaskCompleted(completion) => {
+                let (impact, hours) = self
+                    .open_task(&completion.task)
+                    .map_or((0.0, 0.0), |(_, spec)| (spec.impact, spec.hours));
+                let at = self.latest_at.unwrap_or(now);
+                self.delivered
+                    .entry(completion.task.clone())
+                    .or_insert(Delivered {
+                        task: completion.task.clone(),
+                        impact,
+                        hours,
+                        at,
+                    });
+                self.remove_open_task(&completion.task);
+            }
+            // Answers show up on the match stream as their effect.
+            Event::AssignmentAnswered(_) | Event::Steered(_) => {}
+        }
+    }
+
+    fn remove_open_task(&mut self, task: &str) {
+        let Some(need) = self.task_need.get(task) else {
+            return;
+        };
+        if let Some(need) = self.needs.get_mut(need) {
+            need.tasks.retain(|spec| spec.id != task);
+        }
+    }
+
+    /// Applies one change of an assignment at stream position `sequence`.
+    pub fn apply_match(&mut self, event: MatchEvent, sequence: u64) {
+        self.matches_applied = self.matches_applied.max(sequence);
+        let (volunteer, task, round) = event.pair();
+        let key = (volunteer.to_owned(), task.to_owned());
+        let current_round = self.assignments.get(&key).map(|current| current.round);
+        let (state, at) = match &event {
+            MatchEvent::Proposed(proposal) => {
+                if current_round.is_some_and(|current| current > round) {
+                    return;
+                }
+                self.note_time(proposal.at);
+                self.assignments.insert(
+                    key,
+                    Assignment {
+                        volunteer: proposal.volunteer.clone(),
+                        task: proposal.task.clone(),
+                        round,
+                        state: AssignmentState::Proposed,
+                        why: proposal.why.clone(),
+                        respond_by: proposal.respond_by,
+                        at: proposal.at,
+                    },
+                );
+                return;
+            }
+            // A change of an older round is history already superseded.
+            _ if current_round != Some(round) => return,
+            MatchEvent::Accepted(change) => (AssignmentState::Accepted, change.at),
+            MatchEvent::Declined(change) => (AssignmentState::Declined, change.at),
+            MatchEvent::Expired(change) => (AssignmentState::Expired, change.at),
+            MatchEvent::CheckedIn(change) => (AssignmentState::CheckedIn, change.at),
+            MatchEvent::Released(change) => (AssignmentState::Released, change.at),
+            MatchEvent::Completed(change) => (AssignmentState::Completed, change.at),
+        };
+        self.note_time(at);
+        if state == AssignmentState::Completed {
+            // The completion's own time beats the guess made when the
+            // completion event arrived without one.
+            if let Some(delivered) = self.delivered.get_mut(task) {
+                delivered.at = delivered.at.min(at);
+            }
+        }
+        if let Some(assignment) = self.assignments.get_mut(&key) {
+            assignment.state = state;
+            assignment.at = at;
+        }
+    }
+
+    fn note_time(&mut self, at: DateTime<Utc>) {
+        if at > DateTime::<Utc>::UNIX_EPOCH {
+            self.latest_at = Some(self.latest_at.map_or(at, |latest| latest.max(at)));
+        }
+    }
+
+    /// Every assignment of one task, latest round each.
+    pub fn team_of<'model>(
+        &'model self,
+        task: &'model str,
+    ) -> impl Iterator<Item = &'model Assignment> {
+        self.assignments
+            .values()
+            .filter(move |assignment| assignment.task == task)
+    }
+
+    /// Every assignment of one volunteer.
+    pub fn assignments_of<'model>(
+        &'model self,
+        volunteer: &'model str,
+    ) -> impl Iterator<Item = &'model Assignment> {
+        self.assignments
+            .range((volunteer.to_owned(), String::new())..)
+            .take_while(move |((owner, _), _)| owner == volunteer)
+            .map(|(_, assignment)| assignment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proto::wire::{MatchChanged, MatchProposed, TaskCompletion, TaskSpec};
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 22, hour, 0, 0).unwrap()
+    }
+
+    fn need() -> NeedPost {
+        NeedPost {
+            id: "n1".into(),
+            collective: "c1".into(),
+            title: "Clinic".into(),
+            tasks: vec![TaskSpec {
+                id: "t1".into(),
+                need: None,
+                collective: None,
+                title: "Intake".into(),
+                skills: Default::default(),
+                hours: 2.0,
+                slots: 1,
+                earliest_start: at(0),
+                deadline: at(23),
+                region: None,
+                sensitivity: 0,
+                depends_on: vec![],
+                money_cents: 0,
+                impact: 7.0,
+                tags: vec![],
+            }],
+        }
+    }
+
+    fn proposal(round: u32) -> MatchEvent {
+        MatchEvent::Proposed(MatchProposed {
+            volunteer: "v1".into(),
+            task: "t1".into(),
+            need: "n1".into(),
+            collective: "c1".into(),
+            impact: 7.0,
+            why: Why::default(),
+            respond_by: at(12),
+            round,
+            at: at(1),
+        })
+    }
+
+    fn changed(round: u32, hour: u32) -> MatchChanged {
+        MatchChanged {
+            volunteer: "v1".into(),
+            task: "t1".into(),
+            round,
+            reason: None,
+            handoff: None,
+            at: at(hour),
+        }
+    }
+
+    #[test]
+    fn an_assignment_follows_its_latest_round_and_ignores_older_ones() {
+        let mut model = ReadModel::default();
+        model.apply_event(Event::NeedPosted(need()), 1, at(0));
+        model.apply_match(proposal(1), 1);
+        model.apply_match(MatchEvent::Declined(changed(1, 2)), 2);
+        model.apply_match(proposal(2), 3);
+        model.apply_match(MatchEvent::Accepted(changed(1, 3)), 4);
+        let assignment = &model.assignments[&("v1".to_owned(), "t1".to_owned())];
+        assert_eq!(
+            (assignment.round, assignment.state),
+            (2, AssignmentState::Proposed)
+        );
+        model.apply_match(MatchEvent::Accepted(changed(2, 4)), 5);
+        let assignment = &model.assignments[&("v1".to_owned(), "t1".to_owned())];
+        assert_eq!(assignment.state, AssignmentState::Accepted);
+        assert_eq!(model.matches_applied, 5);
+    }
+
+    #[test]
+    fn a_completed_task_leaves_the_open_needs_and_is_dated_by_its_completion() {
+        let mut model = ReadModel::default();
+        model.apply_event(Event::NeedPosted(need()), 1, at(0));
+        model.apply_match(proposal(1), 1);
+        model.apply_event(
+            Event::TaskCompleted(TaskCompletion { task: "t1".into() }),
+            2,
+            at(20),
+        );
+        assert!(model.open_task("t1").is_none());
+        assert_eq!(model.collective_of_task("t1"), Some("c1"));
+        assert_eq!(model.delivered["t1"].impact, 7.0);
+        model.apply_match(MatchEvent::Completed(changed(1, 0)), 2);
+        assert_eq!(model.delivered["t1"].at, at(0));
+    }
+}

@@ -1,0 +1,148 @@
+//! The pages people use, compiled into the binary: no build step, no CDN,
+//! nothing fetched at run time.
+//!
+//! The HTML pages are shells: they hold no data, so they are served to
+//! anyone, and their script fetches the signed-in principal's view from
+//! `/api/view/*` (which checks the token) and follows `/api/stream` to
+//! redraw when something changes. Sign-in links land on `/signin`, which
+//! turns the token into an HTTP-only cookie and sends the browser to its
+//! role's page.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::access::{sign_in_cookie, TOKEN_COOKIE};
+use crate::Gateway;
+
+const LANDING_HTML: &str = include_str!("../assets/index.html");
+const COORDINATOR_HTML: &str = include_str!("../assets/coordinator.html");
+const COLLECTIVE_HTML: &str = include_str!("../assets/collective.html");
+const VOLUNTEER_HTML: &str = include_str!("../assets/volunteer.html");
+const APP_CSS: &str = include_str!("../assets/app.css");
+const APP_JS: &str = include_str!("../assets/app.js");
+/// The OpenAPI 3 document of every route, written by hand.
+pub const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
+
+/// Scripts and styles only from this origin, nothing inline, no framing: a
+/// title someone typed can never run as script on a coordinator's page.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn html(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn landing() -> Response {
+    html(LANDING_HTML)
+}
+
+pub async fn coordinator() -> Response {
+    html(COORDINATOR_HTML)
+}
+
+pub async fn collective() -> Response {
+    html(COLLECTIVE_HTML)
+}
+
+pub async fn volunteer() -> Response {
+    html(VOLUNTEER_HTML)
+}
+
+/// `GET /assets/{file}`: the one stylesheet and the one script.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (content_type, body) = match file.as_str() {
+        "app.css" => ("text/css; charset=utf-8", APP_CSS),
+        "app.js" => ("text/javascript; charset=utf-8", APP_JS),
+        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /api/openapi.json`: open to all, like any published contract.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /signin?token=...`: a sign-in link. A valid token becomes the
+/// cookie and the browser goes to its page; anything else is refused
+/// without saying why, so the endpoint is no oracle for forged tokens.
+pub async fn sign_in(State(gateway): State<Gateway>, Query(query): Query<SignInQuery>) -> Response {
+    let Some(principal) = gateway.tokens.verify(&query.token) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This sign-in link is not valid. Ask a coordinator for a new one.",
+        )
+            .into_response();
+    };
+    let mut response = Redirect::to(principal.home_page()).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&query.token)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `GET /signout`: forgets the cookie.
+pub async fn sign_out() -> Response {
+    let mut response = Redirect::to("/").into_response();
+    let expired = format!("{TOKEN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(cookie) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        assert_eq!(document["openapi"].as_str().unwrap().get(..2), Some("3."));
+        for (method, path) in crate::ROUTES {
+            let operation = &document["paths"][path][method];
+            assert!(
+                operation.is_object(),
+                "{method} {path} is not in assets/openapi.json"
+            );
+            assert!(
+                operation["responses"].is_object(),
+                "{method} {path} documents no responses"
+            );
+        }
+        let documented = document["paths"].as_object().unwrap();
+        for (path, operations) in documented {
+            for method in operations.as_object().unwrap().keys() {
+                assert!(
+                    crate::ROUTES.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path} is documented but not served"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The pages in a real browser: headless Debian chromium driven through
+//! chromedriver with fantoccini, on a phone-sized window, against a real
+//! switchboard. A collective posts a need (and first sees the API's own
+//! validation message on the field at fault), a volunteer offers time and
+//! accepts the proposal, and the coordinators' dashboard shows the match.
+//! Screenshots are kept under `target/browser-artifacts/`; the browser's
+//! console must hold no error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use gateway::access::Principal;
+use serde_json::{json, Value};
+use tests::{gateway_token, NatsServer, Options, Switchboard, EXPECT_WITHIN};
+use tokio::process::{Child, Command};
+
+/// A phone's viewport in CSS pixels (a common 6-inch phone).
+const PHONE_WIDTH_PX: u32 = 390;
+const PHONE_HEIGHT_PX: u32 = 844;
+
+/// chromedriver on a free loopback port, killed on drop.
+struct ChromeDriver {
+    _child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start() -> ChromeDriver {
+        let binary = ["/usr/bin/chromedriver"]
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(
+                std::env::var_os("PATH")
+                    .iter()
+                    .flat_map(std::env::split_paths)
+                    .map(|directory| directory.join("chromedriver")),
+            )
+            .find(|path| path.is_file())
+            .expect(
+                "no chromedriver: run deploy/bin/install-prerequisites (Debian's chromium-driver)",
+            );
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting chromedriver");
+        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        ChromeDriver {
+            _child: child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A headless chromium with the flags this machine's closed network
+    /// needs, a fresh profile, and the console log kept for the test.
+    async fn browser(&self, profile: &std::path::Path) -> Client {
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-quic", "--no-first-run",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()),
+                    format!("--window-size={PHONE_WIDTH_PX},{PHONE_HEIGHT_PX}"),
+                ],
+            },
+        });
+        let capabilities = match capabilities {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("starting chromium through chromedriver")
+    }
+
+    /// The browser's console since the last call (chromedriver's log API).
+    async fn console(&self, browser: &Client) -> Vec<Value> {
+        let session = browser.session_id().await.unwrap().unwrap();
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["value"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let directory = target.join("browser-artifacts");
+    std::fs::create_dir_all(&directory).unwrap();
+    directory
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(EXPECT_WITHIN)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css} never appeared: {error}"))
+}
+
+async fn fill(browser: &Client, name: &str, value: &str) {
+    let input = browser
+        .find(Locator::Css(&format!("[name='{name}']")))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(value).await.unwrap();
+}
+
+/// The page is no wider than the phone: nothing to scroll sideways.
+async fn assert_fits_the_phone(browser: &Client, page: &str) {
+    let widths = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scroll, client) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(
+        scroll <= client,
+        "{page} is {scroll}px wide on a {client}px screen"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_page() {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let switchboard = Switchboard::start(
+        &nats,
+        state.path(),
+        Options {
+            gateway: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = format!("http://{}", switchboard.http.unwrap());
+    let driver = ChromeDriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let mut console = Vec::new();
+
+    // A collective signs in with its link and posts a need; the first try
+    // has a bad number of hours and shows the API's message on that field.
+    let collective = gateway_token(&Principal::Collective("c-tenants".into()));
+    browser
+        .goto(&format!("{base}/signin?token={collective}"))
+        .await
+        .unwrap();
+    wait_for(&browser, "#need-form [name='tasks.0.hours']").await;
+    assert_eq!(browser.current_url().await.unwrap().path(), "/collective");
+    fill(&browser, "id", "n-web").await;
+    fill(&browser, "title", "Friday clinic").await;
+    fill(&browser, "tasks.0.id", "t-web").await;
+    fill(&browser, "tasks.0.title", "Spanish intake").await;
+    fill(&browser, "tasks.0.skills", "translation-es:3").await;
+    fill(&browser, "tasks.0.hours", "-4").await;
+    browser
+        .find(Locator::Css("#need-form button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = wait_for(&browser, "[data-error-for='tasks[0].hours']").await;
+    assert!(!message.text().await.unwrap().is_empty());
+    let invalid = browser
+        .find(Locator::Css("[name='tasks.0.hours']"))
+        .await
+        .unwrap()
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    screenshot(&browser, "collective-invalid-hours").await;
+    fill(&browser, "tasks.0.hours", "3").await;
+    browser
+        .find(Locator::Css("#need-form button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "#needs [data-need='n-web'] [data-task='t-web']").await;
+    assert_fits_the_phone(&browser, "the collective page").await;
+    screenshot(&browser, "collective-need-posted").await;
+    console.extend(driver.console(&browser).await);
+
+    // Someone offers time on the front page, gets their own link, and
+    // accepts what the switchboard proposes.
+    browser.goto(&format!("{base}/signout")).await.unwrap();
+    wait_for(&browser, "#offer-form").await;
+    fill(&browser, "skills", "translation-es:4").await;
+    fill(&browser, "hours_per_week", "6").await;
+    fill(&browser, "region", "detroit").await;
+    fill(&browser, "name", "Maria").await;
+    browser
+        .find(Locator::Css("#offer-form button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let link = wait_for(&browser, "#my-link").await;
+    assert!(link
+        .text()
+        .await
+        .unwrap()
+        .contains("/signin?token=v1.volunteer."));
+    assert_fits_the_phone(&browser, "the front page").await;
+    screenshot(&browser, "volunteer-registered").await;
+    browser.goto(&format!("{base}/volunteer")).await.unwrap();
+    let accept = wait_for(&browser, "button[data-action='accept'][data-task='t-web']").await;
+    wait_for(&browser, "[data-task='t-web'] details.why").await;
+    screenshot(&browser, "volunteer-proposal").await;
+    accept.click().await.unwrap();
+    wait_for(&browser, "li[data-task='t-web'][data-state='accepted']").await;
+    wait_for(&browser, "[data-weeks='Now'] li").await;
+    assert_fits_the_phone(&browser, "the volunteer page").await;
+    screenshot(&browser, "volunteer-accepted").await;
+    console.extend(driver.console(&browser).await);
+
+    // The coordinators see the match on the live stream and the dashboard.
+    let coordinator = gateway_token(&Principal::Coordinator);
+    browser
+        .goto(&format!("{base}/signin?token={coordinator}"))
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "#stream li[data-kind='accepted'][data-task='t-web']",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "#assignments li[data-task='t-web'][data-state='accepted']",
+    )
+    .await;
+    wait_for(&browser, "#needs [data-task='t-web']").await;
+    assert_fits_the_phone(&browser, "the coordinators' page").await;
+    screenshot(&browser, "coordinator-dashboard").await;
+    console.extend(driver.console(&browser).await);
+
+    // No script error and no failed request but the deliberate refusal of
+    // the bad hours (422), which the browser reports as a network error.
+    let errors: Vec<&Value> = console
+        .iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .filter(|entry| {
+            let message = entry["message"].as_str().unwrap_or_default();
+            !(entry["source"] == "network" && message.contains("422"))
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await.unwrap();
+    switchboard.stop().await;
+}
