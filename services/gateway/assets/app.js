@@ -503,6 +503,13 @@ function coordinator() {
     byId("needs").replaceChildren(...(view.needs.length ? view.needs.map((need) => needCard(need, false)) : [el("p", { class: "muted" }, "No open needs.")]));
     byId("shortages").replaceChildren(table(["skill", "where", "open slots", "idle who could", "recruit"],
       view.shortages.map((row) => [row.skill, row.region || "remote", row.people_needed, row.people_idle, el("b", {}, row.recruit)])));
+    const steering = view.steering;
+    const standing = [
+      ...steering.weights.map((weight) => el("li", { "data-weight": weight.factor }, "impact ×" + weight.factor + " for " + (weight.collective || "every collective") + (weight.tag ? ", tag " + weight.tag : ""))),
+      ...steering.pinned.map((pair) => el("li", { "data-pinned": pair.task }, "pinned " + pair.volunteer + " → " + pair.task)),
+      ...steering.vetoed.map((pair) => el("li", { "data-vetoed": pair.task }, "vetoed " + pair.volunteer + " → " + pair.task)),
+    ];
+    byId("steering").replaceChildren(...(standing.length ? standing : [el("li", { class: "muted" }, "no weights, pins or vetoes")]));
     byId("idle").replaceChildren(table(["id", "name", "contact", "skills", "region", "until"],
       view.idle_volunteers.map((person) => [person.id, person.name || "", person.contact || "",
         Object.entries(person.skills).map(([name, level]) => name + ":" + level).join(", "), person.region || "remote", when(person.available_until)])));

@@ -9,11 +9,11 @@
 //! its latest round, state and `why`. The views for each role are computed
 //! from it in [`crate::views`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use proto::events::{Event, MatchEvent};
-use proto::wire::{NeedPost, PledgeOffer, VolunteerOffer, Why, WithdrawKind};
+use proto::wire::{NeedPost, PledgeOffer, Steering, VolunteerOffer, Why, WithdrawKind};
 use serde::Serialize;
 
 /// Where an assignment stands, as the pages say it.
@@ -90,6 +90,11 @@ pub struct ReadModel {
     /// The newest time seen on the match stream: the switchboard's clock as
     /// of the last change, used to date completions that carry no time.
     pub latest_at: Option<DateTime<Utc>>,
+    /// Campaign weights in force: (collective, tag) to impact factor.
+    pub weights: BTreeMap<(Option<String>, Option<String>), f64>,
+    /// Pairs the coordinators vetoed or pinned, as (volunteer, task).
+    pub vetoed: BTreeSet<(String, String)>,
+    pub pinned: BTreeSet<(String, String)>,
     /// Stream positions applied, for read-your-writes waits.
     pub events_applied: u64,
     pub matches_applied: u64,
@@ -158,7 +163,35 @@ impl ReadModel {
                 self.remove_open_task(&completion.task);
             }
             // Answers show up on the match stream as their effect.
-            Event::AssignmentAnswered(_) | Event::Steered(_) => {}
+            Event::AssignmentAnswered(_) => {}
+            Event::Steered(steering) => self.apply_steering(steering),
+        }
+    }
+
+    /// Keeps the coordinators' standing instructions for the dashboard; the
+    /// solver is the one that obeys them.
+    fn apply_steering(&mut self, steering: Steering) {
+        match steering {
+            Steering::Veto { volunteer, task } => {
+                self.pinned.remove(&(volunteer.clone(), task.clone()));
+                self.vetoed.insert((volunteer, task));
+            }
+            Steering::Pin { volunteer, task } => {
+                self.vetoed.remove(&(volunteer.clone(), task.clone()));
+                self.pinned.insert((volunteer, task));
+            }
+            Steering::Weight {
+                collective,
+                tag,
+                factor,
+            } => {
+                // A factor of 1 is no weight at all: the campaign is over.
+                if factor == 1.0 {
+                    self.weights.remove(&(collective, tag));
+                } else {
+                    self.weights.insert((collective, tag), factor);
+                }
+            }
         }
     }
 

@@ -105,6 +105,52 @@ pub struct CoordinatorView {
     pub hours: HoursUse,
     /// Person-hours of open slots per skill (`any` for tasks needing none).
     pub unmet_hours_by_skill: BTreeMap<String, f64>,
+    pub steering: SteeringView,
+}
+
+/// The coordinators' standing instructions.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SteeringView {
+    pub weights: Vec<Weight>,
+    pub vetoed: Vec<Pair>,
+    pub pinned: Vec<Pair>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Weight {
+    pub collective: Option<String>,
+    pub tag: Option<String>,
+    pub factor: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Pair {
+    pub volunteer: String,
+    pub task: String,
+}
+
+fn steering(model: &ReadModel) -> SteeringView {
+    let pairs = |set: &BTreeSet<(String, String)>| {
+        set.iter()
+            .map(|(volunteer, task)| Pair {
+                volunteer: volunteer.clone(),
+                task: task.clone(),
+            })
+            .collect()
+    };
+    SteeringView {
+        weights: model
+            .weights
+            .iter()
+            .map(|((collective, tag), factor)| Weight {
+                collective: collective.clone(),
+                tag: tag.clone(),
+                factor: *factor,
+            })
+            .collect(),
+        vetoed: pairs(&model.vetoed),
+        pinned: pairs(&model.pinned),
+    }
 }
 
 /// How the active volunteers' remaining hours are used.
@@ -381,6 +427,7 @@ pub fn coordinator(model: &ReadModel, now: DateTime<Utc>, plan: Option<&Plan>) -
         assignments,
         hours,
         unmet_hours_by_skill,
+        steering: steering(model),
     }
 }
 
