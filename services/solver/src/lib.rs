@@ -1,13 +1,22 @@
 //! The solver service: holds the open world and decides who does what.
 //!
 //! It follows `SB_EVENTS` (offers, needs, pledges, withdrawals, completions)
-//! and `SB_MATCHES` (what was proposed, accepted, declined...), and whenever
-//! the world changed it asks the matching core (`solver-core`, pure and
-//! synchronous, run on a blocking thread with its own deadline) for a plan
-//! that keeps accepted work pinned and proposals in place where it can. The
-//! difference between that plan and what is live becomes new proposals on
-//! `sb.match.proposed` and releases on `sb.match.released`. It answers
-//! `sb.plan.get` with the current plan.
+//! and `SB_MATCHES` (what was proposed, accepted, declined...) and plans in
+//! two tiers, both with the pure matching core (`solver-core`):
+//!
+//! - Tier 1, on the event path: after a burst of changes, the core's greedy
+//!   alone (milliseconds) repairs the plan around what is pinned and kept, so
+//!   a new volunteer or need is matched at once.
+//! - Tier 2, off the event path: every few seconds, if the world changed,
+//!   the full optimiser (exact HiGHS models for small parts, neighbourhood
+//!   search for big ones) runs on a blocking thread with its own deadline.
+//!   Its plan is adopted only if nothing changed meanwhile and it is better
+//!   by a margin, so the published plan does not flap between near-equals;
+//!   moving a proposal someone is looking at costs [`PROPOSAL_MOVE_COST`].
+//!
+//! The difference between the adopted plan and what is live becomes new
+//! proposals on `sb.match.proposed` and releases on `sb.match.released`. It
+//! answers `sb.plan.get` with the current plan.
 //!
 //! Consumes: `SB_EVENTS`, `SB_MATCHES`, `sb.plan.get`.
 //! Produces: `sb.match.proposed`, `sb.match.released`.
@@ -38,8 +47,15 @@ use world::{pair_key, OpenWorld, Standing};
 pub const MATCH_DEBOUNCE_MS: u64 = 25;
 /// Matching runs at least this often, because time passing changes the world.
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
-/// Budget of one matching run in the live loop.
-pub const MATCH_BUDGET_MS_DEFAULT: u64 = 300;
+/// Budget of one tier-2 optimisation, off the event path.
+pub const MATCH_BUDGET_MS_DEFAULT: u64 = 2_000;
+/// How often tier 2 looks for a better plan when the world changed.
+pub const IMPROVE_INTERVAL_MS: u64 = 5_000;
+/// Budget of one tier-1 step: the greedy alone, on the event path.
+pub const TIER1_BUDGET_MS: u64 = 100;
+/// Tier 2's plan replaces the current one only if better by this share, so
+/// near-equal plans do not take turns.
+pub const IMPROVEMENT_SHARE_MIN: f64 = 0.002;
 /// Hours a volunteer has to answer a proposal, at most (by default)...
 pub const RESPONSE_WINDOW_HOURS_MAX: i64 = 24;
 /// ...and at least, however near the deadline.
@@ -52,7 +68,7 @@ const _: () = assert!(RESPONSE_WINDOW_HOURS_MIN <= RESPONSE_WINDOW_HOURS_MAX);
 #[derive(Clone, Debug)]
 pub struct SolverConfig {
     pub state_directory: Option<PathBuf>,
-    /// Wall-clock budget of one matching run.
+    /// Wall-clock budget of one tier-2 optimisation.
     pub match_budget: Duration,
     /// Longest time a volunteer has to answer a proposal (less near the deadline).
     pub response_window: chrono::Duration,
@@ -73,7 +89,26 @@ enum Next {
     Match(Stored),
     PlanRequest(Request),
     MatchDue,
+    ImproveDue,
+    Improved(Option<Improvement>),
     Shutdown,
+}
+
+/// A tier-2 plan, with the world generation it was computed for.
+struct Improvement {
+    generation: u64,
+    now: DateTime<Utc>,
+    problem: Problem,
+    report: SolveReport,
+}
+
+async fn wait_for_improvement(
+    pending: &mut Option<tokio::sync::oneshot::Receiver<Improvement>>,
+) -> Option<Improvement> {
+    match pending {
+        Some(receiver) => receiver.await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 struct Solver {
@@ -82,7 +117,13 @@ struct Solver {
     store: Store,
     world: OpenWorld,
     plan: Plan,
+    /// Objective of the adopted plan, for tier 2 to beat.
+    plan_objective: f64,
     dirty: bool,
+    /// Counts changes to the world; a tier-2 plan for an older generation is stale.
+    generation: u64,
+    /// The generation tier 2 last started on.
+    improved_generation: u64,
 }
 
 pub async fn run(
@@ -104,7 +145,10 @@ pub async fn run(
         store,
         world,
         plan: Plan::empty(),
+        plan_objective: 0.0,
         dirty: true,
+        generation: 0,
+        improved_generation: 0,
     };
     // Both logs are applied in full before the first matching run, so a
     // restarted solver knows every proposal it made and repeats none.
@@ -130,6 +174,9 @@ pub async fn run(
         .map_err(|error| anyhow::anyhow!("adding the plan endpoint: {error}"))?;
     tracing::info!("solver ready");
 
+    let mut improvement: Option<tokio::sync::oneshot::Receiver<Improvement>> = None;
+    let mut improve_ticks = tokio::time::interval(Duration::from_millis(IMPROVE_INTERVAL_MS));
+    improve_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wait = if solver.dirty {
             Duration::from_millis(MATCH_DEBOUNCE_MS)
@@ -142,6 +189,8 @@ pub async fn run(
             Some(stored) = matches.next() => Next::Match(stored),
             Some(request) = plan_requests.next() => Next::PlanRequest(request),
             () = tokio::time::sleep(wait) => Next::MatchDue,
+            _ = improve_ticks.tick() => Next::ImproveDue,
+            found = wait_for_improvement(&mut improvement) => Next::Improved(found),
         };
         let outcome = match next {
             Next::Event(stored) => solver.apply_event_stored(&stored),
@@ -151,6 +200,21 @@ pub async fn run(
                 Ok(())
             }
             Next::MatchDue => solver.match_now().await,
+            Next::ImproveDue => {
+                if improvement.is_none() {
+                    improvement = solver.start_improvement();
+                }
+                Ok(())
+            }
+            Next::Improved(found) => {
+                improvement = None;
+                match found {
+                    Some(found) => solver.adopt(found).await,
+                    None => Err(anyhow::anyhow!(
+                        "a tier-2 optimisation ended without a plan"
+                    )),
+                }
+            }
             Next::Shutdown => break,
         };
         if let Err(error) = outcome {
@@ -193,6 +257,7 @@ impl Solver {
             Ok(event) => {
                 self.world.apply_event(&event, &mut changes)?;
                 self.dirty = true;
+                self.generation += 1;
             }
             Err(error) => {
                 tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
@@ -211,6 +276,7 @@ impl Solver {
                 self.world.apply_match(&event, &mut changes)?;
                 if !matches!(event, MatchEvent::Proposed(_)) || before != self.world.live.len() {
                     self.dirty = true;
+                    self.generation += 1;
                 }
             }
             Err(error) => {
@@ -230,15 +296,15 @@ impl Solver {
 
     /// One matching run: snapshot, solve off the async threads, publish the difference.
     #[tracing::instrument(name = "solver.match", skip_all)]
-    async fn match_now(&mut self) -> anyhow::Result<()> {
-        self.dirty = false;
-        let now = self.context.clock.now();
+    /// The problem and options for a solve at `now`: the open world, with
+    /// never-again pairs forbidden and live proposals kept at a cost.
+    fn problem_at(&self, now: DateTime<Utc>) -> Option<(Problem, SolveOptions)> {
         let snapshot = self.world.snapshot(now);
         let mut problem = match Problem::from_world(&snapshot) {
             Ok(problem) => problem,
             Err(error) => {
                 tracing::error!(%error, "the open world is not a valid problem; not matching");
-                return Ok(());
+                return None;
             }
         };
         // Declined, expired and vetoed pairs are never proposed again. A
@@ -278,6 +344,19 @@ impl Solver {
             move_cost: PROPOSAL_MOVE_COST,
             ..SolveOptions::default()
         };
+        Some((problem, options))
+    }
+
+    /// Tier 1: the greedy repairs the plan after a burst of changes.
+    #[tracing::instrument(name = "solver.match", skip_all)]
+    async fn match_now(&mut self) -> anyhow::Result<()> {
+        self.dirty = false;
+        let now = self.context.clock.now();
+        let Some((problem, mut options)) = self.problem_at(now) else {
+            return Ok(());
+        };
+        options.greedy_only = true;
+        options.time_limit = Duration::from_millis(TIER1_BUDGET_MS);
         let (problem, report) = tokio::task::spawn_blocking(move || {
             let report = solver_core::solve(&problem, &options);
             (problem, report)
@@ -286,10 +365,67 @@ impl Solver {
         tracing::debug!(
             objective = report.objective,
             elapsed_ms = report.elapsed.as_millis() as u64,
-            "matched"
+            "tier 1 matched"
         );
         self.publish_difference(&problem, &report, now).await?;
         self.plan = self.current_plan(&problem, &report);
+        self.plan_objective = report.objective;
+        Ok(())
+    }
+
+    /// Tier 2: starts the full optimiser on its own thread when the world
+    /// changed since it last ran. Its answer arrives through the receiver.
+    fn start_improvement(&mut self) -> Option<tokio::sync::oneshot::Receiver<Improvement>> {
+        if self.generation == self.improved_generation {
+            return None;
+        }
+        self.improved_generation = self.generation;
+        let generation = self.generation;
+        let now = self.context.clock.now();
+        let (problem, options) = self.problem_at(now)?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let report = solver_core::solve(&problem, &options);
+            let _ = sender.send(Improvement {
+                generation,
+                now,
+                problem,
+                report,
+            });
+        });
+        Some(receiver)
+    }
+
+    /// Adopts a tier-2 plan if the world is still the one it was made for
+    /// and it is better by a margin.
+    #[tracing::instrument(name = "solver.improve", skip_all)]
+    async fn adopt(&mut self, found: Improvement) -> anyhow::Result<()> {
+        let Improvement {
+            generation,
+            now,
+            problem,
+            report,
+        } = found;
+        if generation != self.generation {
+            tracing::debug!("tier-2 plan is stale; the next round starts from the new world");
+            return Ok(());
+        }
+        let margin = self.plan_objective.abs() * IMPROVEMENT_SHARE_MIN;
+        if report.objective <= self.plan_objective + margin {
+            return Ok(());
+        }
+        tracing::info!(
+            from = self.plan_objective,
+            to = report.objective,
+            bound = report.upper_bound,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "tier 2 found a better plan"
+        );
+        self.publish_difference(&problem, &report, now).await?;
+        self.plan = self.current_plan(&problem, &report);
+        self.plan_objective = report.objective;
+        // Its own proposals changed the world; that is no reason to re-run.
+        self.improved_generation = self.generation;
         Ok(())
     }
 
@@ -446,6 +582,7 @@ impl Solver {
         .await?;
         let mut changes = Changes::default();
         self.world.apply_match(&event, &mut changes)?;
+        self.generation += 1;
         self.store.commit(changes)
     }
 
