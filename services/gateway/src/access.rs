@@ -184,7 +184,7 @@ impl Tokens {
 const VOLUNTEER_ID_RANDOM_BYTES: usize = 8;
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

@@ -97,7 +97,7 @@ pub fn bars(title: &str, rows: &[(String, f64)], unit: &str) -> String {
 /// Cumulative impact of completed tasks over time, as a step line.
 pub fn impact_over_time(delivered: &[Delivered], now: DateTime<Utc>) -> String {
     let mut points: Vec<&Delivered> = delivered.iter().collect();
-    points.sort_by(|one, other| one.at.cmp(&other.at));
+    points.sort_by_key(|done| done.at);
     let total: f64 = points.iter().map(|done| done.impact).sum();
     let Some(first) = points.first() else {
         let mut svg = open_svg("Impact delivered over time", EMPTY_HEIGHT);

@@ -328,7 +328,7 @@ pub fn shortages(model: &ReadModel, now: DateTime<Utc>, idle: &[&VolunteerOffer]
             })
         })
         .collect();
-    rows.sort_by(|one, other| other.recruit.cmp(&one.recruit));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.recruit));
     rows.truncate(LIST_ROWS_MAX);
     rows
 }
@@ -412,9 +412,9 @@ pub fn coordinator(model: &ReadModel, now: DateTime<Utc>, plan: Option<&Plan>) -
             }
         })
         .collect();
-    assignments.sort_by(|one, other| other.assignment.at.cmp(&one.assignment.at));
+    assignments.sort_by_key(|row| std::cmp::Reverse(row.assignment.at));
     let mut delivered: Vec<Delivered> = model.delivered.values().cloned().collect();
-    delivered.sort_by(|one, other| one.at.cmp(&other.at));
+    delivered.sort_by_key(|done| done.at);
     CoordinatorView {
         now,
         volunteers_active: active.len(),
