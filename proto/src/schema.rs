@@ -7,7 +7,7 @@ use schemars::{schema_for, Schema};
 use crate::instance::{Instance, Plan};
 use crate::wire::{
     DeadLetter, MatchChanged, MatchProposed, NeedPost, PlanRequest, PledgeOffer, Reply, Steering,
-    TaskCompletion, VolunteerMessage, VolunteerOffer, VolunteerReply, Withdrawal,
+    TaskCompletion, VolunteerMessage, VolunteerOffer, VolunteerPlan, VolunteerReply, Withdrawal,
 };
 
 /// `(file stem, schema)` for every message of the contract.
@@ -25,6 +25,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("match-proposed", schema_for!(MatchProposed)),
         ("match-changed", schema_for!(MatchChanged)),
         ("volunteer-message", schema_for!(VolunteerMessage)),
+        ("volunteer-plan", schema_for!(VolunteerPlan)),
         ("dead-letter", schema_for!(DeadLetter)),
         ("instance", schema_for!(Instance)),
         ("plan", schema_for!(Plan)),

@@ -370,6 +370,45 @@ pub struct VolunteerMessage {
     pub note: Option<String>,
 }
 
+/// One assignment in a volunteer's plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlannedWork {
+    pub task: String,
+    pub title: String,
+    pub need: String,
+    pub collective: String,
+    /// `proposed`, `accepted` or `checked_in`.
+    pub state: String,
+    pub hours: f64,
+    pub earliest_start: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    /// For a proposal: when it expires unanswered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond_by: Option<DateTime<Utc>>,
+}
+
+/// "My three weeks": everything a volunteer holds, over their whole tenure,
+/// pushed on `sb.to.volunteer.<id>` (`kind` `three_weeks`) whenever it changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VolunteerPlan {
+    /// Always `three_weeks`.
+    pub kind: String,
+    pub message_id: String,
+    pub volunteer: String,
+    /// When the volunteer's availability ends, if known.
+    #[serde(default)]
+    pub available_until: Option<DateTime<Utc>>,
+    /// Work whose window has opened.
+    pub now: Vec<PlannedWork>,
+    /// Work starting within the next seven days.
+    pub next: Vec<PlannedWork>,
+    /// Work starting after that.
+    pub later: Vec<PlannedWork>,
+    /// Hours held in all.
+    pub hours_committed: f64,
+    pub at: DateTime<Utc>,
+}
+
 /// A refused input, copied to `sb.dlq.in`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeadLetter {

@@ -34,12 +34,19 @@ async fn scene() -> Scene {
     };
     let switchboard = Switchboard::start(&nats, state.path(), options).await;
     let matches = Inbox::open(&switchboard.client, switchboard.subjects.matches_all()).await;
-    Scene { switchboard, clock, matches, _nats: nats, _state: state }
+    Scene {
+        switchboard,
+        clock,
+        matches,
+        _nats: nats,
+        _state: state,
+    }
 }
 
 impl Scene {
     fn at(&self, hours: i64) -> String {
-        (self.clock.now() + chrono::Duration::hours(hours)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        (self.clock.now() + chrono::Duration::hours(hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     async fn post_task(&self) {
@@ -74,11 +81,17 @@ async fn an_unanswered_proposal_expires_and_the_work_goes_to_someone_else() {
     let expired = scene.next(MatchKind::Expired).await;
     assert_eq!(expired["volunteer"], "v-first");
     let second = scene.next(MatchKind::Proposed).await;
-    assert_eq!(second["volunteer"], "v-second", "the work went to the other volunteer");
+    assert_eq!(
+        second["volunteer"], "v-second",
+        "the work went to the other volunteer"
+    );
 
     let late = scene
         .switchboard
-        .send(Input::Reply, &json!({"volunteer": "v-first", "task": "t-drive", "action": "accept"}))
+        .send(
+            Input::Reply,
+            &json!({"volunteer": "v-first", "task": "t-drive", "action": "accept"}),
+        )
         .await;
     let error = late.error.expect("an answer after expiry is refused");
     assert_eq!(error.code, ErrorCode::Conflict, "{}", error.message);
@@ -88,24 +101,53 @@ async fn an_unanswered_proposal_expires_and_the_work_goes_to_someone_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_acceptance_gets_a_reminder_then_is_released_and_backfilled() {
     let mut scene = scene().await;
-    let mut inbox = Inbox::open(&scene.switchboard.client, scene.switchboard.subjects.to_volunteer("v-quiet")).await;
+    let mut inbox = Inbox::open(
+        &scene.switchboard.client,
+        scene.switchboard.subjects.to_volunteer("v-quiet"),
+    )
+    .await;
     scene.post_task().await;
     scene.post_volunteer("v-quiet", 21 * 24).await;
     let (_, proposal) = inbox.next().await;
-    scene.switchboard.accept(Input::Reply, &proposal["accept"]).await;
+    scene
+        .switchboard
+        .accept(Input::Reply, &proposal["accept"])
+        .await;
     // Accepting twice is the same answer; declining after accepting is not possible.
-    let again = scene.switchboard.send(Input::Reply, &proposal["accept"]).await;
+    let again = scene
+        .switchboard
+        .send(Input::Reply, &proposal["accept"])
+        .await;
     assert!(again.ok, "{again:?}");
-    let decline = scene.switchboard.send(Input::Reply, &proposal["decline"]).await;
+    let decline = scene
+        .switchboard
+        .send(Input::Reply, &proposal["decline"])
+        .await;
     assert_eq!(decline.error.unwrap().code, ErrorCode::Conflict);
+    // "My three weeks" arrives on the volunteer's own subject.
+    let (_, plan) = inbox
+        .next_where(|_, body| body["kind"] == "three_weeks")
+        .await;
+    assert_eq!(plan["now"][0]["task"], "t-drive", "{plan}");
+    assert_eq!(plan["now"][0]["state"], "accepted", "{plan}");
+    assert_eq!(plan["hours_committed"], 1.0, "{plan}");
     scene.post_volunteer("v-backup", 21 * 24).await;
 
     let (_, reminder) = inbox.next_where(|_, body| body["kind"] == "reminder").await;
     assert_eq!(reminder["checkin"]["action"], "checkin", "{reminder}");
     let released = scene.next(MatchKind::Released).await;
     assert_eq!(released["volunteer"], "v-quiet");
-    assert!(released["reason"].as_str().unwrap().contains("silent"), "{released}");
-    assert!(released["handoff"].as_str().unwrap().contains("never checked in"), "{released}");
+    assert!(
+        released["reason"].as_str().unwrap().contains("silent"),
+        "{released}"
+    );
+    assert!(
+        released["handoff"]
+            .as_str()
+            .unwrap()
+            .contains("never checked in"),
+        "{released}"
+    );
     let backfill = scene.next(MatchKind::Proposed).await;
     assert_eq!(backfill["volunteer"], "v-backup");
     scene.switchboard.stop().await;
@@ -114,20 +156,33 @@ async fn a_silent_acceptance_gets_a_reminder_then_is_released_and_backfilled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_still_held_when_a_volunteers_time_ends_is_released_with_a_handoff_note() {
     let mut scene = scene().await;
-    let mut inbox = Inbox::open(&scene.switchboard.client, scene.switchboard.subjects.to_volunteer("v-leaving")).await;
+    let mut inbox = Inbox::open(
+        &scene.switchboard.client,
+        scene.switchboard.subjects.to_volunteer("v-leaving"),
+    )
+    .await;
     scene.post_task().await;
     scene.post_volunteer("v-leaving", 3).await;
     let (_, proposal) = inbox.next().await;
-    scene.switchboard.accept(Input::Reply, &proposal["accept"]).await;
+    scene
+        .switchboard
+        .accept(Input::Reply, &proposal["accept"])
+        .await;
     let checkin = json!({"volunteer": "v-leaving", "task": "t-drive", "action": "checkin"});
     scene.switchboard.accept(Input::Reply, &checkin).await;
-    assert_eq!(scene.next(MatchKind::CheckedIn).await["volunteer"], "v-leaving");
+    assert_eq!(
+        scene.next(MatchKind::CheckedIn).await["volunteer"],
+        "v-leaving"
+    );
     scene.post_volunteer("v-staying", 21 * 24).await;
 
     let released = scene.next(MatchKind::Released).await;
     assert_eq!(released["volunteer"], "v-leaving");
     let handoff = released["handoff"].as_str().unwrap();
-    assert!(handoff.contains("checked in on") && handoff.contains("c-pantry"), "{handoff}");
+    assert!(
+        handoff.contains("checked in on") && handoff.contains("c-pantry"),
+        "{handoff}"
+    );
     let backfill = scene.next(MatchKind::Proposed).await;
     assert_eq!(backfill["volunteer"], "v-staying");
     scene.switchboard.stop().await;

@@ -44,6 +44,19 @@ impl State {
         }
     }
 
+    /// The state as the wire names it.
+    pub fn token(self) -> &'static str {
+        match self {
+            State::Proposed => "proposed",
+            State::Accepted => "accepted",
+            State::CheckedIn => "checked_in",
+            State::Declined => "declined",
+            State::Expired => "expired",
+            State::Released => "released",
+            State::Completed => "completed",
+        }
+    }
+
     fn word(self) -> &'static str {
         match self {
             State::Proposed => "proposed",
@@ -170,7 +183,9 @@ mod tests {
     use super::*;
 
     fn assignment(state: State) -> Assignment {
-        let at = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let proposal: MatchProposed = serde_json::from_value(serde_json::json!({
             "volunteer": "v1", "task": "t1", "need": "n1", "collective": "c1", "impact": 1.0,
             "why": {}, "respond_by": "2026-11-23T00:00:00Z", "at": "2026-11-22T00:00:00Z"
@@ -193,19 +208,39 @@ mod tests {
     #[test]
     fn the_clock_expires_proposals_reminds_then_releases_silent_acceptances_and_ends_tenures() {
         let window = chrono::Duration::hours(72);
-        let start = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc);
+        let start = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let proposed = assignment(State::Proposed);
-        assert_eq!(proposed.next_timer(window, None), Some((proposed.respond_by, Timer::Expire)));
+        assert_eq!(
+            proposed.next_timer(window, None),
+            Some((proposed.respond_by, Timer::Expire))
+        );
         let mut accepted = assignment(State::Accepted);
-        assert_eq!(accepted.next_timer(window, None), Some((start + window / 2, Timer::Remind)));
+        assert_eq!(
+            accepted.next_timer(window, None),
+            Some((start + window / 2, Timer::Remind))
+        );
         accepted.reminded = true;
-        assert_eq!(accepted.next_timer(window, None), Some((start + window, Timer::ReleaseSilent)));
+        assert_eq!(
+            accepted.next_timer(window, None),
+            Some((start + window, Timer::ReleaseSilent))
+        );
         let leaving = start + chrono::Duration::hours(10);
-        assert_eq!(accepted.next_timer(window, Some(leaving)), Some((leaving, Timer::ReleaseTenureEnd)));
+        assert_eq!(
+            accepted.next_timer(window, Some(leaving)),
+            Some((leaving, Timer::ReleaseTenureEnd))
+        );
         let checked_in = assignment(State::CheckedIn);
         assert_eq!(checked_in.next_timer(window, None), None);
-        assert_eq!(checked_in.next_timer(window, Some(leaving)), Some((leaving, Timer::ReleaseTenureEnd)));
-        assert_eq!(assignment(State::Completed).next_timer(window, Some(leaving)), None);
+        assert_eq!(
+            checked_in.next_timer(window, Some(leaving)),
+            Some((leaving, Timer::ReleaseTenureEnd))
+        );
+        assert_eq!(
+            assignment(State::Completed).next_timer(window, Some(leaving)),
+            None
+        );
     }
 
     #[test]

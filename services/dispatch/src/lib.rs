@@ -34,8 +34,8 @@ use proto::events::{Event, MatchEvent};
 use proto::subjects::{Input, MatchKind, QUEUE_GROUP_DISPATCH};
 use proto::validate::decode;
 use proto::wire::{
-    ErrorBody, ErrorCode, MatchChanged, MatchProposed, Reply, ReplyAction, VolunteerMessage,
-    VolunteerReply,
+    ErrorBody, ErrorCode, MatchChanged, MatchProposed, PlannedWork, Reply, ReplyAction,
+    VolunteerMessage, VolunteerPlan, VolunteerReply,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +51,8 @@ pub const DELIVERY_ACK_WAIT_S: u64 = 30;
 /// Deliveries of one proposal before it is left to expire.
 pub const DELIVERY_ATTEMPTS_MAX: i64 = 5;
 
+/// "My three weeks" calls work starting within this many days "next".
+pub const THREE_WEEKS_NEXT_DAYS: i64 = 7;
 /// Default time an accepted assignment has to be checked in before it
 /// counts as a silent drop-out; a reminder goes out halfway.
 pub const CHECKIN_WINDOW_HOURS_DEFAULT: i64 = 72;
@@ -439,7 +441,8 @@ impl Dispatch {
         kind: MatchKind,
         reason: &str,
     ) -> anyhow::Result<()> {
-        self.publish_change_with_handoff(assignment, kind, reason, None).await
+        self.publish_change_with_handoff(assignment, kind, reason, None)
+            .await
     }
 
     async fn publish_change_with_handoff(
@@ -470,7 +473,74 @@ impl Dispatch {
         .await?;
         let mut changes = Changes::default();
         self.apply_match(&event, &mut changes)?;
-        self.store.commit(changes)
+        self.store.commit(changes)?;
+        if let Err(error) = self.push_three_weeks(&assignment.volunteer).await {
+            tracing::warn!(error = %format!("{error:#}"), "sending a volunteer their plan failed");
+        }
+        Ok(())
+    }
+
+    /// "My three weeks": everything the volunteer holds, now, next and later.
+    fn three_weeks(&self, volunteer: &str) -> VolunteerPlan {
+        let now = self.context.clock.now();
+        let next_horizon = now + chrono::Duration::days(THREE_WEEKS_NEXT_DAYS);
+        let mut held: Vec<PlannedWork> = self
+            .assignments
+            .values()
+            .filter(|assignment| assignment.volunteer == volunteer && assignment.state.is_live())
+            .map(|assignment| {
+                let info = self.tasks.get(&assignment.task);
+                PlannedWork {
+                    task: assignment.task.clone(),
+                    title: info
+                        .map(|info| info.title.clone())
+                        .unwrap_or_else(|| assignment.task.clone()),
+                    need: assignment.proposal.need.clone(),
+                    collective: assignment.proposal.collective.clone(),
+                    state: assignment.state.token().to_owned(),
+                    hours: info.map(|info| info.hours).unwrap_or_default(),
+                    earliest_start: info
+                        .map(|info| info.earliest_start)
+                        .unwrap_or(assignment.proposal.at),
+                    deadline: info
+                        .map(|info| info.deadline)
+                        .unwrap_or(assignment.respond_by),
+                    respond_by: (assignment.state == State::Proposed)
+                        .then_some(assignment.respond_by),
+                }
+            })
+            .collect();
+        held.sort_by(|one, other| {
+            one.deadline
+                .cmp(&other.deadline)
+                .then_with(|| one.task.cmp(&other.task))
+        });
+        let hours_committed = held.iter().map(|work| work.hours).sum();
+        let (started, upcoming): (Vec<PlannedWork>, Vec<PlannedWork>) = held
+            .into_iter()
+            .partition(|work| work.earliest_start <= now);
+        let (next, later) = upcoming
+            .into_iter()
+            .partition(|work| work.earliest_start <= next_horizon);
+        VolunteerPlan {
+            kind: "three_weeks".to_owned(),
+            message_id: format!("three_weeks:{volunteer}:{}", now.timestamp_micros()),
+            volunteer: volunteer.to_owned(),
+            available_until: self.tenure.get(volunteer).copied(),
+            now: started,
+            next,
+            later,
+            hours_committed,
+            at: now,
+        }
+    }
+
+    async fn push_three_weeks(&self, volunteer: &str) -> anyhow::Result<()> {
+        let plan = self.three_weeks(volunteer);
+        let subject = self.context.subjects.to_volunteer(volunteer);
+        let body = Bytes::from(serde_json::to_vec(&plan)?);
+        publish::durably_or_error(&self.context, &subject, &plan.message_id, body).await?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "dispatch.reply", skip_all)]
@@ -601,7 +671,10 @@ impl Dispatch {
         if !superseded {
             // The view may not have read this proposal yet; it must know it
             // before the volunteer can answer (applying it twice is harmless).
-            if current.as_ref().is_none_or(|current| current.round < proposal.round) {
+            if current
+                .as_ref()
+                .is_none_or(|current| current.round < proposal.round)
+            {
                 let mut changes = Changes::default();
                 self.apply_match(&MatchEvent::Proposed(proposal.clone()), &mut changes)?;
                 self.store.commit(changes)?;
@@ -656,10 +729,18 @@ impl Dispatch {
     }
 
     /// Sends the volunteer a message about an assignment they hold.
-    async fn notify(&self, assignment: &Assignment, kind: &str, note: String) -> anyhow::Result<()> {
+    async fn notify(
+        &self,
+        assignment: &Assignment,
+        kind: &str,
+        note: String,
+    ) -> anyhow::Result<()> {
         let mut message = self.volunteer_message(&assignment.proposal);
         message.kind = kind.to_owned();
-        message.message_id = format!("{kind}:{}:{}:{}", assignment.volunteer, assignment.task, assignment.round);
+        message.message_id = format!(
+            "{kind}:{}:{}:{}",
+            assignment.volunteer, assignment.task, assignment.round
+        );
         message.note = Some(note);
         if kind == "reminder" {
             message.checkin = Some(VolunteerReply {
@@ -677,7 +758,11 @@ impl Dispatch {
 
     /// What whoever takes the work over needs to know.
     fn handoff_note(&self, assignment: &Assignment, why_left: &str) -> String {
-        let title = self.tasks.get(&assignment.task).map(|info| info.title.as_str()).unwrap_or(&assignment.task);
+        let title = self
+            .tasks
+            .get(&assignment.task)
+            .map(|info| info.title.as_str())
+            .unwrap_or(&assignment.task);
         let accepted = assignment
             .accepted_at
             .map(|at| format!(" accepted it on {}", at.format("%b %d %H:%M UTC")))
@@ -696,8 +781,12 @@ impl Dispatch {
     /// and then release silent acceptances, release work at tenure end.
     async fn run_due_timers(&mut self) -> anyhow::Result<()> {
         let now = self.context.clock.now();
-        let due: Vec<String> =
-            self.agenda.iter().take_while(|(at, _)| *at <= now).map(|(_, key)| key.clone()).collect();
+        let due: Vec<String> = self
+            .agenda
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| key.clone())
+            .collect();
         for key in due {
             let Some(assignment) = self.assignments.get(&key).cloned() else {
                 self.schedule(&key);
@@ -715,7 +804,8 @@ impl Dispatch {
             // On failure the timer stays due and the next loop turn tries again.
             match timer {
                 Timer::Expire => {
-                    self.publish_change(&assignment, MatchKind::Expired, "nobody answered in time").await?;
+                    self.publish_change(&assignment, MatchKind::Expired, "nobody answered in time")
+                        .await?;
                 }
                 Timer::Remind => {
                     let note = format!(
@@ -733,11 +823,19 @@ impl Dispatch {
                     let (reason, why_left) = if timer == Timer::ReleaseSilent {
                         ("no check-in: a silent drop-out", "did not check in")
                     } else {
-                        ("the volunteer's time with the switchboard ended", "their availability ended")
+                        (
+                            "the volunteer's time with the switchboard ended",
+                            "their availability ended",
+                        )
                     };
                     let handoff = self.handoff_note(&assignment, why_left);
-                    self.publish_change_with_handoff(&assignment, MatchKind::Released, reason, Some(handoff))
-                        .await?;
+                    self.publish_change_with_handoff(
+                        &assignment,
+                        MatchKind::Released,
+                        reason,
+                        Some(handoff),
+                    )
+                    .await?;
                     let note = format!("This was released ({reason}) so that someone else can take it. Thank you for your time.");
                     if let Err(error) = self.notify(&assignment, "released", note).await {
                         tracing::warn!(error = %format!("{error:#}"), "telling a volunteer about a release failed");
