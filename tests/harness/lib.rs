@@ -225,6 +225,10 @@ pub struct Options {
     pub clock: plumbing::Clock,
     pub gateway: bool,
     pub match_budget: Duration,
+    /// Longest time to answer a proposal (switchboard time).
+    pub response_window: chrono::Duration,
+    /// Time to check in after accepting (switchboard time).
+    pub checkin_window: chrono::Duration,
 }
 
 impl Default for Options {
@@ -233,6 +237,8 @@ impl Default for Options {
             clock: plumbing::Clock::system(),
             gateway: false,
             match_budget: Duration::from_millis(200),
+            response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
+            checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
         }
     }
 }
@@ -261,11 +267,13 @@ impl Switchboard {
         let config = solver::SolverConfig {
             state_directory: Some(state.join("solver")),
             match_budget: options.match_budget,
+            response_window: options.response_window,
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
+            checkin_window: options.checkin_window,
         };
         let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
         tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));
