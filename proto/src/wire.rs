@@ -315,6 +315,11 @@ fn epoch() -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH
 }
 
+/// The `reason` of a release because the volunteer dropped the work.
+pub const REASON_DROPPED: &str = "dropped by the volunteer";
+/// The `reason` of a release because accepted work was never checked in.
+pub const REASON_SILENT_DROP_OUT: &str = "no check-in: a silent drop-out";
+
 /// Any other change of an assignment (`sb.match.accepted`, `declined`,
 /// `expired`, `checked_in`, `released`, `completed`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -121,6 +121,8 @@ async fn start_at_instance_time(
     let options = Options {
         clock: plumbing::Clock::starting_at(now, 1.0),
         match_budget: Duration::from_millis(1_500),
+        // The canonical objective knows nothing of records: plan for it alone.
+        starter_policy: false,
         ..Options::default()
     };
     Switchboard::start(nats, state, options).await

@@ -187,3 +187,41 @@ async fn work_still_held_when_a_volunteers_time_ends_is_released_with_a_handoff_
     assert_eq!(backfill["volunteer"], "v-staying");
     scene.switchboard.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_gets_a_starter_task_first_and_long_work_still_finds_a_newcomer() {
+    let mut scene = scene().await;
+    let need = json!({"id": "n-2", "collective": "c-union", "title": "Organizing drive", "tasks": [
+        {"id": "t-long", "title": "Map the whole shop", "skills": {"driving": 1}, "hours": 8.0, "slots": 1,
+         "earliest_start": scene.at(0), "deadline": scene.at(7 * 24), "impact": 30.0},
+        {"id": "t-short", "title": "Leaflet one shift", "skills": {"driving": 1}, "hours": 2.0, "slots": 1,
+         "earliest_start": scene.at(0), "deadline": scene.at(7 * 24), "impact": 10.0}]});
+    scene.switchboard.accept(Input::Need, &need).await;
+    // Nine hours a week over the week before the deadline: time for one of the two.
+    let (from, until) = (scene.at(-1), scene.at(21 * 24));
+    let newcomer = |id: &str| {
+        json!({"id": id, "skills": {"driving": 2}, "hours_per_week": 9.0,
+        "available_from": from, "available_until": until, "region": null})
+    };
+    scene
+        .switchboard
+        .accept(Input::Volunteer, &newcomer("v-new-1"))
+        .await;
+    let first = scene.next(MatchKind::Proposed).await;
+    assert_eq!(
+        (first["volunteer"].as_str(), first["task"].as_str()),
+        (Some("v-new-1"), Some("t-short")),
+        "{first}"
+    );
+    scene
+        .switchboard
+        .accept(Input::Volunteer, &newcomer("v-new-2"))
+        .await;
+    let second = scene.next(MatchKind::Proposed).await;
+    assert_eq!(
+        (second["volunteer"].as_str(), second["task"].as_str()),
+        (Some("v-new-2"), Some("t-long")),
+        "{second}"
+    );
+    scene.switchboard.stop().await;
+}

@@ -821,7 +821,7 @@ impl Dispatch {
                 }
                 Timer::ReleaseSilent | Timer::ReleaseTenureEnd => {
                     let (reason, why_left) = if timer == Timer::ReleaseSilent {
-                        ("no check-in: a silent drop-out", "did not check in")
+                        (proto::wire::REASON_SILENT_DROP_OUT, "did not check in")
                     } else {
                         (
                             "the volunteer's time with the switchboard ended",
@@ -853,6 +853,6 @@ fn answer_reason(action: ReplyAction) -> &'static str {
         ReplyAction::Decline => "declined by the volunteer",
         ReplyAction::Checkin => "the volunteer checked in",
         ReplyAction::Done => "the volunteer reported it done",
-        ReplyAction::Drop => "dropped by the volunteer",
+        ReplyAction::Drop => proto::wire::REASON_DROPPED,
     }
 }

@@ -53,6 +53,11 @@ pub const MATCH_BUDGET_MS_DEFAULT: u64 = 2_000;
 pub const IMPROVE_INTERVAL_MS: u64 = 5_000;
 /// Budget of one tier-1 step: the greedy alone, on the event path.
 pub const TIER1_BUDGET_MS: u64 = 100;
+/// A starter task, for newcomers and volunteers whose record is shaky: short
+/// and open to everyone (sensitivity 0).
+pub const STARTER_TASK_HOURS_MAX: f64 = 4.0;
+/// Below this estimated reliability a volunteer is offered starter tasks first.
+pub const RELIABILITY_MIN: f64 = 0.5;
 /// Tier 2's plan replaces the current one only if better by this share, so
 /// near-equal plans do not take turns.
 pub const IMPROVEMENT_SHARE_MIN: f64 = 0.002;
@@ -72,6 +77,10 @@ pub struct SolverConfig {
     pub match_budget: Duration,
     /// Longest time a volunteer has to answer a proposal (less near the deadline).
     pub response_window: chrono::Duration,
+    /// Offer newcomers and unreliable volunteers short, open starter tasks
+    /// before long or sensitive ones. Off when planning must score exactly
+    /// the canonical objective (it knows nothing of records).
+    pub starter_policy: bool,
 }
 
 impl Default for SolverConfig {
@@ -80,6 +89,7 @@ impl Default for SolverConfig {
             state_directory: None,
             match_budget: Duration::from_millis(MATCH_BUDGET_MS_DEFAULT),
             response_window: chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MAX),
+            starter_policy: true,
         }
     }
 }
@@ -100,6 +110,39 @@ struct Improvement {
     now: DateTime<Utc>,
     problem: Problem,
     report: SolveReport,
+}
+
+/// Solves in two steps when some pairs wait for starter work: first without
+/// them (the greedy: starter tasks go to newcomers), then with everyone,
+/// keeping the first plan at the cost of moving a proposal. Long or
+/// sensitive work still goes to a newcomer when nobody else can do it.
+fn solve_with_starters(
+    problem: &Problem,
+    options: &SolveOptions,
+    restricted: &[(usize, usize)],
+) -> SolveReport {
+    if restricted.is_empty() {
+        return solver_core::solve(problem, options);
+    }
+    let mut starters_first = problem.clone();
+    starters_first.forbid(restricted);
+    let first = solver_core::solve(
+        &starters_first,
+        &SolveOptions {
+            greedy_only: true,
+            time_limit: Duration::from_millis(TIER1_BUDGET_MS),
+            ..options.clone()
+        },
+    );
+    let mut keep = options.keep.clone();
+    keep.extend(first.solution.assignments.iter().copied());
+    solver_core::solve(
+        problem,
+        &SolveOptions {
+            keep,
+            ..options.clone()
+        },
+    )
 }
 
 async fn wait_for_improvement(
@@ -298,7 +341,10 @@ impl Solver {
     #[tracing::instrument(name = "solver.match", skip_all)]
     /// The problem and options for a solve at `now`: the open world, with
     /// never-again pairs forbidden and live proposals kept at a cost.
-    fn problem_at(&self, now: DateTime<Utc>) -> Option<(Problem, SolveOptions)> {
+    fn problem_at(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Option<(Problem, SolveOptions, Vec<(usize, usize)>)> {
         let snapshot = self.world.snapshot(now);
         let mut problem = match Problem::from_world(&snapshot) {
             Ok(problem) => problem,
@@ -344,7 +390,47 @@ impl Solver {
             move_cost: PROPOSAL_MOVE_COST,
             ..SolveOptions::default()
         };
-        Some((problem, options))
+        let restricted = if self.config.starter_policy {
+            self.beyond_starter(&problem)
+        } else {
+            Vec::new()
+        };
+        Some((problem, options, restricted))
+    }
+
+    /// Pairs of a newcomer or an unreliable volunteer with a task that is
+    /// long or sensitive: planned only after starter work is given out.
+    /// Live and coordinator-pinned pairs are never held back.
+    fn beyond_starter(&self, problem: &Problem) -> Vec<(usize, usize)> {
+        let mut pairs = Vec::new();
+        for task in 0..problem.task_count() {
+            let Some(spec) = self.world.tasks.get(problem.task_id(task).as_str()) else {
+                continue;
+            };
+            if spec.hours <= STARTER_TASK_HOURS_MAX && spec.sensitivity == 0 {
+                continue;
+            }
+            for &volunteer in problem.candidates(task) {
+                let volunteer_id = problem.volunteer_id(volunteer).as_str();
+                let record = self
+                    .world
+                    .records
+                    .get(volunteer_id)
+                    .copied()
+                    .unwrap_or_default();
+                if !(record.is_newcomer() || record.reliability() < RELIABILITY_MIN) {
+                    continue;
+                }
+                let key = pair_key(volunteer_id, spec.id.as_str());
+                if self.world.live.contains_key(&key)
+                    || self.world.coordinator_pins.contains_key(&key)
+                {
+                    continue;
+                }
+                pairs.push((volunteer, task));
+            }
+        }
+        pairs
     }
 
     /// Tier 1: the greedy repairs the plan after a burst of changes.
@@ -352,13 +438,13 @@ impl Solver {
     async fn match_now(&mut self) -> anyhow::Result<()> {
         self.dirty = false;
         let now = self.context.clock.now();
-        let Some((problem, mut options)) = self.problem_at(now) else {
+        let Some((problem, mut options, restricted)) = self.problem_at(now) else {
             return Ok(());
         };
         options.greedy_only = true;
         options.time_limit = Duration::from_millis(TIER1_BUDGET_MS);
         let (problem, report) = tokio::task::spawn_blocking(move || {
-            let report = solver_core::solve(&problem, &options);
+            let report = solve_with_starters(&problem, &options, &restricted);
             (problem, report)
         })
         .await?;
@@ -382,10 +468,10 @@ impl Solver {
         self.improved_generation = self.generation;
         let generation = self.generation;
         let now = self.context.clock.now();
-        let (problem, options) = self.problem_at(now)?;
+        let (problem, options, restricted) = self.problem_at(now)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
-            let report = solver_core::solve(&problem, &options);
+            let report = solve_with_starters(&problem, &options, &restricted);
             let _ = sender.send(Improvement {
                 generation,
                 now,

@@ -45,6 +45,39 @@ const KIND_DECLINED: &str = "declined";
 const KIND_VETO: &str = "veto";
 const KIND_PIN: &str = "pin";
 const KIND_WEIGHT: &str = "weight";
+const KIND_RECORD: &str = "record";
+
+/// Prior of the reliability estimate, as if every volunteer had already
+/// completed this many assignments...
+pub const RELIABILITY_PRIOR_COMPLETED: f64 = 3.0;
+/// ...and failed this many: a newcomer is estimated at 0.75.
+pub const RELIABILITY_PRIOR_FAILED: f64 = 1.0;
+
+/// What a volunteer did with the work they were given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub completed: u32,
+    /// Dropped, or went silent after accepting.
+    pub dropped: u32,
+    /// Let a proposal expire without answering.
+    pub expired: u32,
+    pub declined: u32,
+}
+
+impl Record {
+    /// The estimated chance that work given to this volunteer gets done: a
+    /// beta posterior, so a newcomer starts at the prior and two silent
+    /// drop-outs weigh more than one good week.
+    pub fn reliability(&self) -> f64 {
+        let done = f64::from(self.completed) + RELIABILITY_PRIOR_COMPLETED;
+        let failed = f64::from(self.dropped + self.expired) + RELIABILITY_PRIOR_FAILED;
+        done / (done + failed)
+    }
+
+    pub fn is_newcomer(&self) -> bool {
+        self.completed == 0
+    }
+}
 
 pub fn pair_key(volunteer: &str, task: &str) -> String {
     format!("{volunteer}/{task}")
@@ -69,6 +102,8 @@ pub struct OpenWorld {
     pub coordinator_pins: HashMap<String, (String, String)>,
     /// Campaign weights by `collective/tag` key (`any` for either).
     pub weights: HashMap<String, Weight>,
+    /// Each volunteer's record, from the match stream.
+    pub records: HashMap<String, Record>,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -114,6 +149,7 @@ impl OpenWorld {
                 .collect(),
             coordinator_pins: store.load(KIND_PIN)?.into_iter().collect(),
             weights: store.load(KIND_WEIGHT)?.into_iter().collect(),
+            records: store.load(KIND_RECORD)?.into_iter().collect(),
         })
     }
 
@@ -247,6 +283,29 @@ impl OpenWorld {
         Ok(())
     }
 
+    /// Counts what the volunteer did with this round of work.
+    fn record(&mut self, event: &MatchEvent, changes: &mut Changes) -> anyhow::Result<()> {
+        let (volunteer, _, _) = event.pair();
+        let mut record = self.records.get(volunteer).copied().unwrap_or_default();
+        match event {
+            MatchEvent::Completed(_) => record.completed += 1,
+            MatchEvent::Expired(_) => record.expired += 1,
+            MatchEvent::Declined(_) => record.declined += 1,
+            MatchEvent::Released(change)
+                if matches!(
+                    change.reason.as_deref(),
+                    Some(proto::wire::REASON_DROPPED | proto::wire::REASON_SILENT_DROP_OUT)
+                ) =>
+            {
+                record.dropped += 1
+            }
+            _ => return Ok(()),
+        }
+        changes.put(KIND_RECORD, volunteer, &record)?;
+        self.records.insert(volunteer.to_owned(), record);
+        Ok(())
+    }
+
     /// The impact the solver maximises: the collective's own, times every
     /// campaign weight that applies.
     fn weighted_impact(&self, task: &TaskSpec) -> f64 {
@@ -269,6 +328,9 @@ impl OpenWorld {
         let (volunteer, task, round) = event.pair();
         let key = pair_key(volunteer, task);
         let current_round = self.live.get(&key).map(|live| live.round);
+        if current_round == Some(round) {
+            self.record(event, changes)?;
+        }
         let standing = match event {
             MatchEvent::Proposed(_) => {
                 let last = self.rounds.get(&key).copied();
@@ -421,5 +483,22 @@ impl OpenWorld {
             done,
             pinned,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newcomer_starts_at_the_prior_and_drop_outs_weigh_more_than_one_good_week() {
+        let newcomer = Record::default();
+        assert!(newcomer.is_newcomer());
+        assert!((newcomer.reliability() - 0.75).abs() < 1e-9);
+        let vanished_twice = Record { dropped: 1, expired: 1, ..Record::default() };
+        assert!(vanished_twice.reliability() < RELIABILITY_PRIOR_COMPLETED / 6.0 + 0.1);
+        let steady = Record { completed: 4, dropped: 1, ..Record::default() };
+        assert!(steady.reliability() > newcomer.reliability());
+        assert!(!steady.is_newcomer());
     }
 }

@@ -34,6 +34,7 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
         state_directory: service.state,
         match_budget: std::time::Duration::from_millis(args.match_budget_ms),
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
+        ..solver::SolverConfig::default()
     };
     solver::run(context, config, shutdown).await
 }

@@ -51,6 +51,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
         state_directory: Some(state.join("solver")),
         match_budget: Duration::from_millis(args.match_budget_ms),
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
+        ..solver::SolverConfig::default()
     };
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, config, token).await) });
