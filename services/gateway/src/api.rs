@@ -110,6 +110,13 @@ impl Gateway {
         .await;
     }
 
+    /// Waits for a change when the view was asked with `newer_than`.
+    async fn wait_if_asked(&self, query: &ViewQuery) {
+        if let Some(version) = query.newer_than {
+            self.wait_for_change(version).await;
+        }
+    }
+
     fn version(&self) -> u64 {
         self.applied.borrow().version()
     }
@@ -335,15 +342,11 @@ fn subject_of_view(
     }
 }
 
-/// A view as JSON with the model's version, after an optional change wait.
-async fn versioned<T: serde::Serialize>(
+/// A view as JSON with the model's version.
+fn versioned<T: serde::Serialize>(
     gateway: &Gateway,
-    query: &ViewQuery,
     make: impl FnOnce(&ReadModel) -> T,
 ) -> Response {
-    if let Some(version) = query.newer_than {
-        gateway.wait_for_change(version).await;
-    }
     let version = gateway.version();
     let view = gateway.read(make);
     Json(serde_json::json!({"version": version, "view": view})).into_response()
@@ -360,12 +363,13 @@ pub async fn coordinator_view(
         Ok(_) => return forbidden("the dashboard is for coordinators"),
         Err(refused) => return refused,
     }
+    // Wait first, so the plan asked for below is as new as the change.
+    gateway.wait_if_asked(&query).await;
     let plan = gateway.plan().await;
     let now = gateway.context.clock.now();
-    versioned(&gateway, &query, |model| {
+    versioned(&gateway, |model| {
         views::coordinator(model, now, plan.as_ref())
     })
-    .await
 }
 
 /// `GET /api/view/collective[?id=]`: one collective's needs.
@@ -381,11 +385,11 @@ pub async fn collective_view(
         Ok(collective) => collective,
         Err(refused) => return refused,
     };
+    gateway.wait_if_asked(&query).await;
     let plan = gateway.plan().await;
-    versioned(&gateway, &query, |model| {
+    versioned(&gateway, |model| {
         views::collective(model, &collective, plan.as_ref())
     })
-    .await
 }
 
 /// `GET /api/view/volunteer[?id=]`: one volunteer's offer and assignments.
@@ -401,11 +405,9 @@ pub async fn volunteer_view(
         Ok(volunteer) => volunteer,
         Err(refused) => return refused,
     };
+    gateway.wait_if_asked(&query).await;
     let now = gateway.context.clock.now();
-    versioned(&gateway, &query, |model| {
-        views::volunteer(model, &volunteer, now)
-    })
-    .await
+    versioned(&gateway, |model| views::volunteer(model, &volunteer, now))
 }
 
 /// `GET /api/charts/{impact|hours|unmet}.svg`: the dashboard's charts.
