@@ -229,6 +229,8 @@ pub struct Options {
     pub response_window: chrono::Duration,
     /// Time to check in after accepting (switchboard time).
     pub checkin_window: chrono::Duration,
+    /// Starter tasks first for newcomers (off to score the canonical objective).
+    pub starter_policy: bool,
 }
 
 impl Default for Options {
@@ -239,6 +241,7 @@ impl Default for Options {
             match_budget: Duration::from_millis(200),
             response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
             checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
+            starter_policy: true,
         }
     }
 }
@@ -268,6 +271,7 @@ impl Switchboard {
             state_directory: Some(state.join("solver")),
             match_budget: options.match_budget,
             response_window: options.response_window,
+            starter_policy: options.starter_policy,
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));
