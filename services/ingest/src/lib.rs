@@ -31,12 +31,13 @@ use plumbing::{publish, reply, streams, Context};
 use view::View;
 
 /// The inputs this service answers; `reply` belongs to dispatch, which owns assignments.
-pub const INPUTS: [Input; 5] = [
+pub const INPUTS: [Input; 6] = [
     Input::Volunteer,
     Input::Need,
     Input::Pledge,
     Input::Withdraw,
     Input::Complete,
+    Input::Steer,
 ];
 
 #[derive(Clone, Debug, Default)]
