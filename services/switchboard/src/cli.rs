@@ -53,6 +53,47 @@ pub enum Command {
     Dispatch(DispatchArgs),
     /// Run the HTTP gateway alone.
     Gateway(GatewayArgs),
+    /// Drive the real services with a synthetic population on a fast clock and compare with self-selection.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Use this NATS server instead of starting a local one (the services still run in this process).
+    #[arg(long = "nats", env = "SWITCHBOARD_NATS")]
+    pub nats: Option<String>,
+    /// Subject prefix.
+    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
+    pub prefix: String,
+    /// Keep the services' and nats-server's state here instead of a temporary directory.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Start the simulated period at this RFC 3339 time instead of now.
+    #[arg(long)]
+    pub now: Option<DateTime<Utc>>,
+    /// Length of the simulated period, in days.
+    #[arg(long, default_value_t = 21.0)]
+    pub days: f64,
+    /// Simulated seconds per real second (20000: three weeks in about 90 s).
+    #[arg(long, default_value_t = 20_000.0)]
+    pub speed: f64,
+    /// Volunteers arriving over the period.
+    #[arg(long, default_value_t = 150)]
+    pub volunteers: usize,
+    /// Needs posted over the period (one to three tasks each).
+    #[arg(long, default_value_t = 60)]
+    pub needs: usize,
+    /// Seed of the population and of everyone's choices.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub lifecycle: Lifecycle,
+    /// Budget of one matching run, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
+    pub match_budget_ms: u64,
 }
 
 /// Where NATS is and which switchboard on it.
@@ -220,7 +261,7 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up(args) if !args.quiet => "warn",
-            Command::Watch(_) | Command::Solve(_) => "warn",
+            Command::Watch(_) | Command::Solve(_) | Command::Simulate(_) => "warn",
             _ => "info",
         }
     }
@@ -234,6 +275,7 @@ impl Command {
             Command::Solver(args) => crate::services::solver(args, shutdown).await,
             Command::Dispatch(args) => crate::services::dispatch(args, shutdown).await,
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
+            Command::Simulate(args) => crate::simulate::run(args, shutdown).await,
         }
     }
 }

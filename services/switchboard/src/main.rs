@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod local_nats;
 mod services;
+mod simulate;
 mod solve;
 mod up;
 mod watch;
