@@ -333,7 +333,7 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     assert_eq!(plan.assignments.len(), 1, "{plan:?}");
     assert_eq!(plan.funding.len(), 1, "{plan:?}");
     // What the gateway does on NATS, as its user: make sure of the streams,
-    // forward a request, ask for the plan, follow the match stream.
+    // forward a request, ask for the plan, follow the logs.
     let gateway = secured.connect("sb-gateway").await;
     let jetstream = gateway.context().jetstream;
     plumbing::streams::ensure(
@@ -355,19 +355,22 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
         .request(subjects.plan_get(), Bytes::from_static(b"{}"))
         .await
         .unwrap();
-    let last = plumbing::streams::last_sequence(&jetstream, &subjects.matches_stream())
-        .await
-        .unwrap();
-    let mut follower = plumbing::follow::Follower::start(&jetstream, &subjects.matches_stream(), 0)
-        .await
-        .unwrap();
-    let mut position = 0;
-    while position < last {
-        position = tokio::time::timeout(EXPECT_WITHIN, follower.next())
+    // Its pages replay both logs.
+    for stream in [subjects.events_stream(), subjects.matches_stream()] {
+        let last = plumbing::streams::last_sequence(&jetstream, &stream)
             .await
-            .unwrap()
-            .unwrap()
-            .sequence;
+            .unwrap();
+        let mut follower = plumbing::follow::Follower::start(&jetstream, &stream, 0)
+            .await
+            .unwrap();
+        let mut position = 0;
+        while position < last {
+            position = tokio::time::timeout(EXPECT_WITHIN, follower.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .sequence;
+        }
     }
     assert_eq!(
         secured.violations(),
