@@ -1116,35 +1116,26 @@ fn fund_first_come(population: &Population) -> HashSet<&str> {
 
 /// The report as a table people can read.
 pub fn render(report: &Report) -> String {
-    let rows: [(&str, Box<dyn Fn(&Outcome) -> String>); 7] = [
-        (
-            "tasks completed",
-            Box::new(|outcome: &Outcome| outcome.tasks_completed.to_string()),
-        ),
-        (
-            "impact delivered",
-            Box::new(|outcome: &Outcome| format!("{:.1}", outcome.impact_delivered)),
-        ),
-        (
-            "hours accepted",
-            Box::new(|outcome: &Outcome| format!("{:.1}", outcome.hours_accepted)),
-        ),
-        (
-            "  on work that completed",
-            Box::new(|outcome: &Outcome| format!("{:.1}", outcome.hours_completed)),
-        ),
-        (
-            "  on work that died",
-            Box::new(|outcome: &Outcome| format!("{:.1}", outcome.hours_died)),
-        ),
-        (
-            "people who got work",
-            Box::new(|outcome: &Outcome| outcome.people_with_work.to_string()),
-        ),
-        (
-            "people who completed work",
-            Box::new(|outcome: &Outcome| outcome.people_with_completed_work.to_string()),
-        ),
+    // One cell per row for each policy, in the order the rows are printed.
+    let cells = |outcome: &Outcome| -> [String; 7] {
+        [
+            outcome.tasks_completed.to_string(),
+            format!("{:.1}", outcome.impact_delivered),
+            format!("{:.1}", outcome.hours_accepted),
+            format!("{:.1}", outcome.hours_completed),
+            format!("{:.1}", outcome.hours_died),
+            outcome.people_with_work.to_string(),
+            outcome.people_with_completed_work.to_string(),
+        ]
+    };
+    let labels = [
+        "tasks completed",
+        "impact delivered",
+        "hours accepted",
+        "  on work that completed",
+        "  on work that died",
+        "people who got work",
+        "people who completed work",
     ];
     let mut text = format!(
         "simulated {} days at {}x in {:.0} s (seed {}): {} volunteers, {} needs, {} tasks, impact posted {:.1}\n\n",
@@ -1161,12 +1152,12 @@ pub fn render(report: &Report) -> String {
         "{:<28} {:>12} {:>15}\n",
         "", "switchboard", "self-selection"
     ));
-    for (label, value) in &rows {
+    let switchboard = cells(&report.switchboard);
+    let self_selection = cells(&report.self_selection);
+    for (index, label) in labels.iter().enumerate() {
         text.push_str(&format!(
             "{:<28} {:>12} {:>15}\n",
-            label,
-            value(&report.switchboard),
-            value(&report.self_selection)
+            label, switchboard[index], self_selection[index]
         ));
     }
     let traffic = &report.traffic;
