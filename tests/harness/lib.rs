@@ -225,6 +225,8 @@ pub struct Options {
     pub clock: plumbing::Clock,
     pub gateway: bool,
     pub match_budget: Duration,
+    /// Email to volunteers through this relay (dispatch's `smtp`).
+    pub smtp: Option<dispatch::SmtpConfig>,
     /// Longest time to answer a proposal (switchboard time).
     pub response_window: chrono::Duration,
     /// Time to check in after accepting (switchboard time).
@@ -239,6 +241,7 @@ impl Default for Options {
             clock: plumbing::Clock::system(),
             gateway: false,
             match_budget: Duration::from_millis(200),
+            smtp: None,
             response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
             checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
             starter_policy: true,
@@ -278,6 +281,7 @@ impl Switchboard {
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
             checkin_window: options.checkin_window,
+            smtp: options.smtp.clone(),
         };
         let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
         tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));

@@ -15,9 +15,13 @@
 //! `sb.in.reply`.
 //! Produces: `sb.match.accepted|declined|expired|checked_in|released|completed`,
 //! `sb.to.volunteer.<id>` (proposals, reminders, releases), answers in
-//! `SB_EVENTS`, `sb.dlq.in`.
+//! `SB_EVENTS`, `sb.dlq.in`; the same messages by email when configured
+//! ([`notify`]), and a reminder before the deadline of accepted work.
 
 pub mod assignments;
+pub mod notify;
+
+pub use notify::{SmtpConfig, VolunteerSignIn};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -62,6 +66,8 @@ pub struct DispatchConfig {
     pub state_directory: Option<PathBuf>,
     /// How long after accepting a volunteer has to check in ("still on it").
     pub checkin_window: chrono::Duration,
+    /// Email to volunteers who gave an address; without it only NATS.
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Default for DispatchConfig {
@@ -69,6 +75,7 @@ impl Default for DispatchConfig {
         DispatchConfig {
             state_directory: None,
             checkin_window: chrono::Duration::hours(CHECKIN_WINDOW_HOURS_DEFAULT),
+            smtp: None,
         }
     }
 }
@@ -107,6 +114,7 @@ struct Dispatch {
     /// When each volunteer's availability ends.
     tenure: HashMap<String, DateTime<Utc>>,
     checkin_window: chrono::Duration,
+    notifiers: notify::Notifiers,
 }
 
 pub async fn run(
@@ -121,7 +129,8 @@ pub async fn run(
     )
     .await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
-    let mut dispatch = Dispatch::load(context, store, config.checkin_window)?;
+    let notifiers = notify::Notifiers::load(config.smtp, &store)?;
+    let mut dispatch = Dispatch::load(context, store, config.checkin_window, notifiers)?;
     let events_stream = dispatch.context.subjects.events_stream();
     let matches_stream = dispatch.context.subjects.matches_stream();
     // Transitions first, then answers: an answer replayed against the final
@@ -203,6 +212,7 @@ impl Dispatch {
         context: Context,
         store: Store,
         checkin_window: chrono::Duration,
+        notifiers: notify::Notifiers,
     ) -> anyhow::Result<Dispatch> {
         let assignments: HashMap<String, Assignment> =
             store.load(KIND_ASSIGNMENT)?.into_iter().collect();
@@ -216,6 +226,7 @@ impl Dispatch {
             agenda: BTreeSet::new(),
             scheduled: HashMap::new(),
             checkin_window,
+            notifiers,
         };
         for key in keys {
             dispatch.schedule(&key);
@@ -289,9 +300,12 @@ impl Dispatch {
     }
 
     fn next_timer_delay(&self) -> Option<Duration> {
-        self.agenda
-            .first()
-            .map(|(at, _)| self.context.clock.real_delay_until(*at))
+        let assignment_timer = self.agenda.first().map(|(at, _)| *at);
+        [assignment_timer, self.next_deadline_reminder()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| self.context.clock.real_delay_until(at))
     }
 
     /// Records the assignment in memory and in `changes`, keeping the agenda true.
@@ -366,6 +380,8 @@ impl Dispatch {
             Ok(Event::VolunteerOffered(offer)) => {
                 changes.put(KIND_TENURE, &offer.id, &offer.available_until)?;
                 self.tenure.insert(offer.id.clone(), offer.available_until);
+                self.notifiers
+                    .learn_contact(&offer.id, offer.contact.as_deref(), &mut changes)?;
                 let held: Vec<String> = self
                     .assignments
                     .iter()
@@ -680,10 +696,7 @@ impl Dispatch {
                 self.store.commit(changes)?;
             }
             let volunteer_message = self.volunteer_message(&proposal);
-            let subject = self.context.subjects.to_volunteer(&proposal.volunteer);
-            let body = Bytes::from(serde_json::to_vec(&volunteer_message)?);
-            publish::durably_or_error(&self.context, &subject, &volunteer_message.message_id, body)
-                .await?;
+            self.send_to_volunteer(&volunteer_message).await?;
         }
         guard
             .ack()
@@ -750,10 +763,7 @@ impl Dispatch {
                 round: Some(assignment.round),
             });
         }
-        let subject = self.context.subjects.to_volunteer(&assignment.volunteer);
-        let body = Bytes::from(serde_json::to_vec(&message)?);
-        publish::durably_or_error(&self.context, &subject, &message.message_id, body).await?;
-        Ok(())
+        self.send_to_volunteer(&message).await
     }
 
     /// What whoever takes the work over needs to know.
@@ -787,6 +797,7 @@ impl Dispatch {
             .take_while(|(at, _)| *at <= now)
             .map(|(_, key)| key.clone())
             .collect();
+        self.remind_before_deadlines().await?;
         for key in due {
             let Some(assignment) = self.assignments.get(&key).cloned() else {
                 self.schedule(&key);

@@ -154,6 +154,29 @@ pub struct UpArgs {
     pub match_budget_ms: u64,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// Email to volunteers whose contact is an email address.
+#[derive(Args, Debug, Clone)]
+pub struct MailArgs {
+    /// SMTP relay for email to volunteers; without it they are reached on NATS only.
+    #[arg(long, env = "SWITCHBOARD_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// Port of the SMTP relay (STARTTLS is used when the relay offers it).
+    #[arg(long, env = "SWITCHBOARD_SMTP_PORT", default_value_t = dispatch::notify::SMTP_PORT_DEFAULT)]
+    pub smtp_port: u16,
+    /// Sender of the email, `name@example.org` or `Name <name@example.org>`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SMTP_FROM",
+        default_value = "switchboard@localhost"
+    )]
+    pub smtp_from: String,
+    /// The gateway as volunteers reach it, for the links in email (`up` defaults to http://HTTP).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// How the gateway signs people in.
@@ -225,6 +248,8 @@ pub struct DispatchArgs {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub lifecycle: Lifecycle,
+    #[command(flatten)]
+    pub mail: MailArgs,
 }
 
 #[derive(Args, Debug)]

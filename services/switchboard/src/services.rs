@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Connection, DispatchArgs, GatewayArgs, ServiceArgs, SolverArgs};
+use crate::cli::{Connection, DispatchArgs, GatewayArgs, MailArgs, ServiceArgs, SolverArgs};
 
 pub async fn context(
     connection: &Connection,
@@ -47,10 +47,37 @@ pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow
         dispatch::DispatchConfig {
             state_directory: service.state,
             checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
+            // Alone, dispatch does not know the gateway's secret: its links
+            // go to the volunteer page, which asks for a sign-in link.
+            smtp: smtp_config(&args.mail, None, None)?,
         },
         shutdown,
     )
     .await
+}
+
+/// Dispatch's email configuration, when `--smtp-host` is given. Links go
+/// to `--public-url`, else to `default_public_url`; one of them is needed.
+pub fn smtp_config(
+    mail: &MailArgs,
+    volunteer_sign_in: Option<dispatch::VolunteerSignIn>,
+    default_public_url: Option<String>,
+) -> anyhow::Result<Option<dispatch::SmtpConfig>> {
+    let Some(host) = &mail.smtp_host else {
+        return Ok(None);
+    };
+    let public_url = mail
+        .public_url
+        .clone()
+        .or(default_public_url)
+        .context("--smtp-host needs --public-url: the gateway's address for links in email")?;
+    Ok(Some(dispatch::SmtpConfig {
+        host: host.clone(),
+        port: mail.smtp_port,
+        from: mail.smtp_from.clone(),
+        public_url,
+        volunteer_sign_in,
+    }))
 }
 
 pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -499,6 +499,8 @@ async fn run_live(
     let dispatch_config = dispatch::DispatchConfig {
         state_directory: Some(state.join("dispatch")),
         checkin_window: chrono::Duration::hours(config.checkin_window_hours),
+        // A synthetic population has no mailboxes.
+        smtp: None,
     };
     let token = services.clone();
     running.spawn(async move {

@@ -57,9 +57,25 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     running.spawn(async move { ("solver", solver::run(context, config, token).await) });
 
     let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
+    // The links in email sign volunteers in with the gateway's own tokens.
+    let gateway_tokens = gateway::GatewayConfig::from_secret_or_file(
+        args.access.gateway_secret.as_deref(),
+        &args.data.join("gateway-secret"),
+        !args.access.invite_only,
+    )?
+    .tokens()?;
+    let volunteer_sign_in: dispatch::VolunteerSignIn =
+        std::sync::Arc::new(move |volunteer: &str| {
+            gateway_tokens.mint(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
+        });
     let config = dispatch::DispatchConfig {
         state_directory: Some(state.join("dispatch")),
         checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
+        smtp: crate::services::smtp_config(
+            &args.mail,
+            Some(volunteer_sign_in),
+            Some(format!("http://{}", args.http)),
+        )?,
     };
     let token = services.clone();
     running.spawn(async move { ("dispatch", dispatch::run(context, config, token).await) });

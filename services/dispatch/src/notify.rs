@@ -1,0 +1,527 @@
+//! Notifications to volunteers behind one interface: every message goes on
+//! the volunteer's NATS subject (`sb.to.volunteer.<id>`, kept in `SB_INBOX`),
+//! and, when dispatch has an SMTP relay and the volunteer gave an email
+//! address as their contact, also by email.
+//!
+//! NATS is the record: a message is delivered once it is in the inbox
+//! stream, and a failure there is an error the caller retries. Email is a
+//! courtesy copy sent at most once, off the dispatch loop, so a slow or
+//! absent relay never holds up matching; a failed email is logged (without
+//! the address) and not retried, because SMTP has no idempotency key and a
+//! retry after an unclear failure would send the mail twice.
+//!
+//! A proposal's email carries accept and decline links to the gateway and
+//! an `.ics` attachment (RFC 5545, one VEVENT spanning the task's window,
+//! UID = the message id, so a calendar updates rather than duplicates it
+//! when the same message is mailed again). The links sign the volunteer in
+//! and land on their page, where the answer is one button: a link that
+//! answered on GET would be "clicked" by every mail scanner that prefetches
+//! links.
+//!
+//! Contacts live only here, in dispatch's state (kind `contact`), and only
+//! while email is configured; they never reach a log line or a stream.
+//!
+//! Reminders go through the same interface: the check-in reminder (see
+//! [`crate::assignments::Timer::Remind`]) and one reminder before the
+//! deadline of accepted work, [`DEADLINE_REMINDER_LEAD_HOURS`] ahead.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use plumbing::publish;
+use plumbing::store::{Changes, Store};
+use proto::wire::{ReplyAction, VolunteerMessage, VolunteerReply};
+
+use crate::assignments::{Assignment, State};
+use crate::Dispatch;
+
+/// Accepted work gets one reminder this long before its deadline.
+pub const DEADLINE_REMINDER_LEAD_HOURS: i64 = 24;
+/// One SMTP conversation (connect, greet, send) gives up after this long.
+pub const SMTP_TIMEOUT_S: u64 = 20;
+/// Emails being sent at once; more wait, so a dead relay cannot pile up tasks.
+pub const SMTP_IN_FLIGHT_MAX: usize = 8;
+/// The SMTP port when none is given (plain, STARTTLS when offered).
+pub const SMTP_PORT_DEFAULT: u16 = 25;
+
+const KIND_CONTACT: &str = "contact";
+const KIND_DEADLINE_REMINDED: &str = "deadline_reminded";
+
+/// Mints the gateway's sign-in token of a volunteer id. Dispatch may not
+/// depend on the gateway (services meet only on NATS), so the binary that
+/// runs both hands the gateway's minter in.
+pub type VolunteerSignIn = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Where and how dispatch sends email.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    /// The relay's host name or address.
+    pub host: String,
+    /// The relay's port ([`SMTP_PORT_DEFAULT`] for a plain relay).
+    pub port: u16,
+    /// The sender, `name@example.org` or `Switchboard <name@example.org>`.
+    pub from: String,
+    /// The gateway as volunteers reach it, e.g. `https://switchboard.example.org`.
+    pub public_url: String,
+    /// The gateway's sign-in tokens; without it links go to the volunteer
+    /// page, where someone not signed in is asked for their link.
+    pub volunteer_sign_in: Option<VolunteerSignIn>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The minter holds the gateway's secret: never print more than its presence.
+        formatter
+            .debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .field("public_url", &self.public_url)
+            .field("volunteer_sign_in", &self.volunteer_sign_in.is_some())
+            .finish()
+    }
+}
+
+/// One way of reaching a volunteer.
+pub enum Notifier {
+    /// The volunteer's subject, kept in `SB_INBOX`: always used.
+    Nats,
+    /// Email to the volunteer's address, when they gave one.
+    Email(Box<EmailNotifier>),
+}
+
+impl Notifier {
+    /// Sends `message`. NATS errors are returned (the caller retries);
+    /// email is handed to a background task and never fails the caller.
+    async fn send(
+        &self,
+        context: &plumbing::Context,
+        message: &VolunteerMessage,
+        contact: Option<&Address>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Notifier::Nats => {
+                let subject = context.subjects.to_volunteer(&message.volunteer);
+                let body = Bytes::from(serde_json::to_vec(message)?);
+                publish::durably_or_error(context, &subject, &message.message_id, body).await?;
+                Ok(())
+            }
+            Notifier::Email(email) => {
+                if let Some(address) = contact {
+                    email.send(message, address, context.clock.now());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every notifier of this dispatch, and the contacts email needs.
+pub struct Notifiers {
+    channels: Vec<Notifier>,
+    /// Email addresses by volunteer id; empty unless email is configured.
+    contacts: HashMap<String, Address>,
+    /// Assignments (`key#round`) already reminded of their deadline.
+    deadline_reminded: HashSet<String>,
+}
+
+impl Notifiers {
+    pub fn load(smtp: Option<SmtpConfig>, store: &Store) -> anyhow::Result<Notifiers> {
+        let mut channels = vec![Notifier::Nats];
+        let mut contacts = HashMap::new();
+        if let Some(smtp) = smtp {
+            channels.push(Notifier::Email(Box::new(EmailNotifier::new(smtp)?)));
+            for (volunteer, address) in store.load::<String>(KIND_CONTACT)? {
+                if let Ok(address) = address.parse::<Address>() {
+                    contacts.insert(volunteer, address);
+                }
+            }
+        }
+        let deadline_reminded = store
+            .load::<bool>(KIND_DEADLINE_REMINDED)?
+            .into_iter()
+            .map(|(reminded, _)| reminded)
+            .collect();
+        Ok(Notifiers {
+            channels,
+            contacts,
+            deadline_reminded,
+        })
+    }
+
+    fn emails(&self) -> bool {
+        self.channels
+            .iter()
+            .any(|channel| matches!(channel, Notifier::Email(_)))
+    }
+
+    /// Remembers (or forgets) a volunteer's email address from their offer.
+    /// A contact that is not an email address (a phone number, a handle)
+    /// is not kept: nothing here could use it.
+    pub fn learn_contact(
+        &mut self,
+        volunteer: &str,
+        contact: Option<&str>,
+        changes: &mut Changes,
+    ) -> anyhow::Result<()> {
+        if !self.emails() {
+            return Ok(());
+        }
+        match contact.and_then(|contact| contact.trim().parse::<Address>().ok()) {
+            Some(address) => {
+                changes.put(KIND_CONTACT, volunteer, &address.to_string())?;
+                self.contacts.insert(volunteer.to_owned(), address);
+            }
+            None => {
+                if self.contacts.remove(volunteer).is_some() {
+                    changes.remove(KIND_CONTACT, volunteer);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Dispatch {
+    /// Sends `message` to its volunteer through every notifier.
+    pub(crate) async fn send_to_volunteer(&self, message: &VolunteerMessage) -> anyhow::Result<()> {
+        let contact = self.notifiers.contacts.get(&message.volunteer);
+        for channel in &self.notifiers.channels {
+            channel.send(&self.context, message, contact).await?;
+        }
+        Ok(())
+    }
+
+    /// When the next deadline reminder is due, if any accepted work has one ahead.
+    pub(crate) fn next_deadline_reminder(&self) -> Option<DateTime<Utc>> {
+        self.assignments
+            .iter()
+            .filter_map(|(pair, assignment)| self.deadline_reminder_at(pair, assignment))
+            .min()
+    }
+
+    /// When `assignment` is to be reminded of its deadline: accepted work
+    /// not yet reminded this round, accepted before the reminder time (whoever
+    /// accepts a day before the deadline knows it is near).
+    fn deadline_reminder_at(&self, pair: &str, assignment: &Assignment) -> Option<DateTime<Utc>> {
+        if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
+            return None;
+        }
+        let deadline = self.tasks.get(&assignment.task)?.deadline;
+        let remind_at = deadline - chrono::Duration::hours(DEADLINE_REMINDER_LEAD_HOURS);
+        let accepted_at = assignment.accepted_at?;
+        if accepted_at >= remind_at
+            || self
+                .notifiers
+                .deadline_reminded
+                .contains(&reminded_key(pair, assignment.round))
+        {
+            return None;
+        }
+        Some(remind_at)
+    }
+
+    /// Reminds every holder of accepted work whose deadline is near.
+    pub(crate) async fn remind_before_deadlines(&mut self) -> anyhow::Result<()> {
+        let now = self.context.clock.now();
+        let due: Vec<(String, Assignment)> = self
+            .assignments
+            .iter()
+            .filter(|(pair, assignment)| {
+                self.deadline_reminder_at(pair, assignment)
+                    .is_some_and(|at| at <= now)
+            })
+            .map(|(pair, assignment)| (pair.clone(), assignment.clone()))
+            .collect();
+        for (pair, assignment) in due {
+            let deadline = self
+                .tasks
+                .get(&assignment.task)
+                .map_or(now, |info| info.deadline);
+            let mut message = self.volunteer_message(&assignment.proposal);
+            // A reminder on the wire, so clients need no new kind; the id
+            // keeps it apart from the check-in reminder of the same round.
+            message.kind = "reminder".to_owned();
+            message.message_id = format!(
+                "deadline_reminder:{}:{}:{}",
+                assignment.volunteer, assignment.task, assignment.round
+            );
+            message.note = Some(format!(
+                "This is due on {}. If you cannot finish it, drop it now so someone else can.",
+                deadline.format("%b %d %H:%M UTC")
+            ));
+            if assignment.state == State::Accepted {
+                message.checkin = Some(VolunteerReply {
+                    volunteer: assignment.volunteer.clone(),
+                    task: assignment.task.clone(),
+                    action: ReplyAction::Checkin,
+                    round: Some(assignment.round),
+                });
+            }
+            self.send_to_volunteer(&message).await?;
+            let reminded = reminded_key(&pair, assignment.round);
+            let mut changes = Changes::default();
+            changes.put(KIND_DEADLINE_REMINDED, &reminded, &true)?;
+            self.store.commit(changes)?;
+            self.notifiers.deadline_reminded.insert(reminded);
+        }
+        Ok(())
+    }
+}
+
+fn reminded_key(pair: &str, round: u32) -> String {
+    format!("{pair}#{round}")
+}
+
+/// Sends email through one SMTP relay.
+pub struct EmailNotifier {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    public_url: String,
+    volunteer_sign_in: Option<VolunteerSignIn>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl EmailNotifier {
+    pub fn new(config: SmtpConfig) -> anyhow::Result<EmailNotifier> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|error| anyhow::anyhow!("--smtp-from {:?}: {error}", config.from))?;
+        // STARTTLS when the relay offers it, plain otherwise: a relay on
+        // loopback or inside the deployment's network often has no certificate.
+        let tls = TlsParameters::new(config.host.clone())
+            .map_err(|error| anyhow::anyhow!("TLS parameters for {}: {error}", config.host))?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(config.port)
+            .tls(Tls::Opportunistic(tls))
+            .timeout(Some(Duration::from_secs(SMTP_TIMEOUT_S)))
+            .build();
+        Ok(EmailNotifier {
+            transport,
+            from,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            volunteer_sign_in: config.volunteer_sign_in,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(SMTP_IN_FLIGHT_MAX)),
+        })
+    }
+
+    /// Builds the email and sends it in the background.
+    fn send(&self, message: &VolunteerMessage, address: &Address, now: DateTime<Utc>) {
+        let email = match self.email(message, address, now) {
+            Ok(email) => email,
+            Err(error) => {
+                tracing::warn!(message_id = %message.message_id, %error, "an email could not be built");
+                return;
+            }
+        };
+        let transport = self.transport.clone();
+        let in_flight = Arc::clone(&self.in_flight);
+        let message_id = message.message_id.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = in_flight.acquire_owned().await else {
+                return;
+            };
+            match transport.send(email).await {
+                Ok(_) => tracing::debug!(%message_id, "email sent"),
+                // The error names the relay, not the recipient.
+                Err(error) => tracing::warn!(%message_id, %error, "sending an email failed"),
+            }
+        });
+    }
+
+    fn email(
+        &self,
+        message: &VolunteerMessage,
+        address: &Address,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Message> {
+        let subject = match message.kind.as_str() {
+            "proposal" => format!("Can you take this on? {}", message.title),
+            "reminder" => format!("Reminder: {}", message.title),
+            "released" => format!("Released: {}", message.title),
+            _ => message.title.clone(),
+        };
+        let builder = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, address.clone()))
+            .subject(subject);
+        let text = self.text(message);
+        let email = if message.kind == "proposal" {
+            let calendar = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")?;
+            let attachment =
+                Attachment::new("task.ics".to_owned()).body(calendar_event(message, now), calendar);
+            builder.multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(text))
+                    .singlepart(attachment),
+            )?
+        } else {
+            builder.singlepart(SinglePart::plain(text))?
+        };
+        Ok(email)
+    }
+
+    /// The plain-text body: what the task is, when, and what to do.
+    fn text(&self, message: &VolunteerMessage) -> String {
+        let mut text = format!(
+            "{}\nfor {} ({}), about {} hours, between {} and {}.\n",
+            message.title,
+            message.collective,
+            message.region.as_deref().unwrap_or("remote"),
+            message.hours,
+            message.earliest_start.format("%b %d %H:%M UTC"),
+            message.deadline.format("%b %d %H:%M UTC"),
+        );
+        if let Some(note) = &message.note {
+            text.push_str(&format!("\n{note}\n"));
+        }
+        if message.kind == "proposal" {
+            if !message.why.binding.is_empty() {
+                text.push_str(&format!("\nWhy you: {}\n", message.why.binding));
+            }
+            text.push_str(&format!(
+                "\nPlease answer by {}.\n\nAccept: {}\nDecline: {}\n",
+                message.respond_by.format("%b %d %H:%M UTC"),
+                self.answer_link(message, ReplyAction::Accept),
+                self.answer_link(message, ReplyAction::Decline),
+            ));
+        } else if message.checkin.is_some() {
+            text.push_str(&format!(
+                "\nStill on it? Check in: {}\n",
+                self.answer_link(message, ReplyAction::Checkin)
+            ));
+        } else {
+            text.push_str(&format!("\nYour page: {}\n", self.page_link(message)));
+        }
+        text
+    }
+
+    /// A link that signs the volunteer in and lands on their page with the
+    /// answer to give preselected. The gateway ignores query fields it does
+    /// not know, so the extra fields are safe before the page reads them.
+    fn answer_link(&self, message: &VolunteerMessage, action: ReplyAction) -> String {
+        let answer = match action {
+            ReplyAction::Accept => "accept",
+            ReplyAction::Decline => "decline",
+            ReplyAction::Checkin => "checkin",
+            ReplyAction::Done => "done",
+            ReplyAction::Drop => "drop",
+        };
+        // Ids follow the wire id syntax, which is URL-safe.
+        let round = message.accept.round.unwrap_or_default();
+        format!(
+            "{}&task={}&round={round}&answer={answer}",
+            self.page_link(message),
+            message.task
+        )
+    }
+
+    /// The volunteer's page: through their sign-in link when the gateway's
+    /// minter is known, else the page itself (which asks for a link).
+    fn page_link(&self, message: &VolunteerMessage) -> String {
+        match &self.volunteer_sign_in {
+            Some(mint) => format!(
+                "{}/signin?token={}",
+                self.public_url,
+                mint(&message.volunteer)
+            ),
+            None => format!("{}/volunteer?for={}", self.public_url, message.volunteer),
+        }
+    }
+}
+
+/// The task's window as an RFC 5545 calendar with one event.
+pub fn calendar_event(message: &VolunteerMessage, now: DateTime<Utc>) -> String {
+    let stamp = |at: DateTime<Utc>| at.format("%Y%m%dT%H%M%SZ").to_string();
+    let description = format!(
+        "For {}, about {} hours. Answer by {}.",
+        message.collective,
+        message.hours,
+        message.respond_by.format("%b %d %H:%M UTC")
+    );
+    let lines = [
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//Switchboard//dispatch//EN".to_owned(),
+        "METHOD:PUBLISH".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:{}", escape_text(&message.message_id)),
+        format!("DTSTAMP:{}", stamp(now)),
+        format!("DTSTART:{}", stamp(message.earliest_start)),
+        format!(
+            "DTEND:{}",
+            stamp(message.deadline.max(message.earliest_start))
+        ),
+        format!("SUMMARY:{}", escape_text(&message.title)),
+        format!("DESCRIPTION:{}", escape_text(&description)),
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+    ];
+    lines.iter().map(|line| fold_line(line)).collect()
+}
+
+/// RFC 5545 §3.3.11 TEXT: backslash, semicolon, comma and newline escaped.
+fn escape_text(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\\' => escaped.push_str("\\\\"),
+            ';' => escaped.push_str("\\;"),
+            ',' => escaped.push_str("\\,"),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => {}
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// Content lines longer than this many octets are folded (RFC 5545 §3.1).
+const ICS_LINE_OCTETS_MAX: usize = 75;
+
+/// One content line, folded at [`ICS_LINE_OCTETS_MAX`] octets without
+/// splitting a UTF-8 character, ending in CRLF.
+fn fold_line(line: &str) -> String {
+    let mut folded = String::with_capacity(line.len() + 8);
+    let mut octets_on_line = 0;
+    for character in line.chars() {
+        if octets_on_line + character.len_utf8() > ICS_LINE_OCTETS_MAX {
+            folded.push_str("\r\n ");
+            // The leading space counts towards the continuation line.
+            octets_on_line = 1;
+        }
+        folded.push(character);
+        octets_on_line += character.len_utf8();
+    }
+    folded.push_str("\r\n");
+    folded
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn long_lines_fold_at_seventy_five_octets_without_splitting_characters() {
+        let line = format!("SUMMARY:{}", "é".repeat(60));
+        let folded = fold_line(&line);
+        for physical in folded.split("\r\n").filter(|line| !line.is_empty()) {
+            assert!(physical.len() <= ICS_LINE_OCTETS_MAX, "{physical:?}");
+        }
+        assert_eq!(folded.replace("\r\n ", ""), format!("{line}\r\n"));
+    }
+
+    #[test]
+    fn text_values_escape_the_characters_rfc_5545_reserves() {
+        assert_eq!(escape_text("a,b;c\\d\ne"), "a\\,b\\;c\\\\d\\ne");
+    }
+}
