@@ -120,7 +120,7 @@ impl NatsServer {
         // The same durability as deploy/nats/switchboard.conf: fsync before ack.
         std::fs::write(
             &config,
-            "jetstream { sync_interval: always }\nmax_payload: 1MB\n",
+            "jetstream { sync_interval: always, max_file_store: 20GB }\nmax_payload: 1MB\n",
         )
         .unwrap();
         let launch = Launch {
@@ -308,12 +308,13 @@ impl Switchboard {
             shutdown,
             tasks,
         };
+        let mut switchboard = switchboard;
         switchboard.wait_until_serving().await;
         switchboard
     }
 
     /// Waits until each service's endpoint answers a request.
-    async fn wait_until_serving(&self) {
+    async fn wait_until_serving(&mut self) {
         let subjects = [
             self.subjects.input(Input::Withdraw),
             self.subjects.input(Input::Reply),
@@ -328,6 +329,11 @@ impl Switchboard {
                     .await;
                 if answer.is_ok() {
                     break;
+                }
+                // A service that stopped will never answer: say why at once.
+                if let Some(position) = self.tasks.iter().position(|task| task.is_finished()) {
+                    let outcome = self.tasks.remove(position).await;
+                    panic!("a service stopped while starting: {outcome:?}");
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,

@@ -15,11 +15,19 @@ use async_nats::jetstream::stream::{
 };
 use proto::subjects::Subjects;
 
-/// The log of record may grow to this before new input is refused (not dropped).
-pub const EVENTS_BYTES_MAX: i64 = 8 * 1024 * 1024 * 1024;
-pub const MATCHES_BYTES_MAX: i64 = 4 * 1024 * 1024 * 1024;
-pub const INBOX_BYTES_MAX: i64 = 1024 * 1024 * 1024;
-pub const DEAD_LETTER_BYTES_MAX: i64 = 256 * 1024 * 1024;
+/// The log of record may grow to this before new input is refused (not
+/// dropped). The server reserves every stream's limit against its own
+/// `max_file_store` at creation, so the four together must fit it with room
+/// to spare (deploy/nats/switchboard.conf states 20 GB).
+pub const EVENTS_BYTES_MAX: i64 = 4 * 1024 * 1024 * 1024;
+pub const MATCHES_BYTES_MAX: i64 = 2 * 1024 * 1024 * 1024;
+pub const INBOX_BYTES_MAX: i64 = 512 * 1024 * 1024;
+pub const DEAD_LETTER_BYTES_MAX: i64 = 128 * 1024 * 1024;
+
+/// What the streams reserve together, against the server's 20 GB.
+const STREAMS_BYTES_TOTAL: i64 =
+    EVENTS_BYTES_MAX + MATCHES_BYTES_MAX + INBOX_BYTES_MAX + DEAD_LETTER_BYTES_MAX;
+const _: () = assert!(STREAMS_BYTES_TOTAL <= 10 * 1024 * 1024 * 1024);
 /// A repeated request inside this window is recognised by its message id.
 pub const DUPLICATE_WINDOW_S: u64 = 10 * 60;
 /// What volunteers were sent stays readable this long: longer than a tenure.
@@ -117,6 +125,12 @@ pub fn configs(subjects: &Subjects, replication: Replication) -> Vec<Config> {
     ]
 }
 
+/// Attempts at creating or updating one stream: services start together and
+/// race to create the same stream, and the loser's first attempt fails.
+pub const ENSURE_ATTEMPTS_MAX: u32 = 5;
+/// Pause before the next attempt, times the attempt number.
+pub const ENSURE_RETRY_PAUSE_MS: u64 = 50;
+
 /// Creates the streams, or updates them to these settings. Idempotent, so
 /// every service calls it at start and none depends on another having run.
 pub async fn ensure(
@@ -126,10 +140,24 @@ pub async fn ensure(
 ) -> anyhow::Result<()> {
     for config in configs(subjects, replication) {
         let name = config.name.clone();
-        jetstream
-            .create_or_update_stream(config)
-            .await
-            .with_context(|| format!("creating or updating stream {name}"))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match jetstream.create_or_update_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(error) if attempt < ENSURE_ATTEMPTS_MAX => {
+                    tracing::debug!(stream = %name, %error, attempt, "creating the stream raced another service; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        ENSURE_RETRY_PAUSE_MS * u64::from(attempt),
+                    ))
+                    .await;
+                }
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("creating or updating stream {name}"))
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -344,8 +344,9 @@ impl Solver {
     fn problem_at(
         &self,
         now: DateTime<Utc>,
+        pin_proposals: bool,
     ) -> Option<(Problem, SolveOptions, Vec<(usize, usize)>)> {
-        let snapshot = self.world.snapshot(now);
+        let snapshot = self.world.snapshot(now, pin_proposals);
         let mut problem = match Problem::from_world(&snapshot) {
             Ok(problem) => problem,
             Err(error) => {
@@ -438,7 +439,10 @@ impl Solver {
     async fn match_now(&mut self) -> anyhow::Result<()> {
         self.dirty = false;
         let now = self.context.clock.now();
-        let Some((problem, mut options, restricted)) = self.problem_at(now) else {
+        // Tier 1 builds around every live proposal: re-planning one away the
+        // moment after it was made is churn a volunteer sees. Only tier 2
+        // moves a proposal, and only when that is worth its cost.
+        let Some((problem, mut options, restricted)) = self.problem_at(now, true) else {
             return Ok(());
         };
         options.greedy_only = true;
@@ -468,7 +472,7 @@ impl Solver {
         self.improved_generation = self.generation;
         let generation = self.generation;
         let now = self.context.clock.now();
-        let (problem, options, restricted) = self.problem_at(now)?;
+        let (problem, options, restricted) = self.problem_at(now, false)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let report = solve_with_starters(&problem, &options, &restricted);

@@ -377,7 +377,10 @@ impl OpenWorld {
     /// available, tasks still open before their deadline whose dependencies
     /// can still be met, pledges not expired, and the accepted assignments as
     /// pins. Anything that no longer validates is left out and logged.
-    pub fn snapshot(&self, now: DateTime<Utc>) -> World {
+    /// `pin_proposals`: also pin the proposals people are looking at, so the
+    /// plan is built around them (tier 1); otherwise they are only kept at a
+    /// cost and may move (tier 2).
+    pub fn snapshot(&self, now: DateTime<Utc>, pin_proposals: bool) -> World {
         let volunteers = self
             .volunteers
             .values()
@@ -443,7 +446,7 @@ impl OpenWorld {
         let accepted = self
             .live
             .values()
-            .filter(|live| live.standing != Standing::Proposed)
+            .filter(|live| pin_proposals || live.standing != Standing::Proposed)
             .filter(|live| !self.vetoed.contains(&pair_key(&live.volunteer, &live.task)))
             .map(|live| (live.volunteer.as_str(), live.task.as_str()));
         let coordinator = self
