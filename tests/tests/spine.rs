@@ -479,3 +479,39 @@ async fn a_lost_state_directory_is_rebuilt_from_the_streams() {
     );
     switchboard.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_aims_its_reply_into_the_switchboards_own_subjects_is_ignored() {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let switchboard = Switchboard::start(&nats, state.path(), Options::default()).await;
+    let body = bytes::Bytes::from(
+        serde_json::to_vec(&volunteer("v-sneaky", json!({"legal": 2}))).unwrap(),
+    );
+    let aimed_at_the_log = switchboard
+        .subjects
+        .event(proto::subjects::EventKind::VolunteerOffered, &["v-forged"]);
+    switchboard
+        .client
+        .publish_with_reply(
+            switchboard.subjects.input(Input::Volunteer),
+            aimed_at_the_log,
+            body,
+        )
+        .await
+        .unwrap();
+    switchboard.client.flush().await.unwrap();
+    // A request after it is handled in order, so the first was seen and ignored.
+    switchboard
+        .accept(
+            Input::Volunteer,
+            &volunteer("v-honest", json!({"legal": 2})),
+        )
+        .await;
+    let logged = switchboard
+        .stream_messages(&switchboard.subjects.events_stream())
+        .await;
+    let subjects: Vec<&str> = logged.iter().map(|(subject, _)| subject.as_str()).collect();
+    assert_eq!(subjects, vec!["sb.ev.volunteer.v-honest"], "{logged:?}");
+    switchboard.stop().await;
+}

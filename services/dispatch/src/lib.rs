@@ -561,6 +561,9 @@ impl Dispatch {
 
     #[tracing::instrument(name = "dispatch.reply", skip_all)]
     async fn handle_reply(&mut self, request: Request) {
+        if !reply::has_safe_reply_subject(&self.context, &request) {
+            return;
+        }
         let reply = match self.answer(&request.message.payload).await {
             Ok(reply) => reply,
             Err(refusal) => Reply::refused(refusal),

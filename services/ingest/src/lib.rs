@@ -174,6 +174,9 @@ impl Ingest {
 
     #[tracing::instrument(name = "ingest.request", skip_all, fields(subject = %request.message.subject))]
     async fn handle(&mut self, request: Request) {
+        if !reply::has_safe_reply_subject(&self.context, &request) {
+            return;
+        }
         let reply = match self
             .accept(&request.message.subject, &request.message.payload)
             .await

@@ -23,6 +23,9 @@ fn status(code: ErrorCode) -> &'static str {
 /// Sends `reply`. A refusal also sets the micro protocol's error headers so
 /// `$SRV.STATS` and generic clients see it, and is copied to the dead letters.
 pub async fn respond(context: &crate::Context, request: &Request, reply: &Reply) {
+    if !has_safe_reply_subject(context, request) {
+        return;
+    }
     let body = Bytes::from(serde_json::to_vec(reply).unwrap_or_default());
     let mut headers = async_nats::HeaderMap::new();
     if let Some(error) = &reply.error {
@@ -39,6 +42,24 @@ pub async fn respond(context: &crate::Context, request: &Request, reply: &Reply)
     if let Err(error) = request.respond_with_headers(Ok(body), headers).await {
         tracing::debug!(%error, "the requester left before the reply");
     }
+}
+
+/// Whether a request's reply subject is one a service may publish to. The
+/// requester names it, so a hostile one could aim a service's reply into the
+/// switchboard's own subjects (and so into its streams) or at the server's
+/// API: such a request is not handled at all.
+pub fn has_safe_reply_subject(context: &crate::Context, request: &Request) -> bool {
+    let Some(reply) = request.message.reply.as_deref() else {
+        return false;
+    };
+    let own = reply
+        .strip_prefix(context.subjects.prefix())
+        .is_some_and(|rest| rest.starts_with('.'));
+    let safe = !own && !reply.starts_with('$');
+    if !safe {
+        tracing::warn!(subject = %request.message.subject, "a request asked for its reply on a reserved subject; ignored");
+    }
+    safe
 }
 
 /// Copies a refused input with its error to `sb.dlq.in`.

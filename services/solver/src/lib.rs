@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use plumbing::follow::{Follower, Stored};
 use plumbing::store::{Changes, Store};
-use plumbing::{publish, streams, Context};
+use plumbing::{publish, reply, streams, Context};
 use world::{pair_key, OpenWorld, Standing};
 
 /// Quiet time after a change before matching, so a burst is matched once.
@@ -331,6 +331,9 @@ impl Solver {
     }
 
     async fn answer_plan(&self, request: Request) {
+        if !reply::has_safe_reply_subject(&self.context, &request) {
+            return;
+        }
         let body = Bytes::from(serde_json::to_vec(&self.plan).unwrap_or_default());
         if let Err(error) = request.respond(Ok(body)).await {
             tracing::debug!(%error, "the plan requester left");
