@@ -17,7 +17,19 @@ use serde::Serialize;
 
 /// Bump when the layout of stored values changes: older stores are rebuilt.
 pub const STORE_FORMAT_VERSION: u64 = 1;
+/// Attempts at opening a store whose lock is still held, and the pause between.
+pub const STORE_LOCK_ATTEMPTS_MAX: u32 = 40;
+pub const STORE_LOCK_PAUSE_MS: u64 = 50;
 const POSITION_KIND: &str = "_position";
+
+fn is_lock_held(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("could not acquire lock")
+            || text.contains("WouldBlock")
+            || text.contains("temporarily unavailable")
+    })
+}
 const FORMAT_KEY: &[u8] = b"_format";
 
 /// The storage interface: raw keys and values, atomic batches, flush.
@@ -163,8 +175,13 @@ impl Store {
     /// `<directory>.discarded-<n>` and a fresh one is created: the caller
     /// then replays the streams from the start.
     pub fn open(directory: &Path) -> anyhow::Result<Store> {
-        match Self::open_sled(directory) {
+        match Self::open_sled_when_unlocked(directory) {
             Ok(store) => Ok(store),
+            // Another live process holds it: never move a store in use aside.
+            Err(error) if is_lock_held(&error) => Err(error.context(format!(
+                "{} is in use by another process",
+                directory.display()
+            ))),
             Err(error) => {
                 let aside = discarded_path(directory);
                 tracing::warn!(
@@ -174,6 +191,22 @@ impl Store {
                 std::fs::rename(directory, &aside)
                     .with_context(|| format!("moving {} aside", directory.display()))?;
                 Self::open_sled(directory)
+            }
+        }
+    }
+
+    /// sled's background thread may hold the directory's lock for a moment
+    /// after the previous store was dropped (a service restarted in the same
+    /// process): wait for it rather than mistake it for a corrupt store.
+    fn open_sled_when_unlocked(directory: &Path) -> anyhow::Result<Store> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::open_sled(directory) {
+                Err(error) if attempt < STORE_LOCK_ATTEMPTS_MAX && is_lock_held(&error) => {
+                    std::thread::sleep(std::time::Duration::from_millis(STORE_LOCK_PAUSE_MS));
+                }
+                outcome => return outcome,
             }
         }
     }
@@ -302,6 +335,18 @@ mod tests {
             vec![("v1".to_owned(), "hello".to_owned())]
         );
         assert_eq!(store.position("SB_MATCHES").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_store_in_use_is_refused_not_moved_aside() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state");
+        let _in_use = Store::open(&path).unwrap();
+        let error = Store::open(&path)
+            .err()
+            .expect("a second open of a live store fails");
+        assert!(format!("{error:#}").contains("in use"), "{error:#}");
+        assert!(!directory.path().join("state.discarded-1").exists());
     }
 
     #[test]
