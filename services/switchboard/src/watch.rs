@@ -78,6 +78,14 @@ pub async fn print_stream_filtered(
     filter: &Filter,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Under `up` the watcher may start before any service has created the
+    // streams; creating them is idempotent, so it does not wait for one.
+    plumbing::streams::ensure(
+        &context.jetstream,
+        &context.subjects,
+        plumbing::streams::Replication::default(),
+    )
+    .await?;
     let subjects = context.subjects.clone();
     let events_stream = subjects.events_stream();
     let mut labels: HashMap<String, TaskLabel> = HashMap::new();
