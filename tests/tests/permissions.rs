@@ -193,6 +193,25 @@ impl Session {
     }
 }
 
+impl Secured {
+    /// A service's context connected the way the binary connects
+    /// (`--nats-user`, `--nats-password-file`, `--nats-ca`).
+    async fn service_context(&self, user: &str) -> Context {
+        let issued = &self.credentials[user];
+        let credentials = plumbing::nats::Credentials {
+            user: Some(issued["user"].as_str().unwrap().to_owned()),
+            password: Some(issued["password"].as_str().unwrap().to_owned()),
+            ca_file: Some(self.tls("ca.pem")),
+            client_certificate: None,
+            inbox_prefix: Some(issued["inbox_prefix"].as_str().unwrap().to_owned()),
+        };
+        let client = plumbing::nats::connect_as(&self.nats.url, user, &credentials)
+            .await
+            .unwrap_or_else(|error| panic!("{user} could not connect: {error:#}"));
+        Context::new(client, Subjects::default(), Clock::system())
+    }
+}
+
 /// Ingest, solver and dispatch, each connected as its own user.
 struct Services {
     shutdown: CancellationToken,
@@ -203,19 +222,19 @@ impl Services {
     async fn start(secured: &Secured, state: &Path) -> Services {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let context = secured.connect("sb-ingest").await.context();
+        let context = secured.service_context("sb-ingest").await;
         let config = ingest::IngestConfig {
             state_directory: Some(state.join("ingest")),
         };
         tasks.push(tokio::spawn(ingest::run(context, config, shutdown.clone())));
-        let context = secured.connect("sb-solver").await.context();
+        let context = secured.service_context("sb-solver").await;
         let config = solver::SolverConfig {
             state_directory: Some(state.join("solver")),
             match_budget: Duration::from_millis(200),
             ..solver::SolverConfig::default()
         };
         tasks.push(tokio::spawn(solver::run(context, config, shutdown.clone())));
-        let context = secured.connect("sb-dispatch").await.context();
+        let context = secured.service_context("sb-dispatch").await;
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
             ..dispatch::DispatchConfig::default()

@@ -1,5 +1,6 @@
 //! Connecting to NATS with every option set on purpose, not left to defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,10 +18,74 @@ pub const PUBLISH_ACK_TIMEOUT_MS: u64 = 5_000;
 /// Publishes awaiting an ack at once, per client.
 pub const PUBLISH_PENDING_MAX: usize = 1_024;
 
+/// Who a client is to a server that asks (deploy/nats/secure.conf): its
+/// user and password, the CA it trusts, the certificate it shows under
+/// mutual TLS, and the inbox prefix its user may subscribe to. All empty
+/// for a local server that asks nothing.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// The NATS user (`sb-ingest`, `volunteer-v1`, ...).
+    pub user: Option<String>,
+    /// The user's password; required with `user`.
+    pub password: Option<String>,
+    /// PEM file of the CA that signed the server's certificate; implies TLS.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate and key shown to a server that verifies clients.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
+    /// Replies come back under this prefix instead of `_INBOX`; a user
+    /// allowed only its own inbox (make-users) needs it.
+    pub inbox_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints the password.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("ca_file", &self.ca_file)
+            .field("client_certificate", &self.client_certificate)
+            .field("inbox_prefix", &self.inbox_prefix)
+            .finish()
+    }
+}
+
 /// Connects `name` (shown in the server's connection list) to `url`.
 /// Reconnects forever: a service outlives a restarting server.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+    connect_as(url, name, &Credentials::default()).await
+}
+
+/// `connect`, presenting `credentials` to the server.
+pub async fn connect_as(
+    url: &str,
+    name: &str,
+    credentials: &Credentials,
+) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new();
+    match (&credentials.user, &credentials.password) {
+        (Some(user), Some(password)) => {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        (None, None) => {}
+        (Some(_), None) => anyhow::bail!("NATS user given without a password"),
+        (None, Some(_)) => anyhow::bail!("NATS password given without a user"),
+    }
+    if let Some(ca_file) = &credentials.ca_file {
+        options = options
+            .add_root_certificates(ca_file.clone())
+            .require_tls(true);
+    }
+    if let Some((certificate, key)) = &credentials.client_certificate {
+        options = options
+            .add_client_certificate(certificate.clone(), key.clone())
+            .require_tls(true);
+    }
+    if let Some(prefix) = &credentials.inbox_prefix {
+        options = options.custom_inbox_prefix(prefix.clone());
+    }
+    options
         .name(name)
         .connection_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
         .ping_interval(Duration::from_millis(PING_INTERVAL_MS))

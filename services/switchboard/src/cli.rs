@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -109,6 +110,58 @@ pub struct Connection {
     /// First token of every subject; several switchboards can share a NATS.
     #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
     pub prefix: String,
+    #[command(flatten)]
+    pub auth: NatsAuth,
+}
+
+/// Who this process is to a NATS server that asks (deploy/nats/secure.conf).
+#[derive(Args, Debug, Clone, Default)]
+pub struct NatsAuth {
+    /// NATS user to connect as (deploy/nats/make-users issues one per service and per person).
+    #[arg(long, env = "SWITCHBOARD_NATS_USER", requires = "nats_password_file")]
+    pub nats_user: Option<String>,
+    /// File holding that user's password (kept out of the process list and the environment).
+    #[arg(long, env = "SWITCHBOARD_NATS_PASSWORD_FILE", requires = "nats_user")]
+    pub nats_password_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the server's certificate; the connection then requires TLS.
+    #[arg(long, env = "SWITCHBOARD_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for a server that verifies clients (mutual TLS).
+    #[arg(long, env = "SWITCHBOARD_NATS_CERT", requires = "nats_key")]
+    pub nats_cert: Option<PathBuf>,
+    /// Key (PEM) of the client certificate.
+    #[arg(long, env = "SWITCHBOARD_NATS_KEY", requires = "nats_cert")]
+    pub nats_key: Option<PathBuf>,
+    /// Inbox prefix the user may subscribe to (make-users gives people `_INBOX.<role>.<id>`).
+    #[arg(long, env = "SWITCHBOARD_NATS_INBOX_PREFIX")]
+    pub nats_inbox_prefix: Option<String>,
+}
+
+impl NatsAuth {
+    /// The credentials to present, with the password read from its file.
+    pub fn credentials(&self) -> anyhow::Result<plumbing::nats::Credentials> {
+        let password = match &self.nats_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--nats-password-file: reading {}", path.display()))?;
+                let password = text.trim_end_matches(['\r', '\n']).to_owned();
+                anyhow::ensure!(
+                    !password.is_empty(),
+                    "--nats-password-file: {} is empty",
+                    path.display()
+                );
+                Some(password)
+            }
+            None => None,
+        };
+        Ok(plumbing::nats::Credentials {
+            user: self.nats_user.clone(),
+            password,
+            ca_file: self.nats_ca.clone(),
+            client_certificate: self.nats_cert.clone().zip(self.nats_key.clone()),
+            inbox_prefix: self.nats_inbox_prefix.clone(),
+        })
+    }
 }
 
 /// The switchboard's time: real by default.
@@ -312,5 +365,70 @@ impl Time {
             None if self.speed == 1.0 => plumbing::Clock::system(),
             None => plumbing::Clock::starting_at(Utc::now(), self.speed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("switchboard").chain(arguments.iter().copied()))
+    }
+
+    #[test]
+    fn a_service_reads_its_nats_password_from_the_file_it_is_given() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("password");
+        std::fs::write(&file, "s3cret-password\n").unwrap();
+        let cli = parse(&[
+            "ingest",
+            "--nats",
+            "tls://127.0.0.1:4222",
+            "--nats-user",
+            "sb-ingest",
+            "--nats-password-file",
+            file.to_str().unwrap(),
+            "--nats-ca",
+            "/etc/switchboard/ca.pem",
+        ])
+        .unwrap();
+        let Command::Ingest(args) = cli.command else {
+            panic!("not the ingest command")
+        };
+        let credentials = args.connection.auth.credentials().unwrap();
+        assert_eq!(credentials.user.as_deref(), Some("sb-ingest"));
+        assert_eq!(credentials.password.as_deref(), Some("s3cret-password"));
+        assert_eq!(
+            credentials.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/switchboard/ca.pem"))
+        );
+        assert!(!format!("{credentials:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_nats_user_without_a_password_file_is_refused_at_the_command_line() {
+        let error = parse(&["solver", "--nats-user", "sb-solver"]).unwrap_err();
+        assert!(
+            error.to_string().contains("--nats-password-file"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_empty_password_file_is_an_error_naming_the_flag() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("password");
+        std::fs::write(&file, "\n").unwrap();
+        let auth = NatsAuth {
+            nats_user: Some("sb-ingest".into()),
+            nats_password_file: Some(file),
+            ..NatsAuth::default()
+        };
+        let error = auth.credentials().unwrap_err();
+        assert!(
+            error.to_string().contains("--nats-password-file"),
+            "{error}"
+        );
     }
 }

@@ -11,7 +11,8 @@ pub async fn context(
     clock: plumbing::Clock,
 ) -> anyhow::Result<plumbing::Context> {
     let subjects = proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?;
-    let client = plumbing::nats::connect(&connection.url, client_name).await?;
+    let credentials = connection.auth.credentials()?;
+    let client = plumbing::nats::connect_as(&connection.url, client_name, &credentials).await?;
     Ok(plumbing::Context::new(client, subjects, clock))
 }
 

@@ -468,6 +468,7 @@ async fn run_live(
     let connection = Connection {
         url: url.to_owned(),
         prefix: config.prefix.clone(),
+        auth: Default::default(),
     };
     let origin = config
         .start
