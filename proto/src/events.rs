@@ -11,7 +11,7 @@ use crate::subjects::{EventKind, MatchKind, Subjects};
 use crate::validate::decode_unbounded;
 use crate::wire::{
     ErrorBody, MatchChanged, MatchProposed, NeedPost, PledgeOffer, Steering, TaskCompletion,
-    VolunteerOffer, VolunteerReply, Withdrawal,
+    Vetting, VolunteerOffer, VolunteerReply, Withdrawal,
 };
 
 /// An accepted input, as logged in `SB_EVENTS` (names in the past tense).
@@ -24,6 +24,7 @@ pub enum Event {
     TaskCompleted(TaskCompletion),
     AssignmentAnswered(VolunteerReply),
     Steered(Steering),
+    Vetted(Vetting),
 }
 
 /// Why a stored message could not be read back.
@@ -45,6 +46,7 @@ impl Event {
             Event::TaskCompleted(_) => EventKind::TaskCompleted,
             Event::AssignmentAnswered(_) => EventKind::AssignmentAnswered,
             Event::Steered(_) => EventKind::Steered,
+            Event::Vetted(_) => EventKind::Vetted,
         }
     }
 
@@ -61,6 +63,7 @@ impl Event {
             Event::Steered(Steering::Weight {
                 collective, tag, ..
             }) => collective.as_deref().or(tag.as_deref()).unwrap_or_default(),
+            Event::Vetted(vetting) => &vetting.volunteer,
         }
     }
 
@@ -103,6 +106,7 @@ impl Event {
             Event::TaskCompleted(body) => serde_json::to_vec(body),
             Event::AssignmentAnswered(body) => serde_json::to_vec(body),
             Event::Steered(body) => serde_json::to_vec(body),
+            Event::Vetted(body) => serde_json::to_vec(body),
         };
         // Serializing these plain structs cannot fail: no maps with non-string keys.
         encoded.unwrap_or_default()
@@ -134,6 +138,7 @@ impl Event {
             EventKind::Steered => {
                 Event::Steered(decode_unbounded(body).map_err(DecodeError::Body)?)
             }
+            EventKind::Vetted => Event::Vetted(decode_unbounded(body).map_err(DecodeError::Body)?),
         };
         Ok(event)
     }

@@ -7,7 +7,8 @@ use schemars::{schema_for, Schema};
 use crate::instance::{Instance, Plan};
 use crate::wire::{
     DeadLetter, MatchChanged, MatchProposed, NeedPost, PlanRequest, PledgeOffer, Reply, Steering,
-    TaskCompletion, VolunteerMessage, VolunteerOffer, VolunteerPlan, VolunteerReply, Withdrawal,
+    TaskCompletion, Vetting, VolunteerMessage, VolunteerOffer, VolunteerPlan, VolunteerReply,
+    Withdrawal,
 };
 
 /// `(file stem, schema)` for every message of the contract.
@@ -20,6 +21,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("reply", schema_for!(VolunteerReply)),
         ("complete", schema_for!(TaskCompletion)),
         ("steer", schema_for!(Steering)),
+        ("vet", schema_for!(Vetting)),
         ("plan-request", schema_for!(PlanRequest)),
         ("response", schema_for!(Reply)),
         ("match-proposed", schema_for!(MatchProposed)),

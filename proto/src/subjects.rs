@@ -27,10 +27,12 @@ pub enum Input {
     Complete,
     /// A coordinator steers the matching (veto, pin, campaign weight).
     Steer,
+    /// A vetter sets a volunteer's trust tier.
+    Vet,
 }
 
 impl Input {
-    pub const ALL: [Input; 7] = [
+    pub const ALL: [Input; 8] = [
         Input::Volunteer,
         Input::Need,
         Input::Pledge,
@@ -38,6 +40,7 @@ impl Input {
         Input::Reply,
         Input::Complete,
         Input::Steer,
+        Input::Vet,
     ];
 
     /// The last token of the request subject, also the endpoint's name.
@@ -50,6 +53,7 @@ impl Input {
             Input::Reply => "reply",
             Input::Complete => "complete",
             Input::Steer => "steer",
+            Input::Vet => "vet",
         }
     }
 }
@@ -64,10 +68,11 @@ pub enum EventKind {
     TaskCompleted,
     AssignmentAnswered,
     Steered,
+    Vetted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::VolunteerOffered,
         EventKind::NeedPosted,
         EventKind::PledgeOffered,
@@ -75,6 +80,7 @@ impl EventKind {
         EventKind::TaskCompleted,
         EventKind::AssignmentAnswered,
         EventKind::Steered,
+        EventKind::Vetted,
     ];
 
     pub fn token(self) -> &'static str {
@@ -86,6 +92,7 @@ impl EventKind {
             EventKind::TaskCompleted => "completed",
             EventKind::AssignmentAnswered => "answered",
             EventKind::Steered => "steered",
+            EventKind::Vetted => "vetted",
         }
     }
 

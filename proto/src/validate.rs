@@ -16,7 +16,7 @@ use crate::domain::{
 use crate::ids::{truncate, Id};
 use crate::instance::{Instance, INSTANCE_FORMAT};
 use crate::wire::{
-    ErrorBody, ErrorCode, NeedPost, PledgeOffer, Steering, TaskCompletion, TaskSpec,
+    ErrorBody, ErrorCode, NeedPost, PledgeOffer, Steering, TaskCompletion, TaskSpec, Vetting,
     VolunteerOffer, VolunteerReply, Withdrawal,
 };
 
@@ -515,6 +515,21 @@ impl VolunteerReply {
         ))
     }
 }
+
+impl Vetting {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        id_of(&self.volunteer, "volunteer")?;
+        id_of(&self.vetter, "vetter")?;
+        trust(self.trust, "trust")?;
+        if let Some(note) = &self.note {
+            free_text(note, "note", VETTING_NOTE_CHARS_MAX)?;
+        }
+        Ok(())
+    }
+}
+
+/// Longest note a vetter may leave, in characters.
+pub const VETTING_NOTE_CHARS_MAX: usize = 1_000;
 
 /// Largest campaign weight: enough to reorder priorities, not to erase them.
 pub const STEERING_FACTOR_MAX: f64 = 10.0;

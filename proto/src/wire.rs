@@ -190,6 +190,22 @@ pub enum Steering {
     },
 }
 
+/// A vetter sets the trust tier a volunteer has earned (`sb.in.vet`):
+/// 0 open, 1 vetted, 2 core. Vetting is its own role: NATS permissions and
+/// the gateway let only vetters send it, not coordinators, so one stolen
+/// coordinator sign-in cannot let a stranger into sensitive work. The last
+/// vetting of a volunteer is in force; a lower tier revokes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Vetting {
+    pub volunteer: String,
+    pub trust: u8,
+    /// The vetter's id, kept in the log for accountability.
+    pub vetter: String,
+    /// Why, for the other vetters (never shown to the volunteer).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
 /// Asks for the current plan (`sb.plan.get`); the body is `{}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanRequest {}

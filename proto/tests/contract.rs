@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use proto::instance::Instance;
 use proto::wire::{
-    MatchChanged, MatchProposed, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion,
+    MatchChanged, MatchProposed, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, Vetting,
     VolunteerOffer, VolunteerReply, Withdrawal,
 };
 use serde::de::DeserializeOwned;
@@ -42,6 +42,7 @@ fn every_golden_fixture_round_trips_and_validates() {
     round_trip::<VolunteerReply>("reply").validate().unwrap();
     round_trip::<TaskCompletion>("complete").validate().unwrap();
     round_trip::<Steering>("steer").validate().unwrap();
+    round_trip::<Vetting>("vet").validate().unwrap();
     assert!(round_trip::<Reply>("response-ok").ok);
     assert!(!round_trip::<Reply>("response-error").ok);
     round_trip::<MatchProposed>("match-proposed");

@@ -233,6 +233,8 @@ pub struct Options {
     pub checkin_window: chrono::Duration,
     /// Starter tasks first for newcomers (off to score the canonical objective).
     pub starter_policy: bool,
+    /// Where volunteers' trust tiers come from (the solver's `trust_source`).
+    pub trust_source: solver::TrustSource,
 }
 
 impl Default for Options {
@@ -245,6 +247,7 @@ impl Default for Options {
             response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
             checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
             starter_policy: true,
+            trust_source: solver::TrustSource::Declared,
         }
     }
 }
@@ -275,6 +278,7 @@ impl Switchboard {
             match_budget: options.match_budget,
             response_window: options.response_window,
             starter_policy: options.starter_policy,
+            trust_source: options.trust_source,
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));

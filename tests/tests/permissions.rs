@@ -24,6 +24,7 @@ const VOLUNTEERS: [&str; 2] = ["v-maria", "v-ahmed"];
 const COLLECTIVE: &str = "c-tenants";
 const DONOR: &str = "d-rent";
 const COORDINATOR: &str = "ana";
+const VETTER: &str = "vt-rosa";
 
 fn deploy_nats() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats")
@@ -58,7 +59,7 @@ impl Secured {
             arguments.extend(["--volunteer", id]);
         }
         arguments.extend(["--collective", COLLECTIVE, "--donor", DONOR]);
-        arguments.extend(["--coordinator", COORDINATOR]);
+        arguments.extend(["--coordinator", COORDINATOR, "--vetter", VETTER]);
         run_script("make-users", &arguments);
         let tls = directory.path().join("tls");
         run_script(
@@ -320,6 +321,10 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     let offer = volunteer("v-maria", json!({"translation-es": 4}));
     let reply = maria.send(subjects.input(Input::Volunteer), &offer).await;
     assert!(reply.ok, "{reply:?}");
+    let vetter = secured.connect(&format!("vetter-{VETTER}")).await;
+    let vetting = json!({"volunteer": "v-maria", "trust": 1, "vetter": VETTER});
+    let reply = vetter.send(subjects.input(Input::Vet), &vetting).await;
+    assert!(reply.ok, "{reply:?}");
 
     let proposal = tokio::time::timeout(EXPECT_WITHIN, proposals.next())
         .await
@@ -516,12 +521,44 @@ async fn a_volunteer_may_read_only_its_own_subject_and_send_only_offers_and_answ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collectives_donors_and_coordinators_are_each_held_to_their_role() {
+async fn collectives_donors_coordinators_and_vetters_are_each_held_to_their_role() {
     let secured = Secured::start(|config| config).await;
     let subjects = Subjects::default();
     let mut collective = secured.connect(&format!("collective-{COLLECTIVE}")).await;
     let mut donor = secured.connect(&format!("donor-{DONOR}")).await;
     let mut coordinator = secured.connect(&format!("coordinator-{COORDINATOR}")).await;
+    let mut vetter = secured.connect(&format!("vetter-{VETTER}")).await;
+
+    // A vetter sets trust tiers and does nothing else; a coordinator, who
+    // may do most things, may not vet: one stolen coordinator password
+    // must not open sensitive work to a stranger.
+    coordinator
+        .client
+        .publish(subjects.input(Input::Vet), Bytes::new())
+        .await
+        .unwrap();
+    coordinator
+        .refused("Publish", &subjects.input(Input::Vet))
+        .await;
+    for subject in [
+        subjects.input(Input::Steer),
+        subjects.input(Input::Volunteer),
+    ] {
+        vetter
+            .client
+            .publish(subject.clone(), Bytes::new())
+            .await
+            .unwrap();
+        vetter.refused("Publish", &subject).await;
+    }
+    let _refused = vetter
+        .client
+        .subscribe(subjects.matches_all())
+        .await
+        .unwrap();
+    vetter
+        .refused("Subscription", &subjects.matches_all())
+        .await;
 
     // A collective posts needs and marks them done; it cannot answer for a
     // volunteer, read their proposals or pose as one.

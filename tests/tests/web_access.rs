@@ -176,6 +176,8 @@ async fn every_role_sees_and_changes_only_what_is_its_own() {
     let pledge = json!({"id": "p-1", "amount_cents": 100});
     let steer = json!({"action": "veto", "volunteer": "v-ana", "task": "t-intake"});
     let link = json!({"role": "volunteer", "id": "v-new"});
+    let rosa = Principal::Vetter("vt-rosa".into());
+    let vet_ana = json!({"volunteer": "v-ana", "trust": 1, "vetter": "vt-rosa"});
     let cases: Vec<(Option<&Principal>, Method, String, Option<Value>, u16)> = vec![
         // Nobody signed in: only health, the contract and registration.
         (None, Method::GET, "/api/me".into(), None, 401),
@@ -469,6 +471,65 @@ async fn every_role_sees_and_changes_only_what_is_its_own() {
             "/api/links".into(),
             Some(link.clone()),
             200,
+        ),
+        // Vetting is its own role: coordinators neither vet nor mint vetters.
+        (
+            Some(&coordinator),
+            Method::POST,
+            "/api/vet".into(),
+            Some(vet_ana.clone()),
+            403,
+        ),
+        (
+            Some(&coordinator),
+            Method::POST,
+            "/api/links".into(),
+            Some(json!({"role": "vetter", "id": "vt-mole"})),
+            422,
+        ),
+        // A vetter vets in their own name and does nothing else.
+        (
+            Some(&rosa),
+            Method::POST,
+            "/api/vet".into(),
+            Some(json!({"volunteer": "v-ana", "trust": 1, "vetter": "vt-other"})),
+            403,
+        ),
+        (
+            Some(&rosa),
+            Method::POST,
+            "/api/vet".into(),
+            Some(vet_ana.clone()),
+            200,
+        ),
+        (
+            Some(&rosa),
+            Method::POST,
+            "/api/steer".into(),
+            Some(steer.clone()),
+            403,
+        ),
+        (
+            Some(&rosa),
+            Method::GET,
+            "/api/view/coordinator".into(),
+            None,
+            403,
+        ),
+        (
+            Some(&rosa),
+            Method::GET,
+            "/api/view/volunteer?id=v-ana".into(),
+            None,
+            403,
+        ),
+        (Some(&rosa), Method::GET, "/api/plan".into(), None, 403),
+        (
+            Some(&rosa),
+            Method::POST,
+            "/api/links".into(),
+            Some(link.clone()),
+            403,
         ),
     ];
     for (who, method, path, body, expected) in &cases {

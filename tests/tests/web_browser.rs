@@ -243,12 +243,11 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
         .click()
         .await
         .unwrap();
-    let link = wait_for(&browser, "#my-link").await;
-    assert!(link
-        .text()
-        .await
-        .unwrap()
-        .contains("/signin?token=v1.volunteer."));
+    let link = wait_for(&browser, "#my-link").await.text().await.unwrap();
+    let (_, token) = link
+        .split_once("/signin?token=v1.volunteer.")
+        .unwrap_or_else(|| panic!("not a volunteer's link: {link}"));
+    let maria = token.split('.').next().unwrap().to_owned();
     assert_fits_the_phone(&browser, "the front page").await;
     screenshot(&browser, "volunteer-registered").await;
     browser.goto(&format!("{base}/volunteer")).await.unwrap();
@@ -260,6 +259,39 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     wait_for(&browser, "[data-weeks='Now'] li").await;
     assert_fits_the_phone(&browser, "the volunteer page").await;
     screenshot(&browser, "volunteer-accepted").await;
+    console.extend(driver.console(&browser).await);
+
+    // A vetter vouches for Maria, who showed them the id on her page.
+    let vetter = gateway_token(&Principal::Vetter("vt-rosa".into()));
+    browser
+        .goto(&format!("{base}/signin?token={vetter}"))
+        .await
+        .unwrap();
+    wait_for(&browser, "#vet-form").await;
+    assert_eq!(browser.current_url().await.unwrap().path(), "/vetter");
+    fill(&browser, "volunteer", &maria).await;
+    browser
+        .find(Locator::Css(
+            "#vet-form select[name='trust'] option[value='1']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&browser, "note", "met her at the clinic").await;
+    browser
+        .find(Locator::Css("#vet-form button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let result = wait_for(&browser, "#vet-result:not([hidden])").await;
+    let said = result.text().await.unwrap();
+    assert!(said.contains("tier 1"), "{said}");
+    assert_fits_the_phone(&browser, "the vetter's page").await;
+    screenshot(&browser, "vetter-vouched").await;
     console.extend(driver.console(&browser).await);
 
     // The coordinators see the match on the live stream and the dashboard.

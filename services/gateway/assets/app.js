@@ -516,7 +516,33 @@ function coordinator() {
   });
 }
 
-const pages = { landing, volunteer, collective, coordinator };
+// ---------------------------------------------------------------- vetter
+
+async function vetter() {
+  const me = await showWho();
+  const form = byId("vet-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const note = String(data.get("note")).trim();
+    const body = {
+      volunteer: String(data.get("volunteer")).trim(),
+      trust: Number(data.get("trust")),
+      vetter: me ? me.id : "",
+      note: note || null,
+    };
+    const reply = await api("POST", "/api/vet", body);
+    if (reply.status === 200) {
+      clearErrors(form);
+      notice("vet-result", "Done: " + body.volunteer + " is now tier " + body.trust + ".");
+    } else {
+      showFieldError(form, reply.body && reply.body.error);
+      notice("vet-result", refusalText(reply), true);
+    }
+  });
+}
+
+const pages = { landing, volunteer, collective, coordinator, vetter };
 document.addEventListener("DOMContentLoaded", () => {
   const page = pages[document.body.dataset.page];
   if (page) page();

@@ -9,7 +9,7 @@
 //! leaked one is revoked by changing the secret, which re-issues them all.
 //!
 //! Token syntax: `v1.<role>.<id>.<mac>`, where role is `coordinator`,
-//! `collective` or `volunteer`, id follows the wire id syntax (`all` for the
+//! `collective`, `volunteer` or `vetter`, id follows the wire id syntax (`all` for the
 //! coordinators), and mac is the hex HMAC-SHA256 of
 //! `switchboard-token/v1 <role> <id>`. Every part is URL-safe.
 
@@ -43,6 +43,11 @@ pub enum Principal {
     Collective(String),
     /// Sees and answers only their own assignments.
     Volunteer(String),
+    /// Sets volunteers' trust tiers (`sb.in.vet`) and nothing else. Only
+    /// whoever holds the gateway's secret mints a vetter's link
+    /// (`switchboard link vetter ID`), not coordinators: one stolen
+    /// coordinator sign-in must not open sensitive work to a stranger.
+    Vetter(String),
 }
 
 impl Principal {
@@ -51,13 +56,14 @@ impl Principal {
             Principal::Coordinator => "coordinator",
             Principal::Collective(_) => "collective",
             Principal::Volunteer(_) => "volunteer",
+            Principal::Vetter(_) => "vetter",
         }
     }
 
     fn id(&self) -> &str {
         match self {
             Principal::Coordinator => COORDINATOR_ID,
-            Principal::Collective(id) | Principal::Volunteer(id) => id,
+            Principal::Collective(id) | Principal::Volunteer(id) | Principal::Vetter(id) => id,
         }
     }
 
@@ -67,6 +73,7 @@ impl Principal {
             Principal::Coordinator => "/coordinator",
             Principal::Collective(_) => "/collective",
             Principal::Volunteer(_) => "/volunteer",
+            Principal::Vetter(_) => "/vetter",
         }
     }
 
@@ -74,7 +81,7 @@ impl Principal {
     pub fn describe(&self) -> serde_json::Value {
         match self {
             Principal::Coordinator => serde_json::json!({"role": "coordinator", "id": null}),
-            Principal::Collective(id) | Principal::Volunteer(id) => {
+            Principal::Collective(id) | Principal::Volunteer(id) | Principal::Vetter(id) => {
                 serde_json::json!({"role": self.role(), "id": id})
             }
         }
@@ -155,6 +162,7 @@ impl Tokens {
             "coordinator" if id == COORDINATOR_ID => Principal::Coordinator,
             "collective" => Principal::Collective(id.to_owned()),
             "volunteer" => Principal::Volunteer(id.to_owned()),
+            "vetter" => Principal::Vetter(id.to_owned()),
             _ => return None,
         };
         let claimed = decode_hex(hex)?;
@@ -241,6 +249,7 @@ mod tests {
             Principal::Coordinator,
             Principal::Collective("c-tenants".into()),
             Principal::Volunteer("v-maria".into()),
+            Principal::Vetter("vt-rosa".into()),
         ] {
             let token = tokens.mint(&principal);
             assert_eq!(tokens.verify(&token), Some(principal));

@@ -32,8 +32,8 @@ use proto::instance::Plan;
 use proto::subjects::Input;
 use proto::validate::decode;
 use proto::wire::{
-    ErrorCode, NeedPost, Reply, TaskCompletion, VolunteerOffer, VolunteerReply, WithdrawKind,
-    Withdrawal,
+    ErrorCode, NeedPost, Reply, TaskCompletion, Vetting, VolunteerOffer, VolunteerReply,
+    WithdrawKind, Withdrawal,
 };
 use serde::Deserialize;
 
@@ -182,6 +182,15 @@ fn authorize(
     body: &[u8],
 ) -> Result<(), Response> {
     match (principal, operation) {
+        (Principal::Vetter(me), "vet") => {
+            let vetting: Vetting = decode(body).map_err(invalid)?;
+            (vetting.vetter == *me)
+                .then_some(())
+                .ok_or_else(|| forbidden("a vetter vets in their own name"))
+        }
+        (Principal::Coordinator, "vet") => Err(forbidden(
+            "vetting is the vetters' role, not the coordinators'",
+        )),
         (Principal::Coordinator, _) => Ok(()),
         (Principal::Volunteer(me), "volunteer") => {
             let offer: VolunteerOffer = decode(body).map_err(invalid)?;
@@ -568,6 +577,7 @@ fn may_see(model: &ReadModel, principal: &Principal, event: &MatchEvent) -> bool
             MatchEvent::Proposed(proposal) => proposal.collective == *me,
             _ => model.collective_of_task(task) == Some(me.as_str()),
         },
+        Principal::Vetter(_) => false,
     }
 }
 

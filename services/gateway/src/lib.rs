@@ -62,6 +62,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/coordinator"),
     ("get", "/collective"),
     ("get", "/volunteer"),
+    ("get", "/vetter"),
     ("get", "/signin"),
     ("get", "/signout"),
     ("get", "/assets/{file}"),
@@ -139,6 +140,22 @@ impl GatewayConfig {
         Ok(config)
     }
 
+    /// A vetter's sign-in link for a gateway reached at `base_url`. Only the
+    /// holder of the secret mints these (coordinators cannot).
+    pub fn vetter_link(&self, base_url: &str, id: &str) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            proto::ids::is_valid_id(id),
+            "vetter id {id:?} must match [A-Za-z0-9_-]{{1,64}}"
+        );
+        let token = self
+            .tokens()?
+            .mint(&access::Principal::Vetter(id.to_owned()));
+        Ok(format!(
+            "{}/signin?token={token}",
+            base_url.trim_end_matches('/')
+        ))
+    }
+
     /// The coordinators' sign-in link on a gateway listening at `address`.
     pub fn coordinator_link(&self, address: std::net::SocketAddr) -> anyhow::Result<String> {
         Ok(format!(
@@ -208,6 +225,7 @@ pub fn router(
         .route("/coordinator", get(pages::coordinator))
         .route("/collective", get(pages::collective))
         .route("/volunteer", get(pages::volunteer))
+        .route("/vetter", get(pages::vetter))
         .route("/signin", get(pages::sign_in))
         .route("/signout", get(pages::sign_out))
         .route("/assets/{file}", get(pages::asset))

@@ -165,6 +165,8 @@ impl ReadModel {
             // Answers show up on the match stream as their effect.
             Event::AssignmentAnswered(_) => {}
             Event::Steered(steering) => self.apply_steering(steering),
+            // Trust tiers are the solver's business; the pages do not show them.
+            Event::Vetted(_) => {}
         }
     }
 

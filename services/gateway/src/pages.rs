@@ -20,6 +20,7 @@ const LANDING_HTML: &str = include_str!("../assets/index.html");
 const COORDINATOR_HTML: &str = include_str!("../assets/coordinator.html");
 const COLLECTIVE_HTML: &str = include_str!("../assets/collective.html");
 const VOLUNTEER_HTML: &str = include_str!("../assets/volunteer.html");
+const VETTER_HTML: &str = include_str!("../assets/vetter.html");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const APP_JS: &str = include_str!("../assets/app.js");
 /// The OpenAPI 3 document of every route, written by hand.
@@ -56,6 +57,10 @@ pub async fn collective() -> Response {
 
 pub async fn volunteer() -> Response {
     html(VOLUNTEER_HTML)
+}
+
+pub async fn vetter() -> Response {
+    html(VETTER_HTML)
 }
 
 /// `GET /assets/{file}`: the one stylesheet and the one script.

@@ -21,7 +21,8 @@ use proto::events::Event;
 use proto::subjects::{Input, QUEUE_GROUP_INGEST};
 use proto::validate::decode;
 use proto::wire::{
-    ErrorBody, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, VolunteerOffer, Withdrawal,
+    ErrorBody, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, Vetting, VolunteerOffer,
+    Withdrawal,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -31,13 +32,14 @@ use plumbing::{publish, reply, streams, Context};
 use view::View;
 
 /// The inputs this service answers; `reply` belongs to dispatch, which owns assignments.
-pub const INPUTS: [Input; 6] = [
+pub const INPUTS: [Input; 7] = [
     Input::Volunteer,
     Input::Need,
     Input::Pledge,
     Input::Withdraw,
     Input::Complete,
     Input::Steer,
+    Input::Vet,
 ];
 
 #[derive(Clone, Debug, Default)]
@@ -251,6 +253,12 @@ impl Ingest {
                     self.view.check_pair(volunteer, task)?;
                 }
                 Event::Steered(steering)
+            }
+            Some(Input::Vet) => {
+                let vetting: Vetting = decode(body)?;
+                vetting.validate()?;
+                self.view.check_volunteer(&vetting.volunteer)?;
+                Event::Vetted(vetting)
             }
             Some(Input::Reply) | None => {
                 return Err(ErrorBody::new(

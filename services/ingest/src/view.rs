@@ -243,6 +243,20 @@ impl View {
         }
     }
 
+    /// Checks that a vetter vets someone who has offered time (even if they
+    /// have since withdrawn: a revocation must always be possible).
+    pub fn check_volunteer(&self, volunteer: &str) -> Result<(), ErrorBody> {
+        if self.volunteers.contains_key(volunteer) {
+            Ok(())
+        } else {
+            Err(refusal(
+                ErrorCode::NotFound,
+                "volunteer",
+                format!("no volunteer {volunteer}"),
+            ))
+        }
+    }
+
     /// Checks that a coordinator steers a pair of a known volunteer and an open task.
     pub fn check_pair(&self, volunteer: &str, task: &str) -> Result<(), ErrorBody> {
         if !self
@@ -399,7 +413,7 @@ impl View {
             Event::TaskCompleted(completion) => {
                 self.set_status(&completion.task, Status::Done, sequence, changes)?
             }
-            Event::AssignmentAnswered(_) | Event::Steered(_) => {}
+            Event::AssignmentAnswered(_) | Event::Steered(_) | Event::Vetted(_) => {}
         }
         Ok(())
     }

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use plumbing::follow::{Follower, Stored};
 use plumbing::store::{Changes, Store};
 use plumbing::{publish, reply, streams, Context};
+pub use world::TrustSource;
 use world::{pair_key, OpenWorld, Standing};
 
 /// Quiet time after a change before matching, so a burst is matched once.
@@ -81,6 +82,9 @@ pub struct SolverConfig {
     /// before long or sensitive ones. Off when planning must score exactly
     /// the canonical objective (it knows nothing of records).
     pub starter_policy: bool,
+    /// Where volunteers' trust tiers come from: their own offers, or only
+    /// vetters (`sb.in.vet`). Vetted wherever volunteers reach NATS themselves.
+    pub trust_source: TrustSource,
 }
 
 impl Default for SolverConfig {
@@ -90,6 +94,7 @@ impl Default for SolverConfig {
             match_budget: Duration::from_millis(MATCH_BUDGET_MS_DEFAULT),
             response_window: chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MAX),
             starter_policy: true,
+            trust_source: TrustSource::default(),
         }
     }
 }
@@ -181,7 +186,8 @@ pub async fn run(
     )
     .await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
-    let world = OpenWorld::load(&store)?;
+    let mut world = OpenWorld::load(&store)?;
+    world.trust_source = config.trust_source;
     let mut solver = Solver {
         context,
         config,

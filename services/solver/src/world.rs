@@ -46,6 +46,21 @@ const KIND_VETO: &str = "veto";
 const KIND_PIN: &str = "pin";
 const KIND_WEIGHT: &str = "weight";
 const KIND_RECORD: &str = "record";
+const KIND_VETTED: &str = "vetted";
+
+/// Where a volunteer's trust tier comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrustSource {
+    /// The tier in the volunteer's offer, unless a vetter has set one. For
+    /// a NATS server where everyone who can publish is already trusted (a
+    /// local `up`, an instance posted by a coordinator's script).
+    #[default]
+    Declared,
+    /// Only what a vetter set (`sb.in.vet`); everyone else is tier 0. For
+    /// any server volunteers connect to themselves: an offer can claim any
+    /// tier, and infiltration is part of the threat model.
+    Vetted,
+}
 
 /// Prior of the reliability estimate, as if every volunteer had already
 /// completed this many assignments...
@@ -104,6 +119,10 @@ pub struct OpenWorld {
     pub weights: HashMap<String, Weight>,
     /// Each volunteer's record, from the match stream.
     pub records: HashMap<String, Record>,
+    /// The trust tier each vetted volunteer was last given.
+    pub vetted: HashMap<String, u8>,
+    /// How `snapshot` decides a volunteer's trust (configuration, not state).
+    pub trust_source: TrustSource,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -150,6 +169,8 @@ impl OpenWorld {
             coordinator_pins: store.load(KIND_PIN)?.into_iter().collect(),
             weights: store.load(KIND_WEIGHT)?.into_iter().collect(),
             records: store.load(KIND_RECORD)?.into_iter().collect(),
+            vetted: store.load(KIND_VETTED)?.into_iter().collect(),
+            trust_source: TrustSource::default(),
         })
     }
 
@@ -235,8 +256,21 @@ impl OpenWorld {
             }
             Event::AssignmentAnswered(_) => {}
             Event::Steered(steering) => self.apply_steering(steering, changes)?,
+            Event::Vetted(vetting) => {
+                changes.put(KIND_VETTED, &vetting.volunteer, &vetting.trust)?;
+                self.vetted.insert(vetting.volunteer.clone(), vetting.trust);
+            }
         }
         Ok(())
+    }
+
+    /// The trust tier the matching core sees for `offer`.
+    pub fn trust_of(&self, offer: &VolunteerOffer) -> u8 {
+        let vetted = self.vetted.get(&offer.id).copied();
+        match self.trust_source {
+            TrustSource::Declared => vetted.unwrap_or(offer.trust),
+            TrustSource::Vetted => vetted.unwrap_or(0),
+        }
     }
 
     fn apply_steering(&mut self, steering: &Steering, changes: &mut Changes) -> anyhow::Result<()> {
@@ -386,6 +420,8 @@ impl OpenWorld {
             .values()
             .filter(|offer| offer.available_until > now)
             .filter_map(|offer| {
+                let mut offer = offer.clone();
+                offer.trust = self.trust_of(&offer);
                 offer
                     .validate("")
                     .map_err(|error| tracing::warn!(%error, "volunteer left out"))
@@ -492,6 +528,54 @@ impl OpenWorld {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn offer(id: &str, trust: u8) -> VolunteerOffer {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "skills": {}, "hours_per_week": 5.0,
+            "available_from": "2026-11-01T00:00:00Z", "available_until": "2026-12-20T00:00:00Z",
+            "region": null, "trust": trust,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn with_vetted_trust_a_volunteer_claiming_core_trust_is_open_until_a_vetter_says_otherwise() {
+        let store = Store::in_memory();
+        let mut world = OpenWorld::load(&store).unwrap();
+        world.trust_source = TrustSource::Vetted;
+        let claimant = offer("v-claims", 2);
+        assert_eq!(world.trust_of(&claimant), 0);
+        let mut changes = Changes::default();
+        let vetting = proto::wire::Vetting {
+            volunteer: "v-claims".into(),
+            trust: 1,
+            vetter: "vt-ana".into(),
+            note: None,
+        };
+        world
+            .apply_event(&Event::Vetted(vetting), &mut changes)
+            .unwrap();
+        assert_eq!(world.trust_of(&claimant), 1);
+    }
+
+    #[test]
+    fn with_declared_trust_a_vetter_can_still_lower_a_volunteer() {
+        let store = Store::in_memory();
+        let mut world = OpenWorld::load(&store).unwrap();
+        let claimant = offer("v-claims", 2);
+        assert_eq!(world.trust_of(&claimant), 2);
+        let mut changes = Changes::default();
+        let revocation = proto::wire::Vetting {
+            volunteer: "v-claims".into(),
+            trust: 0,
+            vetter: "vt-ana".into(),
+            note: Some("left the union".into()),
+        };
+        world
+            .apply_event(&Event::Vetted(revocation), &mut changes)
+            .unwrap();
+        assert_eq!(world.trust_of(&claimant), 0);
+    }
 
     #[test]
     fn a_newcomer_starts_at_the_prior_and_drop_outs_weigh_more_than_one_good_week() {

@@ -56,6 +56,43 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Drive the real services with a synthetic population on a fast clock and compare with self-selection.
     Simulate(SimulateArgs),
+    /// Print a sign-in link that only the holder of the gateway's secret may mint (vetters, coordinators).
+    Link(LinkArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LinkArgs {
+    /// Whose link.
+    #[arg(value_enum)]
+    pub role: LinkRole,
+    /// The vetter's id (coordinators share one link and need none).
+    #[arg(required_if_eq("role", "vetter"))]
+    pub id: Option<String>,
+    /// The gateway as people reach it.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    /// The gateway's secret; without it, the one kept in --gateway-secret-file.
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_SECRET", hide_env_values = true)]
+    pub gateway_secret: Option<String>,
+    /// Where the gateway keeps its secret (`up` keeps it in DATA/gateway-secret).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_SECRET_FILE",
+        default_value = ".switchboard/gateway-secret"
+    )]
+    pub gateway_secret_file: PathBuf,
+}
+
+/// The roles whose links are minted outside the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LinkRole {
+    /// Sets volunteers' trust tiers; coordinators cannot mint this link.
+    Vetter,
+    Coordinator,
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +246,9 @@ pub struct UpArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub mail: MailArgs,
+    /// Where trust tiers come from: `vetted` wherever volunteers connect to NATS themselves.
+    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Declared)]
+    pub trust: TrustArg,
 }
 
 /// Email to volunteers whose contact is an email address.
@@ -314,6 +354,27 @@ pub struct SolverArgs {
     /// Budget of one matching run, in milliseconds.
     #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
     pub match_budget_ms: u64,
+    /// Where trust tiers come from: `vetted` wherever volunteers connect to NATS themselves.
+    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Declared)]
+    pub trust: TrustArg,
+}
+
+/// Where a volunteer's trust tier comes from (`solver::TrustSource`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TrustArg {
+    /// The tier the volunteer's offer declares, unless a vetter set one.
+    Declared,
+    /// Only tiers set by vetters (`sb.in.vet`); everyone else is open work only.
+    Vetted,
+}
+
+impl From<TrustArg> for solver::TrustSource {
+    fn from(trust: TrustArg) -> solver::TrustSource {
+        match trust {
+            TrustArg::Declared => solver::TrustSource::Declared,
+            TrustArg::Vetted => solver::TrustSource::Vetted,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -339,7 +400,9 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up(args) if !args.quiet => "warn",
-            Command::Watch(_) | Command::Solve(_) | Command::Simulate(_) => "warn",
+            Command::Watch(_) | Command::Solve(_) | Command::Simulate(_) | Command::Link(_) => {
+                "warn"
+            }
             _ => "info",
         }
     }
@@ -354,6 +417,7 @@ impl Command {
             Command::Dispatch(args) => crate::services::dispatch(args, shutdown).await,
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
             Command::Simulate(args) => crate::simulate::run(args, shutdown).await,
+            Command::Link(args) => crate::services::link(args),
         }
     }
 }

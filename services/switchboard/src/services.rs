@@ -3,7 +3,9 @@
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Connection, DispatchArgs, GatewayArgs, MailArgs, ServiceArgs, SolverArgs};
+use crate::cli::{
+    Connection, DispatchArgs, GatewayArgs, LinkArgs, LinkRole, MailArgs, ServiceArgs, SolverArgs,
+};
 
 pub async fn context(
     connection: &Connection,
@@ -35,6 +37,7 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
         state_directory: service.state,
         match_budget: std::time::Duration::from_millis(args.match_budget_ms),
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
+        trust_source: args.trust.into(),
         ..solver::SolverConfig::default()
     };
     solver::run(context, config, shutdown).await
@@ -96,4 +99,30 @@ pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
         config.coordinator_link(args.http)?
     );
     gateway::run(context, config, listener, shutdown).await
+}
+
+/// Prints a vetter's or the coordinators' sign-in link, signed with the
+/// gateway's existing secret (never a new one: that would sign everyone out).
+pub fn link(args: LinkArgs) -> anyhow::Result<()> {
+    let secret = match &args.gateway_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => std::fs::read(&args.gateway_secret_file).with_context(|| {
+            format!(
+                "reading the gateway's secret from {} (start the gateway first, or pass --gateway-secret)",
+                args.gateway_secret_file.display()
+            )
+        })?,
+    };
+    let config = gateway::GatewayConfig::new(secret);
+    let link = match (args.role, &args.id) {
+        (LinkRole::Vetter, Some(id)) => config.vetter_link(&args.public_url, id)?,
+        (LinkRole::Vetter, None) => anyhow::bail!("a vetter's link needs the vetter's id"),
+        (LinkRole::Coordinator, _) => format!(
+            "{}/signin?token={}",
+            args.public_url.trim_end_matches('/'),
+            config.coordinator_token()?
+        ),
+    };
+    println!("{link}");
+    Ok(())
 }

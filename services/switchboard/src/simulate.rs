@@ -492,6 +492,7 @@ async fn run_live(
         response_window: chrono::Duration::hours(config.response_window_hours),
         // As in production: newcomers get short, open starter tasks first.
         starter_policy: true,
+        trust_source: solver::TrustSource::Declared,
     };
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, solver_config, token).await) });
