@@ -235,6 +235,8 @@ pub struct Options {
     pub starter_policy: bool,
     /// Where volunteers' trust tiers come from (the solver's `trust_source`).
     pub trust_source: solver::TrustSource,
+    /// The gateway's per-client allowances.
+    pub rate_limits: gateway::limits::RateLimits,
 }
 
 impl Default for Options {
@@ -248,6 +250,7 @@ impl Default for Options {
             checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
             starter_policy: true,
             trust_source: solver::TrustSource::Declared,
+            rate_limits: gateway::limits::RateLimits::default(),
         }
     }
 }
@@ -296,9 +299,13 @@ impl Switchboard {
                 .unwrap();
             http = Some(listener.local_addr().unwrap());
             let (service_context, token) = (context("sb-gateway").await, shutdown.clone());
+            let config = gateway::GatewayConfig {
+                rate_limits: options.rate_limits,
+                ..gateway_config()
+            };
             tasks.push(tokio::spawn(gateway::run(
                 service_context,
-                gateway_config(),
+                config,
                 listener,
                 token,
             )));

@@ -103,3 +103,112 @@ async fn http_posts_are_validated_like_nats_requests_and_the_stream_replays_the_
     assert_eq!(plan["assignments"][0]["task"], "t-1", "{plan}");
     switchboard.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_allowance_is_told_to_wait_while_others_are_still_served() {
+    use gateway::limits::{Allowance, RateLimits};
+    use std::time::Duration;
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    // Small allowances that refill slowly, so the test never races the refill.
+    let slow = Duration::from_secs(600);
+    let switchboard = Switchboard::start(
+        &nats,
+        state.path(),
+        Options {
+            gateway: true,
+            rate_limits: RateLimits {
+                signed: Allowance {
+                    burst: 5,
+                    interval: slow,
+                },
+                anonymous: Allowance {
+                    burst: 3,
+                    interval: slow,
+                },
+                register: Allowance {
+                    burst: 2,
+                    interval: slow,
+                },
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = format!("http://{}", switchboard.http.unwrap());
+    let coordinator = tests::coordinator_http();
+    let anonymous = reqwest::Client::new();
+
+    // The coordinators' burst, then a refusal that says when to come back.
+    for _ in 0..5 {
+        let ok = coordinator
+            .get(format!("{base}/api/me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    let refused = coordinator
+        .get(format!("{base}/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 600, "Retry-After {wait}");
+    let body: Reply = refused.json().await.unwrap();
+    assert_eq!(
+        body.error.unwrap().code,
+        proto::wire::ErrorCode::Unavailable
+    );
+
+    // A volunteer signed in from the same address has an allowance of their own.
+    let token = tests::gateway_token(&gateway::access::Principal::Volunteer("v-1".into()));
+    let own = anonymous
+        .get(format!("{base}/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+
+    // Guessing tokens is slow: refused tokens count as anonymous.
+    let mut statuses = Vec::new();
+    for guess in 0..4 {
+        let answer = anonymous
+            .get(format!("{base}/api/me"))
+            .bearer_auth(format!("v1.coordinator.all.{guess:064x}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+
+    // Registration has the tightest allowance, and a refused one makes no volunteer.
+    let mut offer = volunteer("ignored", json!({"driving": 1}));
+    offer.as_object_mut().unwrap().remove("id");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = anonymous
+            .post(format!("{base}/api/register"))
+            .json(&offer)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let offers = switchboard
+        .stream_messages(&switchboard.subjects.events_stream())
+        .await
+        .into_iter()
+        .filter(|(subject, _)| subject.starts_with("sb.ev.volunteer."))
+        .count();
+    assert_eq!(offers, 2);
+    switchboard.stop().await;
+}

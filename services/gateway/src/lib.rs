@@ -23,6 +23,7 @@ pub mod access;
 mod api;
 pub mod charts;
 mod follow;
+pub mod limits;
 pub mod model;
 mod pages;
 pub mod views;
@@ -90,6 +91,8 @@ pub struct GatewayConfig {
     /// volunteer link (a movement recruits in the open); when false, only
     /// links a coordinator mints let volunteers in.
     pub open_registration: bool,
+    /// Per-client request allowances ([`limits`]).
+    pub rate_limits: limits::RateLimits,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -98,6 +101,7 @@ impl std::fmt::Debug for GatewayConfig {
             .debug_struct("GatewayConfig")
             .field("secret", &"<hidden>")
             .field("open_registration", &self.open_registration)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -107,6 +111,7 @@ impl GatewayConfig {
         GatewayConfig {
             secret: secret.into(),
             open_registration: true,
+            rate_limits: limits::RateLimits::default(),
         }
     }
 
@@ -134,6 +139,7 @@ impl GatewayConfig {
         let config = GatewayConfig {
             secret,
             open_registration,
+            rate_limits: limits::RateLimits::default(),
         };
         // Refuse a short secret at start rather than at the first request.
         config.tokens()?;
@@ -210,6 +216,8 @@ pub fn router(
 ) -> anyhow::Result<Router> {
     let model = Arc::new(RwLock::new(ReadModel::default()));
     let applied = follow::spawn(context.clone(), model.clone(), shutdown.clone());
+    let limiters = limits::Limiters::new(config.rate_limits, config.tokens()?)?;
+    limiters.spawn_forgetting(shutdown.clone());
     let gateway = Gateway {
         tokens: config.tokens()?,
         open_registration: config.open_registration,
@@ -241,6 +249,10 @@ pub fn router(
         .route("/api/register", post(api::register))
         .route("/api/{operation}", post(api::forward))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            limiters,
+            limits::limit,
+        ))
         .with_state(gateway))
 }
 
@@ -259,9 +271,12 @@ pub async fn run(
     .await?;
     let router = router(context, &config, shutdown.clone())?;
     tracing::info!(address = %listener.local_addr()?, "gateway ready");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     tracing::info!("gateway stopped");
     Ok(())
 }
