@@ -250,8 +250,18 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     let maria = token.split('.').next().unwrap().to_owned();
     assert_fits_the_phone(&browser, "the front page").await;
     screenshot(&browser, "volunteer-registered").await;
-    browser.goto(&format!("{base}/volunteer")).await.unwrap();
-    let accept = wait_for(&browser, "button[data-action='accept'][data-task='t-web']").await;
+    // She answers from the proposal's email: its accept link (as dispatch
+    // writes it) signs her in and marks the answer; one press confirms.
+    browser
+        .goto(&format!("{link}&task=t-web&round=0&answer=accept"))
+        .await
+        .unwrap();
+    wait_for(&browser, "[data-emailed='t-web']").await;
+    let accept = wait_for(
+        &browser,
+        "button.emailed[data-action='accept'][data-task='t-web']",
+    )
+    .await;
     wait_for(&browser, "[data-task='t-web'] details.why").await;
     screenshot(&browser, "volunteer-proposal").await;
     accept.click().await.unwrap();

@@ -250,6 +250,11 @@ function volunteer() {
 }
 
 let currentVolunteer = null; // the signed-in volunteer's id, from their view
+// The answer an email link chose (`/volunteer?task=..&answer=..`), if any.
+const emailedAnswer = (() => {
+  const query = new URLSearchParams(location.search);
+  return { task: query.get("task"), action: query.get("answer") };
+})();
 
 function answer(task, action, round) {
   return async (event) => {
@@ -287,7 +292,16 @@ function drawMyAssignments(view) {
       actions.push(el("button", { onclick: answer(item.task, "done", item.round), "data-action": "done", "data-task": item.task }, "My part is done"));
       actions.push(el("button", { class: "danger", onclick: answer(item.task, "drop", item.round), "data-action": "drop", "data-task": item.task }, "I can't do it"));
     }
+    // An answer chosen in an email link: its button is marked and focused,
+    // one press away. The link itself never answers: mail scanners open links.
+    const chosen = emailedAnswer.task === item.task
+      ? actions.find((button) => button.dataset.action === emailedAnswer.action) : null;
+    if (chosen) {
+      chosen.classList.add("emailed");
+      setTimeout(() => chosen.focus(), 0);
+    }
     return el("li", { "data-task": item.task, "data-state": item.state },
+      chosen ? el("p", { class: "notice", "data-emailed": item.task }, "You chose “" + chosen.textContent + "” in your email: press it to confirm.") : null,
       el("b", {}, item.title), " ", badge(item.state),
       el("div", { class: "muted" }, item.hours + " h, " + when(item.earliest_start) + " – " + when(item.deadline) + (item.region ? ", " + item.region : ", remote"),
         item.state === "proposed" ? ". Answer by " + when(item.respond_by) : ""),

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::access::{sign_in_cookie, TOKEN_COOKIE};
+use crate::access::{sign_in_cookie, Principal, TOKEN_COOKIE};
 use crate::Gateway;
 
 const LANDING_HTML: &str = include_str!("../assets/index.html");
@@ -89,7 +89,16 @@ pub async fn openapi() -> Response {
 pub struct SignInQuery {
     #[serde(default)]
     token: String,
+    /// From a proposal's email: the task and the answer the volunteer chose,
+    /// carried to their page, where one press confirms it.
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    answer: Option<String>,
 }
+
+/// The answers an email link may carry to the volunteer's page.
+const EMAILED_ANSWERS: [&str; 5] = ["accept", "decline", "checkin", "done", "drop"];
 
 /// `GET /signin?token=...`: a sign-in link. A valid token becomes the
 /// cookie and the browser goes to its page; anything else is refused
@@ -103,7 +112,16 @@ pub async fn sign_in(State(gateway): State<Gateway>, Query(query): Query<SignInQ
         )
             .into_response();
     };
-    let mut response = Redirect::to(principal.home_page()).into_response();
+    let destination = match (&principal, &query.task, &query.answer) {
+        (Principal::Volunteer(_), Some(task), Some(answer))
+            if proto::ids::is_valid_id(task) && EMAILED_ANSWERS.contains(&answer.as_str()) =>
+        {
+            // Both are checked above to be URL-safe tokens.
+            format!("{}?task={task}&answer={answer}", principal.home_page())
+        }
+        _ => principal.home_page().to_owned(),
+    };
+    let mut response = Redirect::to(&destination).into_response();
     if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&query.token)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
