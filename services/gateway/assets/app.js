@@ -246,6 +246,10 @@ function volunteer() {
       : "Tell the switchboard what you can do and when.";
     drawMyAssignments(view);
     drawWeeks(view);
+    byId("delivered").replaceChildren(view.delivered.length
+      ? el("p", { "data-impact": view.impact_delivered.toFixed(1) }, "You helped finish " + view.delivered.length + " task" + (view.delivered.length === 1 ? "" : "s") + " (" + view.hours_delivered.toFixed(1) + " h): "
+        + view.delivered.map((done) => done.title + " for " + done.collective).join("; ") + ". Your share of their impact: " + view.impact_delivered.toFixed(1) + ".")
+      : el("p", { class: "muted" }, "Nothing finished yet."));
   });
 }
 

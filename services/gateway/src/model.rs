@@ -65,9 +65,12 @@ pub struct Assignment {
 #[derive(Clone, Debug, Serialize)]
 pub struct Delivered {
     pub task: String,
+    pub title: String,
     pub impact: f64,
     /// Hours each member of its team worked, as posted.
     pub hours: f64,
+    /// The team's size, as posted (0 for money-only work).
+    pub slots: u8,
     pub at: DateTime<Utc>,
 }
 
@@ -148,16 +151,20 @@ impl ReadModel {
                 WithdrawKind::Task => self.remove_open_task(&withdrawal.id),
             },
             Event::TaskCompleted(completion) => {
-                let (impact, hours) = self
+                let (title, impact, hours, slots) = self
                     .open_task(&completion.task)
-                    .map_or((0.0, 0.0), |(_, spec)| (spec.impact, spec.hours));
+                    .map_or((completion.task.clone(), 0.0, 0.0, 0), |(_, spec)| {
+                        (spec.title.clone(), spec.impact, spec.hours, spec.slots)
+                    });
                 let at = self.latest_at.unwrap_or(now);
                 self.delivered
                     .entry(completion.task.clone())
                     .or_insert(Delivered {
                         task: completion.task.clone(),
+                        title,
                         impact,
                         hours,
+                        slots,
                         at,
                     });
                 self.remove_open_task(&completion.task);
@@ -377,5 +384,30 @@ mod tests {
         assert_eq!(model.delivered["t1"].impact, 7.0);
         model.apply_match(MatchEvent::Completed(changed(1, 0)), 2);
         assert_eq!(model.delivered["t1"].at, at(0));
+    }
+
+    #[test]
+    fn impact_delivered_is_credited_to_the_task_its_collective_and_each_team_member() {
+        let mut model = ReadModel::default();
+        let mut two_people = need();
+        two_people.tasks[0].slots = 2;
+        model.apply_event(Event::NeedPosted(two_people), 1, at(0));
+        model.apply_match(proposal(1), 1);
+        model.apply_match(MatchEvent::Accepted(changed(1, 1)), 2);
+        model.apply_event(
+            Event::TaskCompleted(TaskCompletion { task: "t1".into() }),
+            2,
+            at(20),
+        );
+        model.apply_match(MatchEvent::Completed(changed(1, 5)), 3);
+        let volunteer = crate::views::volunteer(&model, "v1", at(21));
+        assert_eq!(volunteer.delivered.len(), 1);
+        assert_eq!(volunteer.delivered[0].title, "Intake");
+        assert_eq!(volunteer.impact_delivered, 3.5, "7.0 shared by a team of 2");
+        assert_eq!(volunteer.hours_delivered, 2.0);
+        let coordinator = crate::views::coordinator(&model, at(21), None);
+        assert_eq!(coordinator.impact_by_collective["c1"], 7.0);
+        let collective = crate::views::collective(&model, "c1", None);
+        assert_eq!(collective.done[0].impact, 7.0);
     }
 }

@@ -100,6 +100,8 @@ pub struct CoordinatorView {
     pub impact_delivered: f64,
     pub tasks_delivered: usize,
     pub delivered: Vec<Delivered>,
+    /// Impact delivered per collective, for seeing whom the movement served.
+    pub impact_by_collective: BTreeMap<String, f64>,
     /// Live assignments (proposed, accepted, checked in), newest first.
     pub assignments: Vec<AssignmentRow>,
     pub hours: HoursUse,
@@ -208,6 +210,23 @@ pub struct VolunteerView {
     pub three_weeks: ThreeWeeks,
     pub hours_committed: f64,
     pub hours_offered: f64,
+    /// Work they helped finish, with their share of its impact.
+    pub delivered: Vec<MyDelivered>,
+    /// The sum of their shares: each team member is credited impact / team size.
+    pub impact_delivered: f64,
+    pub hours_delivered: f64,
+}
+
+/// A finished task as one of its team sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MyDelivered {
+    pub task: String,
+    pub title: String,
+    pub collective: String,
+    /// The task's impact divided by its team's size.
+    pub impact_share: f64,
+    pub hours: f64,
+    pub at: DateTime<Utc>,
 }
 
 fn funding_by_task(plan: Option<&Plan>) -> BTreeMap<&str, u64> {
@@ -422,6 +441,11 @@ pub fn coordinator(model: &ReadModel, now: DateTime<Utc>, plan: Option<&Plan>) -
         idle_volunteers: idle.into_iter().take(LIST_ROWS_MAX).cloned().collect(),
         impact_delivered: delivered.iter().map(|done| done.impact).sum(),
         tasks_delivered: delivered.len(),
+        impact_by_collective: delivered.iter().fold(BTreeMap::new(), |mut by, done| {
+            let collective = model.collective_of_task(&done.task).unwrap_or("unknown");
+            *by.entry(collective.to_owned()).or_insert(0.0) += done.impact;
+            by
+        }),
         delivered,
         needs,
         assignments,
@@ -503,8 +527,27 @@ pub fn volunteer(model: &ReadModel, volunteer: &str, now: DateTime<Utc>) -> Volu
             respond_by: assignment.respond_by,
         });
     }
+    let delivered: Vec<MyDelivered> = model
+        .assignments_of(volunteer)
+        .filter(|assignment| assignment.state == AssignmentState::Completed)
+        .filter_map(|assignment| model.delivered.get(&assignment.task))
+        .map(|done| MyDelivered {
+            task: done.task.clone(),
+            title: done.title.clone(),
+            collective: model
+                .collective_of_task(&done.task)
+                .unwrap_or_default()
+                .to_owned(),
+            impact_share: done.impact / f64::from(done.slots.max(1)),
+            hours: done.hours,
+            at: done.at,
+        })
+        .collect();
     let offer = model.volunteers.get(volunteer).cloned();
     VolunteerView {
+        impact_delivered: delivered.iter().map(|done| done.impact_share).sum(),
+        hours_delivered: delivered.iter().map(|done| done.hours).sum(),
+        delivered,
         volunteer: volunteer.to_owned(),
         hours_offered: offer.as_ref().map_or(0.0, |offer| hours_left(offer, now)),
         offer,
