@@ -237,6 +237,8 @@ pub struct Options {
     pub trust_source: solver::TrustSource,
     /// The gateway's per-client allowances.
     pub rate_limits: gateway::limits::RateLimits,
+    /// Urgency and equity in the live objective; canonical unless a test asks.
+    pub priorities: solver::Priorities,
 }
 
 impl Default for Options {
@@ -251,6 +253,7 @@ impl Default for Options {
             starter_policy: true,
             trust_source: solver::TrustSource::Declared,
             rate_limits: gateway::limits::RateLimits::default(),
+            priorities: solver::Priorities::CANONICAL,
         }
     }
 }
@@ -282,6 +285,7 @@ impl Switchboard {
             response_window: options.response_window,
             starter_policy: options.starter_policy,
             trust_source: options.trust_source,
+            priorities: options.priorities,
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));

@@ -41,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 use plumbing::follow::{Follower, Stored};
 use plumbing::store::{Changes, Store};
 use plumbing::{publish, reply, streams, Context};
-pub use world::TrustSource;
 use world::{pair_key, OpenWorld, Standing};
+pub use world::{Priorities, TrustSource};
 
 /// Quiet time after a change before matching, so a burst is matched once.
 pub const MATCH_DEBOUNCE_MS: u64 = 25;
@@ -85,6 +85,9 @@ pub struct SolverConfig {
     /// Where volunteers' trust tiers come from: their own offers, or only
     /// vetters (`sb.in.vet`). Vetted wherever volunteers reach NATS themselves.
     pub trust_source: TrustSource,
+    /// Urgency and equity beyond the canonical objective; `CANONICAL` to
+    /// score exactly `problem.md`'s objective.
+    pub priorities: Priorities,
 }
 
 impl Default for SolverConfig {
@@ -95,6 +98,7 @@ impl Default for SolverConfig {
             response_window: chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MAX),
             starter_policy: true,
             trust_source: TrustSource::default(),
+            priorities: Priorities::default(),
         }
     }
 }
@@ -188,6 +192,7 @@ pub async fn run(
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let mut world = OpenWorld::load(&store)?;
     world.trust_source = config.trust_source;
+    world.priorities = config.priorities;
     let mut solver = Solver {
         context,
         config,

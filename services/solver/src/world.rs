@@ -48,6 +48,54 @@ const KIND_WEIGHT: &str = "weight";
 const KIND_RECORD: &str = "record";
 const KIND_VETTED: &str = "vetted";
 
+/// How far before its deadline a task starts to count for more.
+pub const URGENCY_HORIZON_HOURS: f64 = 72.0;
+/// A task at its deadline counts `1 + URGENCY_DEFAULT` times its impact.
+pub const URGENCY_DEFAULT: f64 = 0.5;
+/// The n-th live piece of work for one collective counts `(1 + n)^-EQUITY_DEFAULT`.
+pub const EQUITY_DEFAULT: f64 = 0.25;
+
+/// What the live switchboard values beyond the canonical objective of
+/// `problem.md` (the sum of impact of complete tasks), as factors on a
+/// task's impact. Both zero: exactly the canonical objective.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Priorities {
+    /// Urgency: a task's impact grows linearly over the last
+    /// [`URGENCY_HORIZON_HOURS`] before its deadline, up to `1 + urgency`
+    /// times, so work about to be lost is staffed first.
+    pub urgency: f64,
+    /// Equity: diminishing returns per collective. A task of a collective
+    /// with `n` volunteers already committed to its work counts
+    /// `(1 + n)^-equity` times, so the switchboard spreads people across
+    /// collectives instead of piling onto one (in the spirit of
+    /// VolunteerMatch's SmartSort).
+    pub equity: f64,
+}
+
+impl Priorities {
+    /// The objective of `problem.md`, nothing else.
+    pub const CANONICAL: Priorities = Priorities {
+        urgency: 0.0,
+        equity: 0.0,
+    };
+}
+
+impl Default for Priorities {
+    fn default() -> Self {
+        Priorities {
+            urgency: URGENCY_DEFAULT,
+            equity: EQUITY_DEFAULT,
+        }
+    }
+}
+
+/// Volunteers committed (accepted, checked in, finished) per collective and per task.
+#[derive(Default)]
+struct Committed<'a> {
+    collectives: HashMap<&'a str, usize>,
+    tasks: HashMap<&'a str, usize>,
+}
+
 /// Where a volunteer's trust tier comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TrustSource {
@@ -123,6 +171,8 @@ pub struct OpenWorld {
     pub vetted: HashMap<String, u8>,
     /// How `snapshot` decides a volunteer's trust (configuration, not state).
     pub trust_source: TrustSource,
+    /// What `snapshot` values beyond the canonical objective (configuration).
+    pub priorities: Priorities,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -171,6 +221,7 @@ impl OpenWorld {
             records: store.load(KIND_RECORD)?.into_iter().collect(),
             vetted: store.load(KIND_VETTED)?.into_iter().collect(),
             trust_source: TrustSource::default(),
+            priorities: Priorities::CANONICAL,
         })
     }
 
@@ -342,14 +393,50 @@ impl OpenWorld {
 
     /// The impact the solver maximises: the collective's own, times every
     /// campaign weight that applies.
-    fn weighted_impact(&self, task: &TaskSpec) -> f64 {
-        let factor: f64 = self
+    /// A task's impact as the live plan values it: coordinators' campaign
+    /// weights, then urgency and equity (`priorities`). `committed` counts
+    /// the volunteers committed to each collective's and each task's work;
+    /// a task's own team does not count against it (finishing a team is
+    /// never discounted).
+    fn weighted_impact(&self, task: &TaskSpec, now: DateTime<Utc>, committed: &Committed) -> f64 {
+        let campaign: f64 = self
             .weights
             .values()
             .filter(|weight| weight.applies_to(task))
             .map(|weight| weight.factor)
             .product();
-        (task.impact * factor).min(proto::validate::IMPACT_MAX)
+        let hours_left = (task.deadline - now).num_seconds() as f64 / 3600.0;
+        let nearness = (1.0 - hours_left / URGENCY_HORIZON_HOURS).clamp(0.0, 1.0);
+        let urgency = 1.0 + self.priorities.urgency * nearness;
+        let of_collective = task
+            .collective
+            .as_deref()
+            .and_then(|collective| committed.collectives.get(collective))
+            .copied()
+            .unwrap_or(0);
+        let of_task = committed.tasks.get(task.id.as_str()).copied().unwrap_or(0);
+        let served = of_collective.saturating_sub(of_task);
+        let equity = (1.0 + served as f64).powf(-self.priorities.equity);
+        (task.impact * campaign * urgency * equity).min(proto::validate::IMPACT_MAX)
+    }
+
+    /// Volunteers who said yes to each collective's and task's work and are
+    /// still on it.
+    fn committed(&self) -> Committed<'_> {
+        let mut committed = Committed::default();
+        for live in self.live.values() {
+            if live.standing == Standing::Proposed {
+                continue;
+            }
+            let Some(task) = self.tasks.get(&live.task) else {
+                continue;
+            };
+            *committed.tasks.entry(task.id.as_str()).or_insert(0) += 1;
+            if let Some(collective) = task.collective.as_deref() {
+                *committed.collectives.entry(collective).or_insert(0) += 1;
+            }
+        }
+        committed
     }
 
     /// Pairs never to propose: declined, expired or vetoed.
@@ -428,13 +515,14 @@ impl OpenWorld {
                     .ok()
             })
             .collect::<Vec<_>>();
+        let committed = self.committed();
         let mut tasks: HashMap<String, proto::domain::Task> = self
             .tasks
             .values()
             .filter(|task| task.deadline > now)
             .filter_map(|task| {
                 let mut weighted = task.clone();
-                weighted.impact = self.weighted_impact(task);
+                weighted.impact = self.weighted_impact(task, now, &committed);
                 weighted
                     .validate_standalone("")
                     .map_err(|error| tracing::warn!(%error, "task left out"))
@@ -556,6 +644,60 @@ mod tests {
             .apply_event(&Event::Vetted(vetting), &mut changes)
             .unwrap();
         assert_eq!(world.trust_of(&claimant), 1);
+    }
+
+    fn spec(id: &str, collective: &str, deadline: DateTime<Utc>) -> TaskSpec {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "need": format!("n-{id}"), "collective": collective, "title": id,
+            "hours": 1.0, "slots": 1, "earliest_start": "2026-11-01T00:00:00Z",
+            "deadline": deadline, "impact": 10.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn urgency_raises_impact_over_the_last_three_days_and_equity_spreads_work_across_collectives() {
+        let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let far = spec("t-far", "c-busy", now + chrono::Duration::days(10));
+        let due = spec("t-due", "c-busy", now + chrono::Duration::hours(18));
+        let fresh = spec("t-fresh", "c-new", now + chrono::Duration::days(10));
+        let staffed = spec("t-staffed", "c-busy", now + chrono::Duration::days(10));
+        for task in [&far, &due, &fresh, &staffed] {
+            world.tasks.insert(task.id.clone(), task.clone());
+        }
+        for volunteer in ["v1", "v2", "v3"] {
+            let live = LiveAssignment {
+                volunteer: volunteer.into(),
+                task: "t-staffed".into(),
+                round: 1,
+                standing: Standing::Accepted,
+            };
+            world.live.insert(pair_key(volunteer, "t-staffed"), live);
+        }
+        let impact = |world: &OpenWorld, task: &TaskSpec| {
+            world.weighted_impact(task, now, &world.committed())
+        };
+        // Canonical: impact as posted.
+        for task in [&far, &due, &fresh, &staffed] {
+            assert_eq!(impact(&world, task), 10.0);
+        }
+        world.priorities = Priorities {
+            urgency: 0.5,
+            equity: 0.0,
+        };
+        assert_eq!(impact(&world, &far), 10.0);
+        // 18 h before the deadline: three quarters of the way into the 72 h.
+        assert!((impact(&world, &due) - 13.75).abs() < 1e-9);
+        world.priorities = Priorities {
+            urgency: 0.0,
+            equity: 0.5,
+        };
+        // c-busy has three people on t-staffed: its other work counts 1/2.
+        assert!((impact(&world, &far) - 5.0).abs() < 1e-9);
+        assert_eq!(impact(&world, &fresh), 10.0);
+        // A task's own team never counts against it.
+        assert_eq!(impact(&world, &staffed), 10.0);
     }
 
     #[test]

@@ -249,6 +249,8 @@ pub struct UpArgs {
     /// Where trust tiers come from: `vetted` wherever volunteers connect to NATS themselves.
     #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Declared)]
     pub trust: TrustArg,
+    #[command(flatten)]
+    pub priorities: PriorityArgs,
 }
 
 /// Email to volunteers whose contact is an email address.
@@ -357,7 +359,40 @@ pub struct SolverArgs {
     /// Where trust tiers come from: `vetted` wherever volunteers connect to NATS themselves.
     #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Declared)]
     pub trust: TrustArg,
+    #[command(flatten)]
+    pub priorities: PriorityArgs,
 }
+
+/// What the live plan values beyond the canonical objective (`solver::Priorities`).
+#[derive(Args, Debug, Clone)]
+pub struct PriorityArgs {
+    /// Urgency: a task's impact grows to (1 + this) times over the last 72 h before its deadline (0: off).
+    #[arg(long, env = "SWITCHBOARD_URGENCY", default_value_t = solver::world::URGENCY_DEFAULT)]
+    pub urgency: f64,
+    /// Equity: the n-th committed volunteer of one collective makes its next task count (1 + n)^-this (0: off).
+    #[arg(long, env = "SWITCHBOARD_EQUITY", default_value_t = solver::world::EQUITY_DEFAULT)]
+    pub equity: f64,
+}
+
+impl PriorityArgs {
+    pub fn priorities(&self) -> anyhow::Result<solver::Priorities> {
+        anyhow::ensure!(
+            (0.0..=PRIORITY_MAX).contains(&self.urgency),
+            "--urgency must be between 0 and {PRIORITY_MAX}"
+        );
+        anyhow::ensure!(
+            (0.0..=PRIORITY_MAX).contains(&self.equity),
+            "--equity must be between 0 and {PRIORITY_MAX}"
+        );
+        Ok(solver::Priorities {
+            urgency: self.urgency,
+            equity: self.equity,
+        })
+    }
+}
+
+/// Largest urgency or equity: enough to reorder work, not to erase impact.
+const PRIORITY_MAX: f64 = 4.0;
 
 /// Where a volunteer's trust tier comes from (`solver::TrustSource`).
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -38,6 +38,7 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
         match_budget: std::time::Duration::from_millis(args.match_budget_ms),
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
         trust_source: args.trust.into(),
+        priorities: args.priorities.priorities()?,
         ..solver::SolverConfig::default()
     };
     solver::run(context, config, shutdown).await

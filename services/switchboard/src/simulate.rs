@@ -350,6 +350,8 @@ pub struct Traffic {
     pub expired: usize,
     pub checked_in: usize,
     pub released: usize,
+    /// Releases by the reason the switchboard gave: where the churn comes from.
+    pub released_because: std::collections::BTreeMap<String, usize>,
     pub done: usize,
     pub requests_refused: usize,
 }
@@ -493,6 +495,7 @@ async fn run_live(
         // As in production: newcomers get short, open starter tasks first.
         starter_policy: true,
         trust_source: solver::TrustSource::Declared,
+        priorities: solver::Priorities::default(),
     };
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, solver_config, token).await) });
@@ -868,6 +871,10 @@ async fn play_people(
                 let Ok(changed) = serde_json::from_slice::<MatchChanged>(&message.payload) else {
                     continue;
                 };
+                if kind == MatchKind::Released {
+                    let reason = changed.reason.clone().unwrap_or_else(|| "none given".to_owned());
+                    *lock(&ledger)?.traffic.released_because.entry(reason).or_insert(0) += 1;
+                }
                 let complete_now = {
                     let mut ledger = lock(&ledger)?;
                     match kind {
@@ -1176,6 +1183,9 @@ pub fn render(report: &Report) -> String {
         traffic.done,
         traffic.requests_refused
     ));
+    for (reason, count) in &traffic.released_because {
+        text.push_str(&format!("  released {count:>5}: {reason}\n"));
+    }
     text
 }
 

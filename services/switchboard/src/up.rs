@@ -53,6 +53,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
         match_budget: Duration::from_millis(args.match_budget_ms),
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
         trust_source: args.trust.into(),
+        priorities: args.priorities.priorities()?,
         ..solver::SolverConfig::default()
     };
     let token = services.clone();
