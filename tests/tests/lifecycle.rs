@@ -225,3 +225,65 @@ async fn a_newcomer_gets_a_starter_task_first_and_long_work_still_finds_a_newcom
     );
     scene.switchboard.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_missing_one_member_is_held_together_until_a_newcomer_completes_it() {
+    let mut scene = scene().await;
+    let need = json!({"id": "n-2", "collective": "c-tenants", "title": "Door knocking", "tasks": [
+        {"id": "t-doors", "title": "Knock on doors", "skills": {"driving": 1}, "hours": 2.0, "slots": 2,
+         "earliest_start": scene.at(0), "deadline": scene.at(5 * 24), "impact": 10.0}]});
+    scene.switchboard.accept(Input::Need, &need).await;
+    scene.post_volunteer("v-ana", 21 * 24).await;
+    scene.post_volunteer("v-bo", 21 * 24).await;
+    let mut proposed = vec![
+        scene.next(MatchKind::Proposed).await,
+        scene.next(MatchKind::Proposed).await,
+    ];
+    proposed.sort_by_key(|proposal| proposal["volunteer"].as_str().unwrap().to_owned());
+    assert_eq!(
+        (
+            proposed[0]["volunteer"].as_str(),
+            proposed[1]["volunteer"].as_str()
+        ),
+        (Some("v-ana"), Some("v-bo"))
+    );
+    scene
+        .switchboard
+        .accept(
+            Input::Reply,
+            &json!({"volunteer": "v-ana", "task": "t-doors", "action": "accept", "round": proposed[0]["round"]}),
+        )
+        .await;
+    scene.next(MatchKind::Accepted).await;
+    // Bo declines and nobody can replace him yet: Ana's yes is kept, not
+    // released, while the switchboard looks for a second person.
+    scene
+        .switchboard
+        .accept(
+            Input::Reply,
+            &json!({"volunteer": "v-bo", "task": "t-doors", "action": "decline", "round": proposed[1]["round"]}),
+        )
+        .await;
+    scene.next(MatchKind::Declined).await;
+    // A newcomer arrives hours later and is asked to complete the team.
+    scene.post_volunteer("v-cy", 21 * 24).await;
+    let (subject, event) = scene
+        .matches
+        .next_where(|subject, _| !subject.ends_with(".checked_in"))
+        .await;
+    assert!(
+        subject.ends_with(".proposed"),
+        "Ana's place was given up before a replacement was sought: {subject} {event}"
+    );
+    assert_eq!(
+        (event["volunteer"].as_str(), event["task"].as_str()),
+        (Some("v-cy"), Some("t-doors"))
+    );
+    let plan = scene.switchboard.plan().await;
+    assert_eq!(
+        plan.assignments.len(),
+        2,
+        "the team is whole again: {plan:?}"
+    );
+    scene.switchboard.stop().await;
+}

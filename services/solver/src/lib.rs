@@ -54,6 +54,10 @@ pub const MATCH_BUDGET_MS_DEFAULT: u64 = 2_000;
 pub const IMPROVE_INTERVAL_MS: u64 = 5_000;
 /// Budget of one tier-1 step: the greedy alone, on the event path.
 pub const TIER1_BUDGET_MS: u64 = 100;
+/// A team that cannot be completed is kept together (its members' time
+/// booked, a replacement sought) until this long before its deadline; then
+/// it is released so its members can do something that will happen.
+pub const HOLD_HOURS_BEFORE_DEADLINE_MIN: i64 = 24;
 /// A starter task, for newcomers and volunteers whose record is shaky: short
 /// and open to everyone (sensitivity 0).
 pub const STARTER_TASK_HOURS_MAX: f64 = 4.0;
@@ -176,6 +180,9 @@ struct Solver {
     generation: u64,
     /// The generation tier 2 last started on.
     improved_generation: u64,
+    /// Tasks whose team is kept together while a replacement is sought
+    /// (`OpenWorld::snapshot`), as the last tier-1 run decided.
+    held: HashSet<String>,
 }
 
 pub async fn run(
@@ -203,6 +210,7 @@ pub async fn run(
         dirty: true,
         generation: 0,
         improved_generation: 0,
+        held: HashSet::new(),
     };
     // Both logs are applied in full before the first matching run, so a
     // restarted solver knows every proposal it made and repeats none.
@@ -359,8 +367,9 @@ impl Solver {
         &self,
         now: DateTime<Utc>,
         pin_proposals: bool,
+        held: &HashSet<String>,
     ) -> Option<(Problem, SolveOptions, Vec<(usize, usize)>)> {
-        let snapshot = self.world.snapshot(now, pin_proposals);
+        let snapshot = self.world.snapshot(now, pin_proposals, held);
         let mut problem = match Problem::from_world(&snapshot) {
             Ok(problem) => problem,
             Err(error) => {
@@ -448,6 +457,34 @@ impl Solver {
         pairs
     }
 
+    /// One greedy run around every live pair, with `held` teams kept as they are.
+    async fn tier1(
+        &self,
+        now: DateTime<Utc>,
+        held: &HashSet<String>,
+    ) -> anyhow::Result<Option<(Problem, SolveReport)>> {
+        let Some((problem, mut options, restricted)) = self.problem_at(now, true, held) else {
+            return Ok(None);
+        };
+        options.greedy_only = true;
+        options.time_limit = Duration::from_millis(TIER1_BUDGET_MS);
+        let solved = tokio::task::spawn_blocking(move || {
+            let report = solve_with_starters(&problem, &options, &restricted);
+            (problem, report)
+        })
+        .await?;
+        Ok(Some(solved))
+    }
+
+    /// Whether a team that cannot be completed now is worth keeping together
+    /// while a replacement is sought: the task is still open, and far enough
+    /// from its deadline for someone new to arrive, answer and do the work.
+    fn holdable(&self, task: &str, now: DateTime<Utc>) -> bool {
+        self.world.tasks.get(task).is_some_and(|spec| {
+            spec.deadline - now >= chrono::Duration::hours(HOLD_HOURS_BEFORE_DEADLINE_MIN)
+        }) && self.world.live.values().any(|live| live.task == task)
+    }
+
     /// Tier 1: the greedy repairs the plan after a burst of changes.
     #[tracing::instrument(name = "solver.match", skip_all)]
     async fn match_now(&mut self) -> anyhow::Result<()> {
@@ -455,17 +492,28 @@ impl Solver {
         let now = self.context.clock.now();
         // Tier 1 builds around every live proposal: re-planning one away the
         // moment after it was made is churn a volunteer sees. Only tier 2
-        // moves a proposal, and only when that is worth its cost.
-        let Some((problem, mut options, restricted)) = self.problem_at(now, true) else {
+        // moves a proposal, and only when that is worth its cost. Teams it
+        // cannot complete now (someone declined and nobody can replace them
+        // yet) are held together while there is time, not released: the
+        // next run tries again, and everyone else is planned around them.
+        let Some((problem, report)) = self.tier1(now, &HashSet::new()).await? else {
             return Ok(());
         };
-        options.greedy_only = true;
-        options.time_limit = Duration::from_millis(TIER1_BUDGET_MS);
-        let (problem, report) = tokio::task::spawn_blocking(move || {
-            let report = solve_with_starters(&problem, &options, &restricted);
+        let held: HashSet<String> = report
+            .dropped_pins
+            .iter()
+            .map(|&task| problem.task_id(task).as_str().to_owned())
+            .filter(|task| self.holdable(task, now))
+            .collect();
+        let (problem, report) = if held.is_empty() {
             (problem, report)
-        })
-        .await?;
+        } else {
+            match self.tier1(now, &held).await? {
+                Some(solved) => solved,
+                None => return Ok(()),
+            }
+        };
+        self.held = held;
         tracing::debug!(
             objective = report.objective,
             elapsed_ms = report.elapsed.as_millis() as u64,
@@ -486,7 +534,7 @@ impl Solver {
         self.improved_generation = self.generation;
         let generation = self.generation;
         let now = self.context.clock.now();
-        let (problem, options, restricted) = self.problem_at(now, false)?;
+        let (problem, options, restricted) = self.problem_at(now, false, &self.held)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let report = solve_with_starters(&problem, &options, &restricted);
@@ -701,10 +749,14 @@ impl Solver {
             .filter(|assignment| !live_or_finished(&assignment.volunteer, &assignment.task))
             .map(|assignment| assignment.task.clone())
             .collect();
-        plan.assignments
-            .retain(|assignment| !held_back.contains(&assignment.task));
-        plan.funding
-            .retain(|funding| !held_back.contains(&funding.task));
+        // Held teams are incomplete: they stand in the solution only to keep
+        // their members' time booked.
+        plan.assignments.retain(|assignment| {
+            !held_back.contains(&assignment.task) && !self.held.contains(&assignment.task)
+        });
+        plan.funding.retain(|funding| {
+            !held_back.contains(&funding.task) && !self.held.contains(&funding.task)
+        });
         plan
     }
 }

@@ -501,7 +501,18 @@ impl OpenWorld {
     /// `pin_proposals`: also pin the proposals people are looking at, so the
     /// plan is built around them (tier 1); otherwise they are only kept at a
     /// cost and may move (tier 2).
-    pub fn snapshot(&self, now: DateTime<Utc>, pin_proposals: bool) -> World {
+    ///
+    /// `held`: tasks whose team cannot be completed now but is kept together
+    /// while a replacement is sought (backfill). Each stands in the world as
+    /// a team of just its live members, pinned, worth nothing: their time
+    /// stays booked, nobody else is asked to it, and nothing that depends on
+    /// it is planned.
+    pub fn snapshot(
+        &self,
+        now: DateTime<Utc>,
+        pin_proposals: bool,
+        held: &HashSet<String>,
+    ) -> World {
         let volunteers = self
             .volunteers
             .values()
@@ -516,6 +527,10 @@ impl OpenWorld {
             })
             .collect::<Vec<_>>();
         let committed = self.committed();
+        let available: HashSet<&str> = volunteers
+            .iter()
+            .map(|volunteer| volunteer.id.as_str())
+            .collect();
         let mut tasks: HashMap<String, proto::domain::Task> = self
             .tasks
             .values()
@@ -523,6 +538,16 @@ impl OpenWorld {
             .filter_map(|task| {
                 let mut weighted = task.clone();
                 weighted.impact = self.weighted_impact(task, now, &committed);
+                if held.contains(&task.id) {
+                    let members = self
+                        .live
+                        .values()
+                        .filter(|live| live.task == task.id)
+                        .filter(|live| available.contains(live.volunteer.as_str()))
+                        .count();
+                    weighted.slots = u8::try_from(members).ok().filter(|&slots| slots > 0)?;
+                    weighted.impact = 0.0;
+                }
                 weighted
                     .validate_standalone("")
                     .map_err(|error| tracing::warn!(%error, "task left out"))
@@ -537,8 +562,9 @@ impl OpenWorld {
                 .values()
                 .filter(|task| {
                     task.depends_on.iter().any(|dependency| {
-                        !tasks.contains_key(dependency.as_str())
-                            && !self.done.contains(dependency.as_str())
+                        held.contains(dependency.as_str())
+                            || (!tasks.contains_key(dependency.as_str())
+                                && !self.done.contains(dependency.as_str()))
                     })
                 })
                 .map(|task| task.id.as_str().to_owned())
@@ -561,16 +587,15 @@ impl OpenWorld {
                     .ok()
             })
             .collect();
-        let volunteer_ids: HashSet<&str> = volunteers
-            .iter()
-            .map(|volunteer| volunteer.id.as_str())
-            .collect();
+        let volunteer_ids = available;
         // Accepted work is pinned, and so is what a coordinator pinned,
         // unless it was vetoed since.
         let accepted = self
             .live
             .values()
-            .filter(|live| pin_proposals || live.standing != Standing::Proposed)
+            .filter(|live| {
+                pin_proposals || live.standing != Standing::Proposed || held.contains(&live.task)
+            })
             .filter(|live| !self.vetoed.contains(&pair_key(&live.volunteer, &live.task)))
             .map(|live| (live.volunteer.as_str(), live.task.as_str()));
         let coordinator = self
