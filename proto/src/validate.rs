@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cents, Hours, Need, Pledge, SkillLevel, Skills, Task, Trust, Volunteer, World,
+    Cents, Currency, Hours, Need, Pledge, SkillLevel, Skills, Task, Trust, Volunteer, World,
 };
 use crate::ids::{truncate, Id};
 use crate::instance::{Instance, INSTANCE_FORMAT};
@@ -181,6 +181,19 @@ fn skills(levels: &BTreeMap<String, u8>, field: &str) -> Result<Skills, Invalid>
         skills.insert(name, SkillLevel::new_unchecked(level));
     }
     Ok(skills)
+}
+
+/// An optional ISO 4217 code; absent is the default currency.
+pub fn currency(code: Option<&str>, field: &str) -> Result<Currency, Invalid> {
+    Currency::or_default(code).ok_or_else(|| {
+        Invalid::new(
+            field,
+            format!(
+                "must be an ISO 4217 code of three capital letters (USD, EUR), got {:?}",
+                truncate(code.unwrap_or_default())
+            ),
+        )
+    })
 }
 
 fn trust(tier: u8, field: &str) -> Result<Trust, Invalid> {
@@ -354,6 +367,7 @@ impl TaskSpec {
             sensitivity: trust(self.sensitivity, &at(prefix, "sensitivity"))?,
             depends_on,
             money: Cents(self.money_cents),
+            currency: currency(self.currency.as_deref(), &at(prefix, "currency"))?,
             impact,
             tags: tags(&self.tags, &at(prefix, "tags"))?,
         })
@@ -497,6 +511,7 @@ impl PledgeOffer {
             collectives,
             tags,
             expires_at,
+            currency: currency(self.currency.as_deref(), &at(prefix, "currency"))?,
         })
     }
 }

@@ -312,6 +312,7 @@ mod tests {
                 money_cents: 0,
                 impact: 7.0,
                 tags: vec![],
+                currency: None,
             }],
         }
     }

@@ -252,7 +252,7 @@ impl Ingest {
                 }
                 Event::Steered(steering)
             }
-            Some(Input::Reply) | None => {
+            Some(Input::Reply | Input::Disburse) | None => {
                 return Err(ErrorBody::new(
                     proto::wire::ErrorCode::NotFound,
                     None,
