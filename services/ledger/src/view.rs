@@ -89,7 +89,8 @@ impl World {
                 self.pledges.insert(terms.offer.id.clone(), terms);
             }
             Event::NeedPosted(need) => {
-                let posted: HashSet<&str> = need.tasks.iter().map(|task| task.id.as_str()).collect();
+                let posted: HashSet<&str> =
+                    need.tasks.iter().map(|task| task.id.as_str()).collect();
                 let dropped: Vec<String> = self
                     .needs
                     .get(&need.id)

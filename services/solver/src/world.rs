@@ -13,6 +13,7 @@ use proto::Id;
 use serde::{Deserialize, Serialize};
 
 use plumbing::store::{Changes, Store};
+use proto::money::LedgerEntry;
 
 /// Where a live assignment stands, as far as planning is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,7 @@ const KIND_VETO: &str = "veto";
 const KIND_PIN: &str = "pin";
 const KIND_WEIGHT: &str = "weight";
 const KIND_RECORD: &str = "record";
+const KIND_LEDGER_ENTRY: &str = "ledger_entry";
 
 /// Prior of the reliability estimate, as if every volunteer had already
 /// completed this many assignments...
@@ -104,6 +106,10 @@ pub struct OpenWorld {
     pub weights: HashMap<String, Weight>,
     /// Each volunteer's record, from the match stream.
     pub records: HashMap<String, Record>,
+    /// The money ledger, folded from `SB_LEDGER`: held money is committed,
+    /// so a pledge offers only what is available and a funded task asks
+    /// for nothing more.
+    pub money: ledger_core::Ledger,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -150,7 +156,52 @@ impl OpenWorld {
             coordinator_pins: store.load(KIND_PIN)?.into_iter().collect(),
             weights: store.load(KIND_WEIGHT)?.into_iter().collect(),
             records: store.load(KIND_RECORD)?.into_iter().collect(),
+            money: {
+                let mut entries: Vec<(String, LedgerEntry)> = store.load(KIND_LEDGER_ENTRY)?;
+                entries.sort_by(|one, other| one.0.cmp(&other.0));
+                let (money, refused) =
+                    ledger_core::Ledger::replay(entries.iter().map(|(_, entry)| entry));
+                for (id, refusal) in refused {
+                    tracing::error!(%id, %refusal, "a stored ledger entry does not apply");
+                }
+                money
+            },
         })
+    }
+
+    /// Applies one money entry read from `SB_LEDGER` at `sequence`.
+    pub fn apply_ledger(
+        &mut self,
+        entry: &LedgerEntry,
+        sequence: u64,
+        changes: &mut Changes,
+    ) -> anyhow::Result<bool> {
+        match self.money.apply(entry) {
+            Ok(ledger_core::Applied::New) => {
+                changes.put(KIND_LEDGER_ENTRY, &format!("{sequence:020}"), entry)?;
+                Ok(true)
+            }
+            Ok(ledger_core::Applied::Repeat) => Ok(false),
+            Err(refusal) => {
+                tracing::error!(%refusal, id = %entry.id, "a ledger entry does not apply; left out");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Money held or paid for each task, per pledge: funding the plan keeps.
+    pub fn committed_funding(&self) -> Vec<proto::instance::Funding> {
+        let mut funding = Vec::new();
+        for (task, accounts) in self.money.tasks() {
+            for (pledge, cents) in accounts.held.iter().chain(&accounts.disbursed) {
+                funding.push(proto::instance::Funding {
+                    pledge: pledge.clone(),
+                    task: task.clone(),
+                    amount_cents: cents.get(),
+                });
+            }
+        }
+        funding
     }
 
     fn remove_task(&mut self, task: &str, changes: &mut Changes) {
@@ -392,6 +443,9 @@ impl OpenWorld {
                     .ok()
             })
             .collect::<Vec<_>>();
+        // A money-only task whose money is held is secured: it satisfies
+        // dependencies like a done task and needs no more planning.
+        let mut secured: BTreeSet<Id> = BTreeSet::new();
         let mut tasks: HashMap<String, proto::domain::Task> = self
             .tasks
             .values()
@@ -399,6 +453,14 @@ impl OpenWorld {
             .filter_map(|task| {
                 let mut weighted = task.clone();
                 weighted.impact = self.weighted_impact(task);
+                let committed = self.money.committed(&task.id).get();
+                if task.money_cents > 0 && committed > 0 {
+                    if committed >= task.money_cents && task.slots == 0 {
+                        secured.extend(Id::parse(&task.id, "task").ok());
+                        return None;
+                    }
+                    weighted.money_cents = task.money_cents.saturating_sub(committed);
+                }
                 weighted
                     .validate_standalone("")
                     .map_err(|error| tracing::warn!(%error, "task left out"))
@@ -415,6 +477,7 @@ impl OpenWorld {
                     task.depends_on.iter().any(|dependency| {
                         !tasks.contains_key(dependency.as_str())
                             && !self.done.contains(dependency.as_str())
+                            && !secured.contains(dependency)
                     })
                 })
                 .map(|task| task.id.as_str().to_owned())
@@ -430,6 +493,15 @@ impl OpenWorld {
             .pledges
             .values()
             .filter(|offer| offer.expires_at.is_none_or(|expiry| expiry > now))
+            .filter_map(|offer| {
+                // Once the ledger holds a pledge, only its available part
+                // may be planned; held money is never allocated twice.
+                let mut offer = offer.clone();
+                if self.money.pledge(&offer.id).is_some() {
+                    offer.amount_cents = self.money.available(&offer.id).get();
+                }
+                (offer.amount_cents > 0).then_some(offer)
+            })
             .filter_map(|offer| {
                 offer
                     .validate("")
@@ -467,11 +539,12 @@ impl OpenWorld {
             .collect();
         pinned.sort();
         pinned.dedup();
-        let done: BTreeSet<Id> = self
+        let mut done: BTreeSet<Id> = self
             .done
             .iter()
             .filter_map(|id| Id::parse(id, "done").ok())
             .collect();
+        done.extend(secured);
         let mut tasks: Vec<proto::domain::Task> = tasks.into_values().collect();
         tasks.sort_by(|one, other| one.id.cmp(&other.id));
         let mut volunteers = volunteers;
