@@ -6,13 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use gateway::access::Principal;
 use ledger_core::Ledger;
 use proto::domain::Cents;
 use proto::money::{EntryKind, LedgerEntry};
 use proto::subjects::Input;
 use proto::wire::ErrorCode;
 use serde_json::{json, Value};
-use tests::{hours_from_now, volunteer, Inbox, NatsServer, Options, Switchboard};
+use tests::{gateway_token, hours_from_now, volunteer, Inbox, NatsServer, Options, Switchboard};
 
 fn pantry_need() -> Value {
     json!({
@@ -328,4 +329,175 @@ async fn two_ledgers_racing_hold_each_task_once_and_never_over_commit_a_pledge()
     shutdown.cancel();
     second.await.unwrap().unwrap();
     switchboard.stop().await;
+}
+
+/// A GET over HTTP as `principal`: status and body.
+async fn http_get(base: &str, principal: &Principal, path: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(gateway_token(principal))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn http_post(base: &str, principal: &Principal, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(gateway_token(principal))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Polls a JSON view until `wanted` holds.
+async fn view_until(
+    base: &str,
+    principal: &Principal,
+    path: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + tests::EXPECT_WITHIN;
+    loop {
+        let (status, text) = http_get(base, principal, path).await;
+        assert_eq!(status, 200, "GET {path}: {text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        if wanted(&body["view"]) {
+            return body["view"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never showed it: {body}"
+        );
+        let version = body["version"].as_u64().unwrap_or(0);
+        // Long poll: answers at the next change of the read model.
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let _ = http_get(
+            base,
+            principal,
+            &format!("{path}{separator}newer_than={version}"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn donors_collectives_and_coordinators_each_see_their_part_of_the_money() {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let options = Options {
+        gateway: true,
+        ..Options::default()
+    };
+    let switchboard = Switchboard::start(&nats, state.path(), options).await;
+    let base = format!("http://{}", switchboard.http.unwrap());
+    let mut money = Inbox::open(&switchboard.client, switchboard.subjects.ledger_all()).await;
+    let coordinator = Principal::Coordinator;
+    let donor = Principal::Donor("p-housing".to_owned());
+    let pantry = Principal::Collective("c-pantry".to_owned());
+    let other = Principal::Collective("c-other".to_owned());
+
+    // The donor pledges through their own link; another pledge is stranded
+    // by a restriction to a collective that asks for nothing.
+    let (status, reply) = http_post(
+        &base,
+        &donor,
+        "/api/pledge",
+        &json!({"id": "p-housing", "amount_cents": 40000, "tags": ["housing"], "donor": "Ana"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, _) = http_post(
+        &base,
+        &donor,
+        "/api/pledge",
+        &json!({"id": "p-someone-else", "amount_cents": 1}),
+    )
+    .await;
+    assert_eq!(status, 403, "a donor pledges only as their own pledge");
+    switchboard
+        .accept(
+            Input::Pledge,
+            &json!({"id": "p-stranded", "amount_cents": 7000, "collectives": ["c-nobody"]}),
+        )
+        .await;
+    switchboard.accept(Input::Need, &pantry_need()).await;
+    next_entry(&mut money, EntryKind::Held, "t-rent").await;
+
+    // The donor sees where the money went; another donor's pledge is not theirs.
+    let view = view_until(&base, &donor, "/api/view/donor", |view| {
+        view["held"].as_array().is_some_and(|held| !held.is_empty())
+    })
+    .await;
+    assert_eq!(view["held"][0]["task"], "t-rent");
+    assert_eq!(view["held"][0]["amount_cents"], 40000);
+    assert_eq!(view["unlocked"], json!(["t-rent"]));
+    let (status, _) = http_get(&base, &donor, "/api/view/donor?id=p-stranded").await;
+    assert_eq!(status, 403);
+
+    // The collective sees the rent funded and the flyers waiting for money.
+    let funding = view_until(&base, &pantry, "/api/view/funding", |view| {
+        view["funded"]
+            .as_array()
+            .is_some_and(|funded| !funded.is_empty())
+    })
+    .await;
+    assert_eq!(funding["funded"][0]["task"], "t-rent");
+    assert_eq!(funding["funded"][0]["state"], "held");
+    assert_eq!(funding["waiting"][0]["task"], "t-print");
+    assert_eq!(funding["waiting"][0]["waiting_cents"], 15000);
+
+    // Another collective may not confirm the pantry's payment; the pantry may.
+    let pay = json!({"id": "pay-rent", "task": "t-rent", "reference": "transfer 9"});
+    let (status, _) = http_post(&base, &other, "/api/disburse", &pay).await;
+    assert_eq!(status, 403);
+    let (status, reply) = http_post(&base, &pantry, "/api/disburse", &pay).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // Coordinators: the pool, the stranded pledge, the transparency report.
+    let pool = view_until(&base, &coordinator, "/api/view/pool", |view| {
+        view["transparency"][0]["disbursed_cents"] == 40000
+    })
+    .await;
+    assert_eq!(pool["pools"][0]["currency"], "USD");
+    assert_eq!(pool["pools"][0]["pledged_cents"], 47000);
+    assert_eq!(pool["pools"][0]["disbursed_cents"], 40000);
+    assert_eq!(pool["stranded"][0]["pledge"], "p-stranded");
+    assert_eq!(pool["stranded"][0]["available_cents"], 7000);
+    assert_eq!(pool["transparency"][0]["collective"], "c-pantry");
+    let (status, _) = http_get(&base, &pantry, "/api/view/pool").await;
+    assert_eq!(status, 403);
+
+    // CSV: coordinators every movement, the donor only their pledge's, and
+    // the donor's name in none.
+    let (status, all) = http_get(&base, &coordinator, "/api/ledger.csv").await;
+    assert_eq!(status, 200);
+    assert!(all.starts_with(money_csv_header()));
+    assert!(all.contains("p-stranded") && all.contains("transfer 9"));
+    let (_, mine) = http_get(&base, &donor, "/api/ledger.csv").await;
+    assert!(mine.contains("p-housing") && !mine.contains("p-stranded"));
+    let (_, theirs) = http_get(&base, &pantry, "/api/ledger.csv").await;
+    assert!(theirs.contains("t-rent") && !theirs.contains("p-stranded,7000"));
+    assert!(!all.contains("Ana") && !mine.contains("Ana"));
+    let (status, _) = http_get(
+        &base,
+        &Principal::Volunteer("v-1".to_owned()),
+        "/api/ledger.csv",
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The donor's page, drawn on the server.
+    let (status, page) = http_get(&base, &donor, "/donor").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Rent for the pantry") && page.contains("400.00 USD"));
+    switchboard.stop().await;
+}
+
+fn money_csv_header() -> &'static str {
+    gateway::money::CSV_HEADER
 }

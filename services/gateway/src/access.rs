@@ -9,7 +9,7 @@
 //! leaked one is revoked by changing the secret, which re-issues them all.
 //!
 //! Token syntax: `v1.<role>.<id>.<mac>`, where role is `coordinator`,
-//! `collective` or `volunteer`, id follows the wire id syntax (`all` for the
+//! `collective`, `volunteer` or `donor` (whose id is their pledge's), id follows the wire id syntax (`all` for the
 //! coordinators), and mac is the hex HMAC-SHA256 of
 //! `switchboard-token/v1 <role> <id>`. Every part is URL-safe.
 
@@ -43,6 +43,8 @@ pub enum Principal {
     Collective(String),
     /// Sees and answers only their own assignments.
     Volunteer(String),
+    /// Sees where one pledge's money went, raises or withdraws it: the id is the pledge's.
+    Donor(String),
 }
 
 impl Principal {
@@ -51,13 +53,14 @@ impl Principal {
             Principal::Coordinator => "coordinator",
             Principal::Collective(_) => "collective",
             Principal::Volunteer(_) => "volunteer",
+            Principal::Donor(_) => "donor",
         }
     }
 
     fn id(&self) -> &str {
         match self {
             Principal::Coordinator => COORDINATOR_ID,
-            Principal::Collective(id) | Principal::Volunteer(id) => id,
+            Principal::Collective(id) | Principal::Volunteer(id) | Principal::Donor(id) => id,
         }
     }
 
@@ -67,6 +70,7 @@ impl Principal {
             Principal::Coordinator => "/coordinator",
             Principal::Collective(_) => "/collective",
             Principal::Volunteer(_) => "/volunteer",
+            Principal::Donor(_) => "/donor",
         }
     }
 
@@ -74,7 +78,7 @@ impl Principal {
     pub fn describe(&self) -> serde_json::Value {
         match self {
             Principal::Coordinator => serde_json::json!({"role": "coordinator", "id": null}),
-            Principal::Collective(id) | Principal::Volunteer(id) => {
+            Principal::Collective(id) | Principal::Volunteer(id) | Principal::Donor(id) => {
                 serde_json::json!({"role": self.role(), "id": id})
             }
         }
@@ -155,6 +159,7 @@ impl Tokens {
             "coordinator" if id == COORDINATOR_ID => Principal::Coordinator,
             "collective" => Principal::Collective(id.to_owned()),
             "volunteer" => Principal::Volunteer(id.to_owned()),
+            "donor" => Principal::Donor(id.to_owned()),
             _ => return None,
         };
         let claimed = decode_hex(hex)?;
@@ -241,6 +246,7 @@ mod tests {
             Principal::Coordinator,
             Principal::Collective("c-tenants".into()),
             Principal::Volunteer("v-maria".into()),
+            Principal::Donor("p-rent".into()),
         ] {
             let token = tokens.mint(&principal);
             assert_eq!(tokens.verify(&token), Some(principal));
