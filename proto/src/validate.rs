@@ -819,4 +819,29 @@ mod tests {
             .validate()
             .is_ok());
     }
+
+    #[test]
+    fn a_currency_is_three_capital_letters_and_only_its_own_pledges_fund_a_task() {
+        let pledge: PledgeOffer = serde_json::from_value(
+            serde_json::json!({"id": "p1", "amount_cents": 100, "currency": "usd"}),
+        )
+        .unwrap();
+        assert_eq!(pledge.validate("").unwrap_err().field, "currency");
+        let mut body = need_json();
+        body["tasks"][1]["currency"] = serde_json::json!("EURO");
+        let (field, _) = refusal(body.clone());
+        assert_eq!(field, "tasks[1].currency");
+        body["tasks"][1]["currency"] = serde_json::json!("EUR");
+        let need: NeedPost = serde_json::from_value(body).unwrap();
+        let rent = need.validate().unwrap().tasks.remove(1);
+        let dollars: PledgeOffer =
+            serde_json::from_value(serde_json::json!({"id": "p1", "amount_cents": 100})).unwrap();
+        let euros: PledgeOffer = serde_json::from_value(
+            serde_json::json!({"id": "p2", "amount_cents": 100, "currency": "EUR"}),
+        )
+        .unwrap();
+        let start = rent.earliest_start;
+        assert!(!dollars.validate("").unwrap().can_fund(&rent, start));
+        assert!(euros.validate("").unwrap().can_fund(&rent, start));
+    }
 }
