@@ -30,6 +30,66 @@ impl Hours {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Cents(pub u64);
 
+impl Cents {
+    pub const ZERO: Cents = Cents(0);
+
+    /// `None` on overflow: a sum of money never wraps.
+    pub fn checked_add(self, other: Cents) -> Option<Cents> {
+        self.0.checked_add(other.0).map(Cents)
+    }
+
+    /// `None` when `other` is more than `self`: a balance never goes negative.
+    pub fn checked_sub(self, other: Cents) -> Option<Cents> {
+        self.0.checked_sub(other.0).map(Cents)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Cents {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} cents", self.0)
+    }
+}
+
+/// The currency of a task's money when it names none.
+pub const CURRENCY_DEFAULT: &str = "USD";
+
+/// An ISO 4217 currency code: three capital letters (`USD`, `EUR`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Currency(String);
+
+impl Currency {
+    /// `code` when it is three capital ASCII letters.
+    pub fn parse(code: &str) -> Option<Currency> {
+        (code.len() == 3 && code.bytes().all(|byte| byte.is_ascii_uppercase()))
+            .then(|| Currency(code.to_owned()))
+    }
+
+    /// The currency of an optional wire field: absent is [`CURRENCY_DEFAULT`].
+    pub fn or_default(code: Option<&str>) -> Option<Currency> {
+        Currency::parse(code.unwrap_or(CURRENCY_DEFAULT))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Currency {
+    fn default() -> Self {
+        Currency(CURRENCY_DEFAULT.to_owned())
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
 /// A skill level, 1 (novice) to 5 (expert).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SkillLevel(u8);
@@ -100,6 +160,8 @@ pub struct Task {
     pub sensitivity: Trust,
     pub depends_on: Vec<Id>,
     pub money: Cents,
+    /// The currency of `money`; only pledges in it may pay.
+    pub currency: Currency,
     pub impact: f64,
     pub tags: BTreeSet<String>,
 }
@@ -124,6 +186,8 @@ pub struct Pledge {
     pub tags: Option<BTreeSet<String>>,
     /// `None`: never expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// One currency per pledge.
+    pub currency: Currency,
 }
 
 /// A whole validated instance: the world at `now`.
@@ -156,11 +220,13 @@ impl Volunteer {
 
 impl Pledge {
     /// Whether this pledge may pay for `task` (collective, tags, expiry): the
-    /// pledge rule of problem.md. `window_start` is `max(now, earliest_start)`.
+    /// pledge rule of problem.md, and the same currency. `window_start` is `max(now, earliest_start)`.
     pub fn can_fund(&self, task: &Task, window_start: DateTime<Utc>) -> bool {
-        self.collectives
-            .as_ref()
-            .is_none_or(|allowed| allowed.contains(&task.collective))
+        self.currency == task.currency
+            && self
+                .collectives
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(&task.collective))
             && self
                 .tags
                 .as_ref()

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod events;
 pub mod ids;
 pub mod instance;
+pub mod money;
 pub mod schema;
 pub mod subjects;
 pub mod validate;

@@ -5,6 +5,7 @@
 use schemars::{schema_for, Schema};
 
 use crate::instance::{Instance, Plan};
+use crate::money::{Disbursal, LedgerEntry};
 use crate::wire::{
     DeadLetter, MatchChanged, MatchProposed, NeedPost, PlanRequest, PledgeOffer, Reply, Steering,
     TaskCompletion, Vetting, VolunteerMessage, VolunteerOffer, VolunteerPlan, VolunteerReply,
@@ -29,6 +30,8 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("volunteer-message", schema_for!(VolunteerMessage)),
         ("volunteer-plan", schema_for!(VolunteerPlan)),
         ("dead-letter", schema_for!(DeadLetter)),
+        ("disburse", schema_for!(Disbursal)),
+        ("ledger-entry", schema_for!(LedgerEntry)),
         ("instance", schema_for!(Instance)),
         ("plan", schema_for!(Plan)),
     ]

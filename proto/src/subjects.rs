@@ -15,6 +15,7 @@ pub const PREFIX_DEFAULT: &str = "sb";
 pub const QUEUE_GROUP_INGEST: &str = "sb-ingest";
 pub const QUEUE_GROUP_DISPATCH: &str = "sb-dispatch";
 pub const QUEUE_GROUP_SOLVER: &str = "sb-solver";
+pub const QUEUE_GROUP_LEDGER: &str = "sb-ledger";
 
 /// The requests a client sends (request/reply, `<prefix>.in.<name>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,10 +30,12 @@ pub enum Input {
     Steer,
     /// A vetter sets a volunteer's trust tier.
     Vet,
+    /// A coordinator or collective confirms that held money was paid out.
+    Disburse,
 }
 
 impl Input {
-    pub const ALL: [Input; 8] = [
+    pub const ALL: [Input; 9] = [
         Input::Volunteer,
         Input::Need,
         Input::Pledge,
@@ -41,6 +44,7 @@ impl Input {
         Input::Complete,
         Input::Steer,
         Input::Vet,
+        Input::Disburse,
     ];
 
     /// The last token of the request subject, also the endpoint's name.
@@ -54,6 +58,7 @@ impl Input {
             Input::Complete => "complete",
             Input::Steer => "steer",
             Input::Vet => "vet",
+            Input::Disburse => "disburse",
         }
     }
 }
@@ -255,6 +260,29 @@ impl Subjects {
         format!("{}_INBOX", self.prefix.to_ascii_uppercase())
     }
 
+    /// A money ledger entry: `sb.ledger.<kind>.<task or pledge>`.
+    pub fn ledger(&self, kind: crate::money::EntryKind, key: &str) -> String {
+        format!("{}.ledger.{}.{key}", self.prefix, kind.token())
+    }
+
+    /// Every subject of the money stream.
+    pub fn ledger_all(&self) -> String {
+        format!("{}.ledger.>", self.prefix)
+    }
+
+    /// The kind of a money-stream subject, or `None` when it is not one.
+    pub fn parse_ledger(&self, subject: &str) -> Option<crate::money::EntryKind> {
+        let rest = subject
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(".ledger.")?;
+        crate::money::EntryKind::from_token(rest.split('.').next()?)
+    }
+
+    /// Stream of every money movement, the ledger of record: `SB_LEDGER`.
+    pub fn ledger_stream(&self) -> String {
+        format!("{}_LEDGER", self.prefix.to_ascii_uppercase())
+    }
+
     /// Stream of refused inputs kept for coordinators: `SB_DLQ`.
     pub fn dead_letter_stream(&self) -> String {
         format!("{}_DLQ", self.prefix.to_ascii_uppercase())
@@ -279,6 +307,22 @@ mod tests {
         assert_eq!(subjects.events_stream(), "SB_EVENTS");
         assert_eq!(subjects.matches_stream(), "SB_MATCHES");
         assert_eq!(subjects.events_all(), "sb.ev.>");
+        assert_eq!(subjects.input(Input::Disburse), "sb.in.disburse");
+        assert_eq!(subjects.ledger_stream(), "SB_LEDGER");
+        assert_eq!(
+            subjects.ledger(crate::money::EntryKind::Held, "t1"),
+            "sb.ledger.held.t1"
+        );
+    }
+
+    #[test]
+    fn every_ledger_subject_parses_back_to_its_kind() {
+        let subjects = Subjects::default();
+        for kind in crate::money::EntryKind::ALL {
+            let subject = subjects.ledger(kind, "x1");
+            assert_eq!(subjects.parse_ledger(&subject), Some(kind));
+        }
+        assert_eq!(subjects.parse_ledger("sb.ledger.spent.x1"), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cents, Hours, Need, Pledge, SkillLevel, Skills, Task, Trust, Volunteer, World,
+    Cents, Currency, Hours, Need, Pledge, SkillLevel, Skills, Task, Trust, Volunteer, World,
 };
 use crate::ids::{truncate, Id};
 use crate::instance::{Instance, INSTANCE_FORMAT};
@@ -181,6 +181,19 @@ fn skills(levels: &BTreeMap<String, u8>, field: &str) -> Result<Skills, Invalid>
         skills.insert(name, SkillLevel::new_unchecked(level));
     }
     Ok(skills)
+}
+
+/// An optional ISO 4217 code; absent is the default currency.
+pub fn currency(code: Option<&str>, field: &str) -> Result<Currency, Invalid> {
+    Currency::or_default(code).ok_or_else(|| {
+        Invalid::new(
+            field,
+            format!(
+                "must be an ISO 4217 code of three capital letters (USD, EUR), got {:?}",
+                truncate(code.unwrap_or_default())
+            ),
+        )
+    })
 }
 
 fn trust(tier: u8, field: &str) -> Result<Trust, Invalid> {
@@ -354,6 +367,7 @@ impl TaskSpec {
             sensitivity: trust(self.sensitivity, &at(prefix, "sensitivity"))?,
             depends_on,
             money: Cents(self.money_cents),
+            currency: currency(self.currency.as_deref(), &at(prefix, "currency"))?,
             impact,
             tags: tags(&self.tags, &at(prefix, "tags"))?,
         })
@@ -497,6 +511,7 @@ impl PledgeOffer {
             collectives,
             tags,
             expires_at,
+            currency: currency(self.currency.as_deref(), &at(prefix, "currency"))?,
         })
     }
 }
@@ -818,5 +833,30 @@ mod tests {
             .unwrap()
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn a_currency_is_three_capital_letters_and_only_its_own_pledges_fund_a_task() {
+        let pledge: PledgeOffer = serde_json::from_value(
+            serde_json::json!({"id": "p1", "amount_cents": 100, "currency": "usd"}),
+        )
+        .unwrap();
+        assert_eq!(pledge.validate("").unwrap_err().field, "currency");
+        let mut body = need_json();
+        body["tasks"][1]["currency"] = serde_json::json!("EURO");
+        let (field, _) = refusal(body.clone());
+        assert_eq!(field, "tasks[1].currency");
+        body["tasks"][1]["currency"] = serde_json::json!("EUR");
+        let need: NeedPost = serde_json::from_value(body).unwrap();
+        let rent = need.validate().unwrap().tasks.remove(1);
+        let dollars: PledgeOffer =
+            serde_json::from_value(serde_json::json!({"id": "p1", "amount_cents": 100})).unwrap();
+        let euros: PledgeOffer = serde_json::from_value(
+            serde_json::json!({"id": "p2", "amount_cents": 100, "currency": "EUR"}),
+        )
+        .unwrap();
+        let start = rent.earliest_start;
+        assert!(!dollars.validate("").unwrap().can_fund(&rent, start));
+        assert!(euros.validate("").unwrap().can_fund(&rent, start));
     }
 }

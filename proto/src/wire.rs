@@ -81,6 +81,10 @@ pub struct TaskSpec {
     pub impact: f64,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// ISO 4217 code of `money_cents` (`USD` when absent); only pledges in
+    /// this currency fund the task, so one task's money never mixes currencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 /// A collective's need (`sb.in.need`). Posting it again with the same `id`
@@ -111,6 +115,10 @@ pub struct PledgeOffer {
     /// The donor, optional; private: never published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub donor: Option<String>,
+    /// ISO 4217 code of `amount_cents` (`USD` when absent). One currency per
+    /// pledge; it funds only tasks priced in the same currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 /// What a withdrawal is about.

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use proto::instance::Instance;
+use proto::money::{Disbursal, LedgerEntry};
 use proto::wire::{
     MatchChanged, MatchProposed, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, Vetting,
     VolunteerOffer, VolunteerReply, Withdrawal,
@@ -47,6 +48,9 @@ fn every_golden_fixture_round_trips_and_validates() {
     assert!(!round_trip::<Reply>("response-error").ok);
     round_trip::<MatchProposed>("match-proposed");
     round_trip::<MatchChanged>("match-changed");
+    round_trip::<Disbursal>("disburse").validate().unwrap();
+    let entry = round_trip::<LedgerEntry>("ledger-entry");
+    assert_eq!(entry.total_cents(), 40000);
 }
 
 #[test]

@@ -274,6 +274,7 @@ fn task_spec(index: usize) -> impl Strategy<Value = TaskSpec> {
                     money_cents,
                     impact,
                     tags,
+                    currency: None,
                 }
             },
         )
@@ -322,6 +323,7 @@ fn pledge_offer() -> impl Strategy<Value = PledgeOffer> {
                 tags,
                 expires_at,
                 donor,
+                currency: None,
             },
         )
 }

@@ -239,6 +239,8 @@ pub struct Options {
     pub rate_limits: gateway::limits::RateLimits,
     /// Urgency and equity in the live objective; canonical unless a test asks.
     pub priorities: solver::Priorities,
+    /// Held money of a task not done goes back this long after its deadline.
+    pub release_grace: chrono::Duration,
 }
 
 impl Default for Options {
@@ -254,12 +256,13 @@ impl Default for Options {
             trust_source: solver::TrustSource::Declared,
             rate_limits: gateway::limits::RateLimits::default(),
             priorities: solver::Priorities::CANONICAL,
+            release_grace: chrono::Duration::hours(ledger::RELEASE_GRACE_HOURS_DEFAULT),
         }
     }
 }
 
 impl Switchboard {
-    /// Starts ingest, solver and dispatch (and the gateway if asked) with
+    /// Starts ingest, solver, ledger and dispatch (and the gateway if asked) with
     /// their state under `state`, and waits until they answer.
     pub async fn start(nats: &NatsServer, state: &Path, options: Options) -> Switchboard {
         let subjects = Subjects::default();
@@ -289,6 +292,12 @@ impl Switchboard {
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));
+        let config = ledger::LedgerConfig {
+            state_directory: Some(state.join("ledger")),
+            release_grace: options.release_grace,
+        };
+        let (service_context, token) = (context("sb-ledger").await, shutdown.clone());
+        tasks.push(tokio::spawn(ledger::run(service_context, config, token)));
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
             checkin_window: options.checkin_window,
@@ -333,6 +342,7 @@ impl Switchboard {
         let subjects = [
             self.subjects.input(Input::Withdraw),
             self.subjects.input(Input::Reply),
+            self.subjects.input(Input::Disburse),
             self.subjects.plan_get(),
         ];
         for subject in subjects {

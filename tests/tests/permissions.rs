@@ -213,7 +213,7 @@ impl Secured {
     }
 }
 
-/// Ingest, solver and dispatch, each connected as its own user.
+/// Ingest, solver, ledger and dispatch, each connected as its own user.
 struct Services {
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -235,6 +235,12 @@ impl Services {
             ..solver::SolverConfig::default()
         };
         tasks.push(tokio::spawn(solver::run(context, config, shutdown.clone())));
+        let context = secured.service_context("sb-ledger").await;
+        let config = ledger::LedgerConfig {
+            state_directory: Some(state.join("ledger")),
+            ..ledger::LedgerConfig::default()
+        };
+        tasks.push(tokio::spawn(ledger::run(context, config, shutdown.clone())));
         let context = secured.service_context("sb-dispatch").await;
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
@@ -356,6 +362,30 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     let plan: proto::instance::Plan = serde_json::from_slice(&plan.payload).unwrap();
     assert_eq!(plan.assignments.len(), 1, "{plan:?}");
     assert_eq!(plan.funding.len(), 1, "{plan:?}");
+    // The ledger, as its own user, holds the money once the team accepted;
+    // the coordinator audits the money stream; the collective confirms the
+    // payment.
+    let coordinator_jetstream = coordinator.context().jetstream;
+    let mut money =
+        plumbing::follow::Follower::start(&coordinator_jetstream, &subjects.ledger_stream(), 0)
+            .await
+            .unwrap();
+    loop {
+        let stored = tokio::time::timeout(EXPECT_WITHIN, money.next())
+            .await
+            .expect("the ledger never held the money")
+            .unwrap();
+        if stored.subject.starts_with("sb.ledger.held.") {
+            break;
+        }
+    }
+    let reply = collective
+        .send(
+            subjects.input(Input::Disburse),
+            &json!({"id": "pay-1", "task": "t-intake", "reference": "receipt 3"}),
+        )
+        .await;
+    assert!(reply.ok, "{reply:?}");
     // What the gateway does on NATS, as its user: make sure of the streams,
     // forward a request, ask for the plan, follow the logs.
     let gateway = secured.connect("sb-gateway").await;
@@ -379,8 +409,12 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
         .request(subjects.plan_get(), Bytes::from_static(b"{}"))
         .await
         .unwrap();
-    // Its pages replay both logs.
-    for stream in [subjects.events_stream(), subjects.matches_stream()] {
+    // Its pages replay the logs.
+    for stream in [
+        subjects.events_stream(),
+        subjects.matches_stream(),
+        subjects.ledger_stream(),
+    ] {
         let last = plumbing::streams::last_sequence(&jetstream, &stream)
             .await
             .unwrap();

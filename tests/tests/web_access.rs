@@ -700,6 +700,15 @@ async fn every_route_in_the_list_is_served_and_documented() {
         .json()
         .await
         .unwrap();
+    // A pledge for the donor's view to show.
+    let pledged = http
+        .post(format!("{base}/api/pledge"))
+        .bearer_auth(&coordinator)
+        .json(&json!({"id": "x-1", "amount_cents": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pledged.status(), 200);
     for (method, path) in gateway::ROUTES {
         assert!(
             document["paths"][path][method].is_object(),
@@ -712,7 +721,10 @@ async fn every_route_in_the_list_is_served_and_documented() {
         // Coordinators name whose view they want.
         let query = match concrete.as_str() {
             "/signin" => format!("?token={coordinator}"),
-            "/api/view/collective" | "/api/view/volunteer" => "?id=x-1".to_owned(),
+            "/api/view/collective"
+            | "/api/view/volunteer"
+            | "/api/view/donor"
+            | "/api/view/funding" => "?id=x-1".to_owned(),
             _ => String::new(),
         };
         let url = format!("{base}{concrete}{query}");

@@ -9,7 +9,8 @@
 //! leaked one is revoked by changing the secret, which re-issues them all.
 //!
 //! Token syntax: `v1.<role>.<id>.<mac>`, where role is `coordinator`,
-//! `collective`, `volunteer` or `vetter`, id follows the wire id syntax (`all` for the
+//! `collective`, `volunteer`, `vetter` or `donor` (whose id is their
+//! pledge's), id follows the wire id syntax (`all` for the
 //! coordinators), and mac is the hex HMAC-SHA256 of
 //! `switchboard-token/v1 <role> <id>`. Every part is URL-safe.
 
@@ -48,6 +49,8 @@ pub enum Principal {
     /// (`switchboard link vetter ID`), not coordinators: one stolen
     /// coordinator sign-in must not open sensitive work to a stranger.
     Vetter(String),
+    /// Sees where one pledge's money went, raises or withdraws it: the id is the pledge's.
+    Donor(String),
 }
 
 impl Principal {
@@ -57,13 +60,17 @@ impl Principal {
             Principal::Collective(_) => "collective",
             Principal::Volunteer(_) => "volunteer",
             Principal::Vetter(_) => "vetter",
+            Principal::Donor(_) => "donor",
         }
     }
 
     fn id(&self) -> &str {
         match self {
             Principal::Coordinator => COORDINATOR_ID,
-            Principal::Collective(id) | Principal::Volunteer(id) | Principal::Vetter(id) => id,
+            Principal::Collective(id)
+            | Principal::Volunteer(id)
+            | Principal::Vetter(id)
+            | Principal::Donor(id) => id,
         }
     }
 
@@ -74,6 +81,7 @@ impl Principal {
             Principal::Collective(_) => "/collective",
             Principal::Volunteer(_) => "/volunteer",
             Principal::Vetter(_) => "/vetter",
+            Principal::Donor(_) => "/donor",
         }
     }
 
@@ -81,7 +89,10 @@ impl Principal {
     pub fn describe(&self) -> serde_json::Value {
         match self {
             Principal::Coordinator => serde_json::json!({"role": "coordinator", "id": null}),
-            Principal::Collective(id) | Principal::Volunteer(id) | Principal::Vetter(id) => {
+            Principal::Collective(id)
+            | Principal::Volunteer(id)
+            | Principal::Vetter(id)
+            | Principal::Donor(id) => {
                 serde_json::json!({"role": self.role(), "id": id})
             }
         }
@@ -163,6 +174,7 @@ impl Tokens {
             "collective" => Principal::Collective(id.to_owned()),
             "volunteer" => Principal::Volunteer(id.to_owned()),
             "vetter" => Principal::Vetter(id.to_owned()),
+            "donor" => Principal::Donor(id.to_owned()),
             _ => return None,
         };
         let claimed = decode_hex(hex)?;
@@ -250,6 +262,7 @@ mod tests {
             Principal::Collective("c-tenants".into()),
             Principal::Volunteer("v-maria".into()),
             Principal::Vetter("vt-rosa".into()),
+            Principal::Donor("p-rent".into()),
         ] {
             let token = tokens.mint(&principal);
             assert_eq!(tokens.verify(&token), Some(principal));

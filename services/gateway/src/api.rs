@@ -29,17 +29,18 @@ use futures_util::{Stream, StreamExt};
 use proto::events::MatchEvent;
 use proto::ids::is_valid_id;
 use proto::instance::Plan;
+use proto::money::Disbursal;
 use proto::subjects::Input;
 use proto::validate::decode;
 use proto::wire::{
-    ErrorCode, NeedPost, Reply, TaskCompletion, Vetting, VolunteerOffer, VolunteerReply,
-    WithdrawKind, Withdrawal,
+    ErrorCode, NeedPost, PledgeOffer, Reply, TaskCompletion, Vetting, VolunteerOffer,
+    VolunteerReply, WithdrawKind, Withdrawal,
 };
 use serde::Deserialize;
 
 use crate::access::{sign_in_cookie, token_of, Principal};
 use crate::model::ReadModel;
-use crate::{charts, refusal, status_of, views, Gateway, STREAM_KEEP_ALIVE_S};
+use crate::{charts, money, refusal, status_of, views, Gateway, STREAM_KEEP_ALIVE_S};
 
 /// How long a write waits for the read model to show it, so the page that
 /// made it sees it on its next read; past this the reply is sent anyway.
@@ -100,6 +101,19 @@ impl Gateway {
         }
     }
 
+    /// Waits until the read model has applied `SB_LEDGER` up to `sequence`.
+    async fn wait_for_ledger(&self, sequence: u64) {
+        let mut applied = self.applied.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(READ_YOUR_WRITES_WAIT_MS),
+            applied.wait_for(|applied| applied.ledger >= sequence),
+        )
+        .await;
+        if waited.is_err() {
+            tracing::debug!(sequence, "read model lags behind a ledger write");
+        }
+    }
+
     /// Waits until the read model changes past `version` (bounded).
     async fn wait_for_change(&self, version: u64) {
         let mut applied = self.applied.clone();
@@ -152,8 +166,11 @@ impl Gateway {
                 return unavailable_reply(format!("the switchboard did not answer: {error}"))
             }
         };
-        if let Some(sequence) = reply.seq.filter(|_| reply.ok) {
-            self.wait_for_event(sequence).await;
+        // A disbursal's sequence is in SB_LEDGER; every other one in SB_EVENTS.
+        match reply.seq.filter(|_| reply.ok) {
+            Some(sequence) if input == Input::Disburse => self.wait_for_ledger(sequence).await,
+            Some(sequence) => self.wait_for_event(sequence).await,
+            None => {}
         }
         let status = reply
             .error
@@ -238,6 +255,29 @@ fn authorize(
             (owner == Some(me.as_str()))
                 .then_some(())
                 .ok_or_else(|| forbidden("a collective may withdraw only its own needs and tasks"))
+        }
+        (Principal::Collective(me), "disburse") => {
+            let disbursal: Disbursal = decode(body).map_err(invalid)?;
+            let own_task = model.collective_of_task(&disbursal.task) == Some(me.as_str());
+            let names_itself = disbursal
+                .collective
+                .as_ref()
+                .is_none_or(|named| named == me);
+            (own_task && names_itself).then_some(()).ok_or_else(|| {
+                forbidden("a collective may confirm payments only for its own tasks")
+            })
+        }
+        (Principal::Donor(me), "pledge") => {
+            let offer: PledgeOffer = decode(body).map_err(invalid)?;
+            (offer.id == *me)
+                .then_some(())
+                .ok_or_else(|| forbidden("a donor may offer only their own pledge"))
+        }
+        (Principal::Donor(me), "withdraw") => {
+            let withdrawal: Withdrawal = decode(body).map_err(invalid)?;
+            (withdrawal.kind == WithdrawKind::Pledge && withdrawal.id == *me)
+                .then_some(())
+                .ok_or_else(|| forbidden("a donor may withdraw only their own pledge"))
         }
         _ => Err(forbidden(&format!(
             "{operation:?} is not among the operations of this sign-in"
@@ -333,9 +373,9 @@ fn subject_of_view(
     query: &ViewQuery,
 ) -> Result<String, Response> {
     let own = match (principal, wanted_role) {
-        (Principal::Collective(id), "collective") | (Principal::Volunteer(id), "volunteer") => {
-            Some(id.clone())
-        }
+        (Principal::Collective(id), "collective")
+        | (Principal::Volunteer(id), "volunteer")
+        | (Principal::Donor(id), "donor") => Some(id.clone()),
         _ => None,
     };
     match (principal, own, &query.id) {
@@ -419,6 +459,90 @@ pub async fn volunteer_view(
     versioned(&gateway, |model| views::volunteer(model, &volunteer, now))
 }
 
+/// `GET /api/view/donor[?id=]`: where one pledge's money went (the
+/// donor's own pledge, or any for coordinators).
+pub async fn donor_view(
+    State(gateway): State<Gateway>,
+    Query(query): Query<ViewQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let pledge = match gateway
+        .principal(&headers)
+        .and_then(|principal| subject_of_view(&principal, "donor", &query))
+    {
+        Ok(pledge) => pledge,
+        Err(refused) => return refused,
+    };
+    gateway.wait_if_asked(&query).await;
+    match gateway.read(|model| money::donor(model, &pledge)) {
+        Some(view) => {
+            Json(serde_json::json!({"version": gateway.version(), "view": view})).into_response()
+        }
+        None => refusal(
+            ErrorCode::NotFound,
+            Some("id"),
+            format!("no pledge {pledge}"),
+        ),
+    }
+}
+
+/// `GET /api/view/funding[?id=]`: a collective's tasks that ask for money,
+/// funded and waiting.
+pub async fn funding_view(
+    State(gateway): State<Gateway>,
+    Query(query): Query<ViewQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let collective = match gateway
+        .principal(&headers)
+        .and_then(|principal| subject_of_view(&principal, "collective", &query))
+    {
+        Ok(collective) => collective,
+        Err(refused) => return refused,
+    };
+    gateway.wait_if_asked(&query).await;
+    versioned(&gateway, |model| money::funding(model, &collective))
+}
+
+/// `GET /api/view/pool`: coordinators' money page: the pool, stranded
+/// restrictions and the transparency report.
+pub async fn pool_view(
+    State(gateway): State<Gateway>,
+    Query(query): Query<ViewQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match gateway.principal(&headers) {
+        Ok(Principal::Coordinator) => {}
+        Ok(_) => return forbidden("the pool is for coordinators"),
+        Err(refused) => return refused,
+    }
+    gateway.wait_if_asked(&query).await;
+    let now = gateway.context.clock.now();
+    versioned(&gateway, |model| money::pool(model, now))
+}
+
+/// `GET /api/ledger.csv`: the movements this sign-in may see, as CSV.
+pub async fn ledger_csv(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    let principal = match gateway.principal(&headers) {
+        Ok(Principal::Volunteer(_)) => return forbidden("volunteers have no money to account for"),
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    let rows = gateway.read(|model| money::movements_for(model, &principal));
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"ledger.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        money::csv(&rows),
+    )
+        .into_response()
+}
+
 /// `GET /api/charts/{impact|hours|unmet}.svg`: the dashboard's charts.
 pub async fn chart(
     State(gateway): State<Gateway>,
@@ -489,11 +613,12 @@ pub async fn links(State(gateway): State<Gateway>, headers: HeaderMap, body: Byt
     let principal = match request.role.as_str() {
         "collective" => Principal::Collective(request.id),
         "volunteer" => Principal::Volunteer(request.id),
+        "donor" => Principal::Donor(request.id),
         _ => {
             return refusal(
                 ErrorCode::Invalid,
                 Some("role"),
-                "must be collective or volunteer".to_owned(),
+                "must be collective, volunteer or donor".to_owned(),
             )
         }
     };
@@ -573,6 +698,8 @@ fn may_see(model: &ReadModel, principal: &Principal, event: &MatchEvent) -> bool
     match principal {
         Principal::Coordinator => true,
         Principal::Volunteer(me) => volunteer == me,
+        // A donor follows their money, not people's assignments.
+        Principal::Donor(_) => false,
         Principal::Collective(me) => match event {
             MatchEvent::Proposed(proposal) => proposal.collective == *me,
             _ => model.collective_of_task(task) == Some(me.as_str()),

@@ -1,4 +1,4 @@
-//! Keeps the read model up to date: follows `SB_EVENTS` and `SB_MATCHES`
+//! Keeps the read model up to date: follows `SB_EVENTS`, `SB_MATCHES` and `SB_LEDGER`
 //! from their first message, applying each to the model, and publishes the
 //! positions applied so a handler can wait for its own write to show.
 //!
@@ -27,12 +27,13 @@ const FOLLOW_RETRY_MS: u64 = 500;
 pub struct Applied {
     pub events: u64,
     pub matches: u64,
+    pub ledger: u64,
 }
 
 impl Applied {
     /// One number that grows with every change, for "newer than" waits.
     pub fn version(self) -> u64 {
-        self.events + self.matches
+        self.events + self.matches + self.ledger
     }
 }
 
@@ -72,6 +73,7 @@ async fn follow_both(
     let subjects = &context.subjects;
     let mut events = start_follower(context, &subjects.events_stream()).await;
     let mut matches = start_follower(context, &subjects.matches_stream()).await;
+    let mut money = start_follower(context, &subjects.ledger_stream()).await;
     loop {
         // One message at a time, never holding the lock across an await.
         tokio::select! {
@@ -95,6 +97,16 @@ async fn follow_both(
                     Err(error) => tracing::warn!(%error, sequence = stored.sequence, "unreadable match event skipped"),
                 }
                 sender.send_modify(|applied| applied.matches = stored.sequence);
+            }
+            Some(stored) = money.next() => {
+                match serde_json::from_slice::<proto::money::LedgerEntry>(&stored.payload) {
+                    Ok(entry) => {
+                        let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
+                        model.apply_ledger(&entry, stored.sequence);
+                    }
+                    Err(error) => tracing::warn!(%error, sequence = stored.sequence, "unreadable ledger entry skipped"),
+                }
+                sender.send_modify(|applied| applied.ledger = stored.sequence);
             }
             else => return,
         }

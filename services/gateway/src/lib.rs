@@ -16,7 +16,11 @@
 //! Every `/api` route but registration and the API document requires a
 //! signed token ([`access`]) and answers only what its principal may see.
 //!
-//! Consumes: `SB_EVENTS`, `SB_MATCHES`. Produces: requests on `sb.in.*`
+//! Money views ([`money`]) fold `SB_LEDGER`: a donor's page (signed in for
+//! one pledge), a collective's funded and waiting tasks, the coordinators'
+//! pool, stranded restrictions and transparency report, and a CSV export.
+//!
+//! Consumes: `SB_EVENTS`, `SB_MATCHES`, `SB_LEDGER`. Produces: requests on `sb.in.*`
 //! and `sb.plan.get`.
 
 pub mod access;
@@ -25,6 +29,7 @@ pub mod charts;
 mod follow;
 pub mod limits;
 pub mod model;
+pub mod money;
 mod pages;
 pub mod views;
 
@@ -74,6 +79,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/view/coordinator"),
     ("get", "/api/view/collective"),
     ("get", "/api/view/volunteer"),
+    ("get", "/api/view/donor"),
+    ("get", "/api/view/funding"),
+    ("get", "/api/view/pool"),
+    ("get", "/api/ledger.csv"),
+    ("get", "/donor"),
     ("get", "/api/charts/{chart}"),
     ("post", "/api/links"),
     ("post", "/api/register"),
@@ -244,6 +254,11 @@ pub fn router(
         .route("/api/view/coordinator", get(api::coordinator_view))
         .route("/api/view/collective", get(api::collective_view))
         .route("/api/view/volunteer", get(api::volunteer_view))
+        .route("/api/view/donor", get(api::donor_view))
+        .route("/api/view/funding", get(api::funding_view))
+        .route("/api/view/pool", get(api::pool_view))
+        .route("/api/ledger.csv", get(api::ledger_csv))
+        .route("/donor", get(pages::donor))
         .route("/api/charts/{chart}", get(api::chart))
         .route("/api/links", post(api::links))
         .route("/api/register", post(api::register))

@@ -101,6 +101,15 @@ pub struct ReadModel {
     /// Stream positions applied, for read-your-writes waits.
     pub events_applied: u64,
     pub matches_applied: u64,
+    /// Every pledge as last offered, withdrawn ones too (for its donor's view).
+    pub pledges_ever: BTreeMap<String, PledgeOffer>,
+    /// Every task's title as last posted, for money views of closed tasks.
+    pub task_titles: BTreeMap<String, String>,
+    /// The money ledger, folded from `SB_LEDGER` by the ledger's own core.
+    pub money: ledger_core::Ledger,
+    /// The `SB_LEDGER` sequence of each entry of `money`'s journal.
+    pub ledger_sequences: Vec<u64>,
+    pub ledger_applied: u64,
 }
 
 impl ReadModel {
@@ -125,6 +134,7 @@ impl ReadModel {
                 self.volunteers.insert(offer.id.clone(), offer);
             }
             Event::PledgeOffered(pledge) => {
+                self.pledges_ever.insert(pledge.id.clone(), pledge.clone());
                 self.pledges.insert(pledge.id.clone(), pledge);
             }
             Event::NeedPosted(mut need) => {
@@ -135,6 +145,7 @@ impl ReadModel {
                     .retain(|task| !self.delivered.contains_key(&task.id));
                 for task in &need.tasks {
                     self.task_need.insert(task.id.clone(), need.id.clone());
+                    self.task_titles.insert(task.id.clone(), task.title.clone());
                 }
                 self.needs.insert(need.id.clone(), need);
             }
@@ -210,6 +221,18 @@ impl ReadModel {
         };
         if let Some(need) = self.needs.get_mut(need) {
             need.tasks.retain(|spec| spec.id != task);
+        }
+    }
+
+    /// Applies one money entry at `SB_LEDGER` position `sequence`.
+    pub fn apply_ledger(&mut self, entry: &proto::money::LedgerEntry, sequence: u64) {
+        self.ledger_applied = self.ledger_applied.max(sequence);
+        match self.money.apply(entry) {
+            Ok(ledger_core::Applied::New) => self.ledger_sequences.push(sequence),
+            Ok(ledger_core::Applied::Repeat) => {}
+            Err(refusal) => {
+                tracing::warn!(%refusal, id = %entry.id, sequence, "a ledger entry does not apply; not shown")
+            }
         }
     }
 
@@ -321,6 +344,7 @@ mod tests {
                 money_cents: 0,
                 impact: 7.0,
                 tags: vec![],
+                currency: None,
             }],
         }
     }

@@ -85,6 +85,106 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
+/// Text made safe to place in HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Whole cents as money: `12345` is `123.45`.
+fn amount(cents: u64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", cents / 100, cents % 100)
+}
+
+/// `GET /donor`: where the signed-in donor's pledge went, drawn on the
+/// server (no script at all), from the same view as `/api/view/donor`.
+pub async fn donor(State(gateway): State<Gateway>, headers: axum::http::HeaderMap) -> Response {
+    let principal =
+        crate::access::token_of(&headers).and_then(|token| gateway.tokens.verify(token));
+    let Some(crate::access::Principal::Donor(pledge)) = principal else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Open your donor link to see where your pledge went.",
+        )
+            .into_response();
+    };
+    let view = {
+        let model = gateway
+            .model
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::money::donor(&model, &pledge)
+    };
+    let Some(view) = view else {
+        return (StatusCode::NOT_FOUND, "No such pledge yet.").into_response();
+    };
+    let currency = view.currency.clone();
+    let rows = |money: &[crate::money::TaskMoney]| -> String {
+        money
+            .iter()
+            .map(|row| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(row.title.as_deref().unwrap_or(&row.task)),
+                    escape(row.collective.as_deref().unwrap_or("")),
+                    amount(row.amount_cents, &currency)
+                )
+            })
+            .collect()
+    };
+    let movements: String = view
+        .movements
+        .iter()
+        .map(|row| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&row.at.format("%Y-%m-%d %H:%M").to_string()),
+                row.kind,
+                escape(row.task.as_deref().unwrap_or("")),
+                amount(row.amount_cents, &row.currency),
+                escape(
+                    row.reference
+                        .as_deref()
+                        .or(row.reason.as_deref())
+                        .unwrap_or("")
+                )
+            )
+        })
+        .collect();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your pledge</title>\
+         <link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body><main>\
+         <h1>Your pledge {pledge}</h1>\
+         <p>Pledged {pledged}; available {available}; given back {returned}.</p>\
+         <h2>Held for work that will happen</h2><table><tr><th>task</th><th>collective</th><th>amount</th></tr>{held}</table>\
+         <h2>Paid out</h2><table><tr><th>task</th><th>collective</th><th>amount</th></tr>{paid}</table>\
+         <h2>Every movement</h2><table><tr><th>when</th><th>what</th><th>task</th><th>amount</th><th>reference or reason</th></tr>{movements}</table>\
+         <p><a href=\"/api/ledger.csv\">Download as CSV</a> · <a href=\"/signout\">Sign out</a></p>\
+         </main></body></html>",
+        pledge = escape(&view.pledge),
+        pledged = amount(view.pledged_cents, &currency),
+        available = amount(view.available_cents, &currency),
+        returned = amount(view.returned_cents, &currency),
+        held = rows(&view.held),
+        paid = rows(&view.disbursed),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 #[derive(Deserialize)]
 pub struct SignInQuery {
     #[serde(default)]

@@ -584,6 +584,7 @@ mod tests {
             money_cents: 0,
             impact: 1.0,
             tags: vec![],
+            currency: None,
         }
     }
 

@@ -260,7 +260,7 @@ impl Ingest {
                 self.view.check_volunteer(&vetting.volunteer)?;
                 Event::Vetted(vetting)
             }
-            Some(Input::Reply) | None => {
+            Some(Input::Reply | Input::Disburse) | None => {
                 return Err(ErrorBody::new(
                     proto::wire::ErrorCode::NotFound,
                     None,

@@ -31,16 +31,59 @@ pub async fn durably(
     expected_last: Option<u64>,
     payload: Bytes,
 ) -> Result<u64, PublishError> {
+    write(
+        context,
+        subject,
+        message_id,
+        expected_last.map(Expected::LastOnSubject),
+        payload,
+    )
+    .await
+}
+
+/// The condition a write is made on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// The subject's last sequence is this (0: nothing on it yet).
+    LastOnSubject(u64),
+    /// The stream's last sequence is this: nobody else wrote to the stream
+    /// since the writer read it to its end (the ledger's single-writer check).
+    LastInStream(u64),
+}
+
+/// [`durably`] on either kind of condition.
+pub async fn durably_if(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    expected: Expected,
+    payload: Bytes,
+) -> Result<u64, PublishError> {
+    write(context, subject, message_id, Some(expected), payload).await
+}
+
+async fn write(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    expected: Option<Expected>,
+    payload: Bytes,
+) -> Result<u64, PublishError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
-        if let Some(expected) = expected_last {
-            headers.insert(
+        match expected {
+            Some(Expected::LastOnSubject(sequence)) => headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                expected.to_string().as_str(),
-            );
+                sequence.to_string().as_str(),
+            ),
+            Some(Expected::LastInStream(sequence)) => headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                sequence.to_string().as_str(),
+            ),
+            None => {}
         }
         let outcome = async {
             context

@@ -23,10 +23,15 @@ pub const EVENTS_BYTES_MAX: i64 = 4 * 1024 * 1024 * 1024;
 pub const MATCHES_BYTES_MAX: i64 = 2 * 1024 * 1024 * 1024;
 pub const INBOX_BYTES_MAX: i64 = 512 * 1024 * 1024;
 pub const DEAD_LETTER_BYTES_MAX: i64 = 128 * 1024 * 1024;
+/// Money movements are few and small: a lifetime of a movement's money fits.
+pub const LEDGER_BYTES_MAX: i64 = 512 * 1024 * 1024;
 
 /// What the streams reserve together, against the server's 20 GB.
-const STREAMS_BYTES_TOTAL: i64 =
-    EVENTS_BYTES_MAX + MATCHES_BYTES_MAX + INBOX_BYTES_MAX + DEAD_LETTER_BYTES_MAX;
+const STREAMS_BYTES_TOTAL: i64 = EVENTS_BYTES_MAX
+    + MATCHES_BYTES_MAX
+    + INBOX_BYTES_MAX
+    + DEAD_LETTER_BYTES_MAX
+    + LEDGER_BYTES_MAX;
 const _: () = assert!(STREAMS_BYTES_TOTAL <= 10 * 1024 * 1024 * 1024);
 /// A repeated request inside this window is recognised by its message id.
 pub const DUPLICATE_WINDOW_S: u64 = 10 * 60;
@@ -118,6 +123,16 @@ pub fn configs(subjects: &Subjects, replication: Replication) -> Vec<Config> {
             vec![subjects.matches_all()],
             MATCHES_BYTES_MAX,
             "Every proposal and change of an assignment: the match stream.",
+            replication,
+        ),
+        // Money is kept like the log of record: file storage, fsync before
+        // ack, discard-new, no delete or purge, a duplicate window for the
+        // movement ids (ADR 0003).
+        durable(
+            subjects.ledger_stream(),
+            vec![subjects.ledger_all()],
+            LEDGER_BYTES_MAX,
+            "Every money movement: pledged, held, released, disbursed, withdrawn.",
             replication,
         ),
         inbox,

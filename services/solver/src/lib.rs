@@ -18,7 +18,11 @@
 //! proposals on `sb.match.proposed` and releases on `sb.match.released`. It
 //! answers `sb.plan.get` with the current plan.
 //!
-//! Consumes: `SB_EVENTS`, `SB_MATCHES`, `sb.plan.get`.
+//! Money held for a task in `SB_LEDGER` is committed: the pledge offers the
+//! solver only its available part, the task asks only for what is not yet
+//! held, and the plan shows the held funding of every task it keeps.
+//!
+//! Consumes: `SB_EVENTS`, `SB_MATCHES`, `SB_LEDGER`, `sb.plan.get`.
 //! Produces: `sb.match.proposed`, `sb.match.released`.
 
 pub mod world;
@@ -110,6 +114,7 @@ impl Default for SolverConfig {
 enum Next {
     Event(Stored),
     Match(Stored),
+    Money(Stored),
     PlanRequest(Request),
     MatchDue,
     ImproveDue,
@@ -218,6 +223,9 @@ pub async fn run(
     let matches_stream = solver.context.subjects.matches_stream();
     let mut events = solver.catch_up(&events_stream).await?;
     let mut matches = solver.catch_up(&matches_stream).await?;
+    let mut money = solver
+        .catch_up(&solver.context.subjects.ledger_stream())
+        .await?;
 
     let service = solver
         .context
@@ -249,6 +257,7 @@ pub async fn run(
             () = shutdown.cancelled() => Next::Shutdown,
             Some(stored) = events.next() => Next::Event(stored),
             Some(stored) = matches.next() => Next::Match(stored),
+            Some(stored) = money.next() => Next::Money(stored),
             Some(request) = plan_requests.next() => Next::PlanRequest(request),
             () = tokio::time::sleep(wait) => Next::MatchDue,
             _ = improve_ticks.tick() => Next::ImproveDue,
@@ -257,6 +266,7 @@ pub async fn run(
         let outcome = match next {
             Next::Event(stored) => solver.apply_event_stored(&stored),
             Next::Match(stored) => solver.apply_match_stored(&stored),
+            Next::Money(stored) => solver.apply_money_stored(&stored),
             Next::PlanRequest(request) => {
                 solver.answer_plan(request).await;
                 Ok(())
@@ -298,6 +308,7 @@ impl Solver {
         let mut follower = Follower::start(&self.context.jetstream, stream, applied).await?;
         let mut position = applied;
         let is_events = stream == self.context.subjects.events_stream();
+        let is_money = stream == self.context.subjects.ledger_stream();
         while position < last {
             let Some(stored) = follower.next().await else {
                 break;
@@ -305,6 +316,8 @@ impl Solver {
             position = stored.sequence;
             if is_events {
                 self.apply_event_stored(&stored)?;
+            } else if is_money {
+                self.apply_money_stored(&stored)?;
             } else {
                 self.apply_match_stored(&stored)?;
             }
@@ -346,6 +359,26 @@ impl Solver {
             }
         }
         changes.position(&self.context.subjects.matches_stream(), stored.sequence);
+        self.store.commit(changes)
+    }
+
+    fn apply_money_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        match serde_json::from_slice::<proto::money::LedgerEntry>(&stored.payload) {
+            Ok(entry) => {
+                if self
+                    .world
+                    .apply_ledger(&entry, stored.sequence, &mut changes)?
+                {
+                    self.dirty = true;
+                    self.generation += 1;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, sequence = stored.sequence, "unreadable ledger entry skipped")
+            }
+        }
+        changes.position(&self.context.subjects.ledger_stream(), stored.sequence);
         self.store.commit(changes)
     }
 
@@ -757,6 +790,28 @@ impl Solver {
         plan.funding.retain(|funding| {
             !held_back.contains(&funding.task) && !self.held.contains(&funding.task)
         });
+        // Money the ledger holds for a task is part of the plan whenever the
+        // task is: staffed in it, or money-only and still open.
+        let staffed: HashSet<&str> = plan
+            .assignments
+            .iter()
+            .map(|assignment| assignment.task.as_str())
+            .collect();
+        let kept: Vec<proto::instance::Funding> = self
+            .world
+            .committed_funding()
+            .into_iter()
+            .filter(|funding| {
+                staffed.contains(funding.task.as_str())
+                    || self
+                        .world
+                        .tasks
+                        .get(&funding.task)
+                        .is_some_and(|task| task.slots == 0)
+            })
+            .collect();
+        plan.funding.extend(kept);
+        plan.funding.sort();
         plan
     }
 }

@@ -13,6 +13,7 @@ use proto::Id;
 use serde::{Deserialize, Serialize};
 
 use plumbing::store::{Changes, Store};
+use proto::money::LedgerEntry;
 
 /// Where a live assignment stands, as far as planning is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +110,7 @@ pub enum TrustSource {
     /// tier, and infiltration is part of the threat model.
     Vetted,
 }
+const KIND_LEDGER_ENTRY: &str = "ledger_entry";
 
 /// Prior of the reliability estimate, as if every volunteer had already
 /// completed this many assignments...
@@ -173,6 +175,10 @@ pub struct OpenWorld {
     pub trust_source: TrustSource,
     /// What `snapshot` values beyond the canonical objective (configuration).
     pub priorities: Priorities,
+    /// The money ledger, folded from `SB_LEDGER`: held money is committed,
+    /// so a pledge offers only what is available and a funded task asks
+    /// for nothing more.
+    pub money: ledger_core::Ledger,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -222,7 +228,52 @@ impl OpenWorld {
             vetted: store.load(KIND_VETTED)?.into_iter().collect(),
             trust_source: TrustSource::default(),
             priorities: Priorities::CANONICAL,
+            money: {
+                let mut entries: Vec<(String, LedgerEntry)> = store.load(KIND_LEDGER_ENTRY)?;
+                entries.sort_by(|one, other| one.0.cmp(&other.0));
+                let (money, refused) =
+                    ledger_core::Ledger::replay(entries.iter().map(|(_, entry)| entry));
+                for (id, refusal) in refused {
+                    tracing::error!(%id, %refusal, "a stored ledger entry does not apply");
+                }
+                money
+            },
         })
+    }
+
+    /// Applies one money entry read from `SB_LEDGER` at `sequence`.
+    pub fn apply_ledger(
+        &mut self,
+        entry: &LedgerEntry,
+        sequence: u64,
+        changes: &mut Changes,
+    ) -> anyhow::Result<bool> {
+        match self.money.apply(entry) {
+            Ok(ledger_core::Applied::New) => {
+                changes.put(KIND_LEDGER_ENTRY, &format!("{sequence:020}"), entry)?;
+                Ok(true)
+            }
+            Ok(ledger_core::Applied::Repeat) => Ok(false),
+            Err(refusal) => {
+                tracing::error!(%refusal, id = %entry.id, "a ledger entry does not apply; left out");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Money held or paid for each task, per pledge: funding the plan keeps.
+    pub fn committed_funding(&self) -> Vec<proto::instance::Funding> {
+        let mut funding = Vec::new();
+        for (task, accounts) in self.money.tasks() {
+            for (pledge, cents) in accounts.held.iter().chain(&accounts.disbursed) {
+                funding.push(proto::instance::Funding {
+                    pledge: pledge.clone(),
+                    task: task.clone(),
+                    amount_cents: cents.get(),
+                });
+            }
+        }
+        funding
     }
 
     fn remove_task(&mut self, task: &str, changes: &mut Changes) {
@@ -531,6 +582,9 @@ impl OpenWorld {
             .iter()
             .map(|volunteer| volunteer.id.as_str())
             .collect();
+        // A money-only task whose money is held is secured: it satisfies
+        // dependencies like a done task and needs no more planning.
+        let mut secured: BTreeSet<Id> = BTreeSet::new();
         let mut tasks: HashMap<String, proto::domain::Task> = self
             .tasks
             .values()
@@ -548,6 +602,14 @@ impl OpenWorld {
                     weighted.slots = u8::try_from(members).ok().filter(|&slots| slots > 0)?;
                     weighted.impact = 0.0;
                 }
+                let held_cents = self.money.committed(&task.id).get();
+                if task.money_cents > 0 && held_cents > 0 {
+                    if held_cents >= task.money_cents && task.slots == 0 {
+                        secured.extend(Id::parse(&task.id, "task").ok());
+                        return None;
+                    }
+                    weighted.money_cents = task.money_cents.saturating_sub(held_cents);
+                }
                 weighted
                     .validate_standalone("")
                     .map_err(|error| tracing::warn!(%error, "task left out"))
@@ -564,7 +626,8 @@ impl OpenWorld {
                     task.depends_on.iter().any(|dependency| {
                         held.contains(dependency.as_str())
                             || (!tasks.contains_key(dependency.as_str())
-                                && !self.done.contains(dependency.as_str()))
+                                && !self.done.contains(dependency.as_str())
+                                && !secured.contains(dependency))
                     })
                 })
                 .map(|task| task.id.as_str().to_owned())
@@ -580,6 +643,15 @@ impl OpenWorld {
             .pledges
             .values()
             .filter(|offer| offer.expires_at.is_none_or(|expiry| expiry > now))
+            .filter_map(|offer| {
+                // Once the ledger holds a pledge, only its available part
+                // may be planned; held money is never allocated twice.
+                let mut offer = offer.clone();
+                if self.money.pledge(&offer.id).is_some() {
+                    offer.amount_cents = self.money.available(&offer.id).get();
+                }
+                (offer.amount_cents > 0).then_some(offer)
+            })
             .filter_map(|offer| {
                 offer
                     .validate("")
@@ -616,11 +688,12 @@ impl OpenWorld {
             .collect();
         pinned.sort();
         pinned.dedup();
-        let done: BTreeSet<Id> = self
+        let mut done: BTreeSet<Id> = self
             .done
             .iter()
             .filter_map(|id| Id::parse(id, "done").ok())
             .collect();
+        done.extend(secured);
         let mut tasks: Vec<proto::domain::Task> = tasks.into_values().collect();
         tasks.sort_by(|one, other| one.id.cmp(&other.id));
         let mut volunteers = volunteers;

@@ -52,6 +52,8 @@ pub enum Command {
     Solver(SolverArgs),
     /// Run the dispatch service alone.
     Dispatch(DispatchArgs),
+    /// Run the money ledger service alone.
+    Ledger(LedgerArgs),
     /// Run the HTTP gateway alone.
     Gateway(GatewayArgs),
     /// Drive the real services with a synthetic population on a fast clock and compare with self-selection.
@@ -413,6 +415,15 @@ impl From<TrustArg> for solver::TrustSource {
 }
 
 #[derive(Args, Debug)]
+pub struct LedgerArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Hours after a task's deadline that its held money waits for the task to be marked done.
+    #[arg(long, env = "SWITCHBOARD_RELEASE_GRACE_HOURS", default_value_t = ledger::RELEASE_GRACE_HOURS_DEFAULT)]
+    pub release_grace_hours: i64,
+}
+
+#[derive(Args, Debug)]
 pub struct GatewayArgs {
     #[command(flatten)]
     pub connection: Connection,
@@ -450,6 +461,7 @@ impl Command {
             Command::Ingest(args) => crate::services::ingest(args, shutdown).await,
             Command::Solver(args) => crate::services::solver(args, shutdown).await,
             Command::Dispatch(args) => crate::services::dispatch(args, shutdown).await,
+            Command::Ledger(args) => crate::services::ledger(args, shutdown).await,
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
             Command::Simulate(args) => crate::simulate::run(args, shutdown).await,
             Command::Link(args) => crate::services::link(args),

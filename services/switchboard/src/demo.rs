@@ -592,6 +592,7 @@ fn need(collective: &Collective, template: &NeedTemplate, now: DateTime<Utc>) ->
                 money_cents: dollars * 100,
                 impact: *impact,
                 tags: template.tags.iter().map(|tag| (*tag).to_owned()).collect(),
+                currency: None,
             },
         )
         .collect();
@@ -615,6 +616,7 @@ fn pledges(now: DateTime<Utc>) -> Vec<PledgeOffer> {
         tags: tags.map(|tags| tags.iter().map(|tag| (*tag).to_owned()).collect()),
         expires_at: expires.map(|days| at(now, days)),
         donor: None,
+        currency: None,
     };
     vec![
         pledge("p-general-fund", 500, None, None, None),

@@ -4,7 +4,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Connection, DispatchArgs, GatewayArgs, LinkArgs, LinkRole, MailArgs, ServiceArgs, SolverArgs,
+    Connection, DispatchArgs, GatewayArgs, LedgerArgs, LinkArgs, LinkRole, MailArgs, ServiceArgs,
+    SolverArgs,
 };
 
 pub async fn context(
@@ -59,6 +60,16 @@ pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow
         shutdown,
     )
     .await
+}
+
+pub async fn ledger(args: LedgerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let service = args.service;
+    let context = context(&service.connection, "sb-ledger", service.time.clock()).await?;
+    let config = ledger::LedgerConfig {
+        state_directory: service.state,
+        release_grace: chrono::Duration::hours(args.release_grace_hours),
+    };
+    ledger::run(context, config, shutdown).await
 }
 
 /// Dispatch's email configuration, when `--smtp-host` is given. Links go

@@ -228,6 +228,7 @@ impl Population {
                     tags: None,
                     expires_at: None,
                     donor: None,
+                    currency: None,
                 };
                 (posted_at, pledge)
             })
@@ -306,6 +307,7 @@ impl Population {
                 money_cents,
                 impact: f64::from(rng.random_range(5u32..=30)) * (1.0 + f64::from(slots) * 0.25),
                 tags: vec![tag.clone()],
+                currency: None,
             });
         }
         NeedPost {

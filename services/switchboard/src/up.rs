@@ -59,6 +59,14 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, config, token).await) });
 
+    let context = crate::services::context(&connection, "sb-ledger", clock.clone()).await?;
+    let config = ledger::LedgerConfig {
+        state_directory: Some(state.join("ledger")),
+        ..ledger::LedgerConfig::default()
+    };
+    let token = services.clone();
+    running.spawn(async move { ("ledger", ledger::run(context, config, token).await) });
+
     let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
     // The links in email sign volunteers in with the gateway's own tokens.
     let gateway_tokens = gateway::GatewayConfig::from_secret_or_file(
