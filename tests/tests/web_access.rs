@@ -651,7 +651,10 @@ async fn every_route_in_the_list_is_served_and_documented() {
         // Coordinators name whose view they want.
         let query = match concrete.as_str() {
             "/signin" => format!("?token={coordinator}"),
-            "/api/view/collective" | "/api/view/volunteer" => "?id=x-1".to_owned(),
+            "/api/view/collective"
+            | "/api/view/volunteer"
+            | "/api/view/donor"
+            | "/api/view/funding" => "?id=x-1".to_owned(),
             _ => String::new(),
         };
         let url = format!("{base}{concrete}{query}");
