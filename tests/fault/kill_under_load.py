@@ -4,7 +4,7 @@
     kill_under_load.py --switchboard BIN [--duration 60] [--workers 8] [--rate 20] [--cycles 1] [--out FILE]
 
 Starts nats-server with deploy/nats/switchboard.conf and `switchboard
-ingest|solver|dispatch` as separate processes, drives them with needs,
+ingest|solver|ledger|dispatch` as separate processes, drives them with needs,
 pledges, volunteers and answers to every proposal (like the README's
 clients: retrying the same body on a timeout, as the contract says is
 safe), and meanwhile kills with SIGKILL, then restarts: nats-server, each
@@ -18,6 +18,10 @@ streams back and checks:
   (volunteer, task, round), and no task has more live acceptances than slots;
 - the plan from sb.plan.get passes shared/bench/check_plan.py against the
   instance rebuilt from SB_EVENTS, with every live acceptance pinned;
+- SB_LEDGER folded in order never over-spends a pledge: no balance below
+  zero, per pledge available + held + disbursed + returned = pledged, no
+  pledge given more than it pledged, no task held twice or above the money
+  it asks, no entry id twice;
 
 and reports how long each fault took to recover from. Exit 0 when every
 check holds. Needs nats-py and nats-server (the install step's venv).
@@ -45,7 +49,7 @@ import nats.errors
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHECKER = os.path.join(ROOT, "..", "shared", "bench", "check_plan.py")
 NATS_CONFIG = os.path.join(ROOT, "deploy", "nats", "switchboard.conf")
-SERVICES = ["ingest", "solver", "dispatch"]
+SERVICES = ["ingest", "solver", "ledger", "dispatch"]
 SKILLS = ["translation-es", "legal", "driving", "cooking"]
 # How long a client waits for one reply, and how long it keeps resending.
 REQUEST_TIMEOUT_S = 5.0
@@ -249,6 +253,8 @@ async def wait_until_answering(nc, subjects, timeout=1.0):
 async def read_stream(js, stream):
     info = await js.stream_info(stream)
     messages = {}
+    if info.state.last_seq == 0:
+        return messages
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         stored = await js.get_msg(stream, seq)
         messages[seq] = (stored.subject, stored.data)
@@ -289,6 +295,71 @@ def rebuild_instance(events, now, pinned):
         "done": sorted(done),
         "pinned": [{"volunteer": v, "task": t} for v, t in sorted(pinned)],
     }
+
+
+def money_problems(entries, events):
+    """Folds SB_LEDGER in order as an independent check of the ledger's
+    invariants; returns what broke (empty when nothing did) and totals."""
+    pledged_amount, money_asked = {}, {}
+    for subject, data in events.values():
+        body = json.loads(data)
+        if subject.startswith("sb.ev.pledge."):
+            pledged_amount[body["id"]] = max(pledged_amount.get(body["id"], 0), body["amount_cents"])
+        elif subject.startswith("sb.ev.need."):
+            for task in body["tasks"]:
+                money_asked[task["id"]] = task.get("money_cents", 0)
+    accounts = collections.defaultdict(lambda: {"pledged": 0, "available": 0, "held": {}, "disbursed": 0, "returned": 0})
+    held_for = {}
+    ids = collections.Counter()
+    problems = []
+    for seq in sorted(entries):
+        entry = json.loads(entries[seq][1])
+        ids[entry["id"]] += 1
+        if ids[entry["id"]] == 2:
+            problems.append(f"entry id {entry['id']} twice")
+        kind, task = entry["kind"], entry.get("task")
+        if kind == "held":
+            if held_for.get(task):
+                problems.append(f"{task} held twice")
+            total = sum(move["amount_cents"] for move in entry["movements"])
+            if total > money_asked.get(task, 0):
+                problems.append(f"{task} held {total}, asks {money_asked.get(task, 0)}")
+            held_for[task] = {move["pledge"]: move["amount_cents"] for move in entry["movements"]}
+        for move in entry["movements"]:
+            account, amount = accounts[move["pledge"]], move["amount_cents"]
+            if kind == "pledged":
+                account["pledged"] += amount
+                account["available"] += amount
+            elif kind == "held":
+                account["available"] -= amount
+                account["held"][task] = amount
+            elif kind in ("released", "disbursed"):
+                if account["held"].pop(task, None) != amount:
+                    problems.append(f"{kind} of {task} from {move['pledge']} is not what was held")
+                if kind == "released":
+                    account["available"] += amount
+                else:
+                    account["disbursed"] += amount
+            elif kind == "withdrawn":
+                account["available"] -= amount
+                account["returned"] += amount
+            if account["available"] < 0:
+                problems.append(f"pledge {move['pledge']} over-spent at entry {entry['id']}")
+        if kind in ("released", "disbursed"):
+            held_for.pop(task, None)
+    for pledge, account in accounts.items():
+        parts = account["available"] + sum(account["held"].values()) + account["disbursed"] + account["returned"]
+        if parts != account["pledged"]:
+            problems.append(f"pledge {pledge}: accounts sum to {parts}, pledged {account['pledged']}")
+        if account["pledged"] - account["returned"] > pledged_amount.get(pledge, 0):
+            problems.append(f"pledge {pledge} holds more than its donor pledged")
+    totals = {
+        "entries": len(entries),
+        "held_now_cents": sum(sum(a["held"].values()) for a in accounts.values()),
+        "tasks_held": sum(1 for moves in held_for.values() if moves),
+        "pledged_cents": sum(a["pledged"] for a in accounts.values()),
+    }
+    return problems, totals
 
 
 def live_acceptances(matches):
@@ -335,7 +406,7 @@ async def run(arguments):
     nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
                             allow_reconnect=True, name="fault-load", error_cb=quiet, disconnected_cb=quiet)
     js = nc.jetstream()
-    await wait_until_answering(nc, ["sb.in.withdraw", "sb.in.reply", "sb.plan.get"])
+    await wait_until_answering(nc, ["sb.in.withdraw", "sb.in.reply", "sb.in.disburse", "sb.plan.get"])
 
     ledger = Ledger()
     answering = set()
@@ -351,11 +422,12 @@ async def run(arguments):
     # The faults, spread over the run: (name, processes, the endpoints that
     # must answer again, which acknowledged request proves writes work again).
     takes = lambda prefix: (lambda subject: subject.startswith(prefix))
-    every_endpoint = ["sb.in.withdraw", "sb.in.reply", "sb.plan.get"]
+    every_endpoint = ["sb.in.withdraw", "sb.in.reply", "sb.in.disburse", "sb.plan.get"]
     faults = [
         ("nats-server", [server], every_endpoint, takes("sb.in.")),
         ("ingest", [services["ingest"]], ["sb.in.withdraw"], takes("sb.in.need")),
         ("solver", [services["solver"]], ["sb.plan.get"], None),
+        ("ledger", [services["ledger"]], ["sb.in.disburse"], None),
         ("dispatch", [services["dispatch"]], ["sb.in.reply"], takes("sb.in.reply")),
         ("everything", [server] + list(services.values()), every_endpoint, takes("sb.in.")),
     ]
@@ -396,6 +468,8 @@ async def run(arguments):
 
     events = await read_stream(js, "SB_EVENTS")
     matches = await read_stream(js, "SB_MATCHES")
+    entries = await read_stream(js, "SB_LEDGER")
+    money_broken, money_totals = money_problems(entries, events)
 
     # No acknowledged event lost: the reply's sequence holds an event about that id.
     lost = []
@@ -456,6 +530,8 @@ async def run(arguments):
         "match_events_published_twice": [list(key) for key in repeated],
         "overstaffed_tasks": overstaffed,
         "plan_assignments": len(plan.get("assignments", [])),
+        "money": money_totals,
+        "money_problems": money_broken[:20],
         "check_plan": {"exit": checked.returncode, "output": (checked.stdout + checked.stderr).strip()[-2000:]},
         # From the restart until its endpoints answer again, and until the
         # load's first acknowledged write of the kind the fault stopped.
@@ -464,7 +540,7 @@ async def run(arguments):
                                  else None for name, _, _, proof in faults if proof is not None},
         "work_dir": work,
     }
-    passed = (not lost and doubled_events == 0 and not repeated and not overstaffed
+    passed = (not lost and doubled_events == 0 and not repeated and not overstaffed and not money_broken
               and checked.returncode == 0 and len(serving) == len(faults)
               and all(value is not None for value in result["first_acknowledged_s"].values()))
     result["passed"] = passed

@@ -501,3 +501,57 @@ async fn donors_collectives_and_coordinators_each_see_their_part_of_the_money() 
 fn money_csv_header() -> &'static str {
     gateway::money::CSV_HEADER
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn money_of_a_task_not_done_by_its_deadline_goes_back_and_an_expired_pledge_returns_to_its_donor(
+) {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    // One real second is one hour of switchboard time.
+    let clock = plumbing::Clock::starting_at(chrono::Utc::now(), 3600.0);
+    let at = |hours: i64| {
+        (clock.now() + chrono::Duration::hours(hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let options = Options {
+        clock: clock.clone(),
+        release_grace: chrono::Duration::hours(1),
+        ..Options::default()
+    };
+    let switchboard = Switchboard::start(&nats, state.path(), options).await;
+    let mut money = Inbox::open(&switchboard.client, switchboard.subjects.ledger_all()).await;
+    switchboard
+        .accept(
+            Input::Pledge,
+            &json!({"id": "p-bail", "amount_cents": 9000}),
+        )
+        .await;
+    switchboard
+        .accept(
+            Input::Pledge,
+            &json!({"id": "p-brief", "amount_cents": 5000, "collectives": ["c-nobody"],
+                    "expires_at": at(2)}),
+        )
+        .await;
+    switchboard
+        .accept(
+            Input::Need,
+            &json!({"id": "n-bail", "collective": "c-fund", "title": "Bail", "tasks": [
+                {"id": "t-bail", "title": "Bail for a neighbour", "hours": 0.0, "slots": 0,
+                 "earliest_start": at(0), "deadline": at(3), "impact": 50.0, "money_cents": 9000}]}),
+        )
+        .await;
+    next_entry(&mut money, EntryKind::Held, "t-bail").await;
+    // The pledge nobody could use expired: all of it goes back to its donor.
+    let returned = next_entry(&mut money, EntryKind::Withdrawn, "p-brief").await;
+    assert_eq!(returned.total_cents(), 5000);
+    assert_eq!(returned.reason.as_deref(), Some(ledger::REASON_EXPIRED));
+    // Nobody marks it done: an hour after its deadline the money goes back.
+    let released = next_entry(&mut money, EntryKind::Released, "t-bail").await;
+    assert_eq!(released.total_cents(), 9000);
+    assert_eq!(released.reason.as_deref(), Some(ledger::REASON_DEADLINE));
+    let ledger = folded(&switchboard).await;
+    assert_eq!(ledger.available("p-bail"), Cents(9000));
+    assert_eq!(ledger.committed("t-bail"), Cents(0));
+    switchboard.stop().await;
+}

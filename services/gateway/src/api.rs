@@ -474,16 +474,7 @@ pub async fn donor_view(
         Err(refused) => return refused,
     };
     gateway.wait_if_asked(&query).await;
-    match gateway.read(|model| money::donor(model, &pledge)) {
-        Some(view) => {
-            Json(serde_json::json!({"version": gateway.version(), "view": view})).into_response()
-        }
-        None => refusal(
-            ErrorCode::NotFound,
-            Some("id"),
-            format!("no pledge {pledge}"),
-        ),
-    }
+    versioned(&gateway, |model| money::donor(model, &pledge))
 }
 
 /// `GET /api/view/funding[?id=]`: a collective's tasks that ask for money,

@@ -214,13 +214,11 @@ fn task_money(
         .collect()
 }
 
-/// Where one pledge's money went; `None` when the switchboard knows no such pledge.
-pub fn donor(model: &ReadModel, pledge: &str) -> Option<DonorView> {
+/// Where one pledge's money went; all zeros for a pledge not (yet) made,
+/// so the answer does not tell which pledges exist.
+pub fn donor(model: &ReadModel, pledge: &str) -> DonorView {
     let offer = model.pledges_ever.get(pledge);
     let accounts = model.money.pledge(pledge);
-    if offer.is_none() && accounts.is_none() {
-        return None;
-    }
     let ledger = &model.money;
     let held = accounts.map_or_else(Vec::new, |accounts| {
         task_money(model, ledger, &accounts.held)
@@ -235,7 +233,7 @@ pub fn donor(model: &ReadModel, pledge: &str) -> Option<DonorView> {
         .collect();
     unlocked.sort();
     unlocked.dedup();
-    Some(DonorView {
+    DonorView {
         pledge: pledge.to_owned(),
         donor: offer.and_then(|offer| offer.donor.clone()),
         currency: accounts.map_or_else(
@@ -255,7 +253,7 @@ pub fn donor(model: &ReadModel, pledge: &str) -> Option<DonorView> {
         withdrawn: !model.pledges.contains_key(pledge),
         restrictions: offer.map(Restrictions::from),
         movements: movements_for(model, &Principal::Donor(pledge.to_owned())),
-    })
+    }
 }
 
 fn funding_row(

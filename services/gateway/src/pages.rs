@@ -85,6 +85,11 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
+const DONOR_SIGN_IN_HTML: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Your pledge</title><link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body><main>\
+<h1>Your pledge</h1><p>Open the link you were given when you pledged to see where your money went.</p>\
+</main></body></html>";
+
 /// Text made safe to place in HTML.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -104,13 +109,9 @@ fn amount(cents: u64, currency: &str) -> String {
 pub async fn donor(State(gateway): State<Gateway>, headers: axum::http::HeaderMap) -> Response {
     let principal =
         crate::access::token_of(&headers).and_then(|token| gateway.tokens.verify(token));
+    // Like the other pages, served to anyone; only a donor's sign-in shows a pledge.
     let Some(crate::access::Principal::Donor(pledge)) = principal else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "Open your donor link to see where your pledge went.",
-        )
-            .into_response();
+        return html(DONOR_SIGN_IN_HTML);
     };
     let view = {
         let model = gateway
@@ -118,9 +119,6 @@ pub async fn donor(State(gateway): State<Gateway>, headers: axum::http::HeaderMa
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         crate::money::donor(&model, &pledge)
-    };
-    let Some(view) = view else {
-        return (StatusCode::NOT_FOUND, "No such pledge yet.").into_response();
     };
     let currency = view.currency.clone();
     let rows = |money: &[crate::money::TaskMoney]| -> String {

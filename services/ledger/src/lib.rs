@@ -97,7 +97,7 @@ enum Next {
     Event(Stored),
     Match(Stored),
     Entry(Stored),
-    Disburse(Request),
+    Disburse(Box<Request>),
     ReconcileDue,
     Shutdown,
 }
@@ -189,7 +189,7 @@ pub async fn run(
             Some(stored) = entries.next() => Next::Entry(stored),
             Some(stored) = events.next() => Next::Event(stored),
             Some(stored) = matches.next() => Next::Match(stored),
-            Some(request) = disbursals.next() => Next::Disburse(request),
+            Some(request) = disbursals.next() => Next::Disburse(Box::new(request)),
             () = tokio::time::sleep(debounce) => Next::ReconcileDue,
             _ = ticks.tick() => Next::ReconcileDue,
         };
@@ -198,7 +198,7 @@ pub async fn run(
             Next::Event(stored) => service.apply_event_stored(&stored),
             Next::Match(stored) => service.apply_match_stored(&stored),
             Next::Disburse(request) => {
-                service.handle_disbursal(request).await;
+                service.handle_disbursal(*request).await;
                 Ok(())
             }
             Next::ReconcileDue => service.reconcile().await,

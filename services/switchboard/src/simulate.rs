@@ -502,6 +502,15 @@ async fn run_live(
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, solver_config, token).await) });
 
+    // Money is held, released and accounted as in production.
+    let context = crate::services::context(&connection, "sb-ledger", clock.clone()).await?;
+    let ledger_config = ledger::LedgerConfig {
+        state_directory: Some(state.join("ledger")),
+        ..ledger::LedgerConfig::default()
+    };
+    let token = services.clone();
+    running.spawn(async move { ("ledger", ledger::run(context, ledger_config, token).await) });
+
     let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
     let dispatch_config = dispatch::DispatchConfig {
         state_directory: Some(state.join("dispatch")),
