@@ -136,26 +136,6 @@ impl Secured {
     }
 }
 
-impl Secured {
-    /// Waits until the server logs a refusal `wanted` picks, and returns it.
-    /// The log is the only witness of a refusal sent to someone else's
-    /// connection, so this polls it.
-    async fn wait_for_violation(&self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
-        loop {
-            if let Some(line) = self.violations().into_iter().find(|line| wanted(line)) {
-                return line;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the server never logged the refusal: {:#?}",
-                self.violations()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 /// One user's connection and the errors the server sent it.
 struct Session {
     client: async_nats::Client,

@@ -713,6 +713,7 @@ impl OpenWorld {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn offer(id: &str, trust: u8) -> VolunteerOffer {
