@@ -275,6 +275,7 @@ impl Switchboard {
             match_budget: options.match_budget,
             response_window: options.response_window,
             starter_policy: options.starter_policy,
+            ..solver::SolverConfig::default()
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));

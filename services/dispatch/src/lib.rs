@@ -125,7 +125,7 @@ pub async fn run(
     streams::ensure(
         &context.jetstream,
         &context.subjects,
-        streams::Replication::default(),
+        context.replication,
     )
     .await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;

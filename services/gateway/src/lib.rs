@@ -236,7 +236,7 @@ pub async fn run(
     plumbing::streams::ensure(
         &context.jetstream,
         &context.subjects,
-        plumbing::streams::Replication::default(),
+        context.replication,
     )
     .await?;
     let router = router(context, &config, shutdown.clone())?;

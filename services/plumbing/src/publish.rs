@@ -31,16 +31,46 @@ pub async fn durably(
     expected_last: Option<u64>,
     payload: Bytes,
 ) -> Result<u64, PublishError> {
+    let expect = expected_last.map(Expect::LastOnSubject);
+    durably_expecting(context, subject, message_id, expect, payload).await
+}
+
+/// What must hold in the stream for a conditional write to happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The last sequence of the message's own subject (0: none yet).
+    LastOnSubject(u64),
+    /// The last sequence of the whole stream: the writer has read every
+    /// message before it, whoever wrote them (the solver's fencing, ADR 0004).
+    LastInStream(u64),
+}
+
+/// [`durably`], conditional on `expect` when given. nats-server checks the
+/// condition before the message id: a retry whose first attempt did land
+/// (its ack was lost) is a `Conflict`, and the caller, reading the stream,
+/// finds its own message there. Either way nothing is written twice.
+pub async fn durably_expecting(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    expect: Option<Expect>,
+    payload: Bytes,
+) -> Result<u64, PublishError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
-        if let Some(expected) = expected_last {
-            headers.insert(
+        match expect {
+            Some(Expect::LastOnSubject(expected)) => headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
                 expected.to_string().as_str(),
-            );
+            ),
+            Some(Expect::LastInStream(expected)) => headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                expected.to_string().as_str(),
+            ),
+            None => {}
         }
         let outcome = async {
             context

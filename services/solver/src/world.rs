@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use plumbing::store::{Changes, Store};
 
+use crate::shard::Sharding;
+
 /// Where a live assignment stands, as far as planning is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -380,11 +382,27 @@ impl OpenWorld {
     /// `pin_proposals`: also pin the proposals people are looking at, so the
     /// plan is built around them (tier 1); otherwise they are only kept at a
     /// cost and may move (tier 2).
-    pub fn snapshot(&self, now: DateTime<Utc>, pin_proposals: bool) -> World {
+    /// `sharding`: only the shard's volunteers, tasks and share of each
+    /// pledge (everything, by default). A volunteer with live work in
+    /// another shard's task is left out until it ends, so no shard plans
+    /// hours another has promised.
+    pub fn snapshot(&self, now: DateTime<Utc>, pin_proposals: bool, sharding: &Sharding) -> World {
+        let owned_task = |task: &TaskSpec| sharding.owns(task.region.as_deref());
+        let busy_elsewhere: HashSet<&str> = if sharding.is_whole() {
+            HashSet::new()
+        } else {
+            self.live
+                .values()
+                .filter(|live| self.tasks.get(&live.task).is_some_and(|task| !owned_task(task)))
+                .map(|live| live.volunteer.as_str())
+                .collect()
+        };
         let volunteers = self
             .volunteers
             .values()
             .filter(|offer| offer.available_until > now)
+            .filter(|offer| sharding.owns(offer.region.as_deref()))
+            .filter(|offer| !busy_elsewhere.contains(offer.id.as_str()))
             .filter_map(|offer| {
                 offer
                     .validate("")
@@ -396,6 +414,7 @@ impl OpenWorld {
             .tasks
             .values()
             .filter(|task| task.deadline > now)
+            .filter(|task| owned_task(task))
             .filter_map(|task| {
                 let mut weighted = task.clone();
                 weighted.impact = self.weighted_impact(task);
@@ -430,6 +449,13 @@ impl OpenWorld {
             .pledges
             .values()
             .filter(|offer| offer.expires_at.is_none_or(|expiry| expiry > now))
+            .filter_map(|offer| {
+                let share = PledgeOffer {
+                    amount_cents: sharding.pledge_share(offer.amount_cents),
+                    ..offer.clone()
+                };
+                (share.amount_cents > 0).then_some(share)
+            })
             .filter_map(|offer| {
                 offer
                     .validate("")

@@ -11,8 +11,10 @@ pub async fn context(
     clock: plumbing::Clock,
 ) -> anyhow::Result<plumbing::Context> {
     let subjects = proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?;
+    let replication =
+        plumbing::streams::Replication::new(connection.replicas).context("--replicas")?;
     let client = plumbing::nats::connect(&connection.url, client_name).await?;
-    Ok(plumbing::Context::new(client, subjects, clock))
+    Ok(plumbing::Context::new(client, subjects, clock).with_replication(replication))
 }
 
 pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -29,11 +31,14 @@ pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::R
 
 pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let service = args.service;
+    let (sharding, lease) = args.scale_out.configs()?;
     let context = context(&service.connection, "sb-solver", service.time.clock()).await?;
     let config = solver::SolverConfig {
         state_directory: service.state,
         match_budget: std::time::Duration::from_millis(args.match_budget_ms),
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
+        sharding,
+        lease,
         ..solver::SolverConfig::default()
     };
     solver::run(context, config, shutdown).await

@@ -468,6 +468,7 @@ async fn run_live(
     let connection = Connection {
         url: url.to_owned(),
         prefix: config.prefix.clone(),
+        replicas: 1,
     };
     let origin = config
         .start
@@ -491,6 +492,7 @@ async fn run_live(
         response_window: chrono::Duration::hours(config.response_window_hours),
         // As in production: newcomers get short, open starter tasks first.
         starter_policy: true,
+        ..solver::SolverConfig::default()
     };
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, solver_config, token).await) });

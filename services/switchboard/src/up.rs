@@ -33,6 +33,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     let connection = Connection {
         url: url.to_owned(),
         prefix: args.prefix.clone(),
+        replicas: args.replicas,
     };
     let clock = args.time.clock();
     let state = args.data.join("state");

@@ -83,7 +83,7 @@ pub async fn print_stream_filtered(
     plumbing::streams::ensure(
         &context.jetstream,
         &context.subjects,
-        plumbing::streams::Replication::default(),
+        context.replication,
     )
     .await?;
     let subjects = context.subjects.clone();
