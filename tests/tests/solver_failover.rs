@@ -72,7 +72,10 @@ async fn accept(client: &async_nats::Client, input: Input, body: &serde_json::Va
             assert!(reply.ok, "{input:?} refused: {:?}", reply.error);
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "ingest never answered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ingest never answered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -107,7 +110,10 @@ async fn holder(client: &async_nats::Client, shard: &str) -> String {
                 return holder["instance"].as_str().unwrap().to_owned();
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "nobody took {shard}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nobody took {shard}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -151,9 +157,18 @@ async fn a_standby_solver_takes_over_a_dead_holders_shard_and_proposes_nothing_t
     let client = nats.client("test-client").await;
     let first = start_solver(&nats, "solver-a", "all", "all").await;
     let second = start_solver(&nats, "solver-b", "all", "all").await;
-    let mut proposed = Inbox::open(&client, Subjects::default().match_event(MatchKind::Proposed)).await;
+    let mut proposed = Inbox::open(
+        &client,
+        Subjects::default().match_event(MatchKind::Proposed),
+    )
+    .await;
 
-    accept(&client, Input::Volunteer, &volunteer_in("v1", Some("detroit"))).await;
+    accept(
+        &client,
+        Input::Volunteer,
+        &volunteer_in("v1", Some("detroit")),
+    )
+    .await;
     accept(&client, Input::Need, &need("n1", Some("detroit"))).await;
     proposed.next_where(|_, body| body["task"] == "n1-t").await;
 
@@ -167,7 +182,12 @@ async fn a_standby_solver_takes_over_a_dead_holders_shard_and_proposes_nothing_t
     };
     dead.task.abort();
     let died_at = tokio::time::Instant::now();
-    accept(&client, Input::Volunteer, &volunteer_in("v2", Some("detroit"))).await;
+    accept(
+        &client,
+        Input::Volunteer,
+        &volunteer_in("v2", Some("detroit")),
+    )
+    .await;
     accept(&client, Input::Need, &need("n2", Some("detroit"))).await;
     proposed
         .next_where(|_, body| body["task"] == "n2-t" && body["volunteer"] == "v2")
@@ -183,7 +203,9 @@ async fn a_standby_solver_takes_over_a_dead_holders_shard_and_proposes_nothing_t
     let found = proposals(&client).await;
     let mut per_pair: HashMap<(String, String), usize> = HashMap::new();
     for (volunteer, task, _) in &found {
-        *per_pair.entry((volunteer.clone(), task.clone())).or_default() += 1;
+        *per_pair
+            .entry((volunteer.clone(), task.clone()))
+            .or_default() += 1;
     }
     assert_eq!(
         per_pair,
@@ -217,11 +239,20 @@ async fn shards_plan_only_their_own_region_and_remote_work_goes_to_remote_only_v
     let detroit = start_solver(&nats, "solver-detroit", "detroit", shards).await;
     assert_eq!(holder(&client, "remote").await, remote.name);
     assert_eq!(holder(&client, "detroit").await, detroit.name);
-    let mut proposed = Inbox::open(&client, Subjects::default().match_event(MatchKind::Proposed)).await;
+    let mut proposed = Inbox::open(
+        &client,
+        Subjects::default().match_event(MatchKind::Proposed),
+    )
+    .await;
 
     // The Detroit volunteer could do either task, but belongs to the
     // Detroit shard only; the remote task waits for a remote volunteer.
-    accept(&client, Input::Volunteer, &volunteer_in("v-detroit", Some("detroit"))).await;
+    accept(
+        &client,
+        Input::Volunteer,
+        &volunteer_in("v-detroit", Some("detroit")),
+    )
+    .await;
     accept(&client, Input::Need, &need("n-remote", None)).await;
     accept(&client, Input::Need, &need("n-detroit", Some("detroit"))).await;
     proposed
@@ -260,20 +291,38 @@ async fn a_write_expecting_an_older_end_of_the_stream_is_refused() {
         .unwrap();
     let subject = context.subjects.match_event(MatchKind::Released);
     let expect = |sequence| Some(plumbing::publish::Expect::LastInStream(sequence));
-    let first = plumbing::publish::durably_expecting(&context, &subject, "m1", expect(0), Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
+    let first = plumbing::publish::durably_expecting(
+        &context,
+        &subject,
+        "m1",
+        expect(0),
+        Bytes::from_static(b"{}"),
+    )
+    .await
+    .unwrap();
     assert_eq!(first, 1);
     // A writer that read up to 0 (a paused former holder) is fenced off...
-    let stale = plumbing::publish::durably_expecting(&context, &subject, "m2", expect(0), Bytes::from_static(b"{}"))
-        .await;
+    let stale = plumbing::publish::durably_expecting(
+        &context,
+        &subject,
+        "m2",
+        expect(0),
+        Bytes::from_static(b"{}"),
+    )
+    .await;
     assert!(
         matches!(stale, Err(plumbing::publish::PublishError::Conflict { .. })),
         "{stale:?}"
     );
     // ...and one that read the whole stream writes.
-    let current = plumbing::publish::durably_expecting(&context, &subject, "m2", expect(1), Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
+    let current = plumbing::publish::durably_expecting(
+        &context,
+        &subject,
+        "m2",
+        expect(1),
+        Bytes::from_static(b"{}"),
+    )
+    .await
+    .unwrap();
     assert_eq!(current, 2);
 }

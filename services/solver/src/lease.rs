@@ -44,7 +44,8 @@ pub const LEASE_SAFETY_TENTHS: u32 = 2;
 /// Attempts at creating or updating the bucket when instances start together.
 pub const BUCKET_ATTEMPTS_MAX: u32 = 5;
 
-const _: () = assert!(LEASE_TTL_MS_MIN < LEASE_TTL_MS_DEFAULT && LEASE_TTL_MS_DEFAULT < LEASE_TTL_MS_MAX);
+const _: () =
+    assert!(LEASE_TTL_MS_MIN < LEASE_TTL_MS_DEFAULT && LEASE_TTL_MS_DEFAULT < LEASE_TTL_MS_MAX);
 // A renewal must come before the safety margin runs out.
 const _: () = assert!(10 / LEASE_RENEWALS_PER_TTL + LEASE_SAFETY_TENTHS < 10);
 
@@ -128,13 +129,7 @@ impl LeaseKeeper {
             shards: sharding.list(),
         })?);
         let (sender, state) = watch::channel(None);
-        let renewing = tokio::spawn(keep(
-            store.clone(),
-            key.clone(),
-            value,
-            config.ttl,
-            sender,
-        ));
+        let renewing = tokio::spawn(keep(store.clone(), key.clone(), value, config.ttl, sender));
         Ok(LeaseKeeper {
             state,
             renewing,

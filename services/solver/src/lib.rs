@@ -214,12 +214,7 @@ pub async fn run(
     config: SolverConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        context.replication,
-    )
-    .await?;
+    streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let world = OpenWorld::load(&store)?;
     let lease = match &config.lease {

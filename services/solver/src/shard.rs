@@ -56,10 +56,7 @@ impl Sharding {
     /// `shard` of `shards`, checked: either `all` alone, or a list of
     /// shard names that holds `remote` and `shard`.
     pub fn new(shard: &str, shards: &[String]) -> Result<Sharding, Invalid> {
-        let mut sorted: Vec<String> = shards
-            .iter()
-            .map(|name| name.trim().to_owned())
-            .collect();
+        let mut sorted: Vec<String> = shards.iter().map(|name| name.trim().to_owned()).collect();
         if let Some(bad) = sorted.iter().find(|name| !is_valid_id(name)) {
             return Err(Invalid::new(
                 "shards",

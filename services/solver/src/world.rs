@@ -393,7 +393,11 @@ impl OpenWorld {
         } else {
             self.live
                 .values()
-                .filter(|live| self.tasks.get(&live.task).is_some_and(|task| !owned_task(task)))
+                .filter(|live| {
+                    self.tasks
+                        .get(&live.task)
+                        .is_some_and(|task| !owned_task(task))
+                })
                 .map(|live| live.volunteer.as_str())
                 .collect()
         };

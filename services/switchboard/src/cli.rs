@@ -321,9 +321,10 @@ impl ScaleOut {
                 .unwrap_or_else(|| "solver".to_owned());
             format!("{host}-{}", std::process::id())
         });
-        let lease = solver::lease::LeaseConfig::new(&instance, self.lease_ttl_ms).map_err(
-            |error| anyhow::anyhow!("--{}: {}", error.field.replace('_', "-"), error.reason),
-        )?;
+        let lease =
+            solver::lease::LeaseConfig::new(&instance, self.lease_ttl_ms).map_err(|error| {
+                anyhow::anyhow!("--{}: {}", error.field.replace('_', "-"), error.reason)
+            })?;
         Ok((sharding, Some(lease)))
     }
 }
