@@ -287,6 +287,12 @@ impl Subjects {
     pub fn dead_letter_stream(&self) -> String {
         format!("{}_DLQ", self.prefix.to_ascii_uppercase())
     }
+
+    /// Key-value bucket of the solver instances' shard leases, one key per
+    /// shard: `SB_SOLVER_LEASES` (its stream is `KV_SB_SOLVER_LEASES`).
+    pub fn solver_lease_bucket(&self) -> String {
+        format!("{}_SOLVER_LEASES", self.prefix.to_ascii_uppercase())
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +313,7 @@ mod tests {
         assert_eq!(subjects.events_stream(), "SB_EVENTS");
         assert_eq!(subjects.matches_stream(), "SB_MATCHES");
         assert_eq!(subjects.events_all(), "sb.ev.>");
+        assert_eq!(subjects.solver_lease_bucket(), "SB_SOLVER_LEASES");
         assert_eq!(subjects.input(Input::Disburse), "sb.in.disburse");
         assert_eq!(subjects.ledger_stream(), "SB_LEDGER");
         assert_eq!(

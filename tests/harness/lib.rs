@@ -289,6 +289,7 @@ impl Switchboard {
             starter_policy: options.starter_policy,
             trust_source: options.trust_source,
             priorities: options.priorities,
+            ..solver::SolverConfig::default()
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));

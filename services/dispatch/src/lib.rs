@@ -122,12 +122,7 @@ pub async fn run(
     config: DispatchConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        streams::Replication::default(),
-    )
-    .await?;
+    streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let notifiers = notify::Notifiers::load(config.smtp, &store)?;
     let mut dispatch = Dispatch::load(context, store, config.checkin_window, notifiers)?;

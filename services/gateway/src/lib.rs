@@ -278,12 +278,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    plumbing::streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        plumbing::streams::Replication::default(),
-    )
-    .await?;
+    plumbing::streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let router = router(context, &config, shutdown.clone())?;
     tracing::info!(address = %listener.local_addr()?, "gateway ready");
     axum::serve(

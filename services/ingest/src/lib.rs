@@ -68,12 +68,7 @@ pub async fn run(
     config: IngestConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        streams::Replication::default(),
-    )
-    .await?;
+    streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let view = View::load(&store)?;
     let stream = context.subjects.events_stream();

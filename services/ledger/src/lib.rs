@@ -49,7 +49,7 @@ use proto::wire::{ErrorBody, ErrorCode, Reply};
 use tokio_util::sync::CancellationToken;
 
 use plumbing::follow::{Follower, Stored};
-use plumbing::publish::{self, Expected, PublishError};
+use plumbing::publish::{self, Expect, PublishError};
 use plumbing::store::{Changes, Store};
 use plumbing::{reply, streams, Context};
 use view::World;
@@ -121,12 +121,7 @@ pub async fn run(
     config: LedgerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        streams::Replication::default(),
-    )
-    .await?;
+    streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let world = World::load(&store)?;
     let ledger_stream = context.subjects.ledger_stream();
@@ -328,11 +323,11 @@ impl Service {
             .map_err(WriteError::Refused)?;
         let subject = self.context.subjects.ledger(entry.kind, entry.key());
         let payload = Bytes::from(serde_json::to_vec(&entry).unwrap_or_default());
-        let written = publish::durably_if(
+        let written = publish::durably_expecting(
             &self.context,
             &subject,
             &entry.id,
-            Expected::LastInStream(self.ledger_position),
+            Some(Expect::LastInStream(self.ledger_position)),
             payload,
         )
         .await;

@@ -7,12 +7,23 @@
 //! sequence with an ordered consumer. There is no ack to lose and no
 //! server-side consumer to clean up; a lost store starts again from 1, which
 //! is the rebuild-by-replay JetStream as the log of record promises.
+//!
+//! In a cluster, an ordered consumer lives on one node; when that node dies
+//! the client's consumer can wait forever without an error (seen in
+//! `tests/cluster/run`). So a follower that has heard nothing for
+//! [`FOLLOW_STALL_CHECK_MS`] asks the stream where it ends, and if it ends
+//! beyond what was read, starts a new consumer right after that.
 
 use anyhow::Context as _;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio::time::Instant;
+
+/// Silence after which a follower checks whether the stream moved on
+/// without it.
+pub const FOLLOW_STALL_CHECK_MS: u64 = 2_000;
 
 /// One message of a stream, with what a follower needs of it.
 #[derive(Debug, Clone)]
@@ -24,8 +35,14 @@ pub struct Stored {
 
 /// An ordered, gap-free reader of one stream from a position on.
 pub struct Follower {
+    jetstream: async_nats::jetstream::Context,
     stream: String,
     messages: Ordered,
+    /// The sequence of the last message returned.
+    position: u64,
+    /// When a message last arrived (or the stream was last checked); kept
+    /// here, not in `next`, because callers drop `next` inside `select!`.
+    heard_at: Instant,
 }
 
 impl Follower {
@@ -35,6 +52,21 @@ impl Follower {
         stream: &str,
         applied: u64,
     ) -> anyhow::Result<Follower> {
+        let messages = Self::consume(jetstream, stream, applied).await?;
+        Ok(Follower {
+            jetstream: jetstream.clone(),
+            stream: stream.to_owned(),
+            messages,
+            position: applied,
+            heard_at: Instant::now(),
+        })
+    }
+
+    async fn consume(
+        jetstream: &async_nats::jetstream::Context,
+        stream: &str,
+        applied: u64,
+    ) -> anyhow::Result<Ordered> {
         let handle = jetstream
             .get_stream(stream)
             .await
@@ -53,14 +85,36 @@ impl Follower {
             })
             .await
             .with_context(|| format!("creating an ordered consumer on {stream}"))?;
-        let messages = consumer
+        consumer
             .messages()
             .await
-            .with_context(|| format!("following {stream}"))?;
-        Ok(Follower {
-            stream: stream.to_owned(),
-            messages,
-        })
+            .with_context(|| format!("following {stream}"))
+    }
+
+    /// After a silence, whether the stream ends beyond what was read; if so
+    /// a new consumer starts right after it. Errors mean the cluster is
+    /// still electing: the next silence checks again.
+    async fn restart_if_stalled(&mut self) {
+        self.heard_at = Instant::now();
+        let last = match crate::streams::last_sequence(&self.jetstream, &self.stream).await {
+            Ok(last) => last,
+            Err(error) => {
+                tracing::debug!(stream = %self.stream, error = %format!("{error:#}"), "cannot tell whether the follower stalled");
+                return;
+            }
+        };
+        if last <= self.position {
+            return;
+        }
+        match Self::consume(&self.jetstream, &self.stream, self.position).await {
+            Ok(messages) => {
+                tracing::warn!(stream = %self.stream, from = self.position, to = last, "following stalled; started again after the last message read");
+                self.messages = messages;
+            }
+            Err(error) => {
+                tracing::warn!(stream = %self.stream, error = %format!("{error:#}"), "following stalled and cannot start again yet");
+            }
+        }
     }
 
     /// The next message; `None` only when the consumer ends for good.
@@ -68,7 +122,16 @@ impl Follower {
     /// here are rare and transient: they are logged and reading continues.
     pub async fn next(&mut self) -> Option<Stored> {
         loop {
-            match self.messages.next().await? {
+            let check_at = self.heard_at + std::time::Duration::from_millis(FOLLOW_STALL_CHECK_MS);
+            let next = tokio::select! {
+                next = self.messages.next() => next?,
+                () = tokio::time::sleep_until(check_at) => {
+                    self.restart_if_stalled().await;
+                    continue;
+                }
+            };
+            self.heard_at = Instant::now();
+            match next {
                 Ok(message) => {
                     let sequence = match message.info() {
                         Ok(info) => info.stream_sequence,
@@ -77,6 +140,11 @@ impl Follower {
                             continue;
                         }
                     };
+                    // A consumer started again may repeat what was read.
+                    if sequence <= self.position {
+                        continue;
+                    }
+                    self.position = sequence;
                     return Some(Stored {
                         subject: message.message.subject.to_string(),
                         payload: message.message.payload.clone(),

@@ -28,6 +28,8 @@ pub struct Context {
     pub jetstream: async_nats::jetstream::Context,
     pub subjects: proto::subjects::Subjects,
     pub clock: Clock,
+    /// How many servers hold each stream this service creates or updates.
+    pub replication: streams::Replication,
 }
 
 impl Context {
@@ -42,6 +44,13 @@ impl Context {
             jetstream,
             subjects,
             clock,
+            replication: streams::Replication::default(),
         }
+    }
+
+    /// The same context, creating streams with `replication`.
+    pub fn with_replication(mut self, replication: streams::Replication) -> Context {
+        self.replication = replication;
+        self
     }
 }

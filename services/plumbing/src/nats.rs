@@ -51,8 +51,11 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Connects `name` (shown in the server's connection list) to `url`.
-/// Reconnects forever: a service outlives a restarting server.
+/// Connects `name` (shown in the server's connection list) to `url`, which
+/// may list several servers of a cluster separated by commas
+/// (`nats://a:4222,nats://b:4222`): the client starts with any of them and
+/// moves to another when one dies. Reconnects forever: a service outlives
+/// a restarting server.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
     connect_as(url, name, &Credentials::default()).await
 }
@@ -63,6 +66,7 @@ pub async fn connect_as(
     name: &str,
     credentials: &Credentials,
 ) -> anyhow::Result<async_nats::Client> {
+    let servers = server_addresses(url)?;
     let mut options = async_nats::ConnectOptions::new();
     match (&credentials.user, &credentials.password) {
         (Some(user), Some(password)) => {
@@ -93,9 +97,25 @@ pub async fn connect_as(
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .max_reconnects(None)
         .retry_on_initial_connect()
-        .connect(url)
+        .connect(servers.as_slice())
         .await
         .with_context(|| format!("connecting to NATS at {url}"))
+}
+
+/// The servers of a comma-separated list of URLs, each checked.
+pub fn server_addresses(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .map(|server| {
+            server
+                .parse::<async_nats::ServerAddr>()
+                .with_context(|| format!("NATS server URL {server:?} is not a URL"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!servers.is_empty(), "no NATS server URL in {url:?}");
+    Ok(servers)
 }
 
 /// A JetStream context whose publishes wait a bounded time for their ack.
@@ -105,4 +125,19 @@ pub fn jetstream(client: async_nats::Client) -> async_nats::jetstream::Context {
         .ack_timeout(Duration::from_millis(PUBLISH_ACK_TIMEOUT_MS))
         .max_ack_inflight(PUBLISH_PENDING_MAX)
         .build(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_cluster_urls_gives_every_server_and_a_bad_one_is_named() {
+        let servers =
+            server_addresses("nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://h:4224").unwrap();
+        assert_eq!(servers.len(), 3);
+        let error = server_addresses("nats://127.0.0.1:4222,nats://bad host:1").unwrap_err();
+        assert!(format!("{error:#}").contains("bad host"), "{error:#}");
+        assert!(server_addresses(" , ").is_err());
+    }
 }

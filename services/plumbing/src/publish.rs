@@ -31,42 +31,29 @@ pub async fn durably(
     expected_last: Option<u64>,
     payload: Bytes,
 ) -> Result<u64, PublishError> {
-    write(
-        context,
-        subject,
-        message_id,
-        expected_last.map(Expected::LastOnSubject),
-        payload,
-    )
-    .await
+    let expect = expected_last.map(Expect::LastOnSubject);
+    durably_expecting(context, subject, message_id, expect, payload).await
 }
 
-/// The condition a write is made on.
+/// What must hold in the stream for a conditional write to happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expected {
-    /// The subject's last sequence is this (0: nothing on it yet).
+pub enum Expect {
+    /// The last sequence of the message's own subject (0: none yet).
     LastOnSubject(u64),
-    /// The stream's last sequence is this: nobody else wrote to the stream
-    /// since the writer read it to its end (the ledger's single-writer check).
+    /// The last sequence of the whole stream: the writer has read every
+    /// message before it, whoever wrote them (the solver's fencing, ADR 0004).
     LastInStream(u64),
 }
 
-/// [`durably`] on either kind of condition.
-pub async fn durably_if(
+/// [`durably`], conditional on `expect` when given. nats-server checks the
+/// condition before the message id: a retry whose first attempt did land
+/// (its ack was lost) is a `Conflict`, and the caller, reading the stream,
+/// finds its own message there. Either way nothing is written twice.
+pub async fn durably_expecting(
     context: &crate::Context,
     subject: &str,
     message_id: &str,
-    expected: Expected,
-    payload: Bytes,
-) -> Result<u64, PublishError> {
-    write(context, subject, message_id, Some(expected), payload).await
-}
-
-async fn write(
-    context: &crate::Context,
-    subject: &str,
-    message_id: &str,
-    expected: Option<Expected>,
+    expect: Option<Expect>,
     payload: Bytes,
 ) -> Result<u64, PublishError> {
     let mut attempt = 0;
@@ -74,14 +61,14 @@ async fn write(
         attempt += 1;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
-        match expected {
-            Some(Expected::LastOnSubject(sequence)) => headers.insert(
+        match expect {
+            Some(Expect::LastOnSubject(expected)) => headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                sequence.to_string().as_str(),
+                expected.to_string().as_str(),
             ),
-            Some(Expected::LastInStream(sequence)) => headers.insert(
+            Some(Expect::LastInStream(expected)) => headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-                sequence.to_string().as_str(),
+                expected.to_string().as_str(),
             ),
             None => {}
         }

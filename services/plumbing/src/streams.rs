@@ -43,15 +43,39 @@ pub const MESSAGE_BYTES_MAX: i32 = 512 * 1024;
 
 const _: () = assert!(proto::validate::PAYLOAD_BYTES_MAX < MESSAGE_BYTES_MAX as usize);
 
-/// How many servers hold each stream: 1 on one machine, 3 in a cluster.
-#[derive(Clone, Copy, Debug)]
+/// How many servers hold each stream (and the solver's lease bucket): 1 on
+/// one machine, 3 in a cluster (any one server may die), 5 where two may.
+/// Even counts are refused: a Raft group of 2 or 4 survives no more failures
+/// than one of 1 or 3 and needs more servers to agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Replication {
-    pub replicas: usize,
+    replicas: usize,
 }
+
+/// The replica counts a stream may have.
+pub const REPLICAS_ALLOWED: [usize; 3] = [1, 3, 5];
 
 impl Default for Replication {
     fn default() -> Self {
         Replication { replicas: 1 }
+    }
+}
+
+impl Replication {
+    /// `replicas` if it is 1, 3 or 5; otherwise an error naming the field.
+    pub fn new(replicas: usize) -> Result<Replication, proto::validate::Invalid> {
+        if REPLICAS_ALLOWED.contains(&replicas) {
+            Ok(Replication { replicas })
+        } else {
+            Err(proto::validate::Invalid::new(
+                "replicas",
+                "must be 1 (one server), 3 or 5 (a cluster of at least that many)",
+            ))
+        }
+    }
+
+    pub fn replicas(self) -> usize {
+        self.replicas
     }
 }
 
@@ -148,13 +172,29 @@ pub const ENSURE_RETRY_PAUSE_MS: u64 = 50;
 
 /// Creates the streams, or updates them to these settings. Idempotent, so
 /// every service calls it at start and none depends on another having run.
+/// It raises a stream's replica count but never lowers it.
 pub async fn ensure(
     jetstream: &async_nats::jetstream::Context,
     subjects: &Subjects,
     replication: Replication,
 ) -> anyhow::Result<()> {
-    for config in configs(subjects, replication) {
+    for mut config in configs(subjects, replication) {
         let name = config.name.clone();
+        // A process started without `--replicas` must not quietly take a
+        // cluster's streams down to one copy: more replicas are kept.
+        if let Ok(mut existing) = jetstream.get_stream(&name).await {
+            if let Ok(info) = existing.info().await {
+                if info.config.num_replicas > config.num_replicas {
+                    tracing::warn!(
+                        stream = %name,
+                        existing = info.config.num_replicas,
+                        asked = config.num_replicas,
+                        "the stream has more replicas than asked; keeping them"
+                    );
+                    config.num_replicas = info.config.num_replicas;
+                }
+            }
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -191,4 +231,22 @@ pub async fn last_sequence(
         .await
         .with_context(|| format!("reading stream {stream}"))?;
     Ok(info.state.last_sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_three_or_five_replicas_are_accepted_and_every_stream_gets_them() {
+        for replicas in [0, 2, 4, 6, 7] {
+            let error = Replication::new(replicas).unwrap_err();
+            assert_eq!(error.field, "replicas", "{replicas}");
+        }
+        let three = Replication::new(3).unwrap();
+        let configs = configs(&Subjects::default(), three);
+        assert_eq!(configs.len(), 4);
+        assert!(configs.iter().all(|config| config.num_replicas == 3));
+        assert_eq!(Replication::default().replicas(), 1);
+    }
 }

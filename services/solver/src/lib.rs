@@ -22,15 +22,26 @@
 //! solver only its available part, the task asks only for what is not yet
 //! held, and the plan shows the held funding of every task it keeps.
 //!
-//! Consumes: `SB_EVENTS`, `SB_MATCHES`, `SB_LEDGER`, `sb.plan.get`.
-//! Produces: `sb.match.proposed`, `sb.match.released`.
+//! Several instances can share the work (ADR 0004): each plans one shard
+//! of the world ([`shard`]), and with leases on ([`lease`]) exactly one
+//! instance per shard is active while the others stand by. An active
+//! instance's every write to `SB_MATCHES` is then conditional on the stream
+//! not having moved past what it has read, so an instance that lost its
+//! lease without knowing it cannot promise anyone twice.
+//!
+//! Consumes: `SB_EVENTS`, `SB_MATCHES`, `SB_LEDGER`, `sb.plan.get`, the
+//! lease bucket `SB_SOLVER_LEASES` (with leases on).
+//! Produces: `sb.match.proposed`, `sb.match.released` in `SB_MATCHES`.
 
+pub mod lease;
+pub mod shard;
 pub mod world;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use async_nats::service::{Request, ServiceExt};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -42,10 +53,13 @@ use proto::wire::{MatchChanged, MatchProposed};
 use solver_core::{Problem, SolveOptions, SolveReport};
 use tokio_util::sync::CancellationToken;
 
+use lease::{LeaseConfig, LeaseKeeper};
 use plumbing::follow::{Follower, Stored};
+use plumbing::publish::{Expect, PublishError};
 use plumbing::store::{Changes, Store};
 use plumbing::{publish, reply, streams, Context};
-use world::{pair_key, OpenWorld, Standing};
+use shard::Sharding;
+use world::{pair_key, LiveAssignment, OpenWorld, Standing};
 pub use world::{Priorities, TrustSource};
 
 /// Quiet time after a change before matching, so a burst is matched once.
@@ -96,6 +110,12 @@ pub struct SolverConfig {
     /// Urgency and equity beyond the canonical objective; `CANONICAL` to
     /// score exactly `problem.md`'s objective.
     pub priorities: Priorities,
+    /// The part of the world this instance plans: all of it by default.
+    pub sharding: Sharding,
+    /// Compete for the shard's lease and publish only while holding it
+    /// (with every write conditional); `None`: always active, as when one
+    /// solver runs alone.
+    pub lease: Option<LeaseConfig>,
 }
 
 impl Default for SolverConfig {
@@ -107,6 +127,8 @@ impl Default for SolverConfig {
             starter_policy: true,
             trust_source: TrustSource::default(),
             priorities: Priorities::default(),
+            sharding: Sharding::whole(),
+            lease: None,
         }
     }
 }
@@ -119,6 +141,7 @@ enum Next {
     MatchDue,
     ImproveDue,
     Improved(Option<Improvement>),
+    LeaseChanged,
     Shutdown,
 }
 
@@ -163,6 +186,13 @@ fn solve_with_starters(
     )
 }
 
+async fn lease_changed(lease: &mut Option<LeaseKeeper>) {
+    match lease {
+        Some(lease) => lease.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn wait_for_improvement(
     pending: &mut Option<tokio::sync::oneshot::Receiver<Improvement>>,
 ) -> Option<Improvement> {
@@ -188,6 +218,16 @@ struct Solver {
     /// Tasks whose team is kept together while a replacement is sought
     /// (`OpenWorld::snapshot`), as the last tier-1 run decided.
     held: HashSet<String>,
+    /// The shard's lease, when instances compete for it.
+    lease: Option<LeaseKeeper>,
+    /// Whether the lease was held at the last look, to notice taking over.
+    was_active: bool,
+    /// The newest `SB_MATCHES` sequence this instance has read or written:
+    /// with leases on, every write expects the stream to end there.
+    matches_position: u64,
+    /// A conditional write found the stream moved on: read to its end
+    /// before planning again.
+    behind: bool,
 }
 
 pub async fn run(
@@ -195,16 +235,17 @@ pub async fn run(
     config: SolverConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        streams::Replication::default(),
-    )
-    .await?;
+    streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let mut world = OpenWorld::load(&store)?;
     world.trust_source = config.trust_source;
     world.priorities = config.priorities;
+    let lease = match &config.lease {
+        Some(lease_config) => {
+            Some(LeaseKeeper::start(&context, &config.sharding, lease_config).await?)
+        }
+        None => None,
+    };
     let mut solver = Solver {
         context,
         config,
@@ -216,6 +257,10 @@ pub async fn run(
         generation: 0,
         improved_generation: 0,
         held: HashSet::new(),
+        lease,
+        was_active: false,
+        matches_position: 0,
+        behind: true,
     };
     // Both logs are applied in full before the first matching run, so a
     // restarted solver knows every proposal it made and repeats none.
@@ -242,7 +287,11 @@ pub async fn run(
         .add(solver.context.subjects.plan_get())
         .await
         .map_err(|error| anyhow::anyhow!("adding the plan endpoint: {error}"))?;
-    tracing::info!("solver ready");
+    tracing::info!(
+        shard = solver.config.sharding.name(),
+        leases = solver.lease.is_some(),
+        "solver ready"
+    );
 
     let mut improvement: Option<tokio::sync::oneshot::Receiver<Improvement>> = None;
     let mut improve_ticks = tokio::time::interval(Duration::from_millis(IMPROVE_INTERVAL_MS));
@@ -262,6 +311,7 @@ pub async fn run(
             () = tokio::time::sleep(wait) => Next::MatchDue,
             _ = improve_ticks.tick() => Next::ImproveDue,
             found = wait_for_improvement(&mut improvement) => Next::Improved(found),
+            () = lease_changed(&mut solver.lease) => Next::LeaseChanged,
         };
         let outcome = match next {
             Next::Event(stored) => solver.apply_event_stored(&stored),
@@ -272,6 +322,10 @@ pub async fn run(
                 Ok(())
             }
             Next::MatchDue => solver.match_now().await,
+            Next::LeaseChanged => {
+                solver.lease_changed();
+                Ok(())
+            }
             Next::ImproveDue => {
                 if improvement.is_none() {
                     improvement = solver.start_improvement();
@@ -297,6 +351,9 @@ pub async fn run(
         tracing::warn!(%error, "stopping the service endpoints");
     }
     solver.store.flush()?;
+    if let Some(lease) = solver.lease.take() {
+        lease.release().await;
+    }
     tracing::info!("solver stopped");
     Ok(())
 }
@@ -322,6 +379,9 @@ impl Solver {
                 self.apply_match_stored(&stored)?;
             }
         }
+        if !is_events {
+            self.matches_position = self.matches_position.max(position);
+        }
         tracing::info!(stream, from = applied, to = position, "solver caught up");
         Ok(follower)
     }
@@ -343,6 +403,7 @@ impl Solver {
     }
 
     fn apply_match_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        self.matches_position = self.matches_position.max(stored.sequence);
         let mut changes = Changes::default();
         match MatchEvent::decode(&self.context.subjects, &stored.subject, &stored.payload) {
             Ok(event) => {
@@ -402,7 +463,9 @@ impl Solver {
         pin_proposals: bool,
         held: &HashSet<String>,
     ) -> Option<(Problem, SolveOptions, Vec<(usize, usize)>)> {
-        let snapshot = self.world.snapshot(now, pin_proposals, held);
+        let snapshot = self
+            .world
+            .snapshot(now, pin_proposals, held, &self.config.sharding);
         let mut problem = match Problem::from_world(&snapshot) {
             Ok(problem) => problem,
             Err(error) => {
@@ -522,6 +585,12 @@ impl Solver {
     #[tracing::instrument(name = "solver.match", skip_all)]
     async fn match_now(&mut self) -> anyhow::Result<()> {
         self.dirty = false;
+        if !self.caught_up().await? {
+            // Planning now would only conflict again; the follower is
+            // delivering what this instance has not read yet.
+            self.dirty = true;
+            return Ok(());
+        }
         let now = self.context.clock.now();
         // Tier 1 builds around every live proposal: re-planning one away the
         // moment after it was made is churn a volunteer sees. Only tier 2
@@ -561,7 +630,7 @@ impl Solver {
     /// Tier 2: starts the full optimiser on its own thread when the world
     /// changed since it last ran. Its answer arrives through the receiver.
     fn start_improvement(&mut self) -> Option<tokio::sync::oneshot::Receiver<Improvement>> {
-        if self.generation == self.improved_generation {
+        if self.generation == self.improved_generation || !self.may_publish() {
             return None;
         }
         self.improved_generation = self.generation;
@@ -621,6 +690,10 @@ impl Solver {
         report: &SolveReport,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
+        // A standby plans (to answer `sb.plan.get`) but publishes nothing.
+        if !self.may_publish() {
+            return Ok(());
+        }
         let planned: HashSet<String> = report
             .solution
             .assignments
@@ -654,6 +727,7 @@ impl Solver {
             .live
             .values()
             .filter(|live| live.standing != Standing::Finished)
+            .filter(|live| self.owns(live))
             .filter_map(|live| {
                 let key = pair_key(&live.volunteer, &live.task);
                 // Accepted work of a volunteer whose time ended is released by
@@ -694,7 +768,9 @@ impl Solver {
                 at: now,
             };
             if let Some(event) = MatchEvent::changed(MatchKind::Released, change) {
-                self.publish_match(event).await?;
+                if !self.publish_match(event).await? {
+                    return Ok(());
+                }
             }
         }
         let mut proposals: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -712,7 +788,9 @@ impl Solver {
         for (task, volunteers) in proposals {
             for volunteer in volunteers {
                 let proposal = self.proposal(problem, report, volunteer, task, now);
-                self.publish_match(MatchEvent::Proposed(proposal)).await?;
+                if !self.publish_match(MatchEvent::Proposed(proposal)).await? {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -756,19 +834,116 @@ impl Solver {
         }
     }
 
-    async fn publish_match(&mut self, event: MatchEvent) -> anyhow::Result<()> {
+    /// Publishes one match event and applies it. With leases on, only
+    /// while the lease is held, and only if `SB_MATCHES` still ends where
+    /// this instance last read or wrote it; `false` when fenced off (the
+    /// caller stops: its plan was made on a world that has moved on).
+    async fn publish_match(&mut self, event: MatchEvent) -> anyhow::Result<bool> {
         let subject = event.subject(&self.context.subjects);
-        publish::durably_or_error(
-            &self.context,
-            &subject,
-            &event.message_id(),
-            Bytes::from(event.encode()),
-        )
-        .await?;
+        let payload = Bytes::from(event.encode());
+        match &self.lease {
+            None => {
+                publish::durably_or_error(&self.context, &subject, &event.message_id(), payload)
+                    .await?;
+            }
+            Some(lease) if !lease.is_active() => {
+                tracing::info!("lease lost while publishing; stopping");
+                return Ok(false);
+            }
+            Some(_) => {
+                let expect = Expect::LastInStream(self.matches_position);
+                match publish::durably_expecting(
+                    &self.context,
+                    &subject,
+                    &event.message_id(),
+                    Some(expect),
+                    payload,
+                )
+                .await
+                {
+                    Ok(sequence) => {
+                        self.matches_position = self.matches_position.max(sequence);
+                    }
+                    Err(PublishError::Conflict { .. }) => {
+                        tracing::debug!(
+                            expected = self.matches_position,
+                            "the match stream moved on; reading it before planning again"
+                        );
+                        self.behind = true;
+                        self.dirty = true;
+                        return Ok(false);
+                    }
+                    Err(error) => {
+                        return Err(error).with_context(|| format!("publishing to {subject}"))
+                    }
+                }
+            }
+        }
         let mut changes = Changes::default();
         self.world.apply_match(&event, &mut changes)?;
         self.generation += 1;
-        self.store.commit(changes)
+        self.store.commit(changes)?;
+        Ok(true)
+    }
+
+    /// Whether this instance may publish now: always without leases.
+    fn may_publish(&self) -> bool {
+        self.lease.as_ref().is_none_or(LeaseKeeper::is_active)
+    }
+
+    /// Notices taking over (or losing) the shard.
+    fn lease_changed(&mut self) {
+        let active = self.may_publish();
+        if active && !self.was_active {
+            tracing::info!(
+                shard = self.config.sharding.name(),
+                epoch = self.lease.as_ref().and_then(LeaseKeeper::epoch),
+                "this instance now plans the shard"
+            );
+            // Plan at once, from the end of the match stream.
+            self.dirty = true;
+            self.behind = true;
+            self.generation += 1;
+        } else if !active && self.was_active {
+            tracing::warn!(
+                shard = self.config.sharding.name(),
+                "this instance no longer plans the shard"
+            );
+        }
+        self.was_active = active;
+    }
+
+    /// With leases on and after a conflict: whether this instance has read
+    /// `SB_MATCHES` to its end. Always true without leases.
+    async fn caught_up(&mut self) -> anyhow::Result<bool> {
+        if self.lease.is_none() || !self.behind || !self.may_publish() {
+            return Ok(true);
+        }
+        let stream = self.context.subjects.matches_stream();
+        let last = streams::last_sequence(&self.context.jetstream, &stream).await?;
+        if self.matches_position < last {
+            return Ok(false);
+        }
+        self.behind = false;
+        Ok(true)
+    }
+
+    /// Whether this instance's shard answers for a live assignment: the
+    /// task's shard, or the volunteer's when the task is gone.
+    fn owns(&self, live: &LiveAssignment) -> bool {
+        let sharding = &self.config.sharding;
+        if sharding.is_whole() {
+            return true;
+        }
+        let region = match (
+            self.world.tasks.get(&live.task),
+            self.world.volunteers.get(&live.volunteer),
+        ) {
+            (Some(task), _) => task.region.as_deref(),
+            (None, Some(volunteer)) => volunteer.region.as_deref(),
+            (None, None) => None,
+        };
+        sharding.owns(region)
     }
 
     /// The plan as published: the solver's solution, less the tasks held back.

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use plumbing::store::{Changes, Store};
 use proto::money::LedgerEntry;
 
+use crate::shard::Sharding;
+
 /// Where a live assignment stands, as far as planning is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -558,16 +560,38 @@ impl OpenWorld {
     /// a team of just its live members, pinned, worth nothing: their time
     /// stays booked, nobody else is asked to it, and nothing that depends on
     /// it is planned.
+    ///
+    /// `sharding`: only the shard's volunteers, tasks and share of each
+    /// pledge (everything, by default). A volunteer with live work in
+    /// another shard's task is left out until it ends, so no shard plans
+    /// hours another has promised.
     pub fn snapshot(
         &self,
         now: DateTime<Utc>,
         pin_proposals: bool,
         held: &HashSet<String>,
+        sharding: &Sharding,
     ) -> World {
+        let owned_task = |task: &TaskSpec| sharding.owns(task.region.as_deref());
+        let busy_elsewhere: HashSet<&str> = if sharding.is_whole() {
+            HashSet::new()
+        } else {
+            self.live
+                .values()
+                .filter(|live| {
+                    self.tasks
+                        .get(&live.task)
+                        .is_some_and(|task| !owned_task(task))
+                })
+                .map(|live| live.volunteer.as_str())
+                .collect()
+        };
         let volunteers = self
             .volunteers
             .values()
             .filter(|offer| offer.available_until > now)
+            .filter(|offer| sharding.owns(offer.region.as_deref()))
+            .filter(|offer| !busy_elsewhere.contains(offer.id.as_str()))
             .filter_map(|offer| {
                 let mut offer = offer.clone();
                 offer.trust = self.trust_of(&offer);
@@ -589,6 +613,7 @@ impl OpenWorld {
             .tasks
             .values()
             .filter(|task| task.deadline > now)
+            .filter(|task| owned_task(task))
             .filter_map(|task| {
                 let mut weighted = task.clone();
                 weighted.impact = self.weighted_impact(task, now, &committed);
@@ -645,11 +670,13 @@ impl OpenWorld {
             .filter(|offer| offer.expires_at.is_none_or(|expiry| expiry > now))
             .filter_map(|offer| {
                 // Once the ledger holds a pledge, only its available part
-                // may be planned; held money is never allocated twice.
+                // may be planned; held money is never allocated twice. A
+                // shard plans only its share of what is available.
                 let mut offer = offer.clone();
                 if self.money.pledge(&offer.id).is_some() {
                     offer.amount_cents = self.money.available(&offer.id).get();
                 }
+                offer.amount_cents = sharding.pledge_share(offer.amount_cents);
                 (offer.amount_cents > 0).then_some(offer)
             })
             .filter_map(|offer| {

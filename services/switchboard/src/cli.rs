@@ -151,6 +151,9 @@ pub struct Connection {
     pub prefix: String,
     #[command(flatten)]
     pub auth: NatsAuth,
+    /// Servers holding each stream: 1 on one server, 3 (or 5) in a cluster; every process of a deployment must be given the same.
+    #[arg(long, env = "SWITCHBOARD_REPLICAS", default_value_t = 1, value_parser = parse_replicas)]
+    pub replicas: usize,
 }
 
 /// Who this process is to a NATS server that asks (deploy/nats/secure.conf).
@@ -203,6 +206,16 @@ impl NatsAuth {
     }
 }
 
+/// `--replicas`: 1, 3 or 5.
+pub fn parse_replicas(text: &str) -> Result<usize, String> {
+    let replicas: usize = text
+        .parse()
+        .map_err(|_| format!("replicas: {text:?} is not a number"))?;
+    plumbing::streams::Replication::new(replicas)
+        .map(plumbing::streams::Replication::replicas)
+        .map_err(|error| format!("{}: {}", error.field, error.reason))
+}
+
 /// The switchboard's time: real by default.
 #[derive(Args, Debug, Clone)]
 pub struct Time {
@@ -222,6 +235,9 @@ pub struct UpArgs {
     /// Subject prefix.
     #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
     pub prefix: String,
+    /// Servers holding each stream (1, 3 or 5): more than 1 only with --nats pointing at a cluster.
+    #[arg(long, env = "SWITCHBOARD_REPLICAS", default_value_t = 1, value_parser = parse_replicas)]
+    pub replicas: usize,
     /// Where the HTTP gateway listens.
     #[arg(long, env = "SWITCHBOARD_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
@@ -363,6 +379,8 @@ pub struct SolverArgs {
     pub trust: TrustArg,
     #[command(flatten)]
     pub priorities: PriorityArgs,
+    #[command(flatten)]
+    pub scale_out: ScaleOut,
 }
 
 /// What the live plan values beyond the canonical objective (`solver::Priorities`).
@@ -421,6 +439,54 @@ pub struct LedgerArgs {
     /// Hours after a task's deadline that its held money waits for the task to be marked done.
     #[arg(long, env = "SWITCHBOARD_RELEASE_GRACE_HOURS", default_value_t = ledger::RELEASE_GRACE_HOURS_DEFAULT)]
     pub release_grace_hours: i64,
+}
+
+/// Several solver instances: shards of the world, and leases so exactly
+/// one instance plans each shard (docs/adr/0004-solver-leases.md).
+#[derive(Args, Debug, Clone)]
+pub struct ScaleOut {
+    /// The shard this instance plans: `all`, or one of --shards.
+    #[arg(long, env = "SWITCHBOARD_SHARD", default_value = solver::shard::SHARD_ALL)]
+    pub shard: String,
+    /// Every shard of the deployment, comma-separated, the same on every instance: `all`, or region names and `remote`.
+    #[arg(long, env = "SWITCHBOARD_SHARDS", value_delimiter = ',', default_value = solver::shard::SHARD_ALL)]
+    pub shards: Vec<String>,
+    /// Compete for the shard's lease: publish only while holding it (needed when more than one instance may run per shard).
+    #[arg(long, env = "SWITCHBOARD_LEASE")]
+    pub lease: bool,
+    /// Lease time to live, in milliseconds: a dead holder's shard is taken over after about this long; the same on every instance.
+    #[arg(long, env = "SWITCHBOARD_LEASE_TTL_MS", default_value_t = solver::lease::LEASE_TTL_MS_DEFAULT)]
+    pub lease_ttl_ms: u64,
+    /// This instance's name in its lease (default: the host name and process id).
+    #[arg(long, env = "SWITCHBOARD_INSTANCE")]
+    pub instance: Option<String>,
+}
+
+impl ScaleOut {
+    /// The checked shard and lease configuration.
+    pub fn configs(
+        &self,
+    ) -> anyhow::Result<(solver::shard::Sharding, Option<solver::lease::LeaseConfig>)> {
+        let sharding = solver::shard::Sharding::new(&self.shard, &self.shards)
+            .map_err(|error| anyhow::anyhow!("--{}: {}", error.field, error.reason))?;
+        if !self.lease {
+            return Ok((sharding, None));
+        }
+        let instance = self.instance.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "solver".to_owned());
+            format!("{host}-{}", std::process::id())
+        });
+        let lease =
+            solver::lease::LeaseConfig::new(&instance, self.lease_ttl_ms).map_err(|error| {
+                anyhow::anyhow!("--{}: {}", error.field.replace('_', "-"), error.reason)
+            })?;
+        Ok((sharding, Some(lease)))
+    }
 }
 
 #[derive(Args, Debug)]

@@ -14,9 +14,11 @@ pub async fn context(
     clock: plumbing::Clock,
 ) -> anyhow::Result<plumbing::Context> {
     let subjects = proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?;
+    let replication =
+        plumbing::streams::Replication::new(connection.replicas).context("--replicas")?;
     let credentials = connection.auth.credentials()?;
     let client = plumbing::nats::connect_as(&connection.url, client_name, &credentials).await?;
-    Ok(plumbing::Context::new(client, subjects, clock))
+    Ok(plumbing::Context::new(client, subjects, clock).with_replication(replication))
 }
 
 pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -33,6 +35,7 @@ pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::R
 
 pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let service = args.service;
+    let (sharding, lease) = args.scale_out.configs()?;
     let context = context(&service.connection, "sb-solver", service.time.clock()).await?;
     let config = solver::SolverConfig {
         state_directory: service.state,
@@ -40,6 +43,8 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
         response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
         trust_source: args.trust.into(),
         priorities: args.priorities.priorities()?,
+        sharding,
+        lease,
         ..solver::SolverConfig::default()
     };
     solver::run(context, config, shutdown).await

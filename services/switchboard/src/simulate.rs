@@ -473,6 +473,7 @@ async fn run_live(
         url: url.to_owned(),
         prefix: config.prefix.clone(),
         auth: Default::default(),
+        replicas: 1,
     };
     let origin = config
         .start
@@ -498,6 +499,7 @@ async fn run_live(
         starter_policy: true,
         trust_source: solver::TrustSource::Declared,
         priorities: solver::Priorities::default(),
+        ..solver::SolverConfig::default()
     };
     let token = services.clone();
     running.spawn(async move { ("solver", solver::run(context, solver_config, token).await) });

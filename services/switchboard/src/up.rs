@@ -34,6 +34,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
         url: url.to_owned(),
         prefix: args.prefix.clone(),
         auth: Default::default(),
+        replicas: args.replicas,
     };
     let clock = args.time.clock();
     let state = args.data.join("state");

@@ -80,12 +80,7 @@ pub async fn print_stream_filtered(
 ) -> anyhow::Result<()> {
     // Under `up` the watcher may start before any service has created the
     // streams; creating them is idempotent, so it does not wait for one.
-    plumbing::streams::ensure(
-        &context.jetstream,
-        &context.subjects,
-        plumbing::streams::Replication::default(),
-    )
-    .await?;
+    plumbing::streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
     let subjects = context.subjects.clone();
     let events_stream = subjects.events_stream();
     let mut labels: HashMap<String, TaskLabel> = HashMap::new();
