@@ -129,6 +129,7 @@ pub fn jetstream(client: async_nats::Client) -> async_nats::jetstream::Context {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -235,6 +235,7 @@ pub async fn last_sequence(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
