@@ -553,7 +553,7 @@ def main():
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--workers", type=int, default=8, help="concurrent clients")
     parser.add_argument("--rate", type=float, default=20.0, help="requests offered per second, all workers together")
-    parser.add_argument("--cycles", type=int, default=1, help="times the five faults are repeated")
+    parser.add_argument("--cycles", type=int, default=1, help="times the six faults are repeated")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", help="write the result here as JSON too")
     arguments = parser.parse_args()
