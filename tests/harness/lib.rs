@@ -215,6 +215,8 @@ pub struct Switchboard {
     pub client: async_nats::Client,
     pub state: PathBuf,
     pub http: Option<std::net::SocketAddr>,
+    /// Where `/metrics`, `/health` and `/ready` are served, when asked for.
+    pub observe: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -233,6 +235,8 @@ pub struct Options {
     pub checkin_window: chrono::Duration,
     /// Starter tasks first for newcomers (off to score the canonical objective).
     pub starter_policy: bool,
+    /// Serve `/metrics`, `/health` and `/ready` for the services, as `up --metrics-addr` does.
+    pub observe: bool,
 }
 
 impl Default for Options {
@@ -245,6 +249,7 @@ impl Default for Options {
             response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
             checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
             starter_policy: true,
+            observe: false,
         }
     }
 }
@@ -256,6 +261,11 @@ impl Switchboard {
         let subjects = Subjects::default();
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
+        let mut probes = Vec::new();
+        if options.observe {
+            // Before any service makes its metric handles.
+            plumbing::prometheus::install().unwrap();
+        }
         let context = |name: &'static str| {
             let url = nats.url.clone();
             let subjects = subjects.clone();
@@ -269,6 +279,7 @@ impl Switchboard {
             state_directory: Some(state.join("ingest")),
         };
         let (service_context, token) = (context("sb-ingest").await, shutdown.clone());
+        probes.push(plumbing::observe::Probe::new("ingest", &service_context));
         tasks.push(tokio::spawn(ingest::run(service_context, config, token)));
         let config = solver::SolverConfig {
             state_directory: Some(state.join("solver")),
@@ -277,6 +288,7 @@ impl Switchboard {
             starter_policy: options.starter_policy,
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
+        probes.push(plumbing::observe::Probe::new("solver", &service_context));
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));
         let config = dispatch::DispatchConfig {
             state_directory: Some(state.join("dispatch")),
@@ -284,6 +296,7 @@ impl Switchboard {
             smtp: options.smtp.clone(),
         };
         let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
+        probes.push(plumbing::observe::Probe::new("dispatch", &service_context));
         tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));
         let mut http = None;
         if options.gateway {
@@ -299,12 +312,25 @@ impl Switchboard {
                 token,
             )));
         }
+        let mut observe = None;
+        if options.observe {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .unwrap();
+            observe = Some(listener.local_addr().unwrap());
+            tasks.push(tokio::spawn(plumbing::observe::serve(
+                listener,
+                probes,
+                shutdown.clone(),
+            )));
+        }
         let client = nats.client("test-client").await;
         let switchboard = Switchboard {
             subjects,
             client,
             state: state.to_owned(),
             http,
+            observe,
             shutdown,
             tasks,
         };
