@@ -518,12 +518,10 @@ async fn drive(
         render(args, offered, run_time, &lock(&measured), nats_pid)
     );
 
-    if let Some(mut running) = services.take() {
+    if let Some(running) = services.take() {
+        running.stop().await?;
         if args.replay {
-            running.stop().await?;
             replay(&connection, &state, args, &shutdown).await?;
-        } else {
-            running.stop().await?;
         }
     }
     Ok(())
@@ -553,7 +551,7 @@ async fn set_up(
             Bytes::from(serde_json::to_vec(&world.volunteer())?),
         ));
     }
-    let mut in_flight = JoinSet::new();
+    let mut in_flight: JoinSet<anyhow::Result<bool>> = JoinSet::new();
     let mut refused = 0_u64;
     for (input, body) in requests {
         if shutdown.is_cancelled() {
