@@ -215,6 +215,8 @@ pub struct Switchboard {
     pub client: async_nats::Client,
     pub state: PathBuf,
     pub http: Option<std::net::SocketAddr>,
+    /// Where `/metrics`, `/health` and `/ready` are served, when asked for.
+    pub observe: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -241,6 +243,8 @@ pub struct Options {
     pub priorities: solver::Priorities,
     /// Held money of a task not done goes back this long after its deadline.
     pub release_grace: chrono::Duration,
+    /// Serve `/metrics`, `/health` and `/ready` for the services, as `up --metrics-addr` does.
+    pub observe: bool,
 }
 
 impl Default for Options {
@@ -257,6 +261,7 @@ impl Default for Options {
             rate_limits: gateway::limits::RateLimits::default(),
             priorities: solver::Priorities::CANONICAL,
             release_grace: chrono::Duration::hours(ledger::RELEASE_GRACE_HOURS_DEFAULT),
+            observe: false,
         }
     }
 }
@@ -268,6 +273,11 @@ impl Switchboard {
         let subjects = Subjects::default();
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
+        let mut probes = Vec::new();
+        if options.observe {
+            // Before any service makes its metric handles.
+            plumbing::prometheus::install().unwrap();
+        }
         let context = |name: &'static str| {
             let url = nats.url.clone();
             let subjects = subjects.clone();
@@ -281,6 +291,7 @@ impl Switchboard {
             state_directory: Some(state.join("ingest")),
         };
         let (service_context, token) = (context("sb-ingest").await, shutdown.clone());
+        probes.push(plumbing::observe::Probe::new("ingest", &service_context));
         tasks.push(tokio::spawn(ingest::run(service_context, config, token)));
         let config = solver::SolverConfig {
             state_directory: Some(state.join("solver")),
@@ -292,6 +303,7 @@ impl Switchboard {
             ..solver::SolverConfig::default()
         };
         let (service_context, token) = (context("sb-solver").await, shutdown.clone());
+        probes.push(plumbing::observe::Probe::new("solver", &service_context));
         tasks.push(tokio::spawn(solver::run(service_context, config, token)));
         let config = ledger::LedgerConfig {
             state_directory: Some(state.join("ledger")),
@@ -305,6 +317,7 @@ impl Switchboard {
             smtp: options.smtp.clone(),
         };
         let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
+        probes.push(plumbing::observe::Probe::new("dispatch", &service_context));
         tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));
         let mut http = None;
         if options.gateway {
@@ -324,12 +337,25 @@ impl Switchboard {
                 token,
             )));
         }
+        let mut observe = None;
+        if options.observe {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .unwrap();
+            observe = Some(listener.local_addr().unwrap());
+            tasks.push(tokio::spawn(plumbing::observe::serve(
+                listener,
+                probes,
+                shutdown.clone(),
+            )));
+        }
         let client = nats.client("test-client").await;
         let switchboard = Switchboard {
             subjects,
             client,
             state: state.to_owned(),
             http,
+            observe,
             shutdown,
             tasks,
         };

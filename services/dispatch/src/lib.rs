@@ -17,6 +17,11 @@
 //! `sb.to.volunteer.<id>` (proposals, reminders, releases), answers in
 //! `SB_EVENTS`, `sb.dlq.in`; the same messages by email when configured
 //! ([`notify`]), and a reminder before the deadline of accepted work.
+//!
+//! A delivery is handled in the span `dispatch.deliver` with the trace its
+//! proposal carries (`traceparent`), and the message on the volunteer's
+//! subject carries it on; answers in `dispatch.reply` with the requester's.
+//! Metrics are `switchboard_dispatch_*` (docs/instrumentation.md).
 
 pub mod assignments;
 pub mod notify;
@@ -25,7 +30,7 @@ pub use notify::{SmtpConfig, VolunteerSignIn};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
@@ -48,6 +53,7 @@ use assignments::{key, transition, Assignment, State, Timer, Transition};
 use plumbing::ack::AckGuard;
 use plumbing::follow::{Follower, Stored};
 use plumbing::store::{Changes, Store};
+use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
 
 /// A delivery not acked in this time is sent again.
@@ -115,6 +121,39 @@ struct Dispatch {
     tenure: HashMap<String, DateTime<Utc>>,
     checkin_window: chrono::Duration,
     notifiers: notify::Notifiers,
+    metrics: DispatchMetrics,
+}
+
+/// Handles made once at start.
+struct DispatchMetrics {
+    deliveries: metrics::Counter,
+    delivery_duration: metrics::Histogram,
+    reply_duration: metrics::Histogram,
+    /// Proposals in the durable consumer not yet delivered.
+    pending: metrics::Gauge,
+}
+
+impl DispatchMetrics {
+    fn new() -> DispatchMetrics {
+        DispatchMetrics {
+            deliveries: metrics::counter!("switchboard_dispatch_deliveries_total"),
+            delivery_duration: metrics::histogram!(
+                "switchboard_dispatch_delivery_duration_seconds"
+            ),
+            reply_duration: metrics::histogram!("switchboard_dispatch_reply_duration_seconds"),
+            pending: metrics::gauge!("switchboard_dispatch_deliveries_pending_messages"),
+        }
+    }
+}
+
+fn action_name(action: ReplyAction) -> &'static str {
+    match action {
+        ReplyAction::Accept => "accept",
+        ReplyAction::Decline => "decline",
+        ReplyAction::Checkin => "checkin",
+        ReplyAction::Done => "done",
+        ReplyAction::Drop => "drop",
+    }
 }
 
 pub async fn run(
@@ -154,6 +193,7 @@ pub async fn run(
         .add(dispatch.context.subjects.input(Input::Reply))
         .await
         .map_err(|error| anyhow::anyhow!("adding the reply endpoint: {error}"))?;
+    dispatch.context.health.set_caught_up();
     tracing::info!("dispatch ready");
 
     loop {
@@ -164,7 +204,12 @@ pub async fn run(
             Some(stored) = matches.next() => Next::Match(stored),
             Some(stored) = events.next() => Next::Event(stored),
             Some(delivery) = deliveries.next() => match delivery {
-                Ok(message) => Next::Delivery(Box::new(message)),
+                Ok(message) => {
+                    if let Ok(info) = message.info() {
+                        dispatch.metrics.pending.set(info.pending as f64);
+                    }
+                    Next::Delivery(Box::new(message))
+                }
                 Err(error) => {
                     tracing::warn!(%error, "reading a proposal to deliver failed");
                     continue;
@@ -174,12 +219,16 @@ pub async fn run(
         };
         let outcome = match next {
             Next::Request(request) => {
-                dispatch.handle_reply(request).await;
+                let trace = TraceParent::continue_from(request.message.headers.as_ref());
+                trace::scope(trace, dispatch.handle_reply(request)).await;
                 Ok(())
             }
             Next::Match(stored) => dispatch.apply_match_stored(&stored),
             Next::Event(stored) => dispatch.apply_event_stored(&stored).await,
-            Next::Delivery(message) => dispatch.deliver(AckGuard::new(*message)).await,
+            Next::Delivery(message) => {
+                let trace = TraceParent::continue_from(message.message.headers.as_ref());
+                trace::scope(trace, dispatch.deliver(AckGuard::new(*message))).await
+            }
             Next::TimerDue => dispatch.run_due_timers().await,
             Next::Shutdown => break,
         };
@@ -222,6 +271,7 @@ impl Dispatch {
             scheduled: HashMap::new(),
             checkin_window,
             notifiers,
+            metrics: DispatchMetrics::new(),
         };
         for key in keys {
             dispatch.schedule(&key);
@@ -247,7 +297,9 @@ impl Dispatch {
     async fn catch_up(&mut self, stream: &str) -> anyhow::Result<Follower> {
         let applied = self.store.position(stream)?;
         let last = streams::last_sequence(&self.context.jetstream, stream).await?;
-        let mut follower = Follower::start(&self.context.jetstream, stream, applied).await?;
+        let mut follower = Follower::start(&self.context.jetstream, stream, applied)
+            .await?
+            .report_lag("dispatch");
         let mut position = applied;
         let is_events = stream == self.context.subjects.events_stream();
         while position < last {
@@ -276,6 +328,9 @@ impl Dispatch {
             .await
             .context("looking up the matches stream")?;
         let name = format!("{}-dispatch-deliver", subjects.prefix());
+        self.context
+            .health
+            .expect_consumer(&subjects.matches_stream(), &name);
         stream
             .get_or_create_consumer(
                 &name,
@@ -474,6 +529,8 @@ impl Dispatch {
         let Some(event) = MatchEvent::changed(kind, change) else {
             return Ok(());
         };
+        metrics::counter!("switchboard_dispatch_transitions_total", "kind" => kind.token())
+            .increment(1);
         let subject = event.subject(&self.context.subjects);
         publish::durably_or_error(
             &self.context,
@@ -554,16 +611,26 @@ impl Dispatch {
         Ok(())
     }
 
-    #[tracing::instrument(name = "dispatch.reply", skip_all)]
+    #[tracing::instrument(name = "dispatch.reply", skip_all, fields(trace_id = tracing::field::Empty))]
     async fn handle_reply(&mut self, request: Request) {
+        trace::record_on_span();
         if !reply::has_safe_reply_subject(&self.context, &request) {
             return;
         }
+        let started = Instant::now();
         let reply = match self.answer(&request.message.payload).await {
             Ok(reply) => reply,
             Err(refusal) => Reply::refused(refusal),
         };
         reply::respond(&self.context, &request, &reply).await;
+        if let Some(error) = &reply.error {
+            metrics::counter!("switchboard_dispatch_answers_refused_total", "code" => reply::code_name(error.code))
+                .increment(1);
+        }
+        self.metrics
+            .reply_duration
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(ok = reply.ok, "answer handled");
     }
 
     async fn answer(&mut self, body: &Bytes) -> Result<Reply, ErrorBody> {
@@ -608,6 +675,8 @@ impl Dispatch {
             }
         }
         answer.round = Some(assignment.round);
+        metrics::counter!("switchboard_dispatch_answers_total", "action" => action_name(answer.action))
+            .increment(1);
         let kind = match transition(assignment.state, answer.action) {
             Transition::To(kind) => kind,
             Transition::Repeat => {
@@ -662,7 +731,10 @@ impl Dispatch {
 
     /// Sends one proposal to its volunteer, unless it was answered or
     /// superseded meanwhile. Acks only once the message is in the inbox stream.
+    #[tracing::instrument(name = "dispatch.deliver", skip_all, fields(trace_id = tracing::field::Empty))]
     async fn deliver(&mut self, guard: AckGuard) -> anyhow::Result<()> {
+        trace::record_on_span();
+        let started = Instant::now();
         let message = &guard.message().message;
         let proposal: MatchProposed = match decode(&message.payload) {
             Ok(proposal) => proposal,
@@ -695,6 +767,11 @@ impl Dispatch {
             }
             let volunteer_message = self.volunteer_message(&proposal);
             self.send_to_volunteer(&volunteer_message).await?;
+            self.metrics.deliveries.increment(1);
+            self.metrics
+                .delivery_duration
+                .record(started.elapsed().as_secs_f64());
+            tracing::debug!(volunteer = %proposal.volunteer, task = %proposal.task, "proposal delivered");
         }
         guard
             .ack()

@@ -26,6 +26,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{Stream, StreamExt};
+use plumbing::trace::TraceParent;
 use proto::events::MatchEvent;
 use proto::ids::is_valid_id;
 use proto::instance::Plan;
@@ -37,6 +38,7 @@ use proto::wire::{
     VolunteerReply, WithdrawKind, Withdrawal,
 };
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use crate::access::{sign_in_cookie, token_of, Principal};
 use crate::model::ReadModel;
@@ -153,7 +155,17 @@ impl Gateway {
     /// an accepted write waits until the read model shows it.
     async fn send(&self, input: Input, body: Bytes) -> (StatusCode, Reply) {
         let subject = self.context.subjects.input(input);
-        let reply = match self.context.client.request(subject, body).await {
+        // The trace of the HTTP request goes on to the service it asks.
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(trace) = plumbing::trace::current() {
+            trace.insert_into(&mut headers);
+        }
+        let answer = self
+            .context
+            .client
+            .request_with_headers(subject, headers, body)
+            .await;
+        let reply = match answer {
             Ok(message) => match serde_json::from_slice::<Reply>(&message.payload) {
                 Ok(reply) => reply,
                 Err(error) => {
@@ -313,7 +325,17 @@ pub async fn forward(
             format!("no operation {operation:?}"),
         );
     };
-    let (status, reply) = gateway.send(input, body).await;
+    // A client's own `traceparent` is continued; otherwise a trace starts here.
+    let trace = headers
+        .get(plumbing::trace::TRACEPARENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceParent::parse)
+        .map(|parent| parent.child())
+        .unwrap_or_else(TraceParent::root);
+    let span = tracing::info_span!("gateway.forward", %operation, trace_id = %trace.trace_id_hex());
+    let (status, reply) = plumbing::trace::scope(trace, gateway.send(input, body))
+        .instrument(span)
+        .await;
     (status, Json(reply)).into_response()
 }
 

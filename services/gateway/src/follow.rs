@@ -56,7 +56,7 @@ pub fn spawn(
 async fn start_follower(context: &Context, stream: &str) -> Follower {
     loop {
         match Follower::start(&context.jetstream, stream, 0).await {
-            Ok(follower) => return follower,
+            Ok(follower) => return follower.report_lag("gateway"),
             Err(error) => {
                 tracing::warn!(%stream, error = %format!("{error:#}"), "cannot follow yet; retrying");
                 tokio::time::sleep(Duration::from_millis(FOLLOW_RETRY_MS)).await;
@@ -71,10 +71,25 @@ async fn follow_both(
     sender: &watch::Sender<Applied>,
 ) {
     let subjects = &context.subjects;
+    // Ready (for `/ready`) once the model holds what the streams held at start.
+    let events_end =
+        plumbing::streams::last_sequence(&context.jetstream, &subjects.events_stream())
+            .await
+            .unwrap_or(0);
+    let matches_end =
+        plumbing::streams::last_sequence(&context.jetstream, &subjects.matches_stream())
+            .await
+            .unwrap_or(0);
     let mut events = start_follower(context, &subjects.events_stream()).await;
     let mut matches = start_follower(context, &subjects.matches_stream()).await;
     let mut money = start_follower(context, &subjects.ledger_stream()).await;
     loop {
+        if !context.health.is_caught_up() {
+            let applied = *sender.borrow();
+            if applied.events >= events_end && applied.matches >= matches_end {
+                context.health.set_caught_up();
+            }
+        }
         // One message at a time, never holding the lock across an await.
         tokio::select! {
             Some(stored) = events.next() => {

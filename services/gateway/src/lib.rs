@@ -268,7 +268,29 @@ pub fn router(
             limiters,
             limits::limit,
         ))
+        .layer(axum::middleware::from_fn(measure))
         .with_state(gateway))
+}
+
+/// Counts and times each request by its route (the pattern, not the path,
+/// so the labels stay few): `switchboard_gateway_http_requests_total` and
+/// `switchboard_gateway_http_request_duration_seconds`.
+async fn measure(
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = matched
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("switchboard_gateway_http_request_duration_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("switchboard_gateway_http_requests_total", "route" => route, "status" => status)
+        .increment(1);
+    response
 }
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled.

@@ -9,10 +9,15 @@
 //! the write is the requester told `ok`. Every refusal gets the contract's
 //! error reply and a copy on `sb.dlq.in`; nothing a requester sends can stop
 //! the service.
+//!
+//! Each request is handled in the span `ingest.request` with the request's
+//! trace (its `traceparent` header, or a new one), which the logged event
+//! carries on. Metrics: `switchboard_ingest_*` (docs/instrumentation.md).
 
 pub mod view;
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use async_nats::service::{Request, ServiceExt};
 use bytes::Bytes;
@@ -28,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use plumbing::follow::{Follower, Stored};
 use plumbing::store::{Changes, Store};
+use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
 use view::View;
 
@@ -60,6 +66,52 @@ struct Ingest {
     store: Store,
     view: View,
     stream: String,
+    metrics: IngestMetrics,
+}
+
+/// Handles made once, so a request costs atomic adds, not lookups.
+struct IngestMetrics {
+    /// Per input, in the order of [`INPUTS`].
+    accepted: Vec<metrics::Counter>,
+    duration: Vec<metrics::Histogram>,
+}
+
+impl IngestMetrics {
+    fn new() -> IngestMetrics {
+        IngestMetrics {
+            accepted: INPUTS
+                .iter()
+                .map(|input| {
+                    metrics::counter!("switchboard_ingest_events_accepted_total", "input" => input.token())
+                })
+                .collect(),
+            duration: INPUTS
+                .iter()
+                .map(|input| {
+                    metrics::histogram!("switchboard_ingest_request_duration_seconds", "input" => input.token())
+                })
+                .collect(),
+        }
+    }
+
+    fn record(&self, input: Option<usize>, reply: &Reply, started: Instant) {
+        let token = input
+            .map(|index| INPUTS[index].token())
+            .unwrap_or("unknown");
+        match (&reply.error, input) {
+            (None, Some(index)) => self.accepted[index].increment(1),
+            (None, None) => {}
+            (Some(error), _) => metrics::counter!(
+                "switchboard_ingest_requests_refused_total",
+                "input" => token,
+                "code" => reply::code_name(error.code)
+            )
+            .increment(1),
+        }
+        if let Some(index) = input {
+            self.duration[index].record(started.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// Runs the ingest service until `shutdown` is cancelled.
@@ -77,6 +129,7 @@ pub async fn run(
         store,
         view,
         stream,
+        metrics: IngestMetrics::new(),
     };
     let mut follower = ingest.catch_up().await?;
 
@@ -100,6 +153,7 @@ pub async fn run(
         endpoints.push(endpoint);
     }
     let mut requests = futures_util::stream::select_all(endpoints);
+    ingest.context.health.set_caught_up();
     tracing::info!("ingest ready");
 
     loop {
@@ -109,7 +163,10 @@ pub async fn run(
             Some(stored) = follower.next() => Next::Logged(stored),
         };
         match next {
-            Next::Request(request) => ingest.handle(request).await,
+            Next::Request(request) => {
+                let trace = TraceParent::continue_from(request.message.headers.as_ref());
+                trace::scope(trace, ingest.handle(request)).await
+            }
             Next::Logged(stored) => {
                 if let Err(error) = ingest.apply_stored(&stored) {
                     tracing::error!(error = %format!("{error:#}"), sequence = stored.sequence, "could not apply a logged event");
@@ -131,7 +188,9 @@ impl Ingest {
     async fn catch_up(&mut self) -> anyhow::Result<Follower> {
         let applied = self.store.position(&self.stream)?;
         let last = streams::last_sequence(&self.context.jetstream, &self.stream).await?;
-        let mut follower = Follower::start(&self.context.jetstream, &self.stream, applied).await?;
+        let mut follower = Follower::start(&self.context.jetstream, &self.stream, applied)
+            .await?
+            .report_lag("ingest");
         let mut position = applied;
         while position < last {
             let Some(stored) = follower.next().await else {
@@ -169,19 +228,24 @@ impl Ingest {
         self.store.commit(changes)
     }
 
-    #[tracing::instrument(name = "ingest.request", skip_all, fields(subject = %request.message.subject))]
+    #[tracing::instrument(name = "ingest.request", skip_all, fields(subject = %request.message.subject, trace_id = tracing::field::Empty))]
     async fn handle(&mut self, request: Request) {
+        trace::record_on_span();
         if !reply::has_safe_reply_subject(&self.context, &request) {
             return;
         }
-        let reply = match self
-            .accept(&request.message.subject, &request.message.payload)
-            .await
-        {
+        let started = Instant::now();
+        let subject = &request.message.subject;
+        let input = INPUTS
+            .iter()
+            .position(|input| self.context.subjects.input(*input) == subject.as_str());
+        let reply = match self.accept(subject, &request.message.payload).await {
             Ok(reply) => reply,
             Err(refusal) => Reply::refused(refusal),
         };
         reply::respond(&self.context, &request, &reply).await;
+        self.metrics.record(input, &reply, started);
+        tracing::debug!(ok = reply.ok, "request answered");
     }
 
     /// Decodes, validates and logs one request; the reply to send.

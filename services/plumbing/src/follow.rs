@@ -31,6 +31,8 @@ pub struct Stored {
     pub subject: String,
     pub payload: Bytes,
     pub sequence: u64,
+    /// The trace of the request that caused it, from its `traceparent` header.
+    pub trace: Option<crate::trace::TraceParent>,
 }
 
 /// An ordered, gap-free reader of one stream from a position on.
@@ -43,6 +45,8 @@ pub struct Follower {
     /// When a message last arrived (or the stream was last checked); kept
     /// here, not in `next`, because callers drop `next` inside `select!`.
     heard_at: Instant,
+    /// Messages of the stream after the last one read, when reported.
+    lag: Option<metrics::Gauge>,
 }
 
 impl Follower {
@@ -59,7 +63,17 @@ impl Follower {
             messages,
             position: applied,
             heard_at: Instant::now(),
+            lag: None,
         })
+    }
+
+    /// Reports how far behind the stream's end this follower is, as the
+    /// gauge `switchboard_<service>_lag_messages{stream}`. The count comes
+    /// with each message (the consumer's pending count), so it costs no request.
+    pub fn report_lag(mut self, service: &'static str) -> Follower {
+        let name = format!("switchboard_{service}_lag_messages");
+        self.lag = Some(metrics::gauge!(name, "stream" => self.stream.clone()));
+        self
     }
 
     async fn consume(
@@ -134,7 +148,12 @@ impl Follower {
             match next {
                 Ok(message) => {
                     let sequence = match message.info() {
-                        Ok(info) => info.stream_sequence,
+                        Ok(info) => {
+                            if let Some(lag) = &self.lag {
+                                lag.set(info.pending as f64);
+                            }
+                            info.stream_sequence
+                        }
                         Err(error) => {
                             tracing::warn!(stream = %self.stream, %error, "message without stream metadata skipped");
                             continue;
@@ -149,6 +168,9 @@ impl Follower {
                         subject: message.message.subject.to_string(),
                         payload: message.message.payload.clone(),
                         sequence,
+                        trace: crate::trace::TraceParent::from_headers(
+                            message.message.headers.as_ref(),
+                        ),
                     });
                 }
                 Err(error) => {

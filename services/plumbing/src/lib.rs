@@ -3,7 +3,9 @@
 //! streams and their durability settings ([`streams`]), following a stream
 //! from a remembered position ([`follow`]), the ack guard for durable
 //! consumers ([`ack`]), conditional, retried writes ([`publish`]), the sled-backed state store ([`store`]), the clock
-//! every timer uses ([`clock`]), request replies ([`reply`]) and telemetry.
+//! every timer uses ([`clock`]), request replies ([`reply`]), telemetry, the trace that follows a request across
+//! services ([`trace`]), and the `/metrics`, `/health` and `/ready` of a
+//! process ([`prometheus`], [`observe`]).
 //!
 //! This is a library, not a service: services depend on it and on `proto`,
 //! never on each other.
@@ -12,11 +14,14 @@ pub mod ack;
 pub mod clock;
 pub mod follow;
 pub mod nats;
+pub mod observe;
+pub mod prometheus;
 pub mod publish;
 pub mod reply;
 pub mod store;
 pub mod streams;
 pub mod telemetry;
+pub mod trace;
 
 pub use clock::Clock;
 pub use store::Store;
@@ -30,6 +35,8 @@ pub struct Context {
     pub clock: Clock,
     /// How many servers hold each stream this service creates or updates.
     pub replication: streams::Replication,
+    /// What the service reports for `/ready`; shared with its [`observe::Probe`].
+    pub health: observe::Health,
 }
 
 impl Context {
@@ -45,6 +52,7 @@ impl Context {
             subjects,
             clock,
             replication: streams::Replication::default(),
+            health: observe::Health::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Writing to a stream: wait for the ack, retry a bounded number of times
 //! with the same message id (so a retry is never a second message), and
 //! optionally make the write conditional on the subject's last sequence.
+//! A write made while handling a traced message carries its `traceparent`
+//! ([`crate::trace`]).
 
 use anyhow::Context as _;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -61,6 +63,10 @@ pub async fn durably_expecting(
         attempt += 1;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
+        // Inside a handler's trace scope, the write carries the request's trace on.
+        if let Some(trace) = crate::trace::current() {
+            trace.insert_into(&mut headers);
+        }
         match expect {
             Some(Expect::LastOnSubject(expected)) => headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,

@@ -20,6 +20,18 @@ fn status(code: ErrorCode) -> &'static str {
     }
 }
 
+/// The refusal's code as a metric label (`invalid`, `conflict`, ...).
+pub fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Invalid => "invalid",
+        ErrorCode::Unauthorized => "unauthorized",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::TooLarge => "too_large",
+        ErrorCode::Unavailable => "unavailable",
+    }
+}
+
 /// Sends `reply`. A refusal also sets the micro protocol's error headers so
 /// `$SRV.STATS` and generic clients see it, and is copied to the dead letters.
 pub async fn respond(context: &crate::Context, request: &Request, reply: &Reply) {

@@ -246,7 +246,11 @@ mod tests {
         }
         let three = Replication::new(3).unwrap();
         let configs = configs(&Subjects::default(), three);
-        assert_eq!(configs.len(), 5, "events, matches, inbox, dead letters, ledger");
+        assert_eq!(
+            configs.len(),
+            5,
+            "events, matches, inbox, dead letters, ledger"
+        );
         assert!(configs.iter().all(|config| config.num_replicas == 3));
         assert_eq!(Replication::default().replicas(), 1);
     }

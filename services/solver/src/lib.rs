@@ -29,6 +29,10 @@
 //! not having moved past what it has read, so an instance that lost its
 //! lease without knowing it cannot promise anyone twice.
 //!
+//! A tier-1 run happens in the span `solver.match` with the trace of the
+//! latest change it matches (its `traceparent`), which its proposals carry
+//! on; metrics are `switchboard_solver_*` (docs/instrumentation.md).
+//!
 //! Consumes: `SB_EVENTS`, `SB_MATCHES`, `SB_LEDGER`, `sb.plan.get`, the
 //! lease bucket `SB_SOLVER_LEASES` (with leases on).
 //! Produces: `sb.match.proposed`, `sb.match.released` in `SB_MATCHES`.
@@ -39,7 +43,7 @@ pub mod world;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::service::{Request, ServiceExt};
@@ -57,12 +61,16 @@ use lease::{LeaseConfig, LeaseKeeper};
 use plumbing::follow::{Follower, Stored};
 use plumbing::publish::{Expect, PublishError};
 use plumbing::store::{Changes, Store};
+use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
 use shard::Sharding;
 use world::{pair_key, LiveAssignment, OpenWorld, Standing};
 pub use world::{Priorities, TrustSource};
 
-/// Quiet time after a change before matching, so a burst is matched once.
+/// Wait after the first unmatched change before matching, so a burst is
+/// matched once. It runs from the first change, not the last: under a
+/// steady stream of events there is never a quiet moment, and matching must
+/// not wait for one.
 pub const MATCH_DEBOUNCE_MS: u64 = 25;
 /// Matching runs at least this often, because time passing changes the world.
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
@@ -228,6 +236,36 @@ struct Solver {
     /// A conditional write found the stream moved on: read to its end
     /// before planning again.
     behind: bool,
+    /// The trace of the latest change not yet matched: tier 1's proposals carry it.
+    pending_trace: Option<TraceParent>,
+    metrics: SolverMetrics,
+}
+
+/// Handles made once at start.
+struct SolverMetrics {
+    proposals: metrics::Counter,
+    releases: metrics::Counter,
+    tier1_duration: metrics::Histogram,
+    tier2_duration: metrics::Histogram,
+    gap: metrics::Gauge,
+    objective: metrics::Gauge,
+    open_tasks: metrics::Gauge,
+    volunteers: metrics::Gauge,
+}
+
+impl SolverMetrics {
+    fn new() -> SolverMetrics {
+        SolverMetrics {
+            proposals: metrics::counter!("switchboard_solver_proposals_total"),
+            releases: metrics::counter!("switchboard_solver_releases_total"),
+            tier1_duration: metrics::histogram!("switchboard_solver_match_duration_seconds", "tier" => "1"),
+            tier2_duration: metrics::histogram!("switchboard_solver_match_duration_seconds", "tier" => "2"),
+            gap: metrics::gauge!("switchboard_solver_gap_ratio"),
+            objective: metrics::gauge!("switchboard_solver_objective_impact"),
+            open_tasks: metrics::gauge!("switchboard_solver_open_tasks"),
+            volunteers: metrics::gauge!("switchboard_solver_volunteers"),
+        }
+    }
 }
 
 pub async fn run(
@@ -261,6 +299,8 @@ pub async fn run(
         was_active: false,
         matches_position: 0,
         behind: true,
+        pending_trace: None,
+        metrics: SolverMetrics::new(),
     };
     // Both logs are applied in full before the first matching run, so a
     // restarted solver knows every proposal it made and repeats none.
@@ -287,6 +327,7 @@ pub async fn run(
         .add(solver.context.subjects.plan_get())
         .await
         .map_err(|error| anyhow::anyhow!("adding the plan endpoint: {error}"))?;
+    solver.context.health.set_caught_up();
     tracing::info!(
         shard = solver.config.sharding.name(),
         leases = solver.lease.is_some(),
@@ -296,11 +337,16 @@ pub async fn run(
     let mut improvement: Option<tokio::sync::oneshot::Receiver<Improvement>> = None;
     let mut improve_ticks = tokio::time::interval(Duration::from_millis(IMPROVE_INTERVAL_MS));
     improve_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dirty_since: Option<Instant> = None;
     loop {
-        let wait = if solver.dirty {
-            Duration::from_millis(MATCH_DEBOUNCE_MS)
-        } else {
-            Duration::from_millis(MATCH_INTERVAL_MS)
+        if !solver.dirty {
+            dirty_since = None;
+        } else if dirty_since.is_none() {
+            dirty_since = Some(Instant::now());
+        }
+        let match_at = match dirty_since {
+            Some(since) => since + Duration::from_millis(MATCH_DEBOUNCE_MS),
+            None => Instant::now() + Duration::from_millis(MATCH_INTERVAL_MS),
         };
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
@@ -308,7 +354,7 @@ pub async fn run(
             Some(stored) = matches.next() => Next::Match(stored),
             Some(stored) = money.next() => Next::Money(stored),
             Some(request) = plan_requests.next() => Next::PlanRequest(request),
-            () = tokio::time::sleep(wait) => Next::MatchDue,
+            () = tokio::time::sleep_until(match_at.into()) => Next::MatchDue,
             _ = improve_ticks.tick() => Next::ImproveDue,
             found = wait_for_improvement(&mut improvement) => Next::Improved(found),
             () = lease_changed(&mut solver.lease) => Next::LeaseChanged,
@@ -321,7 +367,14 @@ pub async fn run(
                 solver.answer_plan(request).await;
                 Ok(())
             }
-            Next::MatchDue => solver.match_now().await,
+            Next::MatchDue => {
+                let trace = solver
+                    .pending_trace
+                    .take()
+                    .map(|cause| cause.child())
+                    .unwrap_or_else(TraceParent::root);
+                trace::scope(trace, solver.match_now()).await
+            }
             Next::LeaseChanged => {
                 solver.lease_changed();
                 Ok(())
@@ -335,7 +388,7 @@ pub async fn run(
             Next::Improved(found) => {
                 improvement = None;
                 match found {
-                    Some(found) => solver.adopt(found).await,
+                    Some(found) => trace::scope(TraceParent::root(), solver.adopt(found)).await,
                     None => Err(anyhow::anyhow!(
                         "a tier-2 optimisation ended without a plan"
                     )),
@@ -362,7 +415,9 @@ impl Solver {
     async fn catch_up(&mut self, stream: &str) -> anyhow::Result<Follower> {
         let applied = self.store.position(stream)?;
         let last = streams::last_sequence(&self.context.jetstream, stream).await?;
-        let mut follower = Follower::start(&self.context.jetstream, stream, applied).await?;
+        let mut follower = Follower::start(&self.context.jetstream, stream, applied)
+            .await?
+            .report_lag("solver");
         let mut position = applied;
         let is_events = stream == self.context.subjects.events_stream();
         let is_money = stream == self.context.subjects.ledger_stream();
@@ -393,6 +448,9 @@ impl Solver {
                 self.world.apply_event(&event, &mut changes)?;
                 self.dirty = true;
                 self.generation += 1;
+                if stored.trace.is_some() {
+                    self.pending_trace = stored.trace;
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
@@ -413,6 +471,9 @@ impl Solver {
                 if !matches!(event, MatchEvent::Proposed(_)) || before != self.world.live.len() {
                     self.dirty = true;
                     self.generation += 1;
+                    if stored.trace.is_some() {
+                        self.pending_trace = stored.trace;
+                    }
                 }
             }
             Err(error) => {
@@ -453,8 +514,6 @@ impl Solver {
         }
     }
 
-    /// One matching run: snapshot, solve off the async threads, publish the difference.
-    #[tracing::instrument(name = "solver.match", skip_all)]
     /// The problem and options for a solve at `now`: the open world, with
     /// never-again pairs forbidden and live proposals kept at a cost.
     fn problem_at(
@@ -582,9 +641,14 @@ impl Solver {
     }
 
     /// Tier 1: the greedy repairs the plan after a burst of changes.
-    #[tracing::instrument(name = "solver.match", skip_all)]
+    #[tracing::instrument(name = "solver.match", skip_all, fields(trace_id = tracing::field::Empty))]
     async fn match_now(&mut self) -> anyhow::Result<()> {
+        trace::record_on_span();
         self.dirty = false;
+        self.metrics.open_tasks.set(self.world.tasks.len() as f64);
+        self.metrics
+            .volunteers
+            .set(self.world.volunteers.len() as f64);
         if !self.caught_up().await? {
             // Planning now would only conflict again; the follower is
             // delivering what this instance has not read yet.
@@ -616,6 +680,9 @@ impl Solver {
             }
         };
         self.held = held;
+        self.metrics
+            .tier1_duration
+            .record(report.elapsed.as_secs_f64());
         tracing::debug!(
             objective = report.objective,
             elapsed_ms = report.elapsed.as_millis() as u64,
@@ -624,6 +691,7 @@ impl Solver {
         self.publish_difference(&problem, &report, now).await?;
         self.plan = self.current_plan(&problem, &report);
         self.plan_objective = report.objective;
+        self.metrics.objective.set(report.objective);
         Ok(())
     }
 
@@ -652,14 +720,21 @@ impl Solver {
 
     /// Adopts a tier-2 plan if the world is still the one it was made for
     /// and it is better by a margin.
-    #[tracing::instrument(name = "solver.improve", skip_all)]
+    #[tracing::instrument(name = "solver.improve", skip_all, fields(trace_id = tracing::field::Empty))]
     async fn adopt(&mut self, found: Improvement) -> anyhow::Result<()> {
+        trace::record_on_span();
         let Improvement {
             generation,
             now,
             problem,
             report,
         } = found;
+        self.metrics
+            .tier2_duration
+            .record(report.elapsed.as_secs_f64());
+        if let Some(gap) = report.gap() {
+            self.metrics.gap.set(gap);
+        }
         if generation != self.generation {
             tracing::debug!("tier-2 plan is stale; the next round starts from the new world");
             return Ok(());
@@ -678,6 +753,7 @@ impl Solver {
         self.publish_difference(&problem, &report, now).await?;
         self.plan = self.current_plan(&problem, &report);
         self.plan_objective = report.objective;
+        self.metrics.objective.set(report.objective);
         // Its own proposals changed the world; that is no reason to re-run.
         self.improved_generation = self.generation;
         Ok(())
@@ -878,6 +954,13 @@ impl Solver {
                     }
                 }
             }
+        }
+        match &event {
+            MatchEvent::Proposed(proposal) => {
+                self.metrics.proposals.increment(1);
+                tracing::debug!(volunteer = %proposal.volunteer, task = %proposal.task, "proposed");
+            }
+            _ => self.metrics.releases.increment(1),
         }
         let mut changes = Changes::default();
         self.world.apply_match(&event, &mut changes)?;

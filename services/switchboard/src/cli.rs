@@ -60,6 +60,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Print a sign-in link that only the holder of the gateway's secret may mint (vetters, coordinators).
     Link(LinkArgs),
+    /// Offer a realistic mix of inputs at a fixed rate (open loop) and measure latency and throughput.
+    Loadgen(LoadgenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +97,49 @@ pub enum LinkRole {
     /// Sets volunteers' trust tiers; coordinators cannot mint this link.
     Vetter,
     Coordinator,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadgenArgs {
+    /// Requests offered per second, sent on schedule whether or not earlier ones were answered.
+    #[arg(long, default_value_t = 1_000.0)]
+    pub rate: f64,
+    /// Length of the measured run, in seconds (0: only set up, and replay with --replay).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Open tasks posted before the run (in needs of 10 tasks).
+    #[arg(long, default_value_t = 1_000)]
+    pub open_tasks: usize,
+    /// Volunteers offered before the run.
+    #[arg(long, default_value_t = 0)]
+    pub volunteers: usize,
+    /// Regions of the synthetic population: a task is open to the volunteers of its region.
+    #[arg(long, default_value_t = 100)]
+    pub regions: usize,
+    /// Drive the switchboard on this NATS server instead of starting a local one with the services in this process.
+    #[arg(long = "nats", env = "SWITCHBOARD_NATS")]
+    pub nats: Option<String>,
+    /// Subject prefix.
+    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
+    pub prefix: String,
+    /// MEASUREMENT ONLY: run the local nats-server without fsync before each ack (ADR 0001); acknowledged input can be lost.
+    #[arg(long)]
+    pub fast: bool,
+    /// Keep the services' and nats-server's state here instead of a temporary directory.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// After the run, start the services again on empty state and time their replay of the logs.
+    #[arg(long)]
+    pub replay: bool,
+    /// Seed of the synthetic population and of the mix.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Time given to the last proposals after the last reply, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub settle_ms: u64,
+    /// Budget of one tier-2 matching run, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
+    pub match_budget_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -241,6 +286,9 @@ pub struct UpArgs {
     /// Where the HTTP gateway listens.
     #[arg(long, env = "SWITCHBOARD_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
+    /// Serve /metrics (Prometheus), /health and /ready for every service here (e.g. 127.0.0.1:9464); off when not given.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// State of the services and of the local nats-server.
     #[arg(long, env = "SWITCHBOARD_DATA", default_value = ".switchboard")]
     pub data: PathBuf,
@@ -342,6 +390,9 @@ pub struct ServiceArgs {
     pub state: Option<PathBuf>,
     #[command(flatten)]
     pub time: Time,
+    /// Serve /metrics (Prometheus), /health and /ready here (e.g. 127.0.0.1:9464); off when not given.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A volunteer's three weeks: how long to answer, how long to check in.
@@ -498,6 +549,9 @@ pub struct GatewayArgs {
     pub http: SocketAddr,
     #[command(flatten)]
     pub access: AccessArgs,
+    /// Serve /metrics (Prometheus), /health and /ready here (e.g. 127.0.0.1:9464); off when not given.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Where the gateway keeps its secret when --gateway-secret is not given.
     #[arg(
         long,
@@ -512,9 +566,11 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up(args) if !args.quiet => "warn",
-            Command::Watch(_) | Command::Solve(_) | Command::Simulate(_) | Command::Link(_) => {
-                "warn"
-            }
+            Command::Watch(_)
+            | Command::Solve(_)
+            | Command::Simulate(_)
+            | Command::Link(_)
+            | Command::Loadgen(_) => "warn",
             _ => "info",
         }
     }
@@ -531,6 +587,7 @@ impl Command {
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
             Command::Simulate(args) => crate::simulate::run(args, shutdown).await,
             Command::Link(args) => crate::services::link(args),
+            Command::Loadgen(args) => crate::loadgen::run(args, shutdown).await,
         }
     }
 }

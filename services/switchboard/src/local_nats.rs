@@ -17,6 +17,39 @@ const PORT_PREFERRED: u16 = 4222;
 const VERSION_MIN: (u32, u32) = (2, 10);
 const READY_TIMEOUT_MS: u64 = 15_000;
 const STOP_TIMEOUT_MS: u64 = 10_000;
+/// The line of [`CONFIG`] that makes every JetStream write fsynced before its ack.
+const SYNC_ALWAYS_LINE: &str = "sync_interval: always";
+const _: () = assert!(const_str_contains(
+    CONFIG.as_bytes(),
+    SYNC_ALWAYS_LINE.as_bytes()
+));
+
+const fn const_str_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let mut start = 0;
+    while start + needle.len() <= haystack.len() {
+        let mut index = 0;
+        while index < needle.len() && haystack[start + index] == needle[index] {
+            index += 1;
+        }
+        if index == needle.len() {
+            return true;
+        }
+        start += 1;
+    }
+    false
+}
+
+/// How the local server makes writes durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `sync_interval: always`: fsync before every ack (ADR 0001). The only
+    /// mode `up` runs.
+    SyncAlways,
+    /// The server's default: writes are acknowledged from the page cache and
+    /// fsynced every two minutes, so a power cut loses acknowledged input.
+    /// For measuring (`loadgen --fast`) only, never for a switchboard people use.
+    Fast,
+}
 
 pub struct LocalNats {
     child: Child,
@@ -91,12 +124,24 @@ fn choose_port() -> anyhow::Result<u16> {
 impl LocalNats {
     /// Starts nats-server with JetStream, its store in `directory`.
     pub async fn start(directory: &Path) -> anyhow::Result<LocalNats> {
+        LocalNats::start_with(directory, Durability::SyncAlways).await
+    }
+
+    /// [`LocalNats::start`] with a choice of durability.
+    pub async fn start_with(directory: &Path, durability: Durability) -> anyhow::Result<LocalNats> {
         let binary = find_binary()?;
         check_version(&binary).await?;
         std::fs::create_dir_all(directory)
             .with_context(|| format!("creating {}", directory.display()))?;
         let config = directory.join("switchboard.conf");
-        std::fs::write(&config, CONFIG).with_context(|| format!("writing {}", config.display()))?;
+        let text = match durability {
+            Durability::SyncAlways => CONFIG.to_owned(),
+            Durability::Fast => CONFIG.replace(
+                SYNC_ALWAYS_LINE,
+                "# loadgen --fast: the server's default sync (every two minutes); NOT durable",
+            ),
+        };
+        std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
         let port = choose_port()?;
         let log = directory.join("nats-server.log");
         let errors = std::fs::File::create(directory.join("nats-server.stderr"))
@@ -146,6 +191,11 @@ impl LocalNats {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's process id, to read its memory use.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Asks the server to stop (it flushes and closes its store), then insists.

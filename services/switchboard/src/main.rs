@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod loadgen;
 mod local_nats;
 mod services;
 mod simulate;

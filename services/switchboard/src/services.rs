@@ -1,6 +1,10 @@
 //! Each service run alone, as its own process: connect, then `run`.
 
+use std::future::Future;
+use std::net::SocketAddr;
+
 use anyhow::Context as _;
+use plumbing::observe::Probe;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
@@ -21,14 +25,46 @@ pub async fn context(
     Ok(plumbing::Context::new(client, subjects, clock).with_replication(replication))
 }
 
+/// Runs `service` while serving `/metrics`, `/health` and `/ready` for
+/// `probes` on `address`, when one is given. The recorder is installed
+/// before the service starts: metric handles made before it would record
+/// nothing.
+pub async fn observed(
+    address: Option<SocketAddr>,
+    probes: Vec<Probe>,
+    shutdown: CancellationToken,
+    service: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let Some(address) = address else {
+        return service.await;
+    };
+    plumbing::prometheus::install()?;
+    let listener = plumbing::observe::bind(address).await?;
+    let serving = shutdown.child_token();
+    let server = tokio::spawn(plumbing::observe::serve(listener, probes, serving.clone()));
+    let outcome = service.await;
+    serving.cancel();
+    match server.await {
+        Ok(Err(error)) => {
+            tracing::warn!(error = %format!("{error:#}"), "the metrics listener failed")
+        }
+        Err(error) => tracing::warn!(%error, "the metrics listener panicked"),
+        Ok(Ok(())) => {}
+    }
+    outcome
+}
+
 pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let context = context(&args.connection, "sb-ingest", args.time.clock()).await?;
-    ingest::run(
-        context,
-        ingest::IngestConfig {
-            state_directory: args.state,
-        },
-        shutdown,
+    let probes = vec![Probe::new("ingest", &context)];
+    let config = ingest::IngestConfig {
+        state_directory: args.state,
+    };
+    observed(
+        args.metrics_addr,
+        probes,
+        shutdown.clone(),
+        ingest::run(context, config, shutdown),
     )
     .await
 }
@@ -47,22 +83,32 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
         lease,
         ..solver::SolverConfig::default()
     };
-    solver::run(context, config, shutdown).await
+    let probes = vec![Probe::new("solver", &context)];
+    observed(
+        service.metrics_addr,
+        probes,
+        shutdown.clone(),
+        solver::run(context, config, shutdown),
+    )
+    .await
 }
 
 pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let service = args.service;
     let context = context(&service.connection, "sb-dispatch", service.time.clock()).await?;
-    dispatch::run(
-        context,
-        dispatch::DispatchConfig {
-            state_directory: service.state,
-            checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
-            // Alone, dispatch does not know the gateway's secret: its links
-            // go to the volunteer page, which asks for a sign-in link.
-            smtp: smtp_config(&args.mail, None, None)?,
-        },
-        shutdown,
+    let config = dispatch::DispatchConfig {
+        state_directory: service.state,
+        checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
+        // Alone, dispatch does not know the gateway's secret: its links
+        // go to the volunteer page, which asks for a sign-in link.
+        smtp: smtp_config(&args.mail, None, None)?,
+    };
+    let probes = vec![Probe::new("dispatch", &context)];
+    observed(
+        service.metrics_addr,
+        probes,
+        shutdown.clone(),
+        dispatch::run(context, config, shutdown),
     )
     .await
 }
@@ -115,7 +161,14 @@ pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
         "coordinators sign in at {}",
         config.coordinator_link(args.http)?
     );
-    gateway::run(context, config, listener, shutdown).await
+    let probes = vec![Probe::new("gateway", &context)];
+    observed(
+        args.metrics_addr,
+        probes,
+        shutdown.clone(),
+        gateway::run(context, config, listener, shutdown),
+    )
+    .await
 }
 
 /// Prints a vetter's or the coordinators' sign-in link, signed with the

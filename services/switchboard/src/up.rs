@@ -40,8 +40,19 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     let state = args.data.join("state");
     let services = shutdown.child_token();
     let mut running: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+    // One listener for every service's /metrics, /health and /ready; the
+    // recorder goes in before any service makes its metric handles.
+    let mut probes = Vec::new();
+    let metrics_listener = match args.metrics_addr {
+        Some(address) => {
+            plumbing::prometheus::install()?;
+            Some(plumbing::observe::bind(address).await?)
+        }
+        None => None,
+    };
 
     let context = crate::services::context(&connection, "sb-ingest", clock.clone()).await?;
+    probes.push(plumbing::observe::Probe::new("ingest", &context));
     let config = ingest::IngestConfig {
         state_directory: Some(state.join("ingest")),
     };
@@ -49,6 +60,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     running.spawn(async move { ("ingest", ingest::run(context, config, token).await) });
 
     let context = crate::services::context(&connection, "sb-solver", clock.clone()).await?;
+    probes.push(plumbing::observe::Probe::new("solver", &context));
     let config = solver::SolverConfig {
         state_directory: Some(state.join("solver")),
         match_budget: Duration::from_millis(args.match_budget_ms),
@@ -69,6 +81,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     running.spawn(async move { ("ledger", ledger::run(context, config, token).await) });
 
     let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
+    probes.push(plumbing::observe::Probe::new("dispatch", &context));
     // The links in email sign volunteers in with the gateway's own tokens.
     let gateway_tokens = gateway::GatewayConfig::from_secret_or_file(
         args.access.gateway_secret.as_deref(),
@@ -93,6 +106,7 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
     running.spawn(async move { ("dispatch", dispatch::run(context, config, token).await) });
 
     let context = crate::services::context(&connection, "sb-gateway", clock.clone()).await?;
+    probes.push(plumbing::observe::Probe::new("gateway", &context));
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| {
@@ -119,6 +133,17 @@ async fn run_services(args: &UpArgs, url: &str, shutdown: CancellationToken) -> 
         args.data.display()
     );
     println!("coordinators sign in at {coordinator_link}");
+    if let Some(listener) = metrics_listener {
+        println!(
+            "metrics at http://{}/metrics, readiness at /ready",
+            listener.local_addr()?
+        );
+        let token = services.clone();
+        running.spawn(async move {
+            let outcome = plumbing::observe::serve(listener, probes, token).await;
+            ("metrics", outcome)
+        });
+    }
     if !args.quiet {
         let context = crate::services::context(&connection, "sb-watch", clock.clone()).await?;
         let token = services.clone();
