@@ -727,11 +727,16 @@ pub async fn run(
     let now = context.clock.now();
     for collective in COLLECTIVES {
         for template in collective.needs {
-            send(&context, Input::Need, &need(collective, template, now)).await?;
+            let body = need(collective, template, now);
+            if !send_unless_stopped(&context, &shutdown, Input::Need, &body).await? {
+                return stop(answering).await;
+            }
         }
     }
     for pledge in pledges(now) {
-        send(&context, Input::Pledge, &pledge).await?;
+        if !send_unless_stopped(&context, &shutdown, Input::Pledge, &pledge).await? {
+            return stop(answering).await;
+        }
     }
     for index in 0..VOLUNTEERS_AT_START + VOLUNTEERS_LATER {
         if index >= VOLUNTEERS_AT_START {
@@ -741,10 +746,34 @@ pub async fn run(
             }
         }
         let offer = volunteer(&mut rng, index, context.clock.now());
-        send(&context, Input::Volunteer, &offer).await?;
+        if !send_unless_stopped(&context, &shutdown, Input::Volunteer, &offer).await? {
+            break;
+        }
     }
     shutdown.cancelled().await;
+    stop(answering).await
+}
+
+async fn stop(answering: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
     answering.await.context("the demo's volunteers stopped")?
+}
+
+/// [`send`], unless the switchboard is stopping: a request cut off by the
+/// services shutting down is no failure of the demo. `false` once stopping.
+async fn send_unless_stopped<T: serde::Serialize>(
+    context: &plumbing::Context,
+    shutdown: &CancellationToken,
+    input: Input,
+    body: &T,
+) -> anyhow::Result<bool> {
+    tokio::select! {
+        () = shutdown.cancelled() => Ok(false),
+        sent = send(context, input, body) => match sent {
+            Ok(()) => Ok(true),
+            Err(_) if shutdown.is_cancelled() => Ok(false),
+            Err(error) => Err(error),
+        },
+    }
 }
 
 /// Plays the volunteers: each proposal is accepted or declined after a pause.
