@@ -35,6 +35,9 @@ pub struct LiveAssignment {
     pub task: String,
     pub round: u32,
     pub standing: Standing,
+    /// When it was proposed: the work's clock starts no earlier.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
 }
 
 const KIND_VOLUNTEER: &str = "volunteer";
@@ -50,6 +53,12 @@ const KIND_PIN: &str = "pin";
 const KIND_WEIGHT: &str = "weight";
 const KIND_RECORD: &str = "record";
 const KIND_VETTED: &str = "vetted";
+
+/// The least a live task is counted at, in hours, however near its end.
+const HOURS_LEFT_MIN: f64 = 0.01;
+/// Live work is discounted for its progress only once it has been under
+/// way this long.
+const HOURS_LEFT_AFTER_HOURS: i64 = 1;
 
 /// How far before its deadline a task starts to count for more.
 pub const URGENCY_HORIZON_HOURS: f64 = 72.0;
@@ -473,6 +482,37 @@ impl OpenWorld {
         (task.impact * campaign * urgency * equity).min(proto::validate::IMPACT_MAX)
     }
 
+    /// The hours each member still has to give to `task` at `now`. Work
+    /// that people are already on progresses at an even rate from when it
+    /// was proposed (or its earliest start, if later), as problem.md's
+    /// capacity does; counting the whole of it again from `now` would make
+    /// a team that fitted when it was formed stop fitting as time passes,
+    /// and release people who are doing the work. Work nobody is on needs
+    /// all its hours.
+    fn hours_left(&self, task: &TaskSpec, now: DateTime<Utc>) -> f64 {
+        let started = self
+            .live
+            .values()
+            .filter(|live| live.task == task.id)
+            .filter_map(|live| live.since)
+            .min();
+        let Some(started) = started else {
+            return task.hours;
+        };
+        let start = started.max(task.earliest_start);
+        // Within the first hour nothing is discounted: a plan made right
+        // after a proposal is checked against the hours as posted.
+        if now - start < chrono::Duration::hours(HOURS_LEFT_AFTER_HOURS) {
+            return task.hours;
+        }
+        let window = (task.deadline - start).num_seconds() as f64;
+        let left = (task.deadline - now).num_seconds() as f64;
+        if window <= 0.0 || left >= window {
+            return task.hours;
+        }
+        (task.hours * (left / window).max(0.0)).max(HOURS_LEFT_MIN)
+    }
+
     /// Volunteers who said yes to each collective's and task's work and are
     /// still on it.
     fn committed(&self) -> Committed<'_> {
@@ -505,6 +545,10 @@ impl OpenWorld {
         if current_round == Some(round) {
             self.record(event, changes)?;
         }
+        let since = match event {
+            MatchEvent::Proposed(proposal) => Some(proposal.at),
+            _ => self.live.get(&key).and_then(|live| live.since),
+        };
         let standing = match event {
             MatchEvent::Proposed(_) => {
                 let last = self.rounds.get(&key).copied();
@@ -535,6 +579,7 @@ impl OpenWorld {
                     task: task.to_owned(),
                     round,
                     standing,
+                    since,
                 };
                 changes.put(KIND_LIVE, &key, &live)?;
                 self.live.insert(key, live);
@@ -627,6 +672,7 @@ impl OpenWorld {
                     weighted.slots = u8::try_from(members).ok().filter(|&slots| slots > 0)?;
                     weighted.impact = 0.0;
                 }
+                weighted.hours = self.hours_left(task, now);
                 let held_cents = self.money.committed(&task.id).get();
                 if task.money_cents > 0 && held_cents > 0 {
                     if held_cents >= task.money_cents && task.slots == 0 {
@@ -798,6 +844,7 @@ mod tests {
                 task: "t-staffed".into(),
                 round: 1,
                 standing: Standing::Accepted,
+                since: None,
             };
             world.live.insert(pair_key(volunteer, "t-staffed"), live);
         }
@@ -824,6 +871,32 @@ mod tests {
         assert_eq!(impact(&world, &fresh), 10.0);
         // A task's own team never counts against it.
         assert_eq!(impact(&world, &staffed), 10.0);
+    }
+
+    #[test]
+    fn live_work_is_counted_for_what_is_left_of_it_and_work_nobody_is_on_in_full() {
+        let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let mut task = spec("t-half", "c-any", now + chrono::Duration::days(2));
+        task.earliest_start = now - chrono::Duration::days(4);
+        assert_eq!(world.hours_left(&task, now), 1.0, "nobody on it: all of it");
+        let live = LiveAssignment {
+            volunteer: "v1".into(),
+            task: "t-half".into(),
+            round: 0,
+            standing: Standing::Accepted,
+            since: Some(now - chrono::Duration::days(2)),
+        };
+        world.live.insert(pair_key("v1", "t-half"), live.clone());
+        // Proposed two days into a window of four before the deadline: half left.
+        assert!((world.hours_left(&task, now) - 0.5).abs() < 1e-9);
+        // Proposed a minute ago: nothing discounted yet.
+        let fresh = LiveAssignment {
+            since: Some(now - chrono::Duration::minutes(1)),
+            ..live
+        };
+        world.live.insert(pair_key("v1", "t-half"), fresh);
+        assert_eq!(world.hours_left(&task, now), 1.0);
     }
 
     #[test]
