@@ -528,8 +528,9 @@ const COLLECTIVES: &[Collective] = &[
     },
 ];
 
-/// Skill profiles of arriving volunteers, with how often each appears.
-const PROFILES: &[(&[(&str, u8)], u32)] = &[
+/// Skill profiles of arriving volunteers, with how often each appears
+/// (`simulate` draws its population from the same table).
+pub(crate) const PROFILES: &[(&[(&str, u8)], u32)] = &[
     (&[("canvassing", 2), ("phonebanking", 2)], 10),
     (&[("translation-es", 4), ("legal", 2)], 5),
     (&[("translation-es", 3), ("phonebanking", 1)], 6),

@@ -36,6 +36,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Connection, SimulateArgs};
+// Volunteers' skill profiles, with how often each appears: the demo's.
+use crate::demo::PROFILES;
 use crate::local_nats::LocalNats;
 
 /// Share of proposals a volunteer answers at all (the rest expire).
@@ -72,23 +74,6 @@ const REQUEST_RETRY_MS: u64 = 200;
 const COLLECTIVES_COUNT: usize = 12;
 /// Pledges per need posted.
 const PLEDGES_PER_NEED: f64 = 0.35;
-
-/// Skill profiles of volunteers, with how often each appears (as in the demo).
-const PROFILES: &[(&[(&str, u8)], u32)] = &[
-    (&[("canvassing", 2), ("phonebanking", 2)], 10),
-    (&[("translation-es", 4), ("legal", 2)], 5),
-    (&[("translation-es", 3), ("phonebanking", 1)], 6),
-    (&[("event-logistics", 2), ("driving", 2)], 8),
-    (&[("cooking", 3), ("event-logistics", 1)], 6),
-    (&[("childcare", 3), ("first-aid", 2)], 5),
-    (&[("legal", 3), ("writing", 3)], 3),
-    (&[("translation-ar", 4), ("writing", 2)], 4),
-    (&[("web-dev", 3), ("teaching", 2), ("data", 3)], 4),
-    (&[("social-media", 3), ("graphic-design", 2)], 4),
-    (&[("facilitation", 3), ("canvassing", 1)], 4),
-    (&[("research", 3), ("data", 2)], 3),
-    (&[("driving", 3)], 5),
-];
 
 const TAGS: &[&str] = &[
     "housing",
