@@ -38,10 +38,11 @@
 //! Produces: `sb.match.proposed`, `sb.match.released` in `SB_MATCHES`.
 
 pub mod lease;
+pub mod scope;
 pub mod shard;
 pub mod world;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,7 @@ use async_nats::service::{Request, ServiceExt};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use proto::domain::World;
 use proto::events::{Event, MatchEvent};
 use proto::instance::Plan;
 use proto::subjects::{MatchKind, QUEUE_GROUP_SOLVER};
@@ -63,6 +65,7 @@ use plumbing::publish::{Expect, PublishError};
 use plumbing::store::{Changes, Store};
 use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
+use scope::{Scope, Touched};
 use shard::Sharding;
 use world::{pair_key, LiveAssignment, OpenWorld, Standing};
 pub use world::{Priorities, TrustSource};
@@ -74,6 +77,12 @@ pub use world::{Priorities, TrustSource};
 pub const MATCH_DEBOUNCE_MS: u64 = 25;
 /// Matching runs at least this often, because time passing changes the world.
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
+/// Tier 1 plans the whole world at least this often; in between it plans
+/// only what changes touched (`scope`).
+pub const FULL_RUN_INTERVAL_MS: u64 = 300_000;
+/// Work whose deadline or volunteer's time has passed is looked for once
+/// the clock has moved this far (clock time, so simulated runs keep up).
+pub const TIME_SCAN_MINUTES: i64 = 10;
 /// Budget of one tier-2 optimisation, off the event path.
 pub const MATCH_BUDGET_MS_DEFAULT: u64 = 2_000;
 /// How often tier 2 looks for a better plan when the world changed.
@@ -152,6 +161,10 @@ enum Next {
     LeaseChanged,
     Shutdown,
 }
+
+/// A problem ready to solve: its options, and the pairs that wait for
+/// starter work to be given out first.
+type Prepared = (Problem, SolveOptions, Vec<(usize, usize)>);
 
 /// A tier-2 plan, with the world generation it was computed for.
 struct Improvement {
@@ -238,6 +251,22 @@ struct Solver {
     behind: bool,
     /// The trace of the latest change not yet matched: tier 1's proposals carry it.
     pending_trace: Option<TraceParent>,
+    /// What changed since the last tier-1 run.
+    touched: Touched,
+    /// When tier 1 last planned the whole world.
+    last_full_run: Option<Instant>,
+    /// The clock when tier 1 last looked for work whose time has passed.
+    last_time_scan: Option<DateTime<Utc>>,
+    /// The world generation at the last tier-2 tick: tier 2 starts only
+    /// once the world has stood still for a tick (under a steady stream
+    /// its plan would be stale before it is done).
+    generation_at_tick: u64,
+    /// Impact of each task the plan completes; `plan_objective` is their sum.
+    planned_impact: HashMap<String, f64>,
+    /// What the plan (not the ledger) spends, task -> pledge -> cents...
+    spend_of_task: HashMap<String, BTreeMap<String, u64>>,
+    /// ...and pledge -> task -> cents.
+    spend_of_pledge: HashMap<String, BTreeMap<String, u64>>,
     metrics: SolverMetrics,
 }
 
@@ -300,6 +329,16 @@ pub async fn run(
         matches_position: 0,
         behind: true,
         pending_trace: None,
+        touched: Touched {
+            everything: true,
+            ..Touched::default()
+        },
+        last_full_run: None,
+        last_time_scan: None,
+        generation_at_tick: 0,
+        planned_impact: HashMap::new(),
+        spend_of_task: HashMap::new(),
+        spend_of_pledge: HashMap::new(),
         metrics: SolverMetrics::new(),
     };
     // Both logs are applied in full before the first matching run, so a
@@ -380,7 +419,9 @@ pub async fn run(
                 Ok(())
             }
             Next::ImproveDue => {
-                if improvement.is_none() {
+                let still = solver.generation == solver.generation_at_tick;
+                solver.generation_at_tick = solver.generation;
+                if improvement.is_none() && still {
                     improvement = solver.start_improvement();
                 }
                 Ok(())
@@ -445,6 +486,7 @@ impl Solver {
         let mut changes = Changes::default();
         match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
             Ok(event) => {
+                self.world.touches(&event, &mut self.touched);
                 self.world.apply_event(&event, &mut changes)?;
                 self.dirty = true;
                 self.generation += 1;
@@ -469,6 +511,8 @@ impl Solver {
                 let before = self.world.live.len();
                 self.world.apply_match(&event, &mut changes)?;
                 if !matches!(event, MatchEvent::Proposed(_)) || before != self.world.live.len() {
+                    let (volunteer, task, _) = event.pair();
+                    self.touched.pair(volunteer, task);
                     self.dirty = true;
                     self.generation += 1;
                     if stored.trace.is_some() {
@@ -492,6 +536,12 @@ impl Solver {
                     .world
                     .apply_ledger(&entry, stored.sequence, &mut changes)?
                 {
+                    if let Some(task) = &entry.task {
+                        self.touched.task(task);
+                    }
+                    for movement in &entry.movements {
+                        self.touched.pledge(&movement.pledge);
+                    }
                     self.dirty = true;
                     self.generation += 1;
                 }
@@ -508,7 +558,10 @@ impl Solver {
         if !reply::has_safe_reply_subject(&self.context, &request) {
             return;
         }
-        let body = Bytes::from(serde_json::to_vec(&self.plan).unwrap_or_default());
+        let mut plan = self.plan.clone();
+        plan.assignments.sort();
+        plan.funding.sort();
+        let body = Bytes::from(serde_json::to_vec(&plan).unwrap_or_default());
         if let Err(error) = request.respond(Ok(body)).await {
             tracing::debug!(%error, "the plan requester left");
         }
@@ -521,11 +574,16 @@ impl Solver {
         now: DateTime<Utc>,
         pin_proposals: bool,
         held: &HashSet<String>,
-    ) -> Option<(Problem, SolveOptions, Vec<(usize, usize)>)> {
+    ) -> Option<Prepared> {
         let snapshot = self
             .world
             .snapshot(now, pin_proposals, held, &self.config.sharding);
-        let mut problem = match Problem::from_world(&snapshot) {
+        self.problem_of(&snapshot, pin_proposals)
+    }
+
+    /// The problem and options of a snapshot (see `problem_at`).
+    fn problem_of(&self, snapshot: &World, pin_proposals: bool) -> Option<Prepared> {
+        let mut problem = match Problem::from_world(snapshot) {
             Ok(problem) => problem,
             Err(error) => {
                 tracing::error!(%error, "the open world is not a valid problem; not matching");
@@ -535,34 +593,64 @@ impl Solver {
         // Declined, expired and vetoed pairs are never proposed again. A
         // coordinator's pin overrides an earlier decline (they spoke to the
         // person); a live, accepted pair stays plannable unless vetoed.
-        let forbidden: Vec<(usize, usize)> = self
-            .world
-            .declined
-            .iter()
-            .filter(|key| !self.world.coordinator_pins.contains_key(*key))
-            .filter(|key| !self.world.live.contains_key(*key))
-            .chain(&self.world.vetoed)
-            .filter_map(|key| {
-                let (volunteer, task) = key.split_once('/')?;
-                Some((
-                    problem.volunteer_index(volunteer)?,
-                    problem.task_index(task)?,
-                ))
-            })
-            .collect();
+        let never_again = |key: &str| {
+            (self.world.declined.contains(key)
+                && !self.world.coordinator_pins.contains_key(key)
+                && !self.world.live.contains_key(key))
+                || self.world.vetoed.contains(key)
+        };
+        let pairs: usize = (0..problem.task_count())
+            .map(|task| problem.candidates(task).len())
+            .sum();
+        // Whichever is fewer: the problem's pairs, or every pair ever declined.
+        let forbidden: Vec<(usize, usize)> =
+            if pairs < self.world.declined.len() + self.world.vetoed.len() {
+                (0..problem.task_count())
+                    .flat_map(|task| {
+                        problem
+                            .candidates(task)
+                            .iter()
+                            .map(move |&volunteer| (volunteer, task))
+                    })
+                    .filter(|&(volunteer, task)| {
+                        never_again(&pair_key(
+                            problem.volunteer_id(volunteer).as_str(),
+                            problem.task_id(task).as_str(),
+                        ))
+                    })
+                    .collect()
+            } else {
+                self.world
+                    .declined
+                    .iter()
+                    .chain(&self.world.vetoed)
+                    .filter(|key| never_again(key))
+                    .filter_map(|key| {
+                        let (volunteer, task) = key.split_once('/')?;
+                        Some((
+                            problem.volunteer_index(volunteer)?,
+                            problem.task_index(task)?,
+                        ))
+                    })
+                    .collect()
+            };
         problem.forbid(&forbidden);
-        let keep: Vec<(usize, usize)> = self
-            .world
-            .live
-            .values()
-            .filter(|live| live.standing == Standing::Proposed)
-            .filter_map(|live| {
-                Some((
-                    problem.volunteer_index(&live.volunteer)?,
-                    problem.task_index(&live.task)?,
-                ))
-            })
-            .collect();
+        // Pinned proposals need no keeping.
+        let keep: Vec<(usize, usize)> = if pin_proposals {
+            Vec::new()
+        } else {
+            self.world
+                .live
+                .values()
+                .filter(|live| live.standing == Standing::Proposed)
+                .filter_map(|live| {
+                    Some((
+                        problem.volunteer_index(&live.volunteer)?,
+                        problem.task_index(&live.task)?,
+                    ))
+                })
+                .collect()
+        };
         let options = SolveOptions {
             time_limit: self.config.match_budget,
             keep,
@@ -612,13 +700,23 @@ impl Solver {
         pairs
     }
 
-    /// One greedy run around every live pair, with `held` teams kept as they are.
+    /// One greedy run around every live pair, with `held` teams kept as
+    /// they are: over the whole world, or over a scope (with what the plan
+    /// spends of each pledge elsewhere).
     async fn tier1(
         &self,
         now: DateTime<Utc>,
         held: &HashSet<String>,
+        scope: Option<(&Scope, &HashMap<String, u64>)>,
     ) -> anyhow::Result<Option<(Problem, SolveReport)>> {
-        let Some((problem, mut options, restricted)) = self.problem_at(now, true, held) else {
+        let snapshot = match scope {
+            None => self.world.snapshot(now, true, held, &self.config.sharding),
+            Some((scope, spent_elsewhere)) => {
+                self.world
+                    .scoped_snapshot(now, held, scope, spent_elsewhere)
+            }
+        };
+        let Some((problem, mut options, restricted)) = self.problem_of(&snapshot, true) else {
             return Ok(None);
         };
         options.greedy_only = true;
@@ -637,10 +735,12 @@ impl Solver {
     fn holdable(&self, task: &str, now: DateTime<Utc>) -> bool {
         self.world.tasks.get(task).is_some_and(|spec| {
             spec.deadline - now >= chrono::Duration::hours(HOLD_HOURS_BEFORE_DEADLINE_MIN)
-        }) && self.world.live.values().any(|live| live.task == task)
+        }) && self.world.live.team_size(task) > 0
     }
 
-    /// Tier 1: the greedy repairs the plan after a burst of changes.
+    /// Tier 1: the greedy repairs the plan after a burst of changes, over
+    /// what the changes touched when it can (`scope`), else over the whole
+    /// world.
     #[tracing::instrument(name = "solver.match", skip_all, fields(trace_id = tracing::field::Empty))]
     async fn match_now(&mut self) -> anyhow::Result<()> {
         trace::record_on_span();
@@ -655,14 +755,105 @@ impl Solver {
             self.dirty = true;
             return Ok(());
         }
+        let started = Instant::now();
         let now = self.context.clock.now();
+        self.touch_by_time(now);
+        let touched = std::mem::take(&mut self.touched);
+        let full_due = !self.config.sharding.is_whole()
+            || self
+                .last_full_run
+                .is_none_or(|last| last.elapsed() >= Duration::from_millis(FULL_RUN_INTERVAL_MS));
+        let scope = if full_due {
+            None
+        } else {
+            self.scope_of(&touched, now)
+        };
+        let planned = match &scope {
+            Some(scope) if scope.tasks.is_empty() => true,
+            Some(scope) => self.match_scope(now, scope).await?,
+            None => false,
+        };
+        if !planned {
+            self.match_everything(now).await?;
+            self.last_full_run = Some(Instant::now());
+        }
+        self.metrics
+            .tier1_duration
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Touches work whose deadline or volunteer's time has passed, and held
+    /// teams (their time to wait may be over), once the clock has moved on
+    /// far enough since the last look.
+    fn touch_by_time(&mut self, now: DateTime<Utc>) {
+        if self
+            .last_time_scan
+            .is_some_and(|last| now - last < chrono::Duration::minutes(TIME_SCAN_MINUTES))
+        {
+            return;
+        }
+        self.last_time_scan = Some(now);
+        for live in self.world.live.values() {
+            let task_over = self
+                .world
+                .tasks
+                .get(&live.task)
+                .is_none_or(|task| task.deadline <= now);
+            let volunteer_gone = self
+                .world
+                .volunteers
+                .get(&live.volunteer)
+                .is_none_or(|offer| offer.available_until <= now);
+            if task_over || volunteer_gone {
+                self.touched.pair(&live.volunteer, &live.task);
+            }
+        }
+        for task in &self.held {
+            self.touched.tasks.insert(task.clone());
+        }
+    }
+
+    /// The scope of `touched`, with the tasks each touched pledge funds in
+    /// the plan (they may lose their money).
+    fn scope_of(&self, touched: &Touched, now: DateTime<Utc>) -> Option<Scope> {
+        let mut touched = touched.clone();
+        for pledge in &touched.pledges.clone() {
+            for task in self.spend_of_pledge.get(pledge).into_iter().flatten() {
+                touched.task(task.0);
+            }
+        }
+        self.world.scope(&touched, now)
+    }
+
+    /// What the plan spends of each of the scope's pledges on tasks outside it.
+    fn spent_elsewhere(&self, scope: &Scope) -> HashMap<String, u64> {
+        scope
+            .pledges
+            .iter()
+            .map(|pledge| {
+                let spent = self
+                    .spend_of_pledge
+                    .get(pledge)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(task, _)| !scope.tasks.contains(*task))
+                    .map(|(_, cents)| cents)
+                    .sum();
+                (pledge.clone(), spent)
+            })
+            .collect()
+    }
+
+    /// Tier 1 over the whole world.
+    async fn match_everything(&mut self, now: DateTime<Utc>) -> anyhow::Result<()> {
         // Tier 1 builds around every live proposal: re-planning one away the
         // moment after it was made is churn a volunteer sees. Only tier 2
         // moves a proposal, and only when that is worth its cost. Teams it
         // cannot complete now (someone declined and nobody can replace them
         // yet) are held together while there is time, not released: the
         // next run tries again, and everyone else is planned around them.
-        let Some((problem, report)) = self.tier1(now, &HashSet::new()).await? else {
+        let Some((problem, report)) = self.tier1(now, &HashSet::new(), None).await? else {
             return Ok(());
         };
         let held: HashSet<String> = report
@@ -674,25 +865,72 @@ impl Solver {
         let (problem, report) = if held.is_empty() {
             (problem, report)
         } else {
-            match self.tier1(now, &held).await? {
+            match self.tier1(now, &held, None).await? {
                 Some(solved) => solved,
                 None => return Ok(()),
             }
         };
         self.held = held;
-        self.metrics
-            .tier1_duration
-            .record(report.elapsed.as_secs_f64());
         tracing::debug!(
             objective = report.objective,
             elapsed_ms = report.elapsed.as_millis() as u64,
-            "tier 1 matched"
+            "tier 1 matched the whole world"
         );
-        self.publish_difference(&problem, &report, now).await?;
-        self.plan = self.current_plan(&problem, &report);
-        self.plan_objective = report.objective;
-        self.metrics.objective.set(report.objective);
+        self.publish_difference(&problem, &report, now, None)
+            .await?;
+        self.set_plan(&problem, &report, None);
         Ok(())
+    }
+
+    /// Tier 1 over a scope; `false` when the scope cannot be planned alone
+    /// (work outside it would be dropped) and the whole world must be.
+    async fn match_scope(&mut self, now: DateTime<Utc>, scope: &Scope) -> anyhow::Result<bool> {
+        let spent_elsewhere = self.spent_elsewhere(scope);
+        let outside = |problem: &Problem, report: &SolveReport| {
+            report
+                .dropped_pins
+                .iter()
+                .any(|&task| scope.context.contains_key(problem.task_id(task).as_str()))
+        };
+        let Some((problem, report)) = self
+            .tier1(now, &HashSet::new(), Some((scope, &spent_elsewhere)))
+            .await?
+        else {
+            return Ok(false);
+        };
+        if outside(&problem, &report) {
+            return Ok(false);
+        }
+        let held: HashSet<String> = report
+            .dropped_pins
+            .iter()
+            .map(|&task| problem.task_id(task).as_str().to_owned())
+            .filter(|task| self.holdable(task, now))
+            .collect();
+        let (problem, report) = if held.is_empty() {
+            (problem, report)
+        } else {
+            match self
+                .tier1(now, &held, Some((scope, &spent_elsewhere)))
+                .await?
+            {
+                Some(solved) if !outside(&solved.0, &solved.1) => solved,
+                _ => return Ok(false),
+            }
+        };
+        self.held.retain(|task| !scope.tasks.contains(task));
+        self.held.extend(held);
+        tracing::debug!(
+            tasks = scope.tasks.len(),
+            volunteers = scope.volunteers.len(),
+            booked = scope.context.len(),
+            elapsed_us = report.elapsed.as_micros() as u64,
+            "tier 1 matched a scope"
+        );
+        self.publish_difference(&problem, &report, now, Some(scope))
+            .await?;
+        self.set_plan(&problem, &report, Some(scope));
+        Ok(true)
     }
 
     /// Tier 2: starts the full optimiser on its own thread when the world
@@ -750,10 +988,9 @@ impl Solver {
             elapsed_ms = report.elapsed.as_millis() as u64,
             "tier 2 found a better plan"
         );
-        self.publish_difference(&problem, &report, now).await?;
-        self.plan = self.current_plan(&problem, &report);
-        self.plan_objective = report.objective;
-        self.metrics.objective.set(report.objective);
+        self.publish_difference(&problem, &report, now, None)
+            .await?;
+        self.set_plan(&problem, &report, None);
         // Its own proposals changed the world; that is no reason to re-run.
         self.improved_generation = self.generation;
         Ok(())
@@ -765,6 +1002,7 @@ impl Solver {
         problem: &Problem,
         report: &SolveReport,
         now: DateTime<Utc>,
+        scope: Option<&Scope>,
     ) -> anyhow::Result<()> {
         // A standby plans (to answer `sb.plan.get`) but publishes nothing.
         if !self.may_publish() {
@@ -798,10 +1036,17 @@ impl Solver {
             .iter()
             .map(|&task| problem.task_id(task).as_str())
             .collect();
-        let releases: Vec<(String, String, u32, &'static str)> = self
-            .world
-            .live
-            .values()
+        // A scoped run answers only for its own tasks' live pairs.
+        let lives: Box<dyn Iterator<Item = &LiveAssignment>> = match scope {
+            None => Box::new(self.world.live.values()),
+            Some(scope) => Box::new(
+                scope
+                    .tasks
+                    .iter()
+                    .flat_map(|task| self.world.live.of_task(task)),
+            ),
+        };
+        let releases: Vec<(String, String, u32, &'static str)> = lives
             .filter(|live| live.standing != Standing::Finished)
             .filter(|live| self.owns(live))
             .filter_map(|live| {
@@ -947,6 +1192,7 @@ impl Solver {
                         );
                         self.behind = true;
                         self.dirty = true;
+                        self.touched.everything = true;
                         return Ok(false);
                     }
                     Err(error) => {
@@ -985,6 +1231,7 @@ impl Solver {
             );
             // Plan at once, from the end of the match stream.
             self.dirty = true;
+            self.touched.everything = true;
             self.behind = true;
             self.generation += 1;
         } else if !active && self.was_active {
@@ -1029,12 +1276,19 @@ impl Solver {
         sharding.owns(region)
     }
 
-    /// The plan as published: the solver's solution, less the tasks held back.
-    fn current_plan(&self, problem: &Problem, report: &SolveReport) -> Plan {
-        let mut plan = report.solution.to_plan(problem);
+    /// Takes a run's plan as the current one (what `sb.plan.get` answers):
+    /// the solver's solution less the tasks held back, with the money the
+    /// ledger holds for each task it keeps. For a scoped run, only the
+    /// scope's part of the plan is replaced.
+    fn set_plan(&mut self, problem: &Problem, report: &SolveReport, scope: Option<&Scope>) {
+        let in_scope = |task: &str| scope.is_none_or(|scope| scope.tasks.contains(task));
+        let mut part = report.solution.to_plan(problem);
+        part.assignments
+            .retain(|assignment| in_scope(&assignment.task));
+        part.funding.retain(|funding| in_scope(&funding.task));
         let live_or_finished =
             |volunteer: &str, task: &str| self.world.live.contains_key(&pair_key(volunteer, task));
-        let held_back: HashSet<String> = plan
+        let held_back: HashSet<String> = part
             .assignments
             .iter()
             .filter(|assignment| !live_or_finished(&assignment.volunteer, &assignment.task))
@@ -1042,22 +1296,40 @@ impl Solver {
             .collect();
         // Held teams are incomplete: they stand in the solution only to keep
         // their members' time booked.
-        plan.assignments.retain(|assignment| {
+        part.assignments.retain(|assignment| {
             !held_back.contains(&assignment.task) && !self.held.contains(&assignment.task)
         });
-        plan.funding.retain(|funding| {
+        part.funding.retain(|funding| {
             !held_back.contains(&funding.task) && !self.held.contains(&funding.task)
         });
+        let mut impact: HashMap<String, f64> = HashMap::new();
+        for task in part
+            .assignments
+            .iter()
+            .map(|assignment| &assignment.task)
+            .chain(part.funding.iter().map(|funding| &funding.task))
+        {
+            if let Some(index) = problem.task_index(task) {
+                impact.insert(task.clone(), problem.task_impact(index));
+            }
+        }
+        let spend: Vec<proto::instance::Funding> = part.funding.clone();
         // Money the ledger holds for a task is part of the plan whenever the
         // task is: staffed in it, or money-only and still open.
-        let staffed: HashSet<&str> = plan
+        let staffed: HashSet<&str> = part
             .assignments
             .iter()
             .map(|assignment| assignment.task.as_str())
             .collect();
-        let kept: Vec<proto::instance::Funding> = self
-            .world
-            .committed_funding()
+        let committed = match scope {
+            None => self.world.committed_funding(),
+            Some(scope) => scope
+                .tasks
+                .iter()
+                .flat_map(|task| self.world.committed_funding_of(task))
+                .collect(),
+        };
+        let kept: Vec<proto::instance::Funding> = committed
             .into_iter()
             .filter(|funding| {
                 staffed.contains(funding.task.as_str())
@@ -1068,8 +1340,48 @@ impl Solver {
                         .is_some_and(|task| task.slots == 0)
             })
             .collect();
-        plan.funding.extend(kept);
-        plan.funding.sort();
-        plan
+        part.funding.extend(kept);
+        match scope {
+            None => {
+                self.plan = part;
+                self.planned_impact = impact;
+                self.spend_of_task.clear();
+                self.spend_of_pledge.clear();
+            }
+            Some(scope) => {
+                self.plan
+                    .assignments
+                    .retain(|assignment| !scope.tasks.contains(&assignment.task));
+                self.plan
+                    .funding
+                    .retain(|funding| !scope.tasks.contains(&funding.task));
+                self.plan.assignments.extend(part.assignments);
+                self.plan.funding.extend(part.funding);
+                for task in &scope.tasks {
+                    self.planned_impact.remove(task);
+                    for (pledge, _) in self.spend_of_task.remove(task).unwrap_or_default() {
+                        if let Some(tasks) = self.spend_of_pledge.get_mut(&pledge) {
+                            tasks.remove(task);
+                            if tasks.is_empty() {
+                                self.spend_of_pledge.remove(&pledge);
+                            }
+                        }
+                    }
+                }
+                self.planned_impact.extend(impact);
+            }
+        }
+        for funding in spend {
+            self.spend_of_task
+                .entry(funding.task.clone())
+                .or_default()
+                .insert(funding.pledge.clone(), funding.amount_cents);
+            self.spend_of_pledge
+                .entry(funding.pledge)
+                .or_default()
+                .insert(funding.task, funding.amount_cents);
+        }
+        self.plan_objective = self.planned_impact.values().sum();
+        self.metrics.objective.set(self.plan_objective);
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use plumbing::store::{Changes, Store};
 use proto::money::LedgerEntry;
 
+use crate::scope::{Scope, WorldIndex};
 use crate::shard::Sharding;
 
 /// Where a live assignment stands, as far as planning is concerned.
@@ -159,6 +160,103 @@ pub fn pair_key(volunteer: &str, task: &str) -> String {
     format!("{volunteer}/{task}")
 }
 
+/// Live assignments by pair key, also found by volunteer and by task: a
+/// scoped run asks what one volunteer is on, and a task's team is read for
+/// every task of every snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct LiveBook {
+    by_key: HashMap<String, LiveAssignment>,
+    /// Volunteer -> the tasks they are live on.
+    by_volunteer: HashMap<String, BTreeSet<String>>,
+    /// Task -> the volunteers live on it.
+    by_task: HashMap<String, BTreeSet<String>>,
+}
+
+impl LiveBook {
+    pub fn insert(&mut self, key: String, live: LiveAssignment) -> Option<LiveAssignment> {
+        self.by_volunteer
+            .entry(live.volunteer.clone())
+            .or_default()
+            .insert(live.task.clone());
+        self.by_task
+            .entry(live.task.clone())
+            .or_default()
+            .insert(live.volunteer.clone());
+        self.by_key.insert(key, live)
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<LiveAssignment> {
+        let live = self.by_key.remove(key)?;
+        forget(&mut self.by_volunteer, &live.volunteer, &live.task);
+        forget(&mut self.by_task, &live.task, &live.volunteer);
+        Some(live)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&LiveAssignment> {
+        self.by_key.get(key)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &LiveAssignment> {
+        self.by_key.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The assignments on `task`.
+    pub fn of_task<'a>(&'a self, task: &str) -> impl Iterator<Item = &'a LiveAssignment> + 'a {
+        let task = task.to_owned();
+        self.by_task
+            .get(&task)
+            .into_iter()
+            .flatten()
+            .filter_map(move |volunteer| self.by_key.get(&pair_key(volunteer, &task)))
+    }
+
+    /// The tasks `volunteer` is live on.
+    pub fn tasks_of(&self, volunteer: &str) -> impl Iterator<Item = &String> {
+        self.by_volunteer.get(volunteer).into_iter().flatten()
+    }
+
+    /// How many volunteers are live on `task`.
+    pub fn team_size(&self, task: &str) -> usize {
+        self.by_task.get(task).map_or(0, BTreeSet::len)
+    }
+
+    /// How many tasks `volunteer` is live on.
+    pub fn load_of(&self, volunteer: &str) -> usize {
+        self.by_volunteer.get(volunteer).map_or(0, BTreeSet::len)
+    }
+}
+
+fn forget(index: &mut HashMap<String, BTreeSet<String>>, key: &str, member: &str) {
+    if let Some(members) = index.get_mut(key) {
+        members.remove(member);
+        if members.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl FromIterator<(String, LiveAssignment)> for LiveBook {
+    fn from_iter<I: IntoIterator<Item = (String, LiveAssignment)>>(iter: I) -> Self {
+        let mut book = LiveBook::default();
+        for (key, live) in iter {
+            book.insert(key, live);
+        }
+        book
+    }
+}
+
 #[derive(Default)]
 pub struct OpenWorld {
     pub volunteers: HashMap<String, VolunteerOffer>,
@@ -167,7 +265,7 @@ pub struct OpenWorld {
     pub needs: HashMap<String, Vec<String>>,
     pub pledges: HashMap<String, PledgeOffer>,
     pub done: HashSet<String>,
-    pub live: HashMap<String, LiveAssignment>,
+    pub live: LiveBook,
     /// The last round proposed per pair, so a new proposal has a new round.
     pub rounds: HashMap<String, u32>,
     /// Pairs a volunteer declined or let expire: never proposed again.
@@ -190,6 +288,8 @@ pub struct OpenWorld {
     /// so a pledge offers only what is available and a funded task asks
     /// for nothing more.
     pub money: ledger_core::Ledger,
+    /// Volunteers and tasks by skill and region, for scoped runs.
+    pub index: WorldIndex,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -211,7 +311,7 @@ impl Weight {
 
 impl OpenWorld {
     pub fn load(store: &Store) -> anyhow::Result<OpenWorld> {
-        Ok(OpenWorld {
+        let mut world = OpenWorld {
             volunteers: store.load(KIND_VOLUNTEER)?.into_iter().collect(),
             tasks: store.load(KIND_TASK)?.into_iter().collect(),
             needs: store.load(KIND_NEED)?.into_iter().collect(),
@@ -249,7 +349,15 @@ impl OpenWorld {
                 }
                 money
             },
-        })
+            index: WorldIndex::default(),
+        };
+        for offer in world.volunteers.values() {
+            world.index.add_volunteer(offer);
+        }
+        for task in world.tasks.values() {
+            world.index.add_task(task);
+        }
+        Ok(world)
     }
 
     /// Applies one money entry read from `SB_LEDGER` at `sequence`.
@@ -272,6 +380,65 @@ impl OpenWorld {
         }
     }
 
+    /// Money held or paid for `task`, per pledge.
+    pub fn committed_funding_of(&self, task: &str) -> Vec<proto::instance::Funding> {
+        let Some(accounts) = self.money.task(task) else {
+            return Vec::new();
+        };
+        accounts
+            .held
+            .iter()
+            .chain(&accounts.disbursed)
+            .map(|(pledge, cents)| proto::instance::Funding {
+                pledge: pledge.clone(),
+                task: task.to_owned(),
+                amount_cents: cents.get(),
+            })
+            .collect()
+    }
+
+    /// What `event` touches, for the next tier-1 run: read before the
+    /// event is applied (a re-posted need's dropped tasks are still known).
+    pub fn touches(&self, event: &Event, touched: &mut crate::scope::Touched) {
+        match event {
+            Event::VolunteerOffered(offer) => touched.volunteer(&offer.id),
+            Event::PledgeOffered(offer) => touched.pledge(&offer.id),
+            Event::NeedPosted(need) => {
+                for task in self.needs.get(&need.id).into_iter().flatten() {
+                    touched.task(task);
+                }
+                for task in &need.tasks {
+                    touched.task(&task.id);
+                }
+            }
+            Event::Withdrawn(withdrawal) => match withdrawal.kind {
+                WithdrawKind::Volunteer => touched.volunteer(&withdrawal.id),
+                // The solver adds what the pledge funds in its plan.
+                WithdrawKind::Pledge => touched.pledge(&withdrawal.id),
+                WithdrawKind::Task => touched.task(&withdrawal.id),
+                WithdrawKind::Need => {
+                    for task in self.needs.get(&withdrawal.id).into_iter().flatten() {
+                        touched.task(task);
+                    }
+                }
+            },
+            Event::TaskCompleted(completion) => {
+                touched.task(&completion.task);
+                for live in self.live.of_task(&completion.task) {
+                    touched.volunteer(&live.volunteer);
+                }
+            }
+            Event::AssignmentAnswered(_) => {}
+            Event::Steered(
+                Steering::Veto { volunteer, task } | Steering::Pin { volunteer, task },
+            ) => {
+                touched.pair(volunteer, task);
+            }
+            Event::Steered(_) => touched.everything = true,
+            Event::Vetted(vetting) => touched.volunteer(&vetting.volunteer),
+        }
+    }
+
     /// Money held or paid for each task, per pledge: funding the plan keeps.
     pub fn committed_funding(&self) -> Vec<proto::instance::Funding> {
         let mut funding = Vec::new();
@@ -288,8 +455,19 @@ impl OpenWorld {
     }
 
     fn remove_task(&mut self, task: &str, changes: &mut Changes) {
-        if self.tasks.remove(task).is_some() {
+        if let Some(spec) = self.tasks.remove(task) {
+            self.index.remove_task(&spec);
             changes.remove(KIND_TASK, task);
+        }
+    }
+
+    fn insert_task(&mut self, task: TaskSpec) {
+        self.index.add_task(&task);
+        if let Some(old) = self.tasks.insert(task.id.clone(), task) {
+            self.index.remove_task(&old);
+            if let Some(task) = self.tasks.get(&old.id) {
+                self.index.add_task(task);
+            }
         }
     }
 
@@ -298,7 +476,10 @@ impl OpenWorld {
         match event {
             Event::VolunteerOffered(offer) => {
                 changes.put(KIND_VOLUNTEER, &offer.id, offer)?;
-                self.volunteers.insert(offer.id.clone(), offer.clone());
+                if let Some(old) = self.volunteers.insert(offer.id.clone(), offer.clone()) {
+                    self.index.remove_volunteer(&old);
+                }
+                self.index.add_volunteer(offer);
             }
             Event::PledgeOffered(offer) => {
                 changes.put(KIND_PLEDGE, &offer.id, offer)?;
@@ -329,7 +510,7 @@ impl OpenWorld {
                     task.need = Some(need.id.clone());
                     task.collective = Some(need.collective.clone());
                     changes.put(KIND_TASK, &task.id, &task)?;
-                    self.tasks.insert(task.id.clone(), task);
+                    self.insert_task(task);
                 }
                 let task_ids: Vec<String> = need.tasks.iter().map(|task| task.id.clone()).collect();
                 changes.put(KIND_NEED, &need.id, &task_ids)?;
@@ -337,7 +518,9 @@ impl OpenWorld {
             }
             Event::Withdrawn(withdrawal) => match withdrawal.kind {
                 WithdrawKind::Volunteer => {
-                    self.volunteers.remove(&withdrawal.id);
+                    if let Some(old) = self.volunteers.remove(&withdrawal.id) {
+                        self.index.remove_volunteer(&old);
+                    }
                     changes.remove(KIND_VOLUNTEER, &withdrawal.id);
                 }
                 WithdrawKind::Pledge => {
@@ -358,9 +541,8 @@ impl OpenWorld {
                 changes.put(KIND_DONE, &completion.task, &true)?;
                 let finished: Vec<String> = self
                     .live
-                    .iter()
-                    .filter(|(_, live)| live.task == completion.task)
-                    .map(|(key, _)| key.clone())
+                    .of_task(&completion.task)
+                    .map(|live| pair_key(&live.volunteer, &live.task))
                     .collect();
                 for key in finished {
                     self.live.remove(&key);
@@ -492,8 +674,7 @@ impl OpenWorld {
     fn hours_left(&self, task: &TaskSpec, now: DateTime<Utc>) -> f64 {
         let started = self
             .live
-            .values()
-            .filter(|live| live.task == task.id)
+            .of_task(&task.id)
             .filter_map(|live| live.since)
             .min();
         let Some(started) = started else {
@@ -617,6 +798,40 @@ impl OpenWorld {
         held: &HashSet<String>,
         sharding: &Sharding,
     ) -> World {
+        self.snapshot_of(now, pin_proposals, held, sharding, Selection::Everything)
+    }
+
+    /// The world of a scoped run (`scope`): its tasks planned afresh, its
+    /// context tasks as pinned teams worth nothing, its pledges less what
+    /// the current plan spends of them elsewhere (`spent_elsewhere`, cents
+    /// by pledge). Proposals are pinned, as in every tier-1 run.
+    pub fn scoped_snapshot(
+        &self,
+        now: DateTime<Utc>,
+        held: &HashSet<String>,
+        scope: &Scope,
+        spent_elsewhere: &HashMap<String, u64>,
+    ) -> World {
+        self.snapshot_of(
+            now,
+            true,
+            held,
+            &Sharding::whole(),
+            Selection::Scope {
+                scope,
+                spent_elsewhere,
+            },
+        )
+    }
+
+    fn snapshot_of(
+        &self,
+        now: DateTime<Utc>,
+        pin_proposals: bool,
+        held: &HashSet<String>,
+        sharding: &Sharding,
+        selection: Selection<'_>,
+    ) -> World {
         let owned_task = |task: &TaskSpec| sharding.owns(task.region.as_deref());
         let busy_elsewhere: HashSet<&str> = if sharding.is_whole() {
             HashSet::new()
@@ -631,9 +846,16 @@ impl OpenWorld {
                 .map(|live| live.volunteer.as_str())
                 .collect()
         };
-        let volunteers = self
-            .volunteers
-            .values()
+        let selected_volunteers: Box<dyn Iterator<Item = &VolunteerOffer>> = match selection {
+            Selection::Everything => Box::new(self.volunteers.values()),
+            Selection::Scope { scope, .. } => Box::new(
+                scope
+                    .volunteers
+                    .iter()
+                    .filter_map(|id| self.volunteers.get(id)),
+            ),
+        };
+        let volunteers = selected_volunteers
             .filter(|offer| offer.available_until > now)
             .filter(|offer| sharding.owns(offer.region.as_deref()))
             .filter(|offer| !busy_elsewhere.contains(offer.id.as_str()))
@@ -651,12 +873,16 @@ impl OpenWorld {
             .iter()
             .map(|volunteer| volunteer.id.as_str())
             .collect();
+        let selected_tasks: Box<dyn Iterator<Item = &TaskSpec>> = match selection {
+            Selection::Everything => Box::new(self.tasks.values()),
+            Selection::Scope { scope, .. } => {
+                Box::new(scope.tasks.iter().filter_map(|id| self.tasks.get(id)))
+            }
+        };
         // A money-only task whose money is held is secured: it satisfies
         // dependencies like a done task and needs no more planning.
         let mut secured: BTreeSet<Id> = BTreeSet::new();
-        let mut tasks: HashMap<String, proto::domain::Task> = self
-            .tasks
-            .values()
+        let mut tasks: HashMap<String, proto::domain::Task> = selected_tasks
             .filter(|task| task.deadline > now)
             .filter(|task| owned_task(task))
             .filter_map(|task| {
@@ -665,8 +891,7 @@ impl OpenWorld {
                 if held.contains(&task.id) {
                     let members = self
                         .live
-                        .values()
-                        .filter(|live| live.task == task.id)
+                        .of_task(&task.id)
                         .filter(|live| available.contains(live.volunteer.as_str()))
                         .count();
                     weighted.slots = u8::try_from(members).ok().filter(|&slots| slots > 0)?;
@@ -710,19 +935,59 @@ impl OpenWorld {
                 tasks.remove(&id);
             }
         }
-        let pledges = self
-            .pledges
-            .values()
+        // Work outside a scope that its volunteers are on: a team of just
+        // them, pinned, worth nothing, so their time stays booked.
+        if let Selection::Scope { scope, .. } = selection {
+            for (id, members) in &scope.context {
+                let Some(task) = self.tasks.get(id).filter(|task| task.deadline > now) else {
+                    continue;
+                };
+                let present = members
+                    .iter()
+                    .filter(|member| available.contains(member.as_str()))
+                    .count();
+                let Some(slots) = u8::try_from(present).ok().filter(|&slots| slots > 0) else {
+                    continue;
+                };
+                let mut booked = task.clone();
+                booked.slots = slots;
+                booked.impact = 0.0;
+                booked.money_cents = 0;
+                booked.depends_on.clear();
+                booked.hours = self.hours_left(task, now);
+                if let Ok(booked) = booked
+                    .validate_standalone("")
+                    .map_err(|error| tracing::warn!(%error, "booked task left out"))
+                {
+                    tasks.insert(id.clone(), booked);
+                }
+            }
+        }
+        let selected_pledges: Box<dyn Iterator<Item = &PledgeOffer>> = match selection {
+            Selection::Everything => Box::new(self.pledges.values()),
+            Selection::Scope { scope, .. } => {
+                Box::new(scope.pledges.iter().filter_map(|id| self.pledges.get(id)))
+            }
+        };
+        let pledges = selected_pledges
             .filter(|offer| offer.expires_at.is_none_or(|expiry| expiry > now))
             .filter_map(|offer| {
                 // Once the ledger holds a pledge, only its available part
                 // may be planned; held money is never allocated twice. A
-                // shard plans only its share of what is available.
+                // shard plans only its share of what is available, a scope
+                // what the plan does not spend elsewhere.
                 let mut offer = offer.clone();
                 if self.money.pledge(&offer.id).is_some() {
                     offer.amount_cents = self.money.available(&offer.id).get();
                 }
                 offer.amount_cents = sharding.pledge_share(offer.amount_cents);
+                if let Selection::Scope {
+                    spent_elsewhere, ..
+                } = selection
+                {
+                    let spent = spent_elsewhere.get(&offer.id).copied().unwrap_or(0);
+                    offer.amount_cents = offer.amount_cents.saturating_sub(spent);
+                }
                 (offer.amount_cents > 0).then_some(offer)
             })
             .filter_map(|offer| {
@@ -735,9 +1000,17 @@ impl OpenWorld {
         let volunteer_ids = available;
         // Accepted work is pinned, and so is what a coordinator pinned,
         // unless it was vetoed since.
-        let accepted = self
-            .live
-            .values()
+        let lives: Box<dyn Iterator<Item = &LiveAssignment>> = match selection {
+            Selection::Everything => Box::new(self.live.values()),
+            Selection::Scope { scope, .. } => {
+                Box::new(scope.volunteers.iter().flat_map(|volunteer| {
+                    self.live
+                        .tasks_of(volunteer)
+                        .filter_map(move |task| self.live.get(&pair_key(volunteer, task)))
+                }))
+            }
+        };
+        let accepted = lives
             .filter(|live| {
                 pin_proposals || live.standing != Standing::Proposed || held.contains(&live.task)
             })
@@ -761,10 +1034,13 @@ impl OpenWorld {
             .collect();
         pinned.sort();
         pinned.dedup();
-        let mut done: BTreeSet<Id> = self
-            .done
-            .iter()
-            .filter_map(|id| Id::parse(id, "done").ok())
+        // Only what the tasks depend on: a scope's world does not carry
+        // everything ever done.
+        let mut done: BTreeSet<Id> = tasks
+            .values()
+            .flat_map(|task| &task.depends_on)
+            .filter(|dependency| self.done.contains(dependency.as_str()))
+            .cloned()
             .collect();
         done.extend(secured);
         let mut tasks: Vec<proto::domain::Task> = tasks.into_values().collect();
@@ -782,6 +1058,16 @@ impl OpenWorld {
             pinned,
         }
     }
+}
+
+/// Which part of the world a snapshot takes.
+#[derive(Clone, Copy)]
+enum Selection<'a> {
+    Everything,
+    Scope {
+        scope: &'a Scope,
+        spent_elsewhere: &'a HashMap<String, u64>,
+    },
 }
 
 #[cfg(test)]
