@@ -96,6 +96,9 @@ struct TaskInfo {
     region: Option<String>,
 }
 
+/// Longest wait for the next match message when reading to the stream's end.
+const READ_TO_END_TIMEOUT_MS: u64 = 1_000;
+
 const KIND_ASSIGNMENT: &str = "assignment";
 const KIND_TASK: &str = "task";
 const KIND_TENURE: &str = "tenure";
@@ -219,6 +222,12 @@ pub async fn run(
         };
         let outcome = match next {
             Next::Request(request) => {
+                // An answer is judged against every proposal already in the
+                // match stream, whether or not this follower has read it: a
+                // client watching `sb.match.proposed` may answer first.
+                if let Err(error) = dispatch.read_matches_to_end(&mut matches).await {
+                    tracing::warn!(error = %format!("{error:#}"), "reading the match stream to its end");
+                }
                 let trace = TraceParent::continue_from(request.message.headers.as_ref());
                 trace::scope(trace, dispatch.handle_reply(request)).await;
                 Ok(())
@@ -315,6 +324,21 @@ impl Dispatch {
         }
         tracing::info!(stream, from = applied, to = position, "dispatch caught up");
         Ok(follower)
+    }
+
+    /// Applies what `SB_MATCHES` holds beyond this instance's position,
+    /// waiting at most [`READ_TO_END_TIMEOUT_MS`] for each message.
+    async fn read_matches_to_end(&mut self, matches: &mut Follower) -> anyhow::Result<()> {
+        let stream = self.context.subjects.matches_stream();
+        let last = streams::last_sequence(&self.context.jetstream, &stream).await?;
+        while self.store.position(&stream)? < last {
+            let wait = Duration::from_millis(READ_TO_END_TIMEOUT_MS);
+            let Ok(Some(stored)) = tokio::time::timeout(wait, matches.next()).await else {
+                break;
+            };
+            self.apply_match_stored(&stored)?;
+        }
+        Ok(())
     }
 
     async fn delivery_consumer(

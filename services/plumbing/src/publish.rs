@@ -117,3 +117,40 @@ pub async fn durably_or_error(
         .await
         .with_context(|| format!("publishing to {subject}"))
 }
+
+/// Several unconditional writes: all sent before any ack is awaited, so
+/// the stream keeps their order and their fsyncs overlap instead of each
+/// waiting a round trip for the one before. A write whose first attempt
+/// fails is retried alone, with the same message id, as [`durably`] does.
+/// Each item is `(subject, message id, payload)`; returns their sequences.
+pub async fn durably_all(
+    context: &crate::Context,
+    messages: &[(String, String, Bytes)],
+) -> Result<Vec<u64>, PublishError> {
+    let mut pending = Vec::with_capacity(messages.len());
+    for (subject, message_id, payload) in messages {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id.as_str());
+        if let Some(trace) = crate::trace::current() {
+            trace.insert_into(&mut headers);
+        }
+        let sent = context
+            .jetstream
+            .publish_with_headers(subject.clone(), headers, payload.clone())
+            .await;
+        pending.push(sent.ok());
+    }
+    let mut sequences = Vec::with_capacity(messages.len());
+    for (sent, (subject, message_id, payload)) in pending.into_iter().zip(messages) {
+        let acked = match sent {
+            Some(ack) => ack.await.ok().map(|ack| ack.sequence),
+            None => None,
+        };
+        let sequence = match acked {
+            Some(sequence) => sequence,
+            None => durably(context, subject, message_id, None, payload.clone()).await?,
+        };
+        sequences.push(sequence);
+    }
+    Ok(sequences)
+}

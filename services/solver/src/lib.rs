@@ -73,8 +73,9 @@ pub use world::{Priorities, TrustSource};
 /// Wait after the first unmatched change before matching, so a burst is
 /// matched once. It runs from the first change, not the last: under a
 /// steady stream of events there is never a quiet moment, and matching must
-/// not wait for one.
-pub const MATCH_DEBOUNCE_MS: u64 = 25;
+/// not wait for one. Short, because a scoped run costs about a millisecond
+/// and every millisecond here is one a volunteer waits.
+pub const MATCH_DEBOUNCE_MS: u64 = 2;
 /// Matching runs at least this often, because time passing changes the world.
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
 /// Tier 1 plans the whole world at least this often; in between it plans
@@ -1079,6 +1080,7 @@ impl Solver {
                 ))
             })
             .collect();
+        let mut events: Vec<MatchEvent> = Vec::new();
         for (volunteer, task, round, reason) in releases {
             let change = MatchChanged {
                 volunteer,
@@ -1088,11 +1090,7 @@ impl Solver {
                 handoff: None,
                 at: now,
             };
-            if let Some(event) = MatchEvent::changed(MatchKind::Released, change) {
-                if !self.publish_match(event).await? {
-                    return Ok(());
-                }
-            }
+            events.extend(MatchEvent::changed(MatchKind::Released, change));
         }
         let mut proposals: HashMap<usize, Vec<usize>> = HashMap::new();
         for &(volunteer, task) in &report.solution.assignments {
@@ -1109,12 +1107,43 @@ impl Solver {
         for (task, volunteers) in proposals {
             for volunteer in volunteers {
                 let proposal = self.proposal(problem, report, volunteer, task, now);
-                if !self.publish_match(MatchEvent::Proposed(proposal)).await? {
-                    return Ok(());
-                }
+                events.push(MatchEvent::Proposed(proposal));
             }
         }
+        self.publish_matches(events).await?;
         Ok(())
+    }
+
+    /// Publishes a run's releases and proposals in order. Without leases
+    /// their acks are awaited together ([`publish::durably_all`]); with
+    /// leases each write is conditional on the last, so one at a time.
+    /// `false` when fenced off.
+    async fn publish_matches(&mut self, events: Vec<MatchEvent>) -> anyhow::Result<bool> {
+        if self.lease.is_some() {
+            for event in events {
+                if !self.publish_match(event).await? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        let messages: Vec<(String, String, Bytes)> = events
+            .iter()
+            .map(|event| {
+                (
+                    event.subject(&self.context.subjects),
+                    event.message_id(),
+                    Bytes::from(event.encode()),
+                )
+            })
+            .collect();
+        publish::durably_all(&self.context, &messages)
+            .await
+            .context("publishing a plan's changes to the match stream")?;
+        for event in &events {
+            self.published(event)?;
+        }
+        Ok(true)
     }
 
     fn proposal(
@@ -1201,7 +1230,13 @@ impl Solver {
                 }
             }
         }
-        match &event {
+        self.published(&event)?;
+        Ok(true)
+    }
+
+    /// Counts and applies a match event this instance wrote.
+    fn published(&mut self, event: &MatchEvent) -> anyhow::Result<()> {
+        match event {
             MatchEvent::Proposed(proposal) => {
                 self.metrics.proposals.increment(1);
                 tracing::debug!(volunteer = %proposal.volunteer, task = %proposal.task, "proposed");
@@ -1209,10 +1244,9 @@ impl Solver {
             _ => self.metrics.releases.increment(1),
         }
         let mut changes = Changes::default();
-        self.world.apply_match(&event, &mut changes)?;
+        self.world.apply_match(event, &mut changes)?;
         self.generation += 1;
-        self.store.commit(changes)?;
-        Ok(true)
+        self.store.commit(changes)
     }
 
     /// Whether this instance may publish now: always without leases.

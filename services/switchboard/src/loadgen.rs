@@ -13,7 +13,12 @@
 //! histograms: request -> reply (`ok` means the event is in the log), and
 //! request -> proposal on the volunteer's subject (`sb.to.volunteer.<id>`),
 //! for the proposals a request of this run made possible: the later of the
-//! volunteer's offer and the task's need.
+//! volunteer's offer and the task's need. That includes the time a team
+//! waits for its last member; so a third histogram, event -> proposal,
+//! times each proposal from the request whose trace it carries (every
+//! request sends its own `traceparent`, and the solver's proposals carry
+//! the trace of the latest change their matching run took in): the
+//! switchboard's own reaction time.
 //!
 //! Without `--nats` it starts a local nats-server (fsync before every ack,
 //! as `up`; `--fast` drops that, for measurement only: ADR 0001) and runs
@@ -139,6 +144,8 @@ struct Measured {
     acknowledged: Vec<Histogram<u64>>,
     acknowledged_all: Histogram<u64>,
     proposal: Histogram<u64>,
+    /// From the request whose trace a proposal carries.
+    caused: Histogram<u64>,
     sent: [u64; 5],
     ok: [u64; 5],
     refused: [u64; 5],
@@ -158,6 +165,7 @@ impl Measured {
                 .collect::<anyhow::Result<_>>()?,
             acknowledged_all: histogram()?,
             proposal: histogram()?,
+            caused: histogram()?,
             sent: [0; 5],
             ok: [0; 5],
             refused: [0; 5],
@@ -179,6 +187,8 @@ struct Pending {
     tasks: HashMap<String, Instant>,
     /// Proposals received and not yet answered: (volunteer, task, round).
     to_answer: VecDeque<(String, String, u32)>,
+    /// Requests of the run by trace id: when each was due.
+    traces: HashMap<String, Instant>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -722,8 +732,14 @@ async fn open_loop(
             lock(measured).sent[request.kind.index()] += 1;
             let client = client.client.clone();
             let measured = measured.clone();
+            let trace = plumbing::trace::TraceParent::root();
+            lock(pending).traces.insert(trace.trace_id_hex(), due);
+            let mut headers = async_nats::HeaderMap::new();
+            trace.insert_into(&mut headers);
             in_flight.spawn(async move {
-                let answer = client.request(request.subject, request.body).await;
+                let answer = client
+                    .request_with_headers(request.subject, headers, request.body)
+                    .await;
                 let replied = Instant::now();
                 let mut measured = lock(&measured);
                 let kind = request.kind.index();
@@ -800,6 +816,8 @@ async fn listen_for_proposals(
             .accept
             .and_then(|accept| accept.round)
             .unwrap_or(0);
+        let caused_at = plumbing::trace::TraceParent::from_headers(message.headers.as_ref())
+            .and_then(|trace| lock(&pending).traces.get(&trace.trace_id_hex()).copied());
         let enabled_at = {
             let mut pending = lock(&pending);
             let volunteer = pending.volunteers.remove(&delivered.volunteer);
@@ -811,6 +829,9 @@ async fn listen_for_proposals(
         };
         let mut measured = lock(&measured);
         measured.proposals_received += 1;
+        if let Some(caused_at) = caused_at {
+            let _ = measured.caused.record(micros(arrived - caused_at));
+        }
         if let Some(enabled_at) = enabled_at {
             measured.proposals_traced += 1;
             let _ = measured.proposal.record(micros(arrived - enabled_at));
@@ -945,6 +966,11 @@ fn render(
         "{:<28} {}\n",
         "request -> proposal",
         percentiles_ms(&measured.proposal)
+    ));
+    out.push_str(&format!(
+        "{:<28} {}\n",
+        "event -> proposal",
+        percentiles_ms(&measured.caused)
     ));
     out.push_str(&format!(
         "\nproposals received: {} ({} made possible by a request of this run)\n",
