@@ -778,9 +778,13 @@ impl Solver {
             self.match_everything(now).await?;
             self.last_full_run = Some(Instant::now());
         }
-        self.metrics
-            .tier1_duration
-            .record(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        self.metrics.tier1_duration.record(elapsed.as_secs_f64());
+        tracing::debug!(
+            scoped = planned,
+            step_us = elapsed.as_micros() as u64,
+            "tier 1 step"
+        );
         Ok(())
     }
 
