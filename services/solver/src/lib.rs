@@ -771,7 +771,7 @@ impl Solver {
         };
         let planned = match &scope {
             Some(scope) if scope.tasks.is_empty() => true,
-            Some(scope) => self.match_scope(now, scope).await?,
+            Some(scope) => self.match_scope(now, scope, started).await?,
             None => false,
         };
         if !planned {
@@ -889,7 +889,13 @@ impl Solver {
 
     /// Tier 1 over a scope; `false` when the scope cannot be planned alone
     /// (work outside it would be dropped) and the whole world must be.
-    async fn match_scope(&mut self, now: DateTime<Utc>, scope: &Scope) -> anyhow::Result<bool> {
+    /// `started`: when the step began, to log how long deciding took.
+    async fn match_scope(
+        &mut self,
+        now: DateTime<Utc>,
+        scope: &Scope,
+        started: Instant,
+    ) -> anyhow::Result<bool> {
         let spent_elsewhere = self.spent_elsewhere(scope);
         let outside = |problem: &Problem, report: &SolveReport| {
             report
@@ -929,7 +935,8 @@ impl Solver {
             tasks = scope.tasks.len(),
             volunteers = scope.volunteers.len(),
             booked = scope.context.len(),
-            elapsed_us = report.elapsed.as_micros() as u64,
+            solve_us = report.elapsed.as_micros() as u64,
+            decided_us = started.elapsed().as_micros() as u64,
             "tier 1 matched a scope"
         );
         self.publish_difference(&problem, &report, now, Some(scope))
