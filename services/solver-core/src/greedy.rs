@@ -103,8 +103,11 @@ impl<'problem> Greedy<'problem> {
             .candidates_of_task
             .iter()
             .map(|candidates| {
+                // Least demanded first; a less reliable volunteer counts as
+                // more demanded (everyone is 1.0 unless the service says).
                 let mut order = candidates.clone();
-                order.sort_by(|&a, &b| demand[a].total_cmp(&demand[b]).then(a.cmp(&b)));
+                let cost = |volunteer: usize| demand[volunteer] / problem.reliability(volunteer);
+                order.sort_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)));
                 order
             })
             .collect();
@@ -190,11 +193,20 @@ impl<'problem> Greedy<'problem> {
     pub fn scores(&self, weights: GreedyWeights, bonus: &[f64]) -> Vec<f64> {
         let problem = self.problem;
         // Value including a share of what each task unlocks: dependents first.
+        // Expected value: times the reliability of the team the queue
+        // would try first (1.0 unless the service set reliabilities).
         let mut value: Vec<f64> = problem
             .tasks
             .iter()
             .enumerate()
-            .map(|(task, facts)| facts.impact + bonus[task])
+            .map(|(task, facts)| {
+                let expected: f64 = self.volunteer_order[task]
+                    .iter()
+                    .take(facts.slots as usize)
+                    .map(|&volunteer| problem.reliability(volunteer))
+                    .product();
+                (facts.impact + bonus[task]) * expected
+            })
             .collect();
         for &task in problem.topological_order.iter().rev() {
             let dependents = &problem.dependents_of_task[task];

@@ -25,6 +25,7 @@ mod live;
 mod milp;
 mod optimise;
 mod problem;
+mod reliability;
 mod solution;
 mod solve;
 mod state;

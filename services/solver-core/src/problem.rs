@@ -111,6 +111,10 @@ pub struct Problem {
     pub(crate) topological_order: Vec<usize>,
     /// Pinned `(volunteer, task)` pairs, without repeats.
     pub(crate) pins: Vec<(usize, usize)>,
+    /// Per volunteer: how likely work given to them gets done, relative to
+    /// a newcomer (1.0 for everyone unless the live service says otherwise;
+    /// `reliability.rs`).
+    pub(crate) reliability: Vec<f64>,
 }
 
 /// The solver's view of a volunteer.
@@ -270,6 +274,7 @@ impl Problem {
             dependents_of_task,
             topological_order,
             pins,
+            reliability: vec![1.0; world.volunteers.len()],
         })
     }
 

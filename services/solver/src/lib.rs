@@ -67,7 +67,7 @@ use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
 use scope::{Scope, Touched};
 use shard::Sharding;
-use world::{pair_key, LiveAssignment, OpenWorld, Standing};
+use world::{pair_key, LiveAssignment, OpenWorld, Record, Standing};
 pub use world::{Priorities, TrustSource};
 
 /// Wait after the first unmatched change before matching, so a burst is
@@ -636,6 +636,20 @@ impl Solver {
                     .collect()
             };
         problem.forbid(&forbidden);
+        // Plan for expected impact: each volunteer's estimated chance of
+        // finishing, relative to a newcomer's (solver-core `reliability`).
+        if self.config.starter_policy {
+            let newcomer = Record::default().reliability();
+            for volunteer in 0..problem.volunteer_count() {
+                if let Some(record) = self
+                    .world
+                    .records
+                    .get(problem.volunteer_id(volunteer).as_str())
+                {
+                    problem.set_reliability(volunteer, record.reliability() / newcomer);
+                }
+            }
+        }
         // Pinned proposals need no keeping.
         let keep: Vec<(usize, usize)> = if pin_proposals {
             Vec::new()
