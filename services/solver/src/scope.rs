@@ -32,8 +32,9 @@ use proto::wire::{PledgeOffer, TaskSpec, VolunteerOffer};
 
 use crate::world::{pair_key, OpenWorld};
 
-/// Open tasks a touched volunteer brings into the scope, most valuable first.
-pub const TASKS_PER_VOLUNTEER: usize = 12;
+/// Open tasks a touched volunteer brings into the scope, the most impact
+/// per hour of the team's time first (as the greedy ranks them).
+pub const TASKS_PER_VOLUNTEER: usize = 24;
 /// Open money tasks a touched pledge brings into the scope.
 pub const TASKS_PER_PLEDGE: usize = 24;
 /// Candidates sought per open slot of a scoped task...
@@ -268,7 +269,7 @@ impl OpenWorld {
             && (task.slots == 0 || self.live.team_size(&task.id) < usize::from(task.slots))
     }
 
-    /// The open tasks `offer` could join, the most valuable first.
+    /// The open tasks `offer` could join, the most valuable per hour first.
     fn work_for(&self, offer: &VolunteerOffer, now: DateTime<Utc>) -> Vec<String> {
         let mut found: Vec<(f64, &str)> = Vec::new();
         let mut regions: Vec<Option<String>> = vec![None];
@@ -285,7 +286,7 @@ impl OpenWorld {
                         continue;
                     };
                     if self.wants_people(task, now) && self.may_work_on(offer, task, now) {
-                        found.push((task.impact, id));
+                        found.push((value_per_hour(task), id));
                     }
                 }
             }
@@ -444,6 +445,11 @@ impl OpenWorld {
         }
         Some(scope)
     }
+}
+
+/// Impact per hour of a whole team's time: how the greedy ranks work too.
+fn value_per_hour(task: &TaskSpec) -> f64 {
+    task.impact / (task.hours * f64::from(task.slots)).max(1e-9)
 }
 
 /// The ids of the `count` highest-valued entries, best first (ties by id).
