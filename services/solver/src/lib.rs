@@ -875,12 +875,7 @@ impl Solver {
         let Some((problem, report)) = self.tier1(now, &HashSet::new(), None).await? else {
             return Ok(());
         };
-        let held: HashSet<String> = report
-            .dropped_pins
-            .iter()
-            .map(|&task| problem.task_id(task).as_str().to_owned())
-            .filter(|task| self.holdable(task, now))
-            .collect();
+        let held = self.holdable_dropped(&problem, &report, now);
         let (problem, report) = if held.is_empty() {
             (problem, report)
         } else {
@@ -899,6 +894,21 @@ impl Solver {
             .await?;
         self.set_plan(&problem, &report, None);
         Ok(())
+    }
+
+    /// The tasks whose pins a run dropped and whose teams are worth holding.
+    fn holdable_dropped(
+        &self,
+        problem: &Problem,
+        report: &SolveReport,
+        now: DateTime<Utc>,
+    ) -> HashSet<String> {
+        report
+            .dropped_pins
+            .iter()
+            .map(|&task| problem.task_id(task).as_str().to_owned())
+            .filter(|task| self.holdable(task, now))
+            .collect()
     }
 
     /// Tier 1 over a scope; `false` when the scope cannot be planned alone
@@ -926,12 +936,7 @@ impl Solver {
         if outside(&problem, &report) {
             return Ok(false);
         }
-        let held: HashSet<String> = report
-            .dropped_pins
-            .iter()
-            .map(|&task| problem.task_id(task).as_str().to_owned())
-            .filter(|task| self.holdable(task, now))
-            .collect();
+        let held = self.holdable_dropped(&problem, &report, now);
         let (problem, report) = if held.is_empty() {
             (problem, report)
         } else {
