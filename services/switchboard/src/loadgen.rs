@@ -18,10 +18,14 @@
 //! Without `--nats` it starts a local nats-server (fsync before every ack,
 //! as `up`; `--fast` drops that, for measurement only: ADR 0001) and runs
 //! ingest, solver and dispatch in this process, so the memory figure is
-//! theirs. Figures and commands are in BENCHMARKS.md.
+//! theirs; with `--processes` each runs as its own child process
+//! (`crate::children`), so each has its own memory figure. `--replay`
+//! then restarts them, on their kept state and on empty state, and times
+//! how long each takes to be ready. Figures and commands are in
+//! BENCHMARKS.md.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +45,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::children::{ChildConfig, Children};
 use crate::cli::{Connection, LoadgenArgs};
 use crate::local_nats::{Durability, LocalNats};
 
@@ -67,8 +72,8 @@ pub const SKILLS: [&str; 8] = [
 /// The solver is taken to have matched the starting world once no proposal
 /// arrived for this long...
 pub const SETTLE_QUIET_MS: u64 = 2_000;
-/// ...or after this long at most.
-pub const SETTLE_MAX_S: u64 = 600;
+/// ...or after this long at most (`--settle-max-s`).
+pub const SETTLE_MAX_S_DEFAULT: u64 = 600;
 /// How often the replay measurement looks whether the services caught up.
 pub const REPLAY_POLL_MS: u64 = 5;
 
@@ -362,6 +367,8 @@ struct InProcess {
     token: CancellationToken,
     running: JoinSet<(&'static str, anyhow::Result<()>)>,
     contexts: Vec<(&'static str, plumbing::Context)>,
+    /// When the first service was started.
+    began: Instant,
 }
 
 async fn start_services(
@@ -371,6 +378,7 @@ async fn start_services(
     parent: &CancellationToken,
 ) -> anyhow::Result<InProcess> {
     let token = parent.child_token();
+    let began = Instant::now();
     let clock = plumbing::Clock::system();
     let mut running = JoinSet::new();
     let mut contexts = Vec::new();
@@ -405,13 +413,15 @@ async fn start_services(
         token,
         running,
         contexts,
+        began,
     })
 }
 
 impl InProcess {
-    /// Waits until every service has caught up with the logs; the time it took.
+    /// Waits until every service has caught up with the logs; the time
+    /// each took since the services were started.
     async fn wait_caught_up(&mut self) -> anyhow::Result<Vec<(&'static str, Duration)>> {
-        let began = Instant::now();
+        let began = self.began;
         let mut caught_up: Vec<(&'static str, Duration)> = Vec::new();
         while caught_up.len() < self.contexts.len() {
             for (name, context) in &self.contexts {
@@ -443,6 +453,99 @@ impl InProcess {
     }
 }
 
+/// The services loadgen drives: in this process (one memory figure for
+/// all of them and the generator) or each its own child process
+/// (`--processes`: one figure per service).
+enum Services {
+    InProcess(InProcess),
+    Processes(Children),
+}
+
+/// What starting the services again needs.
+struct Start<'a> {
+    connection: &'a Connection,
+    state: &'a Path,
+    logs: &'a Path,
+    processes: bool,
+    match_budget_ms: u64,
+}
+
+impl Services {
+    async fn start(start: &Start<'_>, shutdown: &CancellationToken) -> anyhow::Result<Services> {
+        if start.processes {
+            Ok(Services::Processes(Children::start(&ChildConfig {
+                url: start.connection.url.clone(),
+                prefix: start.connection.prefix.clone(),
+                state: start.state.to_owned(),
+                logs: start.logs.to_owned(),
+                match_budget_ms: start.match_budget_ms,
+            })?))
+        } else {
+            Ok(Services::InProcess(
+                start_services(
+                    start.connection,
+                    start.state,
+                    start.match_budget_ms,
+                    shutdown,
+                )
+                .await?,
+            ))
+        }
+    }
+
+    /// Waits until every service has caught up with the logs; for each, the
+    /// time since it was started.
+    async fn wait_ready(&mut self) -> anyhow::Result<Vec<(&'static str, Duration)>> {
+        match self {
+            Services::InProcess(services) => services.wait_caught_up().await,
+            Services::Processes(children) => children.wait_ready().await,
+        }
+    }
+
+    /// One line per process: its resident memory now and at its peak.
+    fn memory_report(&self, nats_pid: Option<u32>) -> String {
+        let mut lines: Vec<(String, Option<(u64, u64)>)> = Vec::new();
+        match self {
+            Services::InProcess(_) => lines.push((
+                "switchboard (ingest, solver, dispatch, generator)".to_owned(),
+                memory_kib("self"),
+            )),
+            Services::Processes(children) => {
+                for (name, memory) in children.memory_kib() {
+                    lines.push((name.to_owned(), memory));
+                }
+                lines.push(("generator".to_owned(), memory_kib("self")));
+            }
+        }
+        if let Some(pid) = nats_pid {
+            lines.push(("nats-server".to_owned(), memory_kib(&pid.to_string())));
+        }
+        render_memory(&lines)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Services::InProcess(services) => services.stop().await,
+            Services::Processes(children) => children.stop().await,
+        }
+    }
+}
+
+fn render_memory(lines: &[(String, Option<(u64, u64)>)]) -> String {
+    let mut out = format!("{:<52} {:>9} {:>9}\n", "resident (MiB)", "now", "peak");
+    for (name, memory) in lines {
+        match memory {
+            Some((current, peak)) => out.push_str(&format!(
+                "  {name:<50} {:>9} {:>9}\n",
+                current / 1024,
+                peak / 1024
+            )),
+            None => out.push_str(&format!("  {name:<50} {:>9} {:>9}\n", "-", "-")),
+        }
+    }
+    out
+}
+
 async fn drive(
     args: &LoadgenArgs,
     url: &str,
@@ -457,12 +560,19 @@ async fn drive(
         replicas: 1,
     };
     let state = data.join("state");
+    let logs = data.join("logs");
+    let start = Start {
+        connection: &connection,
+        state: &state,
+        logs: &logs,
+        processes: args.processes,
+        match_budget_ms: args.match_budget_ms,
+    };
     let mut services = match &args.nats {
         Some(_) => None,
         None => {
-            let mut services =
-                start_services(&connection, &state, args.match_budget_ms, &shutdown).await?;
-            services.wait_caught_up().await?;
+            let mut services = Services::start(&start, &shutdown).await?;
+            services.wait_ready().await?;
             Some(services)
         }
     };
@@ -482,11 +592,16 @@ async fn drive(
     ));
 
     println!(
-        "loadgen: NATS {url} ({}), setting up {} volunteers and {} open tasks in {} regions",
+        "loadgen: NATS {url} ({}), services {}, setting up {} volunteers and {} open tasks in {} regions",
         match (&args.nats, args.fast) {
             (Some(_), _) => "its own durability settings",
             (None, false) => "local, fsync before every ack",
             (None, true) => "local, FAST: no fsync before ack, not durable",
+        },
+        match (&args.nats, args.processes) {
+            (Some(_), _) => "already running",
+            (None, false) => "in this process",
+            (None, true) => "each in its own process",
         },
         args.volunteers,
         args.open_tasks,
@@ -502,12 +617,33 @@ async fn drive(
     )
     .await?;
     let setup_posted = setup_began.elapsed();
-    settle(&client, &last_proposal, &shutdown).await?;
     println!(
-        "set up in {:.1} s ({:.1} s posting, the rest the solver's first matching)",
-        setup_began.elapsed().as_secs_f64(),
+        "posted the starting world in {:.1} s",
         setup_posted.as_secs_f64()
     );
+    if let Some(services) = &services {
+        print!("{}", services.memory_report(nats_pid));
+    }
+    let settled = settle(
+        &client,
+        &last_proposal,
+        Duration::from_secs(args.settle_max_s),
+        &shutdown,
+    )
+    .await?;
+    println!(
+        "set up in {:.1} s ({:.1} s posting, the rest the solver's first matching{})",
+        setup_began.elapsed().as_secs_f64(),
+        setup_posted.as_secs_f64(),
+        if settled {
+            ""
+        } else {
+            ", cut short by --settle-max-s"
+        }
+    );
+    if let Some(services) = &services {
+        print!("{}", services.memory_report(nats_pid));
+    }
     *lock(&measured) = Measured::new()?;
 
     let (offered, run_time) = if args.duration > 0.0 {
@@ -517,15 +653,17 @@ async fn drive(
     };
     listening.cancel();
     let _ = listener.await;
-    print!(
-        "{}",
-        render(args, offered, run_time, &lock(&measured), nats_pid)
-    );
+    if args.duration > 0.0 {
+        print!("{}", render(args, offered, run_time, &lock(&measured)));
+        if let Some(services) = &services {
+            print!("{}", services.memory_report(nats_pid));
+        }
+    }
 
     if let Some(running) = services.take() {
         running.stop().await?;
         if args.replay {
-            replay(&connection, &state, args, &shutdown).await?;
+            replay(&start, &client, &shutdown).await?;
         }
     }
     Ok(())
@@ -588,12 +726,15 @@ async fn set_up(
 
 /// Waits until the solver has matched the starting world: the plan
 /// endpoint answers and no proposal arrived for [`SETTLE_QUIET_MS`].
+/// Whether it did within `wait_max` (at 100,000 tasks the first matching
+/// may take longer than anyone wants to wait for a memory figure).
 async fn settle(
     client: &plumbing::Context,
     last_proposal: &Mutex<Instant>,
+    wait_max: Duration,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(SETTLE_MAX_S);
+) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + wait_max;
     let quiet = Duration::from_millis(SETTLE_QUIET_MS);
     loop {
         let answered = client
@@ -602,11 +743,14 @@ async fn settle(
             .await
             .is_ok();
         if answered && lock(last_proposal).elapsed() >= quiet {
-            return Ok(());
+            return Ok(true);
         }
         if Instant::now() > deadline || shutdown.is_cancelled() {
-            println!("the solver had not settled after {SETTLE_MAX_S} s; measuring anyway");
-            return Ok(());
+            println!(
+                "the solver had not settled after {} s; going on",
+                wait_max.as_secs()
+            );
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -818,51 +962,52 @@ async fn listen_for_proposals(
     }
 }
 
-/// Stops nothing of the caller's: starts the services again on empty state
-/// and times how long each takes to replay the logs.
+/// Called with the services stopped: starts them again twice and times
+/// how long each takes to be ready, first on the state they kept (a
+/// normal restart), then on empty state (every view rebuilt from the logs).
 async fn replay(
-    connection: &Connection,
-    state: &Path,
-    args: &LoadgenArgs,
+    start: &Start<'_>,
+    client: &plumbing::Context,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let client =
-        crate::services::context(connection, "sb-loadgen-replay", plumbing::Clock::system())
-            .await?;
     let events =
         plumbing::streams::last_sequence(&client.jetstream, &client.subjects.events_stream())
             .await?;
     let matches =
         plumbing::streams::last_sequence(&client.jetstream, &client.subjects.matches_stream())
             .await?;
-    let wiped: PathBuf = state.to_owned();
-    if wiped.exists() {
-        std::fs::remove_dir_all(&wiped).with_context(|| format!("removing {}", wiped.display()))?;
-    }
-    let mut services = start_services(connection, state, args.match_budget_ms, shutdown).await?;
-    let caught_up = services.wait_caught_up().await?;
-    let rss = memory_kib("self");
-    services.stop().await?;
     println!(
-        "\nreplay on restart with empty state: {events} events in {}, {matches} in {}",
+        "\nreplay: {events} events in {}, {matches} in {}",
         client.subjects.events_stream(),
         client.subjects.matches_stream()
     );
-    for (name, took) in caught_up {
-        println!("  {name:<9} caught up in {:>7.3} s", took.as_secs_f64());
-    }
-    if let Some((current, peak)) = rss {
+    for kept in [true, false] {
+        if !kept && start.state.exists() {
+            std::fs::remove_dir_all(start.state)
+                .with_context(|| format!("removing {}", start.state.display()))?;
+        }
+        let mut services = Services::start(start, shutdown).await?;
+        let ready = services.wait_ready().await?;
+        let memory = services.memory_report(None);
+        services.stop().await?;
         println!(
-            "  resident after replay: {} MiB (peak {} MiB)",
-            current / 1024,
-            peak / 1024
+            "restart {}:",
+            if kept {
+                "on the state each service kept"
+            } else {
+                "on empty state (rebuilt from the streams)"
+            }
         );
+        for (name, took) in ready {
+            println!("  {name:<9} ready in {:>7.3} s", took.as_secs_f64());
+        }
+        print!("{memory}");
     }
     Ok(())
 }
 
 /// (VmRSS, VmHWM) of a process in KiB, from /proc.
-fn memory_kib(pid: &str) -> Option<(u64, u64)> {
+pub fn memory_kib(pid: &str) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -898,13 +1043,7 @@ fn percentiles_ms(histogram: &Histogram<u64>) -> String {
     )
 }
 
-fn render(
-    args: &LoadgenArgs,
-    offered: u64,
-    run_time: Duration,
-    measured: &Measured,
-    nats_pid: Option<u32>,
-) -> String {
+fn render(args: &LoadgenArgs, offered: u64, run_time: Duration, measured: &Measured) -> String {
     let mut out = String::new();
     let replied: u64 = measured.ok.iter().sum::<u64>() + measured.refused.iter().sum::<u64>();
     let achieved = if run_time.is_zero() {
@@ -950,24 +1089,5 @@ fn render(
         "\nproposals received: {} ({} made possible by a request of this run)\n",
         measured.proposals_received, measured.proposals_traced
     ));
-    if let Some((current, peak)) = memory_kib("self") {
-        out.push_str(&format!(
-            "resident, this process{}: {} MiB (peak {} MiB)\n",
-            if args.nats.is_none() {
-                " (ingest, solver, dispatch and the generator)"
-            } else {
-                " (the generator only)"
-            },
-            current / 1024,
-            peak / 1024
-        ));
-    }
-    if let Some((current, peak)) = nats_pid.and_then(|pid| memory_kib(&pid.to_string())) {
-        out.push_str(&format!(
-            "resident, nats-server: {} MiB (peak {} MiB)\n",
-            current / 1024,
-            peak / 1024
-        ));
-    }
     out
 }
