@@ -25,6 +25,8 @@ pub const READY_WAIT_S_MAX: u64 = 900;
 pub const STOP_TIMEOUT_MS: u64 = 30_000;
 /// Bytes of a `/ready` answer read at most.
 const READY_RESPONSE_BYTES_MAX: u64 = 4_096;
+/// Bytes of a `/metrics` answer read at most.
+const METRICS_RESPONSE_BYTES_MAX: u64 = 1 << 20;
 
 /// Where and how the children connect.
 pub struct ChildConfig {
@@ -133,6 +135,25 @@ impl Children {
         Ok(ready)
     }
 
+    /// The value of `series` on `service`'s `/metrics`, if it has one.
+    pub async fn metric(&self, service: &str, series: &str) -> Option<f64> {
+        let child = self.running.iter().find(|child| child.name == service)?;
+        let answer = get(child.metrics, "/metrics", METRICS_RESPONSE_BYTES_MAX).await?;
+        sample(&String::from_utf8_lossy(&answer), series)
+    }
+
+    /// Whether every service has applied `SB_EVENTS` to its end: each one's
+    /// lag gauge (set from the consumer's pending count as it reads) is 0.
+    pub async fn applied_events(&self, events_stream: &str) -> bool {
+        for name in SERVICES {
+            let series = format!("switchboard_{name}_lag_messages{{stream=\"{events_stream}\"}}");
+            if self.metric(name, &series).await != Some(0.0) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// (name, VmRSS, VmHWM) of each service, in KiB.
     pub fn memory_kib(&self) -> Vec<(&'static str, Option<(u64, u64)>)> {
         self.running
@@ -185,24 +206,42 @@ impl Children {
     }
 }
 
-/// Whether `/ready` at `address` answers 200.
-async fn is_ready(address: SocketAddr) -> bool {
+/// The answer to `GET path` at `address` (status line, headers, body),
+/// or `None` if there is none within [`READY_REQUEST_TIMEOUT_MS`].
+async fn get(address: SocketAddr, path: &str, bytes_max: u64) -> Option<Vec<u8>> {
     let asked = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
-        stream
-            .write_all(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
         let mut answer = Vec::new();
         (&mut stream)
-            .take(READY_RESPONSE_BYTES_MAX)
+            .take(bytes_max)
             .read_to_end(&mut answer)
             .await?;
         std::io::Result::Ok(answer)
     };
     match tokio::time::timeout(Duration::from_millis(READY_REQUEST_TIMEOUT_MS), asked).await {
-        Ok(Ok(answer)) => {
-            answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200")
-        }
-        _ => false,
+        Ok(Ok(answer)) => Some(answer),
+        _ => None,
     }
+}
+
+/// Whether `/ready` at `address` answers 200.
+async fn is_ready(address: SocketAddr) -> bool {
+    get(address, "/ready", READY_RESPONSE_BYTES_MAX)
+        .await
+        .is_some_and(|answer| {
+            answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200")
+        })
+}
+
+/// The value of the sample `series` (name and labels, as Prometheus's text
+/// format spells them) in a `/metrics` answer.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .filter(|rest| rest.starts_with(' '))
+            .and_then(|rest| rest.trim().parse().ok())
+    })
 }

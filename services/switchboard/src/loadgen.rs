@@ -74,6 +74,8 @@ pub const SKILLS: [&str; 8] = [
 pub const SETTLE_QUIET_MS: u64 = 2_000;
 /// ...or after this long at most (`--settle-max-s`).
 pub const SETTLE_MAX_S_DEFAULT: u64 = 600;
+/// How often the set-up looks whether the services applied the log and the solver settled.
+pub const SETTLE_POLL_MS: u64 = 250;
 /// How often the replay measurement looks whether the services caught up.
 pub const REPLAY_POLL_MS: u64 = 5;
 
@@ -621,16 +623,31 @@ async fn drive(
         "posted the starting world in {:.1} s",
         setup_posted.as_secs_f64()
     );
+    let settle_max = Duration::from_secs(args.settle_max_s);
+    if let Some(Services::Processes(children)) = &services {
+        // Memory is read once every service holds the whole world, not
+        // while some are still reading it.
+        let waited = Instant::now();
+        let applied = wait_applied(children, &client, settle_max, &shutdown).await;
+        println!(
+            "{} {:.1} s after posting",
+            if applied {
+                "every service had applied the whole log"
+            } else {
+                "NOT every service had applied the whole log (--settle-max-s)"
+            },
+            waited.elapsed().as_secs_f64()
+        );
+    }
     if let Some(services) = &services {
         print!("{}", services.memory_report(nats_pid));
     }
-    let settled = settle(
-        &client,
-        &last_proposal,
-        Duration::from_secs(args.settle_max_s),
-        &shutdown,
-    )
-    .await?;
+    let settled = match &services {
+        Some(Services::Processes(children)) => {
+            settle_processes(children, &last_proposal, settle_max, &shutdown).await
+        }
+        _ => settle(&client, &last_proposal, settle_max, &shutdown).await?,
+    };
     println!(
         "set up in {:.1} s ({:.1} s posting, the rest the solver's first matching{})",
         setup_began.elapsed().as_secs_f64(),
@@ -661,7 +678,10 @@ async fn drive(
     }
 
     if let Some(running) = services.take() {
-        running.stop().await?;
+        // A service that had to be killed is a finding, not a reason to skip the replay.
+        if let Err(error) = running.stop().await {
+            println!("note: {error:#}");
+        }
         if args.replay {
             replay(&start, &client, &shutdown).await?;
         }
@@ -753,6 +773,70 @@ async fn settle(
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits, at most `wait_max`, until every service has applied `SB_EVENTS`
+/// to its end; whether they did.
+async fn wait_applied(
+    children: &Children,
+    client: &plumbing::Context,
+    wait_max: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    let deadline = Instant::now() + wait_max;
+    let events_stream = client.subjects.events_stream();
+    loop {
+        if children.applied_events(&events_stream).await {
+            return true;
+        }
+        if Instant::now() > deadline || shutdown.is_cancelled() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(SETTLE_POLL_MS)).await;
+    }
+}
+
+/// [`settle`] for services in their own processes, where the solver's
+/// metrics tell more than silence: it has matched the starting world once
+/// a tier-1 run has ended since it applied the whole log, and neither a
+/// run nor a proposal came for [`SETTLE_QUIET_MS`]. Whether that happened
+/// within `wait_max`.
+async fn settle_processes(
+    children: &Children,
+    last_proposal: &Mutex<Instant>,
+    wait_max: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    const TIER1_RUNS: &str = "switchboard_solver_match_duration_seconds_count{tier=\"1\"}";
+    let deadline = Instant::now() + wait_max;
+    let quiet = Duration::from_millis(SETTLE_QUIET_MS);
+    let runs_at_start = children.metric("solver", TIER1_RUNS).await.unwrap_or(0.0);
+    let mut runs_seen = runs_at_start;
+    let mut runs_changed_at = Instant::now();
+    loop {
+        let runs = children
+            .metric("solver", TIER1_RUNS)
+            .await
+            .unwrap_or(runs_seen);
+        if runs != runs_seen {
+            runs_seen = runs;
+            runs_changed_at = Instant::now();
+        }
+        if runs_seen > runs_at_start
+            && runs_changed_at.elapsed() >= quiet
+            && lock(last_proposal).elapsed() >= quiet
+        {
+            return true;
+        }
+        if Instant::now() > deadline || shutdown.is_cancelled() {
+            println!(
+                "the solver had not settled after {} s; going on",
+                wait_max.as_secs()
+            );
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(SETTLE_POLL_MS)).await;
     }
 }
 
@@ -989,7 +1073,9 @@ async fn replay(
         let mut services = Services::start(start, shutdown).await?;
         let ready = services.wait_ready().await?;
         let memory = services.memory_report(None);
-        services.stop().await?;
+        if let Err(error) = services.stop().await {
+            println!("note: {error:#}");
+        }
         println!(
             "restart {}:",
             if kept {
