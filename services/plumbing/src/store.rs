@@ -20,6 +20,12 @@ pub const STORE_FORMAT_VERSION: u64 = 1;
 /// Attempts at opening a store whose lock is still held, and the pause between.
 pub const STORE_LOCK_ATTEMPTS_MAX: u32 = 40;
 pub const STORE_LOCK_PAUSE_MS: u64 = 50;
+/// sled's page cache, per store. sled's own default is 1 GiB per store,
+/// which a service's derived state fills at 100,000 volunteers and tasks
+/// (about 150 MB on disk each), so three services held it all in memory a
+/// second time. Each service keeps its state in its own structures and only
+/// reads the store whole at start, so a small cache costs little.
+pub const STORE_CACHE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 const POSITION_KIND: &str = "_position";
 
 fn is_lock_held(error: &anyhow::Error) -> bool {
@@ -217,6 +223,7 @@ impl Store {
         let db = sled::Config::new()
             .path(directory)
             .mode(sled::Mode::LowSpace)
+            .cache_capacity(STORE_CACHE_BYTES_MAX)
             .open()
             .with_context(|| format!("opening the sled store at {}", directory.display()))?;
         let version = STORE_FORMAT_VERSION.to_be_bytes().to_vec();
