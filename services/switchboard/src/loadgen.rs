@@ -470,6 +470,8 @@ struct Start<'a> {
     logs: &'a Path,
     processes: bool,
     match_budget_ms: u64,
+    /// Longest wait for the solver to settle (`--settle-max-s`).
+    settle_max: Duration,
 }
 
 impl Services {
@@ -569,6 +571,7 @@ async fn drive(
         logs: &logs,
         processes: args.processes,
         match_budget_ms: args.match_budget_ms,
+        settle_max: Duration::from_secs(args.settle_max_s),
     };
     let mut services = match &args.nats {
         Some(_) => None,
@@ -623,7 +626,7 @@ async fn drive(
         "posted the starting world in {:.1} s",
         setup_posted.as_secs_f64()
     );
-    let settle_max = Duration::from_secs(args.settle_max_s);
+    let settle_max = start.settle_max;
     if let Some(Services::Processes(children)) = &services {
         // Memory is read once every service holds the whole world, not
         // while some are still reading it.
@@ -644,7 +647,15 @@ async fn drive(
     }
     let settled = match &services {
         Some(Services::Processes(children)) => {
-            settle_processes(children, &last_proposal, settle_max, &shutdown).await
+            let events_stream = client.subjects.events_stream();
+            settle_processes(
+                children,
+                &events_stream,
+                &last_proposal,
+                settle_max,
+                &shutdown,
+            )
+            .await
         }
         _ => settle(&client, &last_proposal, settle_max, &shutdown).await?,
     };
@@ -799,32 +810,44 @@ async fn wait_applied(
 
 /// [`settle`] for services in their own processes, where the solver's
 /// metrics tell more than silence: it has matched the starting world once
-/// a tier-1 run has ended since it applied the whole log, and neither a
-/// run nor a proposal came for [`SETTLE_QUIET_MS`]. Whether that happened
-/// within `wait_max`.
+/// it has applied the whole log, a tier-1 run has ended since, and neither
+/// a run nor a proposal came for [`SETTLE_QUIET_MS`] or twice the last
+/// run's length, whichever is longer (a run at 100,000 tasks takes
+/// seconds). Whether that happened within `wait_max`.
 async fn settle_processes(
     children: &Children,
+    events_stream: &str,
     last_proposal: &Mutex<Instant>,
     wait_max: Duration,
     shutdown: &CancellationToken,
 ) -> bool {
-    const TIER1_RUNS: &str = "switchboard_solver_match_duration_seconds_count{tier=\"1\"}";
+    const RUNS: &str = "switchboard_solver_match_duration_seconds_count{tier=\"1\"}";
+    const RUNS_SECONDS: &str = "switchboard_solver_match_duration_seconds_sum{tier=\"1\"}";
+    let lag = format!("switchboard_solver_lag_messages{{stream=\"{events_stream}\"}}");
     let deadline = Instant::now() + wait_max;
-    let quiet = Duration::from_millis(SETTLE_QUIET_MS);
-    let runs_at_start = children.metric("solver", TIER1_RUNS).await.unwrap_or(0.0);
-    let mut runs_seen = runs_at_start;
-    let mut runs_changed_at = Instant::now();
+    // Tier-1 runs (count, seconds) when the solver was first seen caught up.
+    let mut applied_at: Option<(f64, f64)> = None;
+    let mut last_seen = (0.0, 0.0);
+    let mut last_run_s = 0.0;
+    let mut changed_at = Instant::now();
     loop {
-        let runs = children
-            .metric("solver", TIER1_RUNS)
-            .await
-            .unwrap_or(runs_seen);
-        if runs != runs_seen {
-            runs_seen = runs;
-            runs_changed_at = Instant::now();
+        let runs = children.metric("solver", RUNS).await.unwrap_or(0.0);
+        let runs_seconds = children.metric("solver", RUNS_SECONDS).await.unwrap_or(0.0);
+        if runs != last_seen.0 {
+            if runs > last_seen.0 {
+                last_run_s = (runs_seconds - last_seen.1) / (runs - last_seen.0);
+            }
+            last_seen = (runs, runs_seconds);
+            changed_at = Instant::now();
         }
-        if runs_seen > runs_at_start
-            && runs_changed_at.elapsed() >= quiet
+        if applied_at.is_none() && children.metric("solver", &lag).await == Some(0.0) {
+            applied_at = Some(last_seen);
+        }
+        let quiet =
+            Duration::from_millis(SETTLE_QUIET_MS).max(Duration::from_secs_f64(2.0 * last_run_s));
+        let ran_since_applied = applied_at.is_some_and(|(count, _)| last_seen.0 > count);
+        if ran_since_applied
+            && changed_at.elapsed() >= quiet
             && lock(last_proposal).elapsed() >= quiet
         {
             return true;
@@ -1072,7 +1095,28 @@ async fn replay(
         }
         let mut services = Services::start(start, shutdown).await?;
         let ready = services.wait_ready().await?;
-        let memory = services.memory_report(None);
+        let mut memory = services.memory_report(None);
+        // After a normal restart the solver holds the whole world at once:
+        // its first matching of it is the memory figure that matters.
+        if let (true, Services::Processes(children)) = (kept, &services) {
+            let settled = settle_processes(
+                children,
+                &client.subjects.events_stream(),
+                &Mutex::new(Instant::now()),
+                start.settle_max,
+                shutdown,
+            )
+            .await;
+            memory.push_str(&format!(
+                "after the solver's first matching of the whole world{}:\n",
+                if settled {
+                    ""
+                } else {
+                    " (not finished: --settle-max-s)"
+                }
+            ));
+            memory.push_str(&services.memory_report(None));
+        }
         if let Err(error) = services.stop().await {
             println!("note: {error:#}");
         }
