@@ -113,6 +113,10 @@ struct Dispatch {
     context: Context,
     store: Store,
     assignments: HashMap<String, Assignment>,
+    /// Each volunteer's assignment keys (assignments are never removed), so
+    /// a new offer reschedules its volunteer's work without scanning them all:
+    /// the scan made rebuilding from 100,000 offers quadratic.
+    assignments_of: HashMap<String, Vec<String>>,
     tasks: HashMap<String, TaskInfo>,
     /// Assignments by the time the clock next acts on them ([`Timer`]).
     agenda: BTreeSet<(DateTime<Utc>, String)>,
@@ -261,12 +265,20 @@ impl Dispatch {
         let assignments: HashMap<String, Assignment> =
             store.load(KIND_ASSIGNMENT)?.into_iter().collect();
         let keys: Vec<String> = assignments.keys().cloned().collect();
+        let mut assignments_of: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, assignment) in &assignments {
+            assignments_of
+                .entry(assignment.volunteer.clone())
+                .or_default()
+                .push(key.clone());
+        }
         let mut dispatch = Dispatch {
             context,
             tasks: store.load(KIND_TASK)?.into_iter().collect(),
             tenure: store.load(KIND_TENURE)?.into_iter().collect(),
             store,
             assignments,
+            assignments_of,
             agenda: BTreeSet::new(),
             scheduled: HashMap::new(),
             checkin_window,
@@ -362,6 +374,12 @@ impl Dispatch {
     fn put(&mut self, assignment: Assignment, changes: &mut Changes) -> anyhow::Result<()> {
         let key = key(&assignment.volunteer, &assignment.task);
         changes.put(KIND_ASSIGNMENT, &key, &assignment)?;
+        if !self.assignments.contains_key(&key) {
+            self.assignments_of
+                .entry(assignment.volunteer.clone())
+                .or_default()
+                .push(key.clone());
+        }
         self.assignments.insert(key.clone(), assignment);
         self.schedule(&key);
         Ok(())
@@ -433,11 +451,10 @@ impl Dispatch {
                 self.notifiers
                     .learn_contact(&offer.id, offer.contact.as_deref(), &mut changes)?;
                 let held: Vec<String> = self
-                    .assignments
-                    .iter()
-                    .filter(|(_, assignment)| assignment.volunteer == offer.id)
-                    .map(|(key, _)| key.clone())
-                    .collect();
+                    .assignments_of
+                    .get(&offer.id)
+                    .cloned()
+                    .unwrap_or_default();
                 for key in held {
                     self.schedule(&key);
                 }
