@@ -75,8 +75,8 @@ pub struct IngestConfig {
 
 /// What the select loop reacts to.
 enum Next {
-    Request(Request),
-    Acknowledged(Written),
+    Request(Box<Request>),
+    Acknowledged(Box<Written>),
     Logged(Stored),
     Shutdown,
 }
@@ -210,18 +210,18 @@ pub async fn run(
         let accepting = in_flight.len() < PUBLISHES_IN_FLIGHT_MAX && !ingest.view.stale;
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
-            Some(written) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(written),
-            Some(request) = requests.next(), if accepting => Next::Request(request),
+            Some(written) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(Box::new(written)),
+            Some(request) = requests.next(), if accepting => Next::Request(Box::new(request)),
             Some(stored) = follower.next() => Next::Logged(stored),
         };
         match next {
             Next::Request(request) => {
                 let trace = TraceParent::continue_from(request.message.headers.as_ref());
-                trace::scope(trace, ingest.handle(request, &mut in_flight)).await
+                trace::scope(trace, ingest.handle(*request, &mut in_flight)).await
             }
             Next::Acknowledged(written) => {
                 let span = written.span.clone();
-                ingest.answer(written).instrument(span).await
+                ingest.answer(*written).instrument(span).await
             }
             Next::Logged(stored) => {
                 if let Err(error) = ingest.apply_stored(&stored) {
