@@ -117,6 +117,14 @@ struct Dispatch {
     /// a new offer reschedules its volunteer's work without scanning them all:
     /// the scan made rebuilding from 100,000 offers quadratic.
     assignments_of: HashMap<String, Vec<String>>,
+    /// Each task's assignment keys, so a task whose deadline moves has its
+    /// reminders rescheduled.
+    assignments_for_task: HashMap<String, Vec<String>>,
+    /// Deadline reminders by when they are due, and each one's time: the
+    /// loop asks for the next one on every turn, which scanning every
+    /// assignment made O(assignments) per message.
+    reminders: BTreeSet<(DateTime<Utc>, String)>,
+    reminder_at: HashMap<String, DateTime<Utc>>,
     tasks: HashMap<String, TaskInfo>,
     /// Assignments by the time the clock next acts on them ([`Timer`]).
     agenda: BTreeSet<(DateTime<Utc>, String)>,
@@ -266,9 +274,14 @@ impl Dispatch {
             store.load(KIND_ASSIGNMENT)?.into_iter().collect();
         let keys: Vec<String> = assignments.keys().cloned().collect();
         let mut assignments_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut assignments_for_task: HashMap<String, Vec<String>> = HashMap::new();
         for (key, assignment) in &assignments {
             assignments_of
                 .entry(assignment.volunteer.clone())
+                .or_default()
+                .push(key.clone());
+            assignments_for_task
+                .entry(assignment.task.clone())
                 .or_default()
                 .push(key.clone());
         }
@@ -279,6 +292,9 @@ impl Dispatch {
             store,
             assignments,
             assignments_of,
+            assignments_for_task,
+            reminders: BTreeSet::new(),
+            reminder_at: HashMap::new(),
             agenda: BTreeSet::new(),
             scheduled: HashMap::new(),
             checkin_window,
@@ -287,6 +303,7 @@ impl Dispatch {
         };
         for key in keys {
             dispatch.schedule(&key);
+            dispatch.schedule_reminder(&key);
         }
         Ok(dispatch)
     }
@@ -379,9 +396,14 @@ impl Dispatch {
                 .entry(assignment.volunteer.clone())
                 .or_default()
                 .push(key.clone());
+            self.assignments_for_task
+                .entry(assignment.task.clone())
+                .or_default()
+                .push(key.clone());
         }
         self.assignments.insert(key.clone(), assignment);
         self.schedule(&key);
+        self.schedule_reminder(&key);
         Ok(())
     }
 
@@ -469,7 +491,16 @@ impl Dispatch {
                         region: task.region,
                     };
                     changes.put(KIND_TASK, &task.id, &info)?;
-                    self.tasks.insert(task.id, info);
+                    self.tasks.insert(task.id.clone(), info);
+                    // A moved deadline moves the reminders of the task's work.
+                    let keys = self
+                        .assignments_for_task
+                        .get(&task.id)
+                        .cloned()
+                        .unwrap_or_default();
+                    for key in keys {
+                        self.schedule_reminder(&key);
+                    }
                 }
             }
             Ok(Event::AssignmentAnswered(answer)) => {
