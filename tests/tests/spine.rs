@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 
+use futures_util::StreamExt;
 use proto::subjects::{Input, MatchKind};
 use proto::wire::ErrorCode;
 use serde_json::json;
-use tests::{hours_from_now, volunteer, Inbox, NatsServer, Options, Switchboard};
+use tests::{hours_from_now, volunteer, Inbox, NatsServer, Options, Switchboard, EXPECT_WITHIN};
 
 fn clinic_need() -> serde_json::Value {
     json!({
@@ -513,5 +514,100 @@ async fn a_request_that_aims_its_reply_into_the_switchboards_own_subjects_is_ign
         .await;
     let subjects: Vec<&str> = logged.iter().map(|(subject, _)| subject.as_str()).collect();
     assert_eq!(subjects, vec!["sb.ev.volunteer.v-honest"], "{logged:?}");
+    switchboard.stop().await;
+}
+
+/// Ingest keeps several writes in flight; each request is still checked
+/// against every request before it, logged or not yet acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_without_waiting_are_checked_against_the_ones_before_them() {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let switchboard = Switchboard::start(&nats, state.path(), Options::default()).await;
+    const NEEDS: usize = 40;
+    let mut bodies = Vec::new();
+    for index in 0..NEEDS {
+        let mut need = clinic_need();
+        need["id"] = json!(format!("n-{index}"));
+        need["tasks"][0]["id"] = json!(format!("t-{index}"));
+        bodies.push((Input::Need, need));
+        // Valid only once the need before it is in ingest's view.
+        bodies.push((
+            Input::Withdraw,
+            json!({"kind": "task", "id": format!("t-{index}")}),
+        ));
+    }
+    // Published in this order on one connection, so they reach ingest in
+    // this order, each before the replies to the ones before it.
+    let client = &switchboard.client;
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(format!("{inbox}.*")).await.unwrap();
+    for (index, (input, body)) in bodies.iter().enumerate() {
+        client
+            .publish_with_reply(
+                switchboard.subjects.input(*input),
+                format!("{inbox}.{index}"),
+                serde_json::to_vec(body).unwrap().into(),
+            )
+            .await
+            .unwrap();
+    }
+    client.flush().await.unwrap();
+    let mut replies: HashMap<usize, proto::wire::Reply> = HashMap::new();
+    while replies.len() < bodies.len() {
+        let answer = tokio::time::timeout(EXPECT_WITHIN, answers.next())
+            .await
+            .expect("every request is answered")
+            .unwrap();
+        let index: usize = answer.subject.rsplit('.').next().unwrap().parse().unwrap();
+        replies.insert(index, serde_json::from_slice(&answer.payload).unwrap());
+    }
+    for (index, (input, body)) in bodies.iter().enumerate() {
+        let reply = &replies[&index];
+        assert!(reply.ok, "{input:?} {body} refused: {:?}", reply.error);
+    }
+    let logged = switchboard
+        .stream_messages(&switchboard.subjects.events_stream())
+        .await;
+    assert_eq!(logged.len(), 2 * NEEDS, "{logged:?}");
+    switchboard.stop().await;
+}
+
+/// A write the log refuses is answered `unavailable`, and what ingest held
+/// of it ahead of the ack is gone: the next request does not see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_log_refuses_is_unavailable_and_later_requests_do_not_see_it() {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let switchboard = Switchboard::start(&nats, state.path(), Options::default()).await;
+    let person = volunteer("v-1", json!({"translation-es": 3}));
+    switchboard.accept(Input::Volunteer, &person).await;
+
+    // A full stream refuses new messages (discard: new).
+    let jetstream = switchboard.jetstream();
+    let events = switchboard.subjects.events_stream();
+    let mut stream = jetstream.get_stream(&events).await.unwrap();
+    let mut config = stream.info().await.unwrap().config.clone();
+    config.max_messages = 1;
+    jetstream.update_stream(&config).await.unwrap();
+    let refused = switchboard.send(Input::Need, &clinic_need()).await;
+    assert_eq!(
+        refused.error.map(|error| error.code),
+        Some(ErrorCode::Unavailable)
+    );
+
+    config.max_messages = -1;
+    jetstream.update_stream(&config).await.unwrap();
+    let withdrawal = json!({"kind": "need", "id": "n-clinic"});
+    let unknown = switchboard.send(Input::Withdraw, &withdrawal).await;
+    assert_eq!(
+        unknown.error.map(|error| error.code),
+        Some(ErrorCode::NotFound),
+        "the need that was not logged is not in ingest's view"
+    );
+    switchboard.accept(Input::Need, &clinic_need()).await;
+    switchboard.accept(Input::Withdraw, &withdrawal).await;
+    let logged = switchboard.stream_messages(&events).await;
+    assert_eq!(logged.len(), 3, "{logged:?}");
     switchboard.stop().await;
 }

@@ -116,6 +116,18 @@ struct Dispatch {
     context: Context,
     store: Store,
     assignments: HashMap<String, Assignment>,
+    /// Each volunteer's assignment keys (assignments are never removed), so
+    /// a new offer reschedules its volunteer's work without scanning them all:
+    /// the scan made rebuilding from 100,000 offers quadratic.
+    assignments_of: HashMap<String, Vec<String>>,
+    /// Each task's assignment keys, so a task whose deadline moves has its
+    /// reminders rescheduled.
+    assignments_for_task: HashMap<String, Vec<String>>,
+    /// Deadline reminders by when they are due, and each one's time: the
+    /// loop asks for the next one on every turn, which scanning every
+    /// assignment made O(assignments) per message.
+    reminders: BTreeSet<(DateTime<Utc>, String)>,
+    reminder_at: HashMap<String, DateTime<Utc>>,
     tasks: HashMap<String, TaskInfo>,
     /// Assignments by the time the clock next acts on them ([`Timer`]).
     agenda: BTreeSet<(DateTime<Utc>, String)>,
@@ -270,12 +282,28 @@ impl Dispatch {
         let assignments: HashMap<String, Assignment> =
             store.load(KIND_ASSIGNMENT)?.into_iter().collect();
         let keys: Vec<String> = assignments.keys().cloned().collect();
+        let mut assignments_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut assignments_for_task: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, assignment) in &assignments {
+            assignments_of
+                .entry(assignment.volunteer.clone())
+                .or_default()
+                .push(key.clone());
+            assignments_for_task
+                .entry(assignment.task.clone())
+                .or_default()
+                .push(key.clone());
+        }
         let mut dispatch = Dispatch {
             context,
             tasks: store.load(KIND_TASK)?.into_iter().collect(),
             tenure: store.load(KIND_TENURE)?.into_iter().collect(),
             store,
             assignments,
+            assignments_of,
+            assignments_for_task,
+            reminders: BTreeSet::new(),
+            reminder_at: HashMap::new(),
             agenda: BTreeSet::new(),
             scheduled: HashMap::new(),
             checkin_window,
@@ -284,6 +312,7 @@ impl Dispatch {
         };
         for key in keys {
             dispatch.schedule(&key);
+            dispatch.schedule_reminder(&key);
         }
         Ok(dispatch)
     }
@@ -386,8 +415,19 @@ impl Dispatch {
     fn put(&mut self, assignment: Assignment, changes: &mut Changes) -> anyhow::Result<()> {
         let key = key(&assignment.volunteer, &assignment.task);
         changes.put(KIND_ASSIGNMENT, &key, &assignment)?;
+        if !self.assignments.contains_key(&key) {
+            self.assignments_of
+                .entry(assignment.volunteer.clone())
+                .or_default()
+                .push(key.clone());
+            self.assignments_for_task
+                .entry(assignment.task.clone())
+                .or_default()
+                .push(key.clone());
+        }
         self.assignments.insert(key.clone(), assignment);
         self.schedule(&key);
+        self.schedule_reminder(&key);
         Ok(())
     }
 
@@ -457,11 +497,10 @@ impl Dispatch {
                 self.notifiers
                     .learn_contact(&offer.id, offer.contact.as_deref(), &mut changes)?;
                 let held: Vec<String> = self
-                    .assignments
-                    .iter()
-                    .filter(|(_, assignment)| assignment.volunteer == offer.id)
-                    .map(|(key, _)| key.clone())
-                    .collect();
+                    .assignments_of
+                    .get(&offer.id)
+                    .cloned()
+                    .unwrap_or_default();
                 for key in held {
                     self.schedule(&key);
                 }
@@ -476,7 +515,16 @@ impl Dispatch {
                         region: task.region,
                     };
                     changes.put(KIND_TASK, &task.id, &info)?;
-                    self.tasks.insert(task.id, info);
+                    self.tasks.insert(task.id.clone(), info);
+                    // A moved deadline moves the reminders of the task's work.
+                    let keys = self
+                        .assignments_for_task
+                        .get(&task.id)
+                        .cloned()
+                        .unwrap_or_default();
+                    for key in keys {
+                        self.schedule_reminder(&key);
+                    }
                 }
             }
             Ok(Event::AssignmentAnswered(answer)) => {

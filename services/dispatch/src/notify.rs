@@ -201,10 +201,23 @@ impl Dispatch {
 
     /// When the next deadline reminder is due, if any accepted work has one ahead.
     pub(crate) fn next_deadline_reminder(&self) -> Option<DateTime<Utc>> {
-        self.assignments
-            .iter()
-            .filter_map(|(pair, assignment)| self.deadline_reminder_at(pair, assignment))
-            .min()
+        self.reminders.first().map(|(at, _)| *at)
+    }
+
+    /// Puts the deadline reminder of the assignment `pair` in the index at
+    /// its time, or takes it out when it has none (any more).
+    pub(crate) fn schedule_reminder(&mut self, pair: &str) {
+        if let Some(previous) = self.reminder_at.remove(pair) {
+            self.reminders.remove(&(previous, pair.to_owned()));
+        }
+        let at = self
+            .assignments
+            .get(pair)
+            .and_then(|assignment| self.deadline_reminder_at(pair, assignment));
+        if let Some(at) = at {
+            self.reminders.insert((at, pair.to_owned()));
+            self.reminder_at.insert(pair.to_owned(), at);
+        }
     }
 
     /// When `assignment` is to be reminded of its deadline: accepted work
@@ -231,15 +244,25 @@ impl Dispatch {
     /// Reminds every holder of accepted work whose deadline is near.
     pub(crate) async fn remind_before_deadlines(&mut self) -> anyhow::Result<()> {
         let now = self.context.clock.now();
-        let due: Vec<(String, Assignment)> = self
-            .assignments
+        let due_pairs: Vec<String> = self
+            .reminders
             .iter()
-            .filter(|(pair, assignment)| {
-                self.deadline_reminder_at(pair, assignment)
-                    .is_some_and(|at| at <= now)
-            })
-            .map(|(pair, assignment)| (pair.clone(), assignment.clone()))
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, pair)| pair.clone())
             .collect();
+        let mut due: Vec<(String, Assignment)> = Vec::new();
+        for pair in due_pairs {
+            let current = self.assignments.get(&pair).filter(|assignment| {
+                self.deadline_reminder_at(&pair, assignment)
+                    .is_some_and(|at| at <= now)
+            });
+            match current {
+                Some(assignment) => due.push((pair.clone(), assignment.clone())),
+                // The index is kept true on every change; should it not be,
+                // the entry is put right rather than left due forever.
+                None => self.schedule_reminder(&pair),
+            }
+        }
         for (pair, assignment) in due {
             let deadline = self
                 .tasks
@@ -271,6 +294,7 @@ impl Dispatch {
             changes.put(KIND_DEADLINE_REMINDED, &reminded, &true)?;
             self.store.commit(changes)?;
             self.notifiers.deadline_reminded.insert(reminded);
+            self.schedule_reminder(&pair);
         }
         Ok(())
     }

@@ -5,6 +5,15 @@
 //! Built from `SB_EVENTS`; each entry remembers the sequence that last
 //! changed it, so applying an event twice, or an older one after a newer
 //! one, changes nothing.
+//!
+//! Ingest applies an event as soon as it is validated, before JetStream
+//! has acknowledged it ([`View::apply_pending`], sequence
+//! [`SEQUENCE_PENDING`]), so the next request is checked against it while
+//! the write is still being fsynced. The acknowledged sequence replaces the
+//! pending one when the ack (or the follower) brings it. A pending entry is
+//! never stored, and one that is lost or overtaken makes the view
+//! [`View::stale`]: ingest then reloads it from the store, which holds only
+//! what was logged.
 
 use std::collections::{HashMap, HashSet};
 
@@ -54,6 +63,10 @@ pub struct LastEvent {
     pub sequence: u64,
 }
 
+/// The sequence of an event applied ahead of its acknowledgement: stream
+/// sequences start at 1, so no logged event has it.
+pub const SEQUENCE_PENDING: u64 = 0;
+
 const KIND_TASK: &str = "task";
 const KIND_NEED: &str = "need";
 const KIND_VOLUNTEER: &str = "volunteer";
@@ -67,6 +80,10 @@ pub struct View {
     pub volunteers: HashMap<String, OfferEntry>,
     pub pledges: HashMap<String, OfferEntry>,
     pub last_by_subject: HashMap<String, LastEvent>,
+    /// A pending event was overtaken by a logged one of another message on
+    /// its subject, or its write failed: the view may hold what is not in
+    /// the log, and must be reloaded from the store once no write is pending.
+    pub stale: bool,
 }
 
 fn refusal(code: ErrorCode, field: &str, message: String) -> ErrorBody {
@@ -81,15 +98,25 @@ impl View {
             volunteers: store.load(KIND_VOLUNTEER)?.into_iter().collect(),
             pledges: store.load(KIND_PLEDGE)?.into_iter().collect(),
             last_by_subject: store.load(KIND_LAST)?.into_iter().collect(),
+            stale: false,
         })
     }
 
-    /// The reply seq of an identical earlier request, if this is a repeat.
+    /// The reply seq of an identical earlier request, if this is a repeat
+    /// of one already logged.
     pub fn repeat_of(&self, subject: &str, message_id: &str) -> Option<u64> {
         self.last_by_subject
             .get(subject)
-            .filter(|last| last.message_id == message_id)
+            .filter(|last| last.message_id == message_id && last.sequence != SEQUENCE_PENDING)
             .map(|last| last.sequence)
+    }
+
+    /// Whether the last event applied under `subject`, logged or pending,
+    /// is this message: a repeat, whose effect is already in the view.
+    pub fn is_last(&self, subject: &str, message_id: &str) -> bool {
+        self.last_by_subject
+            .get(subject)
+            .is_some_and(|last| last.message_id == message_id)
     }
 
     /// Checks a need against the world: task ids not owned by another need,
@@ -307,7 +334,8 @@ impl View {
     }
 
     /// Applies an event logged at `sequence` under `subject` and records the
-    /// changed entries in `changes`.
+    /// changed entries in `changes`. A logged event replaces a pending one on
+    /// its subject; if it is another message, the view is [`View::stale`].
     pub fn apply(
         &mut self,
         event: &Event,
@@ -316,13 +344,49 @@ impl View {
         sequence: u64,
         changes: &mut Changes,
     ) -> anyhow::Result<()> {
-        let newer = self
-            .last_by_subject
-            .get(subject)
-            .is_none_or(|last| last.sequence < sequence);
+        debug_assert_ne!(sequence, SEQUENCE_PENDING, "a logged event has a sequence");
+        let newer = match self.last_by_subject.get(subject) {
+            None => true,
+            Some(last) if last.sequence == SEQUENCE_PENDING => {
+                if last.message_id != message_id {
+                    self.stale = true;
+                }
+                true
+            }
+            Some(last) => last.sequence < sequence,
+        };
         if !newer {
             return Ok(());
         }
+        self.apply_at(event, subject, message_id, sequence, changes)
+    }
+
+    /// Applies a validated event whose write is not yet acknowledged, so the
+    /// requests after it are checked against it. Nothing of it is stored:
+    /// [`View::apply`] with its sequence follows once it is logged.
+    pub fn apply_pending(
+        &mut self,
+        event: &Event,
+        subject: &str,
+        message_id: &str,
+    ) -> anyhow::Result<()> {
+        self.apply_at(
+            event,
+            subject,
+            message_id,
+            SEQUENCE_PENDING,
+            &mut Changes::default(),
+        )
+    }
+
+    fn apply_at(
+        &mut self,
+        event: &Event,
+        subject: &str,
+        message_id: &str,
+        sequence: u64,
+        changes: &mut Changes,
+    ) -> anyhow::Result<()> {
         let last = LastEvent {
             message_id: message_id.to_owned(),
             sequence,

@@ -4,7 +4,13 @@
 //! unmaintained, so it holds only what can be rebuilt: JetStream is the log of
 //! record. Every change a service makes is one [`Changes`] batch, which also
 //! carries the stream position it has applied, so state and position move
-//! together atomically. A store that cannot be opened (corrupt, or written by
+//! together atomically. Batches are written behind: a commit joins the
+//! writes not yet applied, and they go to sled together, as one atomic
+//! batch, once there are [`STORE_DEFERRED_WRITES_MAX`] of them or the oldest
+//! is [`STORE_DEFERRED_AGE_MS_MAX`] old. sled's own cost per batch, not the
+//! services' work, was most of a rebuild from the streams (100,000 events,
+//! one batch each); a crash loses at most what sled's unflushed log would
+//! lose anyway, and it is replayed from the stream like any lost suffix. A store that cannot be opened (corrupt, or written by
 //! an incompatible version) is moved aside and rebuilt by replay.
 
 use std::collections::BTreeMap;
@@ -20,6 +26,17 @@ pub const STORE_FORMAT_VERSION: u64 = 1;
 /// Attempts at opening a store whose lock is still held, and the pause between.
 pub const STORE_LOCK_ATTEMPTS_MAX: u32 = 40;
 pub const STORE_LOCK_PAUSE_MS: u64 = 50;
+/// sled's page cache, per store. sled's own default is 1 GiB per store,
+/// which a service's derived state fills at 100,000 volunteers and tasks
+/// (about 150 MB on disk each), so three services held it all in memory a
+/// second time. Each service keeps its state in its own structures and only
+/// reads the store whole at start, so a small cache costs little.
+pub const STORE_CACHE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Writes held before they are applied together (see the module doc)...
+pub const STORE_DEFERRED_WRITES_MAX: usize = 8_192;
+/// ...and the longest any of them waits, in milliseconds: well inside
+/// sled's own flush interval (500 ms), so durability is as before.
+pub const STORE_DEFERRED_AGE_MS_MAX: u64 = 100;
 const POSITION_KIND: &str = "_position";
 
 fn is_lock_held(error: &anyhow::Error) -> bool {
@@ -166,7 +183,102 @@ impl Changes {
 /// Typed access to a service's state.
 #[derive(Clone)]
 pub struct Store {
+    shared: Arc<Shared>,
+}
+
+type Write = (Vec<u8>, Option<Vec<u8>>);
+
+struct Shared {
     backend: Arc<dyn Backend>,
+    deferred: Mutex<Deferred>,
+}
+
+/// Writes committed and not yet applied to the backend.
+#[derive(Default)]
+struct Deferred {
+    writes: Vec<Write>,
+    /// When the oldest of them was committed.
+    since: Option<std::time::Instant>,
+    /// Why applying them from the background failed; the next call reports it.
+    failed: Option<String>,
+}
+
+impl Shared {
+    fn new(backend: Arc<dyn Backend>) -> Arc<Shared> {
+        let shared = Arc::new(Shared {
+            backend,
+            deferred: Mutex::new(Deferred::default()),
+        });
+        // Applies writes that no later commit carries along. Holds only a weak
+        // reference, so it ends within one period of the store's last handle.
+        let weak = Arc::downgrade(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(STORE_DEFERRED_AGE_MS_MAX));
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                let mut deferred = shared.lock();
+                if let Err(error) = shared.apply_deferred(&mut deferred) {
+                    deferred.failed = Some(format!("{error:#}"));
+                }
+            });
+        if let Err(error) = spawned {
+            // Without it, writes are applied by the next commit, read or flush.
+            tracing::warn!(%error, "could not start the store's writer thread");
+        }
+        shared
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Deferred> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn apply_deferred(&self, deferred: &mut Deferred) -> anyhow::Result<()> {
+        deferred.since = None;
+        if deferred.writes.is_empty() {
+            return Ok(());
+        }
+        let mut writes = std::mem::take(&mut deferred.writes);
+        // Only a key's last write counts (the position is written with every
+        // message), and sled walks its tree in key order: reversed, then
+        // sorted stably, each key's last write comes first and is kept.
+        writes.reverse();
+        writes.sort_by(|(one, _), (other, _)| one.cmp(other));
+        writes.dedup_by(|(later, _), (kept, _)| later == kept);
+        self.backend.apply(writes)
+    }
+
+    /// Applies what is deferred and reports an earlier background failure,
+    /// so a read sees every commit and no failure goes unsaid.
+    fn settle(&self) -> anyhow::Result<()> {
+        let mut deferred = self.lock();
+        if let Some(failed) = deferred.failed.take() {
+            anyhow::bail!("writing the state store failed: {failed}");
+        }
+        self.apply_deferred(&mut deferred)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let deferred = self
+            .deferred
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !deferred.writes.is_empty() {
+            let written = self
+                .backend
+                .apply(std::mem::take(&mut deferred.writes))
+                .and_then(|()| self.backend.flush());
+            if let Err(error) = written {
+                tracing::warn!(error = %format!("{error:#}"), "state not written at close; it is replayed from the streams");
+            }
+        }
+    }
 }
 
 impl Store {
@@ -217,6 +329,7 @@ impl Store {
         let db = sled::Config::new()
             .path(directory)
             .mode(sled::Mode::LowSpace)
+            .cache_capacity(STORE_CACHE_BYTES_MAX)
             .open()
             .with_context(|| format!("opening the sled store at {}", directory.display()))?;
         let version = STORE_FORMAT_VERSION.to_be_bytes().to_vec();
@@ -229,14 +342,14 @@ impl Store {
             None => anyhow::bail!("store has data but no format version"),
         }
         Ok(Store {
-            backend: Arc::new(SledBackend { db }),
+            shared: Shared::new(Arc::new(SledBackend { db })),
         })
     }
 
     /// A store that lives only as long as the process.
     pub fn in_memory() -> Store {
         Store {
-            backend: Arc::new(MemoryBackend::default()),
+            shared: Shared::new(Arc::new(MemoryBackend::default())),
         }
     }
 
@@ -248,7 +361,9 @@ impl Store {
     }
 
     pub fn get<T: DeserializeOwned>(&self, kind: &str, id: &str) -> anyhow::Result<Option<T>> {
-        self.backend
+        self.shared.settle()?;
+        self.shared
+            .backend
             .get(&key(kind, id))?
             .map(|bytes| {
                 serde_json::from_slice(&bytes).with_context(|| format!("decoding {kind}/{id}"))
@@ -259,7 +374,9 @@ impl Store {
     /// Every value of `kind`, by id.
     pub fn load<T: DeserializeOwned>(&self, kind: &str) -> anyhow::Result<Vec<(String, T)>> {
         let prefix = key(kind, "");
-        self.backend
+        self.shared.settle()?;
+        self.shared
+            .backend
             .scan_prefix(&prefix)?
             .into_iter()
             .map(|(key, bytes)| {
@@ -273,29 +390,46 @@ impl Store {
 
     /// The last applied sequence of `stream` (0: nothing applied yet).
     pub fn position(&self, stream: &str) -> anyhow::Result<u64> {
-        Ok(match self.backend.get(&key(POSITION_KIND, stream))? {
-            Some(bytes) => {
-                let array: [u8; 8] = bytes
-                    .as_slice()
-                    .try_into()
-                    .context("stored position is not 8 bytes")?;
-                u64::from_be_bytes(array)
-            }
-            None => 0,
-        })
+        self.shared.settle()?;
+        Ok(
+            match self.shared.backend.get(&key(POSITION_KIND, stream))? {
+                Some(bytes) => {
+                    let array: [u8; 8] = bytes
+                        .as_slice()
+                        .try_into()
+                        .context("stored position is not 8 bytes")?;
+                    u64::from_be_bytes(array)
+                }
+                None => 0,
+            },
+        )
     }
 
+    /// Commits `changes` as one unit: they are applied together with the
+    /// other deferred writes, all or none (see the module doc).
     pub fn commit(&self, changes: Changes) -> anyhow::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        self.backend.apply(changes.writes)
+        let mut deferred = self.shared.lock();
+        if let Some(failed) = deferred.failed.take() {
+            anyhow::bail!("writing the state store failed: {failed}");
+        }
+        deferred.writes.extend(changes.writes);
+        let since = *deferred.since.get_or_insert_with(std::time::Instant::now);
+        if deferred.writes.len() >= STORE_DEFERRED_WRITES_MAX
+            || since.elapsed() >= std::time::Duration::from_millis(STORE_DEFERRED_AGE_MS_MAX)
+        {
+            self.shared.apply_deferred(&mut deferred)?;
+        }
+        Ok(())
     }
 
-    /// Writes everything to disk; called at shutdown and on a timer. Not
-    /// needed for correctness: a lost suffix is replayed from the stream.
+    /// Writes everything to disk; called at shutdown. Not needed for
+    /// correctness: a lost suffix is replayed from the stream.
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.backend.flush()
+        self.shared.settle()?;
+        self.shared.backend.flush()
     }
 }
 
@@ -313,6 +447,7 @@ fn discarded_path(directory: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -359,6 +494,52 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.position("SB_EVENTS").unwrap(), 0);
         assert!(directory.path().join("state.discarded-1").exists());
+    }
+
+    #[test]
+    fn deferred_writes_are_read_back_and_reach_sled_when_the_store_closes() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state");
+        {
+            let store = Store::open(&path).unwrap();
+            for sequence in 1..=3_u64 {
+                let mut changes = Changes::default();
+                changes
+                    .put("volunteer", &format!("v{sequence}"), &sequence)
+                    .unwrap();
+                changes.position("SB_EVENTS", sequence);
+                store.commit(changes).unwrap();
+            }
+            assert_eq!(store.position("SB_EVENTS").unwrap(), 3);
+            let mut changes = Changes::default();
+            changes.remove("volunteer", "v2");
+            changes.position("SB_EVENTS", 4);
+            store.commit(changes).unwrap();
+            // Dropped without a flush: closing applies what is deferred.
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.position("SB_EVENTS").unwrap(), 4);
+        assert_eq!(
+            store.load::<u64>("volunteer").unwrap(),
+            vec![("v1".to_owned(), 1), ("v3".to_owned(), 3)]
+        );
+    }
+
+    #[test]
+    fn of_several_writes_to_a_key_in_one_batch_the_last_wins() {
+        let store = Store::in_memory();
+        for (key, value) in [("a", Some(1)), ("b", Some(2)), ("a", Some(3)), ("b", None)] {
+            let mut changes = Changes::default();
+            match value {
+                Some(value) => changes.put("task", key, &value).unwrap(),
+                None => changes.remove("task", key),
+            }
+            store.commit(changes).unwrap();
+        }
+        assert_eq!(
+            store.load::<i32>("task").unwrap(),
+            vec![("a".to_owned(), 3)]
+        );
     }
 
     #[test]

@@ -128,9 +128,15 @@ pub struct LoadgenArgs {
     /// Keep the services' and nats-server's state here instead of a temporary directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// After the run, start the services again on empty state and time their replay of the logs.
+    /// After the run, start the services again, first on the state they kept, then on empty state, and time how long each takes to be ready.
     #[arg(long)]
     pub replay: bool,
+    /// Run ingest, solver and dispatch each as its own child process (`switchboard ingest` ...), so memory and restart times are per service.
+    #[arg(long)]
+    pub processes: bool,
+    /// Longest wait for the solver's first matching of the starting world, in seconds; the run goes on after it either way.
+    #[arg(long, default_value_t = crate::loadgen::SETTLE_MAX_S_DEFAULT)]
+    pub settle_max_s: u64,
     /// Seed of the synthetic population and of the mix.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,

@@ -23,10 +23,14 @@
 //! Without `--nats` it starts a local nats-server (fsync before every ack,
 //! as `up`; `--fast` drops that, for measurement only: ADR 0001) and runs
 //! ingest, solver and dispatch in this process, so the memory figure is
-//! theirs. Figures and commands are in BENCHMARKS.md.
+//! theirs; with `--processes` each runs as its own child process
+//! (`crate::children`), so each has its own memory figure. `--replay`
+//! then restarts them, on their kept state and on empty state, and times
+//! how long each takes to be ready. Figures and commands are in
+//! BENCHMARKS.md.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +50,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::children::{ChildConfig, Children};
 use crate::cli::{Connection, LoadgenArgs};
 use crate::local_nats::{Durability, LocalNats};
 
@@ -72,8 +77,10 @@ pub const SKILLS: [&str; 8] = [
 /// The solver is taken to have matched the starting world once no proposal
 /// arrived for this long...
 pub const SETTLE_QUIET_MS: u64 = 2_000;
-/// ...or after this long at most.
-pub const SETTLE_MAX_S: u64 = 600;
+/// ...or after this long at most (`--settle-max-s`).
+pub const SETTLE_MAX_S_DEFAULT: u64 = 600;
+/// How often the set-up looks whether the services applied the log and the solver settled.
+pub const SETTLE_POLL_MS: u64 = 250;
 /// How often the replay measurement looks whether the services caught up.
 pub const REPLAY_POLL_MS: u64 = 5;
 
@@ -372,6 +379,8 @@ struct InProcess {
     token: CancellationToken,
     running: JoinSet<(&'static str, anyhow::Result<()>)>,
     contexts: Vec<(&'static str, plumbing::Context)>,
+    /// When the first service was started.
+    began: Instant,
 }
 
 async fn start_services(
@@ -381,6 +390,7 @@ async fn start_services(
     parent: &CancellationToken,
 ) -> anyhow::Result<InProcess> {
     let token = parent.child_token();
+    let began = Instant::now();
     let clock = plumbing::Clock::system();
     let mut running = JoinSet::new();
     let mut contexts = Vec::new();
@@ -415,13 +425,15 @@ async fn start_services(
         token,
         running,
         contexts,
+        began,
     })
 }
 
 impl InProcess {
-    /// Waits until every service has caught up with the logs; the time it took.
+    /// Waits until every service has caught up with the logs; the time
+    /// each took since the services were started.
     async fn wait_caught_up(&mut self) -> anyhow::Result<Vec<(&'static str, Duration)>> {
-        let began = Instant::now();
+        let began = self.began;
         let mut caught_up: Vec<(&'static str, Duration)> = Vec::new();
         while caught_up.len() < self.contexts.len() {
             for (name, context) in &self.contexts {
@@ -453,6 +465,101 @@ impl InProcess {
     }
 }
 
+/// The services loadgen drives: in this process (one memory figure for
+/// all of them and the generator) or each its own child process
+/// (`--processes`: one figure per service).
+enum Services {
+    InProcess(InProcess),
+    Processes(Children),
+}
+
+/// What starting the services again needs.
+struct Start<'a> {
+    connection: &'a Connection,
+    state: &'a Path,
+    logs: &'a Path,
+    processes: bool,
+    match_budget_ms: u64,
+    /// Longest wait for the solver to settle (`--settle-max-s`).
+    settle_max: Duration,
+}
+
+impl Services {
+    async fn start(start: &Start<'_>, shutdown: &CancellationToken) -> anyhow::Result<Services> {
+        if start.processes {
+            Ok(Services::Processes(Children::start(&ChildConfig {
+                url: start.connection.url.clone(),
+                prefix: start.connection.prefix.clone(),
+                state: start.state.to_owned(),
+                logs: start.logs.to_owned(),
+                match_budget_ms: start.match_budget_ms,
+            })?))
+        } else {
+            Ok(Services::InProcess(
+                start_services(
+                    start.connection,
+                    start.state,
+                    start.match_budget_ms,
+                    shutdown,
+                )
+                .await?,
+            ))
+        }
+    }
+
+    /// Waits until every service has caught up with the logs; for each, the
+    /// time since it was started.
+    async fn wait_ready(&mut self) -> anyhow::Result<Vec<(&'static str, Duration)>> {
+        match self {
+            Services::InProcess(services) => services.wait_caught_up().await,
+            Services::Processes(children) => children.wait_ready().await,
+        }
+    }
+
+    /// One line per process: its resident memory now and at its peak.
+    fn memory_report(&self, nats_pid: Option<u32>) -> String {
+        let mut lines: Vec<(String, Option<(u64, u64)>)> = Vec::new();
+        match self {
+            Services::InProcess(_) => lines.push((
+                "switchboard (ingest, solver, dispatch, generator)".to_owned(),
+                memory_kib("self"),
+            )),
+            Services::Processes(children) => {
+                for (name, memory) in children.memory_kib() {
+                    lines.push((name.to_owned(), memory));
+                }
+                lines.push(("generator".to_owned(), memory_kib("self")));
+            }
+        }
+        if let Some(pid) = nats_pid {
+            lines.push(("nats-server".to_owned(), memory_kib(&pid.to_string())));
+        }
+        render_memory(&lines)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Services::InProcess(services) => services.stop().await,
+            Services::Processes(children) => children.stop().await,
+        }
+    }
+}
+
+fn render_memory(lines: &[(String, Option<(u64, u64)>)]) -> String {
+    let mut out = format!("{:<52} {:>9} {:>9}\n", "resident (MiB)", "now", "peak");
+    for (name, memory) in lines {
+        match memory {
+            Some((current, peak)) => out.push_str(&format!(
+                "  {name:<50} {:>9} {:>9}\n",
+                current / 1024,
+                peak / 1024
+            )),
+            None => out.push_str(&format!("  {name:<50} {:>9} {:>9}\n", "-", "-")),
+        }
+    }
+    out
+}
+
 async fn drive(
     args: &LoadgenArgs,
     url: &str,
@@ -467,12 +574,20 @@ async fn drive(
         replicas: 1,
     };
     let state = data.join("state");
+    let logs = data.join("logs");
+    let start = Start {
+        connection: &connection,
+        state: &state,
+        logs: &logs,
+        processes: args.processes,
+        match_budget_ms: args.match_budget_ms,
+        settle_max: Duration::from_secs(args.settle_max_s),
+    };
     let mut services = match &args.nats {
         Some(_) => None,
         None => {
-            let mut services =
-                start_services(&connection, &state, args.match_budget_ms, &shutdown).await?;
-            services.wait_caught_up().await?;
+            let mut services = Services::start(&start, &shutdown).await?;
+            services.wait_ready().await?;
             Some(services)
         }
     };
@@ -492,11 +607,16 @@ async fn drive(
     ));
 
     println!(
-        "loadgen: NATS {url} ({}), setting up {} volunteers and {} open tasks in {} regions",
+        "loadgen: NATS {url} ({}), services {}, setting up {} volunteers and {} open tasks in {} regions",
         match (&args.nats, args.fast) {
             (Some(_), _) => "its own durability settings",
             (None, false) => "local, fsync before every ack",
             (None, true) => "local, FAST: no fsync before ack, not durable",
+        },
+        match (&args.nats, args.processes) {
+            (Some(_), _) => "already running",
+            (None, false) => "in this process",
+            (None, true) => "each in its own process",
         },
         args.volunteers,
         args.open_tasks,
@@ -512,12 +632,56 @@ async fn drive(
     )
     .await?;
     let setup_posted = setup_began.elapsed();
-    settle(&client, &last_proposal, &shutdown).await?;
     println!(
-        "set up in {:.1} s ({:.1} s posting, the rest the solver's first matching)",
-        setup_began.elapsed().as_secs_f64(),
+        "posted the starting world in {:.1} s",
         setup_posted.as_secs_f64()
     );
+    let settle_max = start.settle_max;
+    if let Some(Services::Processes(children)) = &services {
+        // Memory is read once every service holds the whole world, not
+        // while some are still reading it.
+        let waited = Instant::now();
+        let applied = wait_applied(children, &client, settle_max, &shutdown).await;
+        println!(
+            "{} {:.1} s after posting",
+            if applied {
+                "every service had applied the whole log"
+            } else {
+                "NOT every service had applied the whole log (--settle-max-s)"
+            },
+            waited.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(services) = &services {
+        print!("{}", services.memory_report(nats_pid));
+    }
+    let settled = match &services {
+        Some(Services::Processes(children)) => {
+            let events_stream = client.subjects.events_stream();
+            settle_processes(
+                children,
+                &events_stream,
+                &last_proposal,
+                settle_max,
+                &shutdown,
+            )
+            .await
+        }
+        _ => settle(&client, &last_proposal, settle_max, &shutdown).await?,
+    };
+    println!(
+        "set up in {:.1} s ({:.1} s posting, the rest the solver's first matching{})",
+        setup_began.elapsed().as_secs_f64(),
+        setup_posted.as_secs_f64(),
+        if settled {
+            ""
+        } else {
+            ", cut short by --settle-max-s"
+        }
+    );
+    if let Some(services) = &services {
+        print!("{}", services.memory_report(nats_pid));
+    }
     *lock(&measured) = Measured::new()?;
 
     let (offered, run_time) = if args.duration > 0.0 {
@@ -527,15 +691,20 @@ async fn drive(
     };
     listening.cancel();
     let _ = listener.await;
-    print!(
-        "{}",
-        render(args, offered, run_time, &lock(&measured), nats_pid)
-    );
+    if args.duration > 0.0 {
+        print!("{}", render(args, offered, run_time, &lock(&measured)));
+        if let Some(services) = &services {
+            print!("{}", services.memory_report(nats_pid));
+        }
+    }
 
     if let Some(running) = services.take() {
-        running.stop().await?;
+        // A service that had to be killed is a finding, not a reason to skip the replay.
+        if let Err(error) = running.stop().await {
+            println!("note: {error:#}");
+        }
         if args.replay {
-            replay(&connection, &state, args, &shutdown).await?;
+            replay(&start, &client, &shutdown).await?;
         }
     }
     Ok(())
@@ -598,12 +767,15 @@ async fn set_up(
 
 /// Waits until the solver has matched the starting world: the plan
 /// endpoint answers and no proposal arrived for [`SETTLE_QUIET_MS`].
+/// Whether it did within `wait_max` (at 100,000 tasks the first matching
+/// may take longer than anyone wants to wait for a memory figure).
 async fn settle(
     client: &plumbing::Context,
     last_proposal: &Mutex<Instant>,
+    wait_max: Duration,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(SETTLE_MAX_S);
+) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + wait_max;
     let quiet = Duration::from_millis(SETTLE_QUIET_MS);
     loop {
         let answered = client
@@ -612,13 +784,92 @@ async fn settle(
             .await
             .is_ok();
         if answered && lock(last_proposal).elapsed() >= quiet {
-            return Ok(());
+            return Ok(true);
         }
         if Instant::now() > deadline || shutdown.is_cancelled() {
-            println!("the solver had not settled after {SETTLE_MAX_S} s; measuring anyway");
-            return Ok(());
+            println!(
+                "the solver had not settled after {} s; going on",
+                wait_max.as_secs()
+            );
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits, at most `wait_max`, until every service has applied `SB_EVENTS`
+/// to its end; whether they did.
+async fn wait_applied(
+    children: &Children,
+    client: &plumbing::Context,
+    wait_max: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    let deadline = Instant::now() + wait_max;
+    let events_stream = client.subjects.events_stream();
+    loop {
+        if children.applied_events(&events_stream).await {
+            return true;
+        }
+        if Instant::now() > deadline || shutdown.is_cancelled() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(SETTLE_POLL_MS)).await;
+    }
+}
+
+/// [`settle`] for services in their own processes, where the solver's
+/// metrics tell more than silence: it has matched the starting world once
+/// it has applied the whole log, a tier-1 run has ended since, and neither
+/// a run nor a proposal came for [`SETTLE_QUIET_MS`] or twice the last
+/// run's length, whichever is longer (a run at 100,000 tasks takes
+/// seconds). Whether that happened within `wait_max`.
+async fn settle_processes(
+    children: &Children,
+    events_stream: &str,
+    last_proposal: &Mutex<Instant>,
+    wait_max: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    const RUNS: &str = "switchboard_solver_match_duration_seconds_count{tier=\"1\"}";
+    const RUNS_SECONDS: &str = "switchboard_solver_match_duration_seconds_sum{tier=\"1\"}";
+    let lag = format!("switchboard_solver_lag_messages{{stream=\"{events_stream}\"}}");
+    let deadline = Instant::now() + wait_max;
+    // Tier-1 runs (count, seconds) when the solver was first seen caught up.
+    let mut applied_at: Option<(f64, f64)> = None;
+    let mut last_seen = (0.0, 0.0);
+    let mut last_run_s = 0.0;
+    let mut changed_at = Instant::now();
+    loop {
+        let runs = children.metric("solver", RUNS).await.unwrap_or(0.0);
+        let runs_seconds = children.metric("solver", RUNS_SECONDS).await.unwrap_or(0.0);
+        if runs != last_seen.0 {
+            if runs > last_seen.0 {
+                last_run_s = (runs_seconds - last_seen.1) / (runs - last_seen.0);
+            }
+            last_seen = (runs, runs_seconds);
+            changed_at = Instant::now();
+        }
+        if applied_at.is_none() && children.metric("solver", &lag).await == Some(0.0) {
+            applied_at = Some(last_seen);
+        }
+        let quiet =
+            Duration::from_millis(SETTLE_QUIET_MS).max(Duration::from_secs_f64(2.0 * last_run_s));
+        let ran_since_applied = applied_at.is_some_and(|(count, _)| last_seen.0 > count);
+        if ran_since_applied
+            && changed_at.elapsed() >= quiet
+            && lock(last_proposal).elapsed() >= quiet
+        {
+            return true;
+        }
+        if Instant::now() > deadline || shutdown.is_cancelled() {
+            println!(
+                "the solver had not settled after {} s; going on",
+                wait_max.as_secs()
+            );
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(SETTLE_POLL_MS)).await;
     }
 }
 
@@ -839,51 +1090,75 @@ async fn listen_for_proposals(
     }
 }
 
-/// Stops nothing of the caller's: starts the services again on empty state
-/// and times how long each takes to replay the logs.
+/// Called with the services stopped: starts them again twice and times
+/// how long each takes to be ready, first on the state they kept (a
+/// normal restart), then on empty state (every view rebuilt from the logs).
 async fn replay(
-    connection: &Connection,
-    state: &Path,
-    args: &LoadgenArgs,
+    start: &Start<'_>,
+    client: &plumbing::Context,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let client =
-        crate::services::context(connection, "sb-loadgen-replay", plumbing::Clock::system())
-            .await?;
     let events =
         plumbing::streams::last_sequence(&client.jetstream, &client.subjects.events_stream())
             .await?;
     let matches =
         plumbing::streams::last_sequence(&client.jetstream, &client.subjects.matches_stream())
             .await?;
-    let wiped: PathBuf = state.to_owned();
-    if wiped.exists() {
-        std::fs::remove_dir_all(&wiped).with_context(|| format!("removing {}", wiped.display()))?;
-    }
-    let mut services = start_services(connection, state, args.match_budget_ms, shutdown).await?;
-    let caught_up = services.wait_caught_up().await?;
-    let rss = memory_kib("self");
-    services.stop().await?;
     println!(
-        "\nreplay on restart with empty state: {events} events in {}, {matches} in {}",
+        "\nreplay: {events} events in {}, {matches} in {}",
         client.subjects.events_stream(),
         client.subjects.matches_stream()
     );
-    for (name, took) in caught_up {
-        println!("  {name:<9} caught up in {:>7.3} s", took.as_secs_f64());
-    }
-    if let Some((current, peak)) = rss {
+    for kept in [true, false] {
+        if !kept && start.state.exists() {
+            std::fs::remove_dir_all(start.state)
+                .with_context(|| format!("removing {}", start.state.display()))?;
+        }
+        let mut services = Services::start(start, shutdown).await?;
+        let ready = services.wait_ready().await?;
+        let mut memory = services.memory_report(None);
+        // After a normal restart the solver holds the whole world at once:
+        // its first matching of it is the memory figure that matters.
+        if let (true, Services::Processes(children)) = (kept, &services) {
+            let settled = settle_processes(
+                children,
+                &client.subjects.events_stream(),
+                &Mutex::new(Instant::now()),
+                start.settle_max,
+                shutdown,
+            )
+            .await;
+            memory.push_str(&format!(
+                "after the solver's first matching of the whole world{}:\n",
+                if settled {
+                    ""
+                } else {
+                    " (not finished: --settle-max-s)"
+                }
+            ));
+            memory.push_str(&services.memory_report(None));
+        }
+        if let Err(error) = services.stop().await {
+            println!("note: {error:#}");
+        }
         println!(
-            "  resident after replay: {} MiB (peak {} MiB)",
-            current / 1024,
-            peak / 1024
+            "restart {}:",
+            if kept {
+                "on the state each service kept"
+            } else {
+                "on empty state (rebuilt from the streams)"
+            }
         );
+        for (name, took) in ready {
+            println!("  {name:<9} ready in {:>7.3} s", took.as_secs_f64());
+        }
+        print!("{memory}");
     }
     Ok(())
 }
 
 /// (VmRSS, VmHWM) of a process in KiB, from /proc.
-fn memory_kib(pid: &str) -> Option<(u64, u64)> {
+pub fn memory_kib(pid: &str) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -919,13 +1194,7 @@ fn percentiles_ms(histogram: &Histogram<u64>) -> String {
     )
 }
 
-fn render(
-    args: &LoadgenArgs,
-    offered: u64,
-    run_time: Duration,
-    measured: &Measured,
-    nats_pid: Option<u32>,
-) -> String {
+fn render(args: &LoadgenArgs, offered: u64, run_time: Duration, measured: &Measured) -> String {
     let mut out = String::new();
     let replied: u64 = measured.ok.iter().sum::<u64>() + measured.refused.iter().sum::<u64>();
     let achieved = if run_time.is_zero() {
@@ -976,24 +1245,5 @@ fn render(
         "\nproposals received: {} ({} made possible by a request of this run)\n",
         measured.proposals_received, measured.proposals_traced
     ));
-    if let Some((current, peak)) = memory_kib("self") {
-        out.push_str(&format!(
-            "resident, this process{}: {} MiB (peak {} MiB)\n",
-            if args.nats.is_none() {
-                " (ingest, solver, dispatch and the generator)"
-            } else {
-                " (the generator only)"
-            },
-            current / 1024,
-            peak / 1024
-        ));
-    }
-    if let Some((current, peak)) = nats_pid.and_then(|pid| memory_kib(&pid.to_string())) {
-        out.push_str(&format!(
-            "resident, nats-server: {} MiB (peak {} MiB)\n",
-            current / 1024,
-            peak / 1024
-        ));
-    }
     out
 }

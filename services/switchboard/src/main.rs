@@ -2,6 +2,7 @@
 //! telemetry and hands Ctrl-C to the command as a cancellation token; each
 //! command lives in its own module.
 
+mod children;
 mod cli;
 mod demo;
 mod loadgen;
