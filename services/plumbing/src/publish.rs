@@ -120,32 +120,39 @@ pub async fn durably_or_error(
 
 /// Several unconditional writes: all sent before any ack is awaited, so
 /// the stream keeps their order and their fsyncs overlap instead of each
-/// waiting a round trip for the one before. A write whose first attempt
-/// fails is retried alone, with the same message id, as [`durably`] does.
-/// Each item is `(subject, message id, payload)`; returns their sequences.
+/// waiting a round trip for the one before. The acks are awaited together,
+/// so while the server is away the caller waits one ack timeout, not one
+/// per message. A write whose ack did not come is retried alone, with the
+/// same message id, as [`durably`] does; the first that still fails ends
+/// the call with its error (later ones are not retried: the caller plans
+/// again from what the stream holds). Each item is `(subject, message id,
+/// payload)`; returns their sequences.
 pub async fn durably_all(
     context: &crate::Context,
     messages: &[(String, String, Bytes)],
 ) -> Result<Vec<u64>, PublishError> {
-    let mut pending = Vec::with_capacity(messages.len());
+    let mut sent = Vec::with_capacity(messages.len());
     for (subject, message_id, payload) in messages {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id.as_str());
         if let Some(trace) = crate::trace::current() {
             trace.insert_into(&mut headers);
         }
-        let sent = context
+        let ack = context
             .jetstream
             .publish_with_headers(subject.clone(), headers, payload.clone())
             .await;
-        pending.push(sent.ok());
+        sent.push(ack.ok());
     }
-    let mut sequences = Vec::with_capacity(messages.len());
-    for (sent, (subject, message_id, payload)) in pending.into_iter().zip(messages) {
-        let acked = match sent {
+    let acks = futures_util::future::join_all(sent.into_iter().map(|ack| async move {
+        match ack {
             Some(ack) => ack.await.ok().map(|ack| ack.sequence),
             None => None,
-        };
+        }
+    }))
+    .await;
+    let mut sequences = Vec::with_capacity(messages.len());
+    for (acked, (subject, message_id, payload)) in acks.into_iter().zip(messages) {
         let sequence = match acked {
             Some(sequence) => sequence,
             None => durably(context, subject, message_id, None, payload.clone()).await?,

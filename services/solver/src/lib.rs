@@ -783,15 +783,13 @@ impl Solver {
         } else {
             self.scope_of(&touched, now)
         };
-        let planned = match &scope {
-            Some(scope) if scope.tasks.is_empty() => true,
-            Some(scope) => self.match_scope(now, scope, started).await?,
-            None => false,
+        let outcome = self.plan_touched(now, scope.as_ref(), started).await;
+        let Ok(planned) = outcome else {
+            // Part of the run may have been written: the next run plans
+            // the whole world, so nothing this one touched is forgotten.
+            self.touched.everything = true;
+            return outcome.map(|_| ());
         };
-        if !planned {
-            self.match_everything(now).await?;
-            self.last_full_run = Some(Instant::now());
-        }
         let elapsed = started.elapsed();
         self.metrics.tier1_duration.record(elapsed.as_secs_f64());
         tracing::debug!(
@@ -800,6 +798,26 @@ impl Solver {
             "tier 1 step"
         );
         Ok(())
+    }
+
+    /// Plans `scope`, or the whole world when there is none or it cannot be
+    /// planned alone; whether the run was scoped.
+    async fn plan_touched(
+        &mut self,
+        now: DateTime<Utc>,
+        scope: Option<&Scope>,
+        started: Instant,
+    ) -> anyhow::Result<bool> {
+        let planned = match scope {
+            Some(scope) if scope.tasks.is_empty() => true,
+            Some(scope) => self.match_scope(now, scope, started).await?,
+            None => false,
+        };
+        if !planned {
+            self.match_everything(now).await?;
+            self.last_full_run = Some(Instant::now());
+        }
+        Ok(planned)
     }
 
     /// Touches work whose deadline or volunteer's time has passed, and held
