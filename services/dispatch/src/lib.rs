@@ -38,7 +38,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
 use async_nats::service::{Request, ServiceExt};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use proto::events::{Event, MatchEvent};
 use proto::subjects::{Input, MatchKind, QUEUE_GROUP_DISPATCH};
 use proto::validate::decode;
@@ -60,6 +60,10 @@ use plumbing::{publish, reply, streams, Context};
 pub const DELIVERY_ACK_WAIT_S: u64 = 30;
 /// Deliveries of one proposal before it is left to expire.
 pub const DELIVERY_ATTEMPTS_MAX: i64 = 5;
+/// Proposals already received that are delivered together: their writes
+/// to the volunteers' subjects and their acks are awaited at once, so a
+/// run's team does not wait one fsync per member.
+pub const DELIVERY_BATCH_MAX: usize = 64;
 
 /// "My three weeks" calls work starting within this many days "next".
 pub const THREE_WEEKS_NEXT_DAYS: i64 = 7;
@@ -107,7 +111,7 @@ enum Next {
     Request(Request),
     Event(Stored),
     Match(Stored),
-    Delivery(Box<async_nats::jetstream::Message>),
+    Deliveries(Vec<async_nats::jetstream::Message>),
     TimerDue,
     Shutdown,
 }
@@ -143,6 +147,8 @@ struct Dispatch {
 struct DispatchMetrics {
     deliveries: metrics::Counter,
     delivery_duration: metrics::Histogram,
+    /// From a proposal's store in `SB_MATCHES` to its sending.
+    proposal_age: metrics::Histogram,
     reply_duration: metrics::Histogram,
     /// Proposals in the durable consumer not yet delivered.
     pending: metrics::Gauge,
@@ -155,6 +161,7 @@ impl DispatchMetrics {
             delivery_duration: metrics::histogram!(
                 "switchboard_dispatch_delivery_duration_seconds"
             ),
+            proposal_age: metrics::histogram!("switchboard_dispatch_proposal_age_seconds"),
             reply_duration: metrics::histogram!("switchboard_dispatch_reply_duration_seconds"),
             pending: metrics::gauge!("switchboard_dispatch_deliveries_pending_messages"),
         }
@@ -218,17 +225,30 @@ pub async fn run(
             Some(request) = replies.next() => Next::Request(request),
             Some(stored) = matches.next() => Next::Match(stored),
             Some(stored) = events.next() => Next::Event(stored),
-            Some(delivery) = deliveries.next() => match delivery {
-                Ok(message) => {
-                    if let Ok(info) = message.info() {
-                        dispatch.metrics.pending.set(info.pending as f64);
+            Some(delivery) = deliveries.next() => {
+                // With those already received behind it.
+                let mut batch = Vec::new();
+                let mut next = Some(delivery);
+                while let Some(delivery) = next.take() {
+                    match delivery {
+                        Ok(message) => {
+                            if let Ok(info) = message.info() {
+                                dispatch.metrics.pending.set(info.pending as f64);
+                            }
+                            batch.push(message);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "reading a proposal to deliver failed")
+                        }
                     }
-                    Next::Delivery(Box::new(message))
+                    if batch.len() < DELIVERY_BATCH_MAX {
+                        next = deliveries.next().now_or_never().flatten();
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "reading a proposal to deliver failed");
+                if batch.is_empty() {
                     continue;
                 }
+                Next::Deliveries(batch)
             },
             () = sleep_or_forever(timer_delay) => Next::TimerDue,
         };
@@ -246,9 +266,10 @@ pub async fn run(
             }
             Next::Match(stored) => dispatch.apply_match_stored(&stored),
             Next::Event(stored) => dispatch.apply_event_stored(&stored).await,
-            Next::Delivery(message) => {
-                let trace = TraceParent::continue_from(message.message.headers.as_ref());
-                trace::scope(trace, dispatch.deliver(AckGuard::new(*message))).await
+            Next::Deliveries(messages) => {
+                dispatch
+                    .deliver(messages.into_iter().map(AckGuard::new).collect())
+                    .await
             }
             Next::TimerDue => dispatch.run_due_timers().await,
             Next::Shutdown => break,
@@ -801,54 +822,92 @@ impl Dispatch {
         Ok(Reply::accepted(answer.task, sequence))
     }
 
-    /// Sends one proposal to its volunteer, unless it was answered or
-    /// superseded meanwhile. Acks only once the message is in the inbox stream.
-    #[tracing::instrument(name = "dispatch.deliver", skip_all, fields(trace_id = tracing::field::Empty))]
-    async fn deliver(&mut self, guard: AckGuard) -> anyhow::Result<()> {
-        trace::record_on_span();
+    /// Sends proposals to their volunteers, unless answered or superseded
+    /// meanwhile: the view learns them first (one store batch), the
+    /// messages are written to the inbox stream together, and each is
+    /// acked only once its message is there; if any write fails none is
+    /// acked, and the consumer redelivers (the inbox drops repeats by id).
+    /// Each proposal is handled in its own `dispatch.deliver` span, with
+    /// the trace it carries, which its message carries on.
+    async fn deliver(&mut self, guards: Vec<AckGuard>) -> anyhow::Result<()> {
         let started = Instant::now();
-        let message = &guard.message().message;
-        let proposal: MatchProposed = match decode(&message.payload) {
-            Ok(proposal) => proposal,
-            Err(error) => {
-                tracing::warn!(message = %error.message, "undeliverable proposal dropped");
-                return guard
-                    .terminate()
-                    .await
-                    .map_err(|error| anyhow::anyhow!("{error}"));
+        let mut changes = Changes::default();
+        let mut sending = Vec::new();
+        let mut done = Vec::new();
+        let mut undeliverable = Vec::new();
+        for guard in guards {
+            let message = &guard.message().message;
+            let trace = TraceParent::continue_from(message.headers.as_ref());
+            let span = tracing::info_span!(
+                "dispatch.deliver",
+                trace_id = %trace.trace_id_hex()
+            );
+            let proposal: MatchProposed = match decode(&message.payload) {
+                Ok(proposal) => proposal,
+                Err(error) => {
+                    span.in_scope(|| tracing::warn!(message = %error.message, "undeliverable proposal dropped"));
+                    undeliverable.push(guard);
+                    continue;
+                }
+            };
+            let current = self
+                .assignments
+                .get(&key(&proposal.volunteer, &proposal.task));
+            let superseded = current.is_some_and(|current| {
+                current.round > proposal.round
+                    || (current.round == proposal.round && current.state != State::Proposed)
+            });
+            if superseded {
+                done.push(guard);
+                continue;
             }
-        };
-        let current = self
-            .assignments
-            .get(&key(&proposal.volunteer, &proposal.task))
-            .cloned();
-        let superseded = current.as_ref().is_some_and(|current| {
-            current.round > proposal.round
-                || (current.round == proposal.round && current.state != State::Proposed)
-        });
-        if !superseded {
             // The view may not have read this proposal yet; it must know it
             // before the volunteer can answer (applying it twice is harmless).
-            if current
-                .as_ref()
-                .is_none_or(|current| current.round < proposal.round)
-            {
-                let mut changes = Changes::default();
+            if current.is_none_or(|current| current.round < proposal.round) {
                 self.apply_match(&MatchEvent::Proposed(proposal.clone()), &mut changes)?;
-                self.store.commit(changes)?;
             }
-            let volunteer_message = self.volunteer_message(&proposal);
-            self.send_to_volunteer(&volunteer_message).await?;
+            sending.push((guard, self.volunteer_message(&proposal), trace, span));
+        }
+        for guard in undeliverable {
+            guard.terminate().await.map_err(|error| {
+                anyhow::anyhow!("terminating an undeliverable proposal: {error}")
+            })?;
+        }
+        self.store.commit(changes)?;
+        let messages: Vec<(&VolunteerMessage, TraceParent)> = sending
+            .iter()
+            .map(|(_, message, trace, _)| (message, *trace))
+            .collect();
+        self.send_all_to_volunteers(&messages).await?;
+        for (guard, message, _, span) in sending {
+            let _entered = span.enter();
             self.metrics.deliveries.increment(1);
             self.metrics
                 .delivery_duration
                 .record(started.elapsed().as_secs_f64());
-            tracing::debug!(volunteer = %proposal.volunteer, task = %proposal.task, "proposal delivered");
+            // The server's clock against this machine's: a negative age is skew.
+            let age = guard.message().info().ok().map(|info| {
+                std::time::SystemTime::from(info.published)
+                    .elapsed()
+                    .unwrap_or_default()
+            });
+            if let Some(age) = age {
+                self.metrics.proposal_age.record(age.as_secs_f64());
+            }
+            tracing::debug!(
+                volunteer = %message.volunteer,
+                task = %message.task,
+                age_us = age.map(|age| age.as_micros() as u64),
+                handled_us = started.elapsed().as_micros() as u64,
+                "proposal delivered"
+            );
+            done.push(guard);
         }
-        guard
-            .ack()
-            .await
-            .map_err(|error| anyhow::anyhow!("acking a delivery: {error}"))
+        let acks = futures_util::future::join_all(done.into_iter().map(AckGuard::ack)).await;
+        for ack in acks {
+            ack.map_err(|error| anyhow::anyhow!("acking a delivery: {error}"))?;
+        }
+        Ok(())
     }
 
     fn volunteer_message(&self, proposal: &MatchProposed) -> VolunteerMessage {

@@ -29,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
@@ -37,6 +38,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use plumbing::publish;
 use plumbing::store::{Changes, Store};
+use plumbing::trace::TraceParent;
 use proto::wire::{ReplyAction, VolunteerMessage, VolunteerReply};
 
 use crate::assignments::{Assignment, State};
@@ -195,6 +197,36 @@ impl Dispatch {
         let contact = self.notifiers.contacts.get(&message.volunteer);
         for channel in &self.notifiers.channels {
             channel.send(&self.context, message, contact).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends each message, with its trace, through every notifier: the NATS
+    /// writes together ([`publish::durably_all`]).
+    pub(crate) async fn send_all_to_volunteers(
+        &self,
+        messages: &[(&VolunteerMessage, TraceParent)],
+    ) -> anyhow::Result<()> {
+        let mut outgoing = Vec::with_capacity(messages.len());
+        for (message, trace) in messages {
+            outgoing.push(publish::Outgoing {
+                subject: self.context.subjects.to_volunteer(&message.volunteer),
+                message_id: message.message_id.clone(),
+                payload: Bytes::from(serde_json::to_vec(message)?),
+                trace: Some(*trace),
+            });
+        }
+        publish::durably_all(&self.context, &outgoing)
+            .await
+            .context("writing messages to volunteers' subjects")?;
+        for channel in &self.notifiers.channels {
+            if let Notifier::Email(email) = channel {
+                for (message, _) in messages {
+                    if let Some(address) = self.notifiers.contacts.get(&message.volunteer) {
+                        email.send(message, address, self.context.clock.now());
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -400,7 +400,11 @@ impl Ingest {
     ) {
         reply::respond(&self.context, request, reply).await;
         self.metrics.record(input, reply, started);
-        tracing::debug!(ok = reply.ok, "request answered");
+        tracing::debug!(
+            ok = reply.ok,
+            took_us = started.elapsed().as_micros() as u64,
+            "request answered"
+        );
     }
 
     /// Decodes and validates one request: the event to write, or the reply

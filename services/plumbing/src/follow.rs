@@ -33,6 +33,12 @@ pub struct Stored {
     pub sequence: u64,
     /// The trace of the request that caused it, from its `traceparent` header.
     pub trace: Option<crate::trace::TraceParent>,
+    /// When the server stored it (its clock): how long a message waited
+    /// before a service acted on it is measured from here.
+    pub stored_at: std::time::SystemTime,
+    /// Messages of the stream after this one when the server sent it: 0
+    /// means it was the last, so a reader need not wait for more.
+    pub pending: u64,
 }
 
 /// An ordered, gap-free reader of one stream from a position on.
@@ -147,12 +153,13 @@ impl Follower {
             self.heard_at = Instant::now();
             match next {
                 Ok(message) => {
-                    let sequence = match message.info() {
+                    let (sequence, stored_at, pending) = match message.info() {
                         Ok(info) => {
                             if let Some(lag) = &self.lag {
                                 lag.set(info.pending as f64);
                             }
-                            info.stream_sequence
+                            let stored_at = std::time::SystemTime::from(info.published);
+                            (info.stream_sequence, stored_at, info.pending)
                         }
                         Err(error) => {
                             tracing::warn!(stream = %self.stream, %error, "message without stream metadata skipped");
@@ -171,6 +178,8 @@ impl Follower {
                         trace: crate::trace::TraceParent::from_headers(
                             message.message.headers.as_ref(),
                         ),
+                        stored_at,
+                        pending,
                     });
                 }
                 Err(error) => {

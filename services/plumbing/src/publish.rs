@@ -118,6 +118,16 @@ pub async fn durably_or_error(
         .with_context(|| format!("publishing to {subject}"))
 }
 
+/// One write of [`durably_all`].
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub subject: String,
+    pub message_id: String,
+    pub payload: Bytes,
+    /// The trace it carries; `None`: the current one ([`crate::trace::current`]).
+    pub trace: Option<crate::trace::TraceParent>,
+}
+
 /// Several unconditional writes: all sent before any ack is awaited, so
 /// the stream keeps their order and their fsyncs overlap instead of each
 /// waiting a round trip for the one before. The acks are awaited together,
@@ -125,22 +135,25 @@ pub async fn durably_or_error(
 /// per message. A write whose ack did not come is retried alone, with the
 /// same message id, as [`durably`] does; the first that still fails ends
 /// the call with its error (later ones are not retried: the caller plans
-/// again from what the stream holds). Each item is `(subject, message id,
-/// payload)`; returns their sequences.
+/// again from what the stream holds). Returns their sequences.
 pub async fn durably_all(
     context: &crate::Context,
-    messages: &[(String, String, Bytes)],
+    messages: &[Outgoing],
 ) -> Result<Vec<u64>, PublishError> {
+    let current = crate::trace::current();
     let mut sent = Vec::with_capacity(messages.len());
-    for (subject, message_id, payload) in messages {
+    for message in messages {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id.as_str());
-        if let Some(trace) = crate::trace::current() {
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            message.message_id.as_str(),
+        );
+        if let Some(trace) = message.trace.or(current) {
             trace.insert_into(&mut headers);
         }
         let ack = context
             .jetstream
-            .publish_with_headers(subject.clone(), headers, payload.clone())
+            .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
             .await;
         sent.push(ack.ok());
     }
@@ -152,10 +165,22 @@ pub async fn durably_all(
     }))
     .await;
     let mut sequences = Vec::with_capacity(messages.len());
-    for (acked, (subject, message_id, payload)) in acks.into_iter().zip(messages) {
-        let sequence = match acked {
-            Some(sequence) => sequence,
-            None => durably(context, subject, message_id, None, payload.clone()).await?,
+    for (acked, message) in acks.into_iter().zip(messages) {
+        let sequence = match (acked, message.trace.or(current)) {
+            (Some(sequence), _) => sequence,
+            (None, trace) => {
+                let retry = durably(
+                    context,
+                    &message.subject,
+                    &message.message_id,
+                    None,
+                    message.payload.clone(),
+                );
+                match trace {
+                    Some(trace) => crate::trace::scope(trace, retry).await?,
+                    None => retry.await?,
+                }
+            }
         };
         sequences.push(sequence);
     }

@@ -70,11 +70,13 @@ use shard::Sharding;
 use world::{pair_key, LiveAssignment, OpenWorld, Record, Standing};
 pub use world::{Priorities, TrustSource};
 
-/// Wait after the first unmatched change before matching, so a burst is
-/// matched once. It runs from the first change, not the last: under a
-/// steady stream of events there is never a quiet moment, and matching must
-/// not wait for one. Short, because a scoped run costs about a millisecond
-/// and every millisecond here is one a volunteer waits.
+/// Longest wait after the first unmatched change before matching, so a
+/// burst is matched once. Matching starts at once when the change was the
+/// last in its stream as it was read (nothing more is coming yet); the wait
+/// is for a burst still arriving, and runs from the first change, not the
+/// last: under a steady stream of events there is never a quiet moment,
+/// and matching must not wait for one. Short, because a scoped run costs
+/// about a millisecond and every millisecond here is one a volunteer waits.
 pub const MATCH_DEBOUNCE_MS: u64 = 2;
 /// Matching runs at least this often, because time passing changes the world.
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
@@ -252,6 +254,10 @@ struct Solver {
     behind: bool,
     /// The trace of the latest change not yet matched: tier 1's proposals carry it.
     pending_trace: Option<TraceParent>,
+    /// When the oldest change not yet matched was stored in its stream.
+    pending_since: Option<std::time::SystemTime>,
+    /// The latest change was the last of its stream when read: match now.
+    burst_over: bool,
     /// What changed since the last tier-1 run.
     touched: Touched,
     /// When tier 1 last planned the whole world.
@@ -277,6 +283,8 @@ struct SolverMetrics {
     releases: metrics::Counter,
     tier1_duration: metrics::Histogram,
     tier2_duration: metrics::Histogram,
+    /// From a change's store in its stream to the tier-1 run answering it written.
+    reaction: metrics::Histogram,
     gap: metrics::Gauge,
     objective: metrics::Gauge,
     open_tasks: metrics::Gauge,
@@ -290,6 +298,7 @@ impl SolverMetrics {
             releases: metrics::counter!("switchboard_solver_releases_total"),
             tier1_duration: metrics::histogram!("switchboard_solver_match_duration_seconds", "tier" => "1"),
             tier2_duration: metrics::histogram!("switchboard_solver_match_duration_seconds", "tier" => "2"),
+            reaction: metrics::histogram!("switchboard_solver_reaction_seconds"),
             gap: metrics::gauge!("switchboard_solver_gap_ratio"),
             objective: metrics::gauge!("switchboard_solver_objective_impact"),
             open_tasks: metrics::gauge!("switchboard_solver_open_tasks"),
@@ -330,6 +339,8 @@ pub async fn run(
         matches_position: 0,
         behind: true,
         pending_trace: None,
+        pending_since: None,
+        burst_over: false,
         touched: Touched {
             everything: true,
             ..Touched::default()
@@ -388,16 +399,22 @@ pub async fn run(
             Some(since) => since + Duration::from_millis(MATCH_DEBOUNCE_MS),
             None => Instant::now() + Duration::from_millis(MATCH_INTERVAL_MS),
         };
-        let next = tokio::select! {
-            () = shutdown.cancelled() => Next::Shutdown,
-            Some(stored) = events.next() => Next::Event(stored),
-            Some(stored) = matches.next() => Next::Match(stored),
-            Some(stored) = money.next() => Next::Money(stored),
-            Some(request) = plan_requests.next() => Next::PlanRequest(request),
-            () = tokio::time::sleep_until(match_at.into()) => Next::MatchDue,
-            _ = improve_ticks.tick() => Next::ImproveDue,
-            found = wait_for_improvement(&mut improvement) => Next::Improved(found),
-            () = lease_changed(&mut solver.lease) => Next::LeaseChanged,
+        // Not through the timer, which wakes on whole milliseconds.
+        let match_now = solver.dirty && solver.burst_over;
+        let next = if match_now {
+            Next::MatchDue
+        } else {
+            tokio::select! {
+                () = shutdown.cancelled() => Next::Shutdown,
+                Some(stored) = events.next() => Next::Event(stored),
+                Some(stored) = matches.next() => Next::Match(stored),
+                Some(stored) = money.next() => Next::Money(stored),
+                Some(request) = plan_requests.next() => Next::PlanRequest(request),
+                () = tokio::time::sleep_until(match_at.into()) => Next::MatchDue,
+                _ = improve_ticks.tick() => Next::ImproveDue,
+                found = wait_for_improvement(&mut improvement) => Next::Improved(found),
+                () = lease_changed(&mut solver.lease) => Next::LeaseChanged,
+            }
         };
         let outcome = match next {
             Next::Event(stored) => solver.apply_event_stored(&stored),
@@ -483,17 +500,25 @@ impl Solver {
         Ok(follower)
     }
 
+    /// Notes a change the next tier-1 run must answer: its trace, and when
+    /// the oldest unanswered one was stored.
+    fn changed_by(&mut self, stored: &Stored) {
+        self.dirty = true;
+        self.generation += 1;
+        if stored.trace.is_some() {
+            self.pending_trace = stored.trace;
+        }
+        self.pending_since.get_or_insert(stored.stored_at);
+        self.burst_over = stored.pending == 0;
+    }
+
     fn apply_event_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
         let mut changes = Changes::default();
         match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
             Ok(event) => {
                 self.world.touches(&event, &mut self.touched);
                 self.world.apply_event(&event, &mut changes)?;
-                self.dirty = true;
-                self.generation += 1;
-                if stored.trace.is_some() {
-                    self.pending_trace = stored.trace;
-                }
+                self.changed_by(stored);
             }
             Err(error) => {
                 tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
@@ -514,11 +539,7 @@ impl Solver {
                 if !matches!(event, MatchEvent::Proposed(_)) || before != self.world.live.len() {
                     let (volunteer, task, _) = event.pair();
                     self.touched.pair(volunteer, task);
-                    self.dirty = true;
-                    self.generation += 1;
-                    if stored.trace.is_some() {
-                        self.pending_trace = stored.trace;
-                    }
+                    self.changed_by(stored);
                 }
             }
             Err(error) => {
@@ -760,6 +781,7 @@ impl Solver {
     async fn match_now(&mut self) -> anyhow::Result<()> {
         trace::record_on_span();
         self.dirty = false;
+        self.burst_over = false;
         self.metrics.open_tasks.set(self.world.tasks.len() as f64);
         self.metrics
             .volunteers
@@ -792,9 +814,18 @@ impl Solver {
         };
         let elapsed = started.elapsed();
         self.metrics.tier1_duration.record(elapsed.as_secs_f64());
+        // The server's clock against this machine's: a negative age is skew.
+        let reaction = self
+            .pending_since
+            .take()
+            .map(|since| since.elapsed().unwrap_or_default());
+        if let Some(reaction) = reaction {
+            self.metrics.reaction.record(reaction.as_secs_f64());
+        }
         tracing::debug!(
             scoped = planned,
             step_us = elapsed.as_micros() as u64,
+            reaction_us = reaction.map(|reaction| reaction.as_micros() as u64),
             "tier 1 step"
         );
         Ok(())
@@ -1175,14 +1206,13 @@ impl Solver {
             }
             return Ok(true);
         }
-        let messages: Vec<(String, String, Bytes)> = events
+        let messages: Vec<publish::Outgoing> = events
             .iter()
-            .map(|event| {
-                (
-                    event.subject(&self.context.subjects),
-                    event.message_id(),
-                    Bytes::from(event.encode()),
-                )
+            .map(|event| publish::Outgoing {
+                subject: event.subject(&self.context.subjects),
+                message_id: event.message_id(),
+                payload: Bytes::from(event.encode()),
+                trace: None,
             })
             .collect();
         publish::durably_all(&self.context, &messages)
