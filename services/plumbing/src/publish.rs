@@ -7,9 +7,15 @@
 use anyhow::Context as _;
 use async_nats::jetstream::context::PublishErrorKind;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 
 /// Attempts at one write before the caller is told it failed.
 pub const PUBLISH_ATTEMPTS_MAX: u32 = 3;
+/// Writes of [`durably_all`] awaiting their acks at once. async-nats holds
+/// one of a context's 5,000 ack permits per unawaited ack and makes the
+/// next publish wait for a permit: sending more than that before awaiting
+/// any would wait forever (a whole-world run at 100,000 tasks did).
+pub const WRITES_IN_FLIGHT_MAX: usize = 1_024;
 
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +138,8 @@ pub struct Outgoing {
 /// the stream keeps their order and their fsyncs overlap instead of each
 /// waiting a round trip for the one before. The acks are awaited together,
 /// so while the server is away the caller waits one ack timeout, not one
-/// per message. A write whose ack did not come is retried alone, with the
+/// per message. At most [`WRITES_IN_FLIGHT_MAX`] wait at once: beyond that
+/// the oldest ack is awaited before the next write goes out. A write whose ack did not come is retried alone, with the
 /// same message id, as [`durably`] does; the first that still fails ends
 /// the call with its error (later ones are not retried: the caller plans
 /// again from what the stream holds). Returns their sequences.
@@ -141,8 +148,12 @@ pub async fn durably_all(
     messages: &[Outgoing],
 ) -> Result<Vec<u64>, PublishError> {
     let current = crate::trace::current();
-    let mut sent = Vec::with_capacity(messages.len());
+    let mut acks = Vec::with_capacity(messages.len());
+    let mut waiting = futures_util::stream::FuturesOrdered::new();
     for message in messages {
+        if waiting.len() >= WRITES_IN_FLIGHT_MAX {
+            acks.push(waiting.next().await.flatten());
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
@@ -155,15 +166,16 @@ pub async fn durably_all(
             .jetstream
             .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
             .await;
-        sent.push(ack.ok());
+        waiting.push_back(async move {
+            match ack {
+                Ok(ack) => ack.await.ok().map(|ack| ack.sequence),
+                Err(_) => None,
+            }
+        });
     }
-    let acks = futures_util::future::join_all(sent.into_iter().map(|ack| async move {
-        match ack {
-            Some(ack) => ack.await.ok().map(|ack| ack.sequence),
-            None => None,
-        }
-    }))
-    .await;
+    while let Some(acked) = waiting.next().await {
+        acks.push(acked);
+    }
     let mut sequences = Vec::with_capacity(messages.len());
     for (acked, message) in acks.into_iter().zip(messages) {
         let sequence = match (acked, message.trace.or(current)) {
