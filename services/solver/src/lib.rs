@@ -78,6 +78,16 @@ pub use world::{Priorities, TrustSource};
 /// and matching must not wait for one. Short, because a scoped run costs
 /// about a millisecond and every millisecond here is one a volunteer waits.
 pub const MATCH_DEBOUNCE_MS: u64 = 2;
+/// Above this many open tasks one instance no longer plans the whole world
+/// in one run: tier 1's periodic and starting runs plan it in parts
+/// (`Solver::plan_in_parts`, over several steps, events read in between),
+/// and tier 2 does not run. At 100,000 tasks a run over everything held
+/// 1.5 GiB (tier 2) and took seconds; a world this big is meant to be
+/// sharded (`--shard`, ADR 0004), each shard planned whole.
+pub const WHOLE_WORLD_TASKS_MAX: usize = 20_000;
+/// A step planning a burst in parts (`Solver::plan_in_parts`) plans
+/// parts for about this long, then reads what arrived meanwhile.
+pub const TIER1_PARTS_BUDGET_MS: u64 = 25;
 /// Matching runs at least this often, because time passing changes the world.
 pub const MATCH_INTERVAL_MS: u64 = 30_000;
 /// Tier 1 plans the whole world at least this often; in between it plans
@@ -260,6 +270,11 @@ struct Solver {
     burst_over: bool,
     /// What changed since the last tier-1 run.
     touched: Touched,
+    /// When tier 1 last ran.
+    last_match: Instant,
+    /// Parts of a burst or sweep not planned yet, the next on top
+    /// (`plan_in_parts`).
+    parts: Vec<Touched>,
     /// When tier 1 last planned the whole world.
     last_full_run: Option<Instant>,
     /// The clock when tier 1 last looked for work whose time has passed.
@@ -345,6 +360,8 @@ pub async fn run(
             everything: true,
             ..Touched::default()
         },
+        parts: Vec::new(),
+        last_match: Instant::now(),
         last_full_run: None,
         last_time_scan: None,
         generation_at_tick: 0,
@@ -397,7 +414,9 @@ pub async fn run(
         }
         let match_at = match dirty_since {
             Some(since) => since + Duration::from_millis(MATCH_DEBOUNCE_MS),
-            None => Instant::now() + Duration::from_millis(MATCH_INTERVAL_MS),
+            // From the last run, not from now: the loop wakes for other
+            // things (tier 2's tick every 5 s) and must not push it back.
+            None => solver.last_match + Duration::from_millis(MATCH_INTERVAL_MS),
         };
         // Not through the timer, which wakes on whole milliseconds.
         let match_now = solver.dirty && solver.burst_over;
@@ -782,6 +801,7 @@ impl Solver {
         trace::record_on_span();
         self.dirty = false;
         self.burst_over = false;
+        self.last_match = Instant::now();
         self.metrics.open_tasks.set(self.world.tasks.len() as f64);
         self.metrics
             .volunteers
@@ -800,12 +820,18 @@ impl Solver {
             || self
                 .last_full_run
                 .is_none_or(|last| last.elapsed() >= Duration::from_millis(FULL_RUN_INTERVAL_MS));
-        let scope = if full_due {
-            None
+        let whole_due = full_due || touched.everything;
+        let outcome = if whole_due && !self.too_big_for_one_run() {
+            self.parts.clear();
+            self.plan_touched(now, None, started).await
+        } else if whole_due {
+            self.last_full_run = Some(Instant::now());
+            self.parts.clear();
+            let sweep = self.every_task_touched(touched);
+            self.plan_in_parts(now, sweep, started).await
         } else {
-            self.scope_of(&touched, now)
+            self.plan_in_parts(now, touched, started).await
         };
-        let outcome = self.plan_touched(now, scope.as_ref(), started).await;
         let Ok(planned) = outcome else {
             // Part of the run may have been written: the next run plans
             // the whole world, so nothing this one touched is forgotten.
@@ -814,11 +840,15 @@ impl Solver {
         };
         let elapsed = started.elapsed();
         self.metrics.tier1_duration.record(elapsed.as_secs_f64());
-        // The server's clock against this machine's: a negative age is skew.
-        let reaction = self
-            .pending_since
-            .take()
-            .map(|since| since.elapsed().unwrap_or_default());
+        // The server's clock against this machine's: a negative age is
+        // skew. Counted once every part of a burst is planned.
+        let reaction = if self.parts.is_empty() {
+            self.pending_since
+                .take()
+                .map(|since| since.elapsed().unwrap_or_default())
+        } else {
+            None
+        };
         if let Some(reaction) = reaction {
             self.metrics.reaction.record(reaction.as_secs_f64());
         }
@@ -849,6 +879,75 @@ impl Solver {
             self.last_full_run = Some(Instant::now());
         }
         Ok(planned)
+    }
+
+    /// Whether the world is planned in parts rather than in one run
+    /// ([`WHOLE_WORLD_TASKS_MAX`]); a shard is always planned whole.
+    fn too_big_for_one_run(&self) -> bool {
+        self.config.sharding.is_whole() && self.world.tasks.len() > WHOLE_WORLD_TASKS_MAX
+    }
+
+    /// `touched` with every task the plan could change: the open ones,
+    /// those with someone live on them, those the plan completes.
+    fn every_task_touched(&self, mut touched: Touched) -> Touched {
+        touched.everything = false;
+        touched.tasks.extend(self.world.tasks.keys().cloned());
+        touched
+            .tasks
+            .extend(self.world.live.values().map(|live| live.task.clone()));
+        touched.tasks.extend(self.planned_impact.keys().cloned());
+        touched
+    }
+
+    /// Plans what `touched` can change: in one scope when it fits, else in
+    /// halves, each planned (or halved again) in turn, so a burst of
+    /// thousands of events costs a run per part, not a run over the whole
+    /// world per burst (which at 100,000 tasks took seconds, during which
+    /// the next burst grew too big for a scope in turn). A single change
+    /// too big for a scope, or a part that cannot be planned alone, is
+    /// planned by a full run. Parts left after [`TIER1_PARTS_BUDGET_MS`] wait for
+    /// the next step, after the events that arrived meanwhile. Whether
+    /// it was planned in scopes.
+    async fn plan_in_parts(
+        &mut self,
+        now: DateTime<Utc>,
+        touched: Touched,
+        started: Instant,
+    ) -> anyhow::Result<bool> {
+        let deadline = started + Duration::from_millis(TIER1_PARTS_BUDGET_MS);
+        // Fresh changes on top: planned before what a sweep has left.
+        if !touched.is_empty() {
+            self.parts.push(touched);
+        }
+        while let Some(part) = self.parts.pop() {
+            if Instant::now() >= deadline {
+                self.parts.push(part);
+                self.dirty = true;
+                break;
+            }
+            if part.len() > scope::TOUCHED_PER_PART_MAX {
+                let (first, second) = part.halves();
+                self.parts.push(second);
+                self.parts.push(first);
+                continue;
+            }
+            let planned = match self.scope_of(&part, now) {
+                Some(scope) => self.plan_touched(now, Some(&scope), Instant::now()).await?,
+                None if part.len() > 1 => {
+                    let (first, second) = part.halves();
+                    self.parts.push(second);
+                    self.parts.push(first);
+                    continue;
+                }
+                None => self.plan_touched(now, None, started).await?,
+            };
+            if !planned {
+                // A full run planned everything.
+                self.parts.clear();
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Touches work whose deadline or volunteer's time has passed, and held
@@ -1020,6 +1119,13 @@ impl Solver {
             return None;
         }
         self.improved_generation = self.generation;
+        if self.too_big_for_one_run() {
+            tracing::debug!(
+                open_tasks = self.world.tasks.len(),
+                "tier 2 skipped: the world is planned in parts"
+            );
+            return None;
+        }
         let generation = self.generation;
         let now = self.context.clock.now();
         let (problem, options, restricted) = self.problem_at(now, false, &self.held)?;

@@ -47,8 +47,15 @@ pub const PLEDGES_PER_TASK: usize = 8;
 /// cost must not grow with the world.
 pub const SCAN_MAX: usize = 4096;
 /// Above this many tasks a scope stops growing (dependencies, dependents):
-/// a change that touches more than this is planned by a full run.
+/// changes that touch more than this are planned in parts
+/// ([`Touched::halves`]), and a single change that does, by a full run.
 pub const SCOPE_TASKS_MAX: usize = 512;
+
+/// A burst touching more than this many things is halved before any scope
+/// is sought for it: each touched volunteer or pledge brings up to 24
+/// tasks, so a bigger part could only be found too big, at the cost of
+/// every search.
+pub const TOUCHED_PER_PART_MAX: usize = 16;
 
 /// The skill under which work asking for no skill is indexed: everyone holds it.
 const ANY_SKILL: &str = "";
@@ -86,6 +93,48 @@ impl Touched {
     pub fn pair(&mut self, volunteer: &str, task: &str) {
         self.volunteer(volunteer);
         self.task(task);
+    }
+
+    /// How many things were touched (`everything` aside).
+    pub fn len(&self) -> usize {
+        self.volunteers.len() + self.tasks.len() + self.pledges.len()
+    }
+
+    /// Adds what `other` touched.
+    pub fn merge(&mut self, other: Touched) {
+        self.everything |= other.everything;
+        self.volunteers.extend(other.volunteers);
+        self.tasks.extend(other.tasks);
+        self.pledges.extend(other.pledges);
+    }
+
+    /// Two parts that together touch what this does, each about half of
+    /// it: what a burst too big for one scope is planned in, one after the
+    /// other (each part's plan keeps every rule for the whole world, so a
+    /// sequence of them does too).
+    pub fn halves(self) -> (Touched, Touched) {
+        let mut first = Touched::default();
+        let mut second = Touched::default();
+        let half = self.len() / 2;
+        let items = self
+            .volunteers
+            .into_iter()
+            .map(|id| (0, id))
+            .chain(self.tasks.into_iter().map(|id| (1, id)))
+            .chain(self.pledges.into_iter().map(|id| (2, id)));
+        for (index, (kind, id)) in items.enumerate() {
+            let part = if index < half {
+                &mut first
+            } else {
+                &mut second
+            };
+            match kind {
+                0 => part.volunteers.insert(id),
+                1 => part.tasks.insert(id),
+                _ => part.pledges.insert(id),
+            };
+        }
+        (first, second)
     }
 }
 
@@ -380,11 +429,18 @@ impl OpenWorld {
                     seeds.extend(self.work_for(offer, now));
                 }
             }
+            // Known too big before the searches of the rest.
+            if seeds.len() > SCOPE_TASKS_MAX {
+                return None;
+            }
         }
         for pledge in &touched.pledges {
             if let Some(offer) = self.pledges.get(pledge) {
                 scope.pledges.insert(pledge.clone());
                 seeds.extend(self.work_for_pledge(offer, now));
+            }
+            if seeds.len() > SCOPE_TASKS_MAX {
+                return None;
             }
         }
         // Dependencies must be staffed in the same plan, and what depends
@@ -686,6 +742,35 @@ mod tests {
             let verdict = solver_core::check(&whole_problem, &joined);
             prop_assert!(verdict.is_ok(), "{:?}\nscope {:?}", verdict, scope);
         }
+    }
+
+    #[test]
+    fn halves_touch_together_what_the_whole_did_each_about_half() {
+        let mut touched = Touched::default();
+        for index in 0..5 {
+            touched.volunteer(&format!("v{index}"));
+        }
+        touched.task("t0");
+        touched.task("t1");
+        touched.pledge("p0");
+        let (first, second) = touched.clone().halves();
+        assert_eq!((first.len(), second.len()), (4, 4));
+        let mut joined = first.clone();
+        joined.merge(second.clone());
+        assert_eq!(joined.volunteers, touched.volunteers);
+        assert_eq!(joined.tasks, touched.tasks);
+        assert_eq!(joined.pledges, touched.pledges);
+        assert!(first.volunteers.is_disjoint(&second.volunteers));
+        let (one, none) = {
+            let mut single = Touched::default();
+            single.task("t0");
+            single.halves()
+        };
+        assert_eq!(
+            (one.len(), none.len()),
+            (0, 1),
+            "one thing cannot be split further"
+        );
     }
 
     #[test]
