@@ -381,7 +381,9 @@ impl Dispatch {
     async fn read_matches_to_end(&mut self, matches: &mut Follower) -> anyhow::Result<()> {
         let stream = self.context.subjects.matches_stream();
         let last = streams::last_sequence(&self.context.jetstream, &stream).await?;
-        while self.store.position(&stream)? < last {
+        // The follower's own position: asking the store would first write
+        // out everything it defers, on every answer.
+        while matches.position() < last {
             let wait = Duration::from_millis(READ_TO_END_TIMEOUT_MS);
             let Ok(Some(stored)) = tokio::time::timeout(wait, matches.next()).await else {
                 break;

@@ -137,6 +137,11 @@ impl Follower {
         }
     }
 
+    /// The sequence of the last message returned (or the one it started after).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
     /// The next message; `None` only when the consumer ends for good.
     /// An ordered consumer recreates itself across server restarts, so errors
     /// here are rare and transient: they are logged and reading continues.

@@ -820,15 +820,24 @@ impl Solver {
             || self
                 .last_full_run
                 .is_none_or(|last| last.elapsed() >= Duration::from_millis(FULL_RUN_INTERVAL_MS));
+        // What waits (this burst and the parts left of earlier ones)
+        // reaching much of a world small enough for one run costs less as
+        // that run than as a part per handful of changes: under thousands
+        // of events a second the parts would never catch up.
+        let waiting = touched.len() + self.parts.iter().map(Touched::len).sum::<usize>();
         let whole_due = full_due || touched.everything;
-        let outcome = if whole_due && !self.too_big_for_one_run() {
+        let outcome = if self.too_big_for_one_run() {
+            if whole_due {
+                self.last_full_run = Some(Instant::now());
+                self.parts.clear();
+                let sweep = self.every_task_touched(touched);
+                self.plan_in_parts(now, sweep, started).await
+            } else {
+                self.plan_in_parts(now, touched, started).await
+            }
+        } else if whole_due || waiting * scope::TASKS_PER_VOLUNTEER >= self.world.tasks.len() {
             self.parts.clear();
             self.plan_touched(now, None, started).await
-        } else if whole_due {
-            self.last_full_run = Some(Instant::now());
-            self.parts.clear();
-            let sweep = self.every_task_touched(touched);
-            self.plan_in_parts(now, sweep, started).await
         } else {
             self.plan_in_parts(now, touched, started).await
         };
