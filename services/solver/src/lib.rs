@@ -820,11 +820,16 @@ impl Solver {
             || self
                 .last_full_run
                 .is_none_or(|last| last.elapsed() >= Duration::from_millis(FULL_RUN_INTERVAL_MS));
-        // What waits (this burst and the parts left of earlier ones)
-        // reaching much of a world small enough for one run costs less as
-        // that run than as a part per handful of changes: under thousands
-        // of events a second the parts would never catch up.
-        let waiting = touched.len() + self.parts.iter().map(Touched::len).sum::<usize>();
+        // Parts left of earlier bursts, with this one, reaching much of a
+        // world small enough for one run cost less as that run than as a
+        // part per handful of changes: under thousands of events a second
+        // the parts would never catch up. Only then: a run over everything
+        // re-plans what scoped runs leave be (a burst that fits in one step
+        // is planned in scopes however much of a small world it touches).
+        let falling_behind = !self.parts.is_empty()
+            && (touched.len() + self.parts.iter().map(Touched::len).sum::<usize>())
+                * scope::TASKS_PER_VOLUNTEER
+                >= self.world.tasks.len();
         let whole_due = full_due || touched.everything;
         let outcome = if self.too_big_for_one_run() {
             if whole_due {
@@ -835,7 +840,7 @@ impl Solver {
             } else {
                 self.plan_in_parts(now, touched, started).await
             }
-        } else if whole_due || waiting * scope::TASKS_PER_VOLUNTEER >= self.world.tasks.len() {
+        } else if whole_due || falling_behind {
             self.parts.clear();
             self.plan_touched(now, None, started).await
         } else {
