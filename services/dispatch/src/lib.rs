@@ -60,6 +60,10 @@ use plumbing::{publish, reply, streams, Context};
 pub const DELIVERY_ACK_WAIT_S: u64 = 30;
 /// Deliveries of one proposal before it is left to expire.
 pub const DELIVERY_ATTEMPTS_MAX: i64 = 5;
+/// Answers already received that are handled one after another after a
+/// single read of the match stream to its end (each read is a round trip
+/// to the server and was most of an answer's cost under load).
+pub const REPLY_BATCH_MAX: usize = 64;
 /// Proposals already received that are delivered together: their writes
 /// to the volunteers' subjects and their acks are awaited at once, so a
 /// run's team does not wait one fsync per member.
@@ -108,7 +112,7 @@ const KIND_TASK: &str = "task";
 const KIND_TENURE: &str = "tenure";
 
 enum Next {
-    Request(Request),
+    Requests(Vec<Request>),
     Event(Stored),
     Match(Stored),
     Deliveries(Vec<async_nats::jetstream::Message>),
@@ -222,7 +226,18 @@ pub async fn run(
         let timer_delay = dispatch.next_timer_delay();
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
-            Some(request) = replies.next() => Next::Request(request),
+            Some(request) = replies.next() => {
+                // With those already waiting behind it: they share one
+                // read of the match stream to its end.
+                let mut requests = vec![request];
+                while requests.len() < REPLY_BATCH_MAX {
+                    match replies.next().now_or_never() {
+                        Some(Some(request)) => requests.push(request),
+                        _ => break,
+                    }
+                }
+                Next::Requests(requests)
+            },
             Some(stored) = matches.next() => Next::Match(stored),
             Some(stored) = events.next() => Next::Event(stored),
             Some(delivery) = deliveries.next() => {
@@ -253,15 +268,17 @@ pub async fn run(
             () = sleep_or_forever(timer_delay) => Next::TimerDue,
         };
         let outcome = match next {
-            Next::Request(request) => {
+            Next::Requests(requests) => {
                 // An answer is judged against every proposal already in the
                 // match stream, whether or not this follower has read it: a
                 // client watching `sb.match.proposed` may answer first.
                 if let Err(error) = dispatch.read_matches_to_end(&mut matches).await {
                     tracing::warn!(error = %format!("{error:#}"), "reading the match stream to its end");
                 }
-                let trace = TraceParent::continue_from(request.message.headers.as_ref());
-                trace::scope(trace, dispatch.handle_reply(request)).await;
+                for request in requests {
+                    let trace = TraceParent::continue_from(request.message.headers.as_ref());
+                    trace::scope(trace, dispatch.handle_reply(request)).await;
+                }
                 Ok(())
             }
             Next::Match(stored) => dispatch.apply_match_stored(&stored),
