@@ -8,8 +8,8 @@ Starts its own nats-server (the venv's, as `switchboard up` installs it) with
   - one write alone;
   - throughput into one stream and into two streams with 256 in flight,
     and with one in flight.
-Usage: python3 -m venv /tmp/natspy && /tmp/natspy/bin/pip install nats-py
-       /tmp/natspy/bin/python deploy/bench/nats_fsync_floor.py
+Usage (the venv deploy/bin/install-prerequisites makes has nats-py):
+       ~/.cache/switchboard/venv/bin/python deploy/bench/nats_fsync_floor.py
 BENCHMARKS.md ("The fsync floor") reports its output.
 """
 import asyncio
