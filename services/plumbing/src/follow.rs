@@ -51,8 +51,10 @@ pub struct Follower {
     /// When a message last arrived (or the stream was last checked); kept
     /// here, not in `next`, because callers drop `next` inside `select!`.
     heard_at: Instant,
-    /// Messages of the stream after the last one read, when reported.
+    /// Messages of the stream after the last one read, when reported...
     lag: Option<metrics::Gauge>,
+    /// ...and the sequence of the last one read.
+    read: Option<metrics::Gauge>,
 }
 
 impl Follower {
@@ -70,15 +72,24 @@ impl Follower {
             position: applied,
             heard_at: Instant::now(),
             lag: None,
+            read: None,
         })
     }
 
     /// Reports how far behind the stream's end this follower is, as the
     /// gauge `switchboard_<service>_lag_messages{stream}`. The count comes
-    /// with each message (the consumer's pending count), so it costs no request.
+    /// with each message (the consumer's pending count), so it costs no
+    /// request; it is as old as the last message read, so a follower that
+    /// stopped reading shows the lag it had then. The sequence of that
+    /// message is `switchboard_<service>_position{stream}`: compared with
+    /// the stream's last sequence it tells how far behind it is now.
     pub fn report_lag(mut self, service: &'static str) -> Follower {
-        let name = format!("switchboard_{service}_lag_messages");
-        self.lag = Some(metrics::gauge!(name, "stream" => self.stream.clone()));
+        let lag = format!("switchboard_{service}_lag_messages");
+        self.lag = Some(metrics::gauge!(lag, "stream" => self.stream.clone()));
+        let read = format!("switchboard_{service}_position");
+        let gauge = metrics::gauge!(read, "stream" => self.stream.clone());
+        gauge.set(self.position as f64);
+        self.read = Some(gauge);
         self
     }
 
@@ -176,6 +187,9 @@ impl Follower {
                         continue;
                     }
                     self.position = sequence;
+                    if let Some(read) = &self.read {
+                        read.set(sequence as f64);
+                    }
                     return Some(Stored {
                         subject: message.message.subject.to_string(),
                         payload: message.message.payload.clone(),

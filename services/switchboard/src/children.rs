@@ -142,12 +142,18 @@ impl Children {
         sample(&String::from_utf8_lossy(&answer), series)
     }
 
-    /// Whether every service has applied `SB_EVENTS` to its end: each one's
-    /// lag gauge (set from the consumer's pending count as it reads) is 0.
-    pub async fn applied_events(&self, events_stream: &str) -> bool {
+    /// Whether every service has applied `SB_EVENTS` up to `last`: each
+    /// one's position gauge is there. (Its lag gauge is as old as the last
+    /// message it read: a service busy elsewhere shows the lag it had then,
+    /// once 0 while the solver was 98,000 messages behind.)
+    pub async fn applied_events(&self, events_stream: &str, last: u64) -> bool {
         for name in SERVICES {
-            let series = format!("switchboard_{name}_lag_messages{{stream=\"{events_stream}\"}}");
-            if self.metric(name, &series).await != Some(0.0) {
+            let series = format!("switchboard_{name}_position{{stream=\"{events_stream}\"}}");
+            if self
+                .metric(name, &series)
+                .await
+                .is_none_or(|read| read < last as f64)
+            {
                 return false;
             }
         }

@@ -662,15 +662,7 @@ async fn drive(
     }
     let settled = match &services {
         Some(Services::Processes(children)) => {
-            let events_stream = client.subjects.events_stream();
-            settle_processes(
-                children,
-                &events_stream,
-                &last_proposal,
-                settle_max,
-                &shutdown,
-            )
-            .await
+            settle_processes(children, &client, &last_proposal, settle_max, &shutdown).await
         }
         _ => settle(&client, &last_proposal, settle_max, &shutdown).await?,
     };
@@ -813,8 +805,11 @@ async fn wait_applied(
     let deadline = Instant::now() + wait_max;
     let events_stream = client.subjects.events_stream();
     loop {
-        if children.applied_events(&events_stream).await {
-            return true;
+        let last = plumbing::streams::last_sequence(&client.jetstream, &events_stream).await;
+        if let Ok(last) = last {
+            if children.applied_events(&events_stream, last).await {
+                return true;
+            }
         }
         if Instant::now() > deadline || shutdown.is_cancelled() {
             return false;
@@ -831,14 +826,15 @@ async fn wait_applied(
 /// seconds). Whether that happened within `wait_max`.
 async fn settle_processes(
     children: &Children,
-    events_stream: &str,
+    client: &plumbing::Context,
     last_proposal: &Mutex<Instant>,
     wait_max: Duration,
     shutdown: &CancellationToken,
 ) -> bool {
     const RUNS: &str = "switchboard_solver_match_duration_seconds_count{tier=\"1\"}";
     const RUNS_SECONDS: &str = "switchboard_solver_match_duration_seconds_sum{tier=\"1\"}";
-    let lag = format!("switchboard_solver_lag_messages{{stream=\"{events_stream}\"}}");
+    let events_stream = client.subjects.events_stream();
+    let position = format!("switchboard_solver_position{{stream=\"{events_stream}\"}}");
     let deadline = Instant::now() + wait_max;
     // Tier-1 runs (count, seconds) when the solver was first seen caught up.
     let mut applied_at: Option<(f64, f64)> = None;
@@ -855,8 +851,14 @@ async fn settle_processes(
             last_seen = (runs, runs_seconds);
             changed_at = Instant::now();
         }
-        if applied_at.is_none() && children.metric("solver", &lag).await == Some(0.0) {
-            applied_at = Some(last_seen);
+        if applied_at.is_none() {
+            let last = plumbing::streams::last_sequence(&client.jetstream, &events_stream).await;
+            let read = children.metric("solver", &position).await;
+            if let (Ok(last), Some(read)) = (last, read) {
+                if read >= last as f64 {
+                    applied_at = Some(last_seen);
+                }
+            }
         }
         let quiet =
             Duration::from_millis(SETTLE_QUIET_MS).max(Duration::from_secs_f64(2.0 * last_run_s));
@@ -1145,7 +1147,7 @@ async fn replay(
         if let (true, Services::Processes(children)) = (kept, &services) {
             let settled = settle_processes(
                 children,
-                &client.subjects.events_stream(),
+                client,
                 &Mutex::new(Instant::now()),
                 start.settle_max,
                 shutdown,
