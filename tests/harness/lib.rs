@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use proto::subjects::{Input, Subjects};
 use proto::wire::Reply;
+use switchboard::fleet::{Connection, Fleet, Running};
 use tokio::process::{Child, Command};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for something the switchboard should do at once.
@@ -218,7 +218,8 @@ pub struct Switchboard {
     /// Where `/metrics`, `/health` and `/ready` are served, when asked for.
     pub observe: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    /// The services (`None` only once stopped).
+    running: Option<Running>,
 }
 
 /// What to start.
@@ -272,70 +273,43 @@ impl Switchboard {
     pub async fn start(nats: &NatsServer, state: &Path, options: Options) -> Switchboard {
         let subjects = Subjects::default();
         let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
-        let mut probes = Vec::new();
         if options.observe {
             // Before any service makes its metric handles.
             plumbing::prometheus::install().unwrap();
         }
-        let context = |name: &'static str| {
-            let url = nats.url.clone();
-            let subjects = subjects.clone();
-            let clock = options.clock.clone();
-            async move {
-                let client = plumbing::nats::connect(&url, name).await.unwrap();
-                plumbing::Context::new(client, subjects, clock)
-            }
-        };
-        let config = ingest::IngestConfig {
-            state_directory: Some(state.join("ingest")),
-        };
-        let (service_context, token) = (context("sb-ingest").await, shutdown.clone());
-        probes.push(plumbing::observe::Probe::new("ingest", &service_context));
-        tasks.push(tokio::spawn(ingest::run(service_context, config, token)));
-        let config = solver::SolverConfig {
-            state_directory: Some(state.join("solver")),
-            match_budget: options.match_budget,
-            response_window: options.response_window,
-            starter_policy: options.starter_policy,
-            trust_source: options.trust_source,
-            priorities: options.priorities,
-            ..solver::SolverConfig::default()
-        };
-        let (service_context, token) = (context("sb-solver").await, shutdown.clone());
-        probes.push(plumbing::observe::Probe::new("solver", &service_context));
-        tasks.push(tokio::spawn(solver::run(service_context, config, token)));
-        let config = ledger::LedgerConfig {
-            state_directory: Some(state.join("ledger")),
-            release_grace: options.release_grace,
-        };
-        let (service_context, token) = (context("sb-ledger").await, shutdown.clone());
-        tasks.push(tokio::spawn(ledger::run(service_context, config, token)));
-        let config = dispatch::DispatchConfig {
-            state_directory: Some(state.join("dispatch")),
-            checkin_window: options.checkin_window,
-            smtp: options.smtp.clone(),
-        };
-        let (service_context, token) = (context("sb-dispatch").await, shutdown.clone());
-        probes.push(plumbing::observe::Probe::new("dispatch", &service_context));
-        tasks.push(tokio::spawn(dispatch::run(service_context, config, token)));
+        let mut fleet = Fleet::new(Connection::local(&nats.url), options.clock.clone())
+            .ingest(ingest::IngestConfig {
+                state_directory: Some(state.join("ingest")),
+            })
+            .solver(solver::SolverConfig {
+                state_directory: Some(state.join("solver")),
+                match_budget: options.match_budget,
+                response_window: options.response_window,
+                starter_policy: options.starter_policy,
+                trust_source: options.trust_source,
+                priorities: options.priorities,
+                ..solver::SolverConfig::default()
+            })
+            .ledger(ledger::LedgerConfig {
+                state_directory: Some(state.join("ledger")),
+                release_grace: options.release_grace,
+            })
+            .dispatch(dispatch::DispatchConfig {
+                state_directory: Some(state.join("dispatch")),
+                checkin_window: options.checkin_window,
+                smtp: options.smtp.clone(),
+            });
         let mut http = None;
         if options.gateway {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .unwrap();
             http = Some(listener.local_addr().unwrap());
-            let (service_context, token) = (context("sb-gateway").await, shutdown.clone());
             let config = gateway::GatewayConfig {
                 rate_limits: options.rate_limits,
                 ..gateway_config()
             };
-            tasks.push(tokio::spawn(gateway::run(
-                service_context,
-                config,
-                listener,
-                token,
-            )));
+            fleet = fleet.gateway(config, listener);
         }
         let mut observe = None;
         if options.observe {
@@ -343,23 +317,19 @@ impl Switchboard {
                 .await
                 .unwrap();
             observe = Some(listener.local_addr().unwrap());
-            tasks.push(tokio::spawn(plumbing::observe::serve(
-                listener,
-                probes,
-                shutdown.clone(),
-            )));
+            fleet = fleet.observe_on(listener);
         }
+        let running = fleet.start(&shutdown).await.unwrap();
         let client = nats.client("test-client").await;
-        let switchboard = Switchboard {
+        let mut switchboard = Switchboard {
             subjects,
             client,
             state: state.to_owned(),
             http,
             observe,
             shutdown,
-            tasks,
+            running: Some(running),
         };
-        let mut switchboard = switchboard;
         switchboard.wait_until_serving().await;
         switchboard
     }
@@ -383,9 +353,10 @@ impl Switchboard {
                     break;
                 }
                 // A service that stopped will never answer: say why at once.
-                if let Some(position) = self.tasks.iter().position(|task| task.is_finished()) {
-                    let outcome = self.tasks.remove(position).await;
-                    panic!("a service stopped while starting: {outcome:?}");
+                if let Some((name, outcome)) =
+                    self.running.as_mut().and_then(Running::try_finished)
+                {
+                    panic!("the {name} service stopped while starting: {outcome:?}");
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,
@@ -397,10 +368,10 @@ impl Switchboard {
     }
 
     /// Stops every service gracefully and waits for them.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        for task in self.tasks {
-            task.await.unwrap().unwrap();
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
         }
     }
 

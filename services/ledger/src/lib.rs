@@ -169,6 +169,7 @@ pub async fn run(
         .add(subjects.input(Input::Disburse))
         .await
         .map_err(|error| anyhow::anyhow!("adding the disburse endpoint: {error}"))?;
+    service.context.health.set_caught_up();
     tracing::info!("ledger ready");
 
     let mut ticks = tokio::time::interval(Duration::from_millis(RECONCILE_INTERVAL_MS));

@@ -199,7 +199,11 @@ struct Deferred {
     writes: Vec<Write>,
     /// When the oldest of them was committed.
     since: Option<std::time::Instant>,
-    /// Why applying them from the background failed; the next call reports it.
+    /// Why applying a batch failed. Sticky: once one batch is lost, no later
+    /// batch may be written (its position would move past the lost one and
+    /// the saved state would silently differ from the streams), so every
+    /// later commit, read and flush fails with this reason, the service
+    /// stops, and a restart replays from the last position written.
     failed: Option<String>,
 }
 
@@ -220,9 +224,8 @@ impl Shared {
                     return;
                 };
                 let mut deferred = shared.lock();
-                if let Err(error) = shared.apply_deferred(&mut deferred) {
-                    deferred.failed = Some(format!("{error:#}"));
-                }
+                // A failure is recorded in `deferred.failed`, for the next call.
+                let _ = shared.apply_deferred(&mut deferred);
             });
         if let Err(error) = spawned {
             // Without it, writes are applied by the next commit, read or flush.
@@ -238,6 +241,9 @@ impl Shared {
     }
 
     fn apply_deferred(&self, deferred: &mut Deferred) -> anyhow::Result<()> {
+        if let Some(failed) = &deferred.failed {
+            anyhow::bail!("writing the state store failed: {failed}");
+        }
         deferred.since = None;
         if deferred.writes.is_empty() {
             return Ok(());
@@ -249,16 +255,18 @@ impl Shared {
         writes.reverse();
         writes.sort_by(|(one, _), (other, _)| one.cmp(other));
         writes.dedup_by(|(later, _), (kept, _)| later == kept);
-        self.backend.apply(writes)
+        if let Err(error) = self.backend.apply(writes) {
+            let reason = format!("{error:#}");
+            deferred.failed = Some(reason.clone());
+            anyhow::bail!("writing the state store failed: {reason}");
+        }
+        Ok(())
     }
 
     /// Applies what is deferred and reports an earlier background failure,
     /// so a read sees every commit and no failure goes unsaid.
     fn settle(&self) -> anyhow::Result<()> {
         let mut deferred = self.lock();
-        if let Some(failed) = deferred.failed.take() {
-            anyhow::bail!("writing the state store failed: {failed}");
-        }
         self.apply_deferred(&mut deferred)
     }
 }
@@ -269,7 +277,8 @@ impl Drop for Shared {
             .deferred
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !deferred.writes.is_empty() {
+        // After a lost batch nothing more is written: see `Deferred::failed`.
+        if !deferred.writes.is_empty() && deferred.failed.is_none() {
             let written = self
                 .backend
                 .apply(std::mem::take(&mut deferred.writes))
@@ -412,7 +421,7 @@ impl Store {
             return Ok(());
         }
         let mut deferred = self.shared.lock();
-        if let Some(failed) = deferred.failed.take() {
+        if let Some(failed) = &deferred.failed {
             anyhow::bail!("writing the state store failed: {failed}");
         }
         deferred.writes.extend(changes.writes);
@@ -426,10 +435,17 @@ impl Store {
     }
 
     /// Writes everything to disk; called at shutdown. Not needed for
-    /// correctness: a lost suffix is replayed from the stream.
+    /// correctness: a lost suffix is replayed from the stream. A flush that
+    /// fails poisons the store like a failed batch.
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.shared.settle()?;
-        self.shared.backend.flush()
+        let mut deferred = self.shared.lock();
+        self.shared.apply_deferred(&mut deferred)?;
+        if let Err(error) = self.shared.backend.flush() {
+            let reason = format!("{error:#}");
+            deferred.failed = Some(reason.clone());
+            anyhow::bail!("flushing the state store failed: {reason}");
+        }
+        Ok(())
     }
 }
 
@@ -539,6 +555,71 @@ mod tests {
         assert_eq!(
             store.load::<i32>("task").unwrap(),
             vec![("a".to_owned(), 3)]
+        );
+    }
+
+    /// A backend whose writes fail from the `fail_from`-th on, as a full
+    /// disk would: the store must stop, not move on past the lost batch.
+    struct FullDisk {
+        inner: MemoryBackend,
+        applied: Mutex<usize>,
+        fail_from: usize,
+    }
+
+    impl Backend for FullDisk {
+        fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+            self.inner.get(key)
+        }
+        fn scan_prefix(&self, prefix: &[u8]) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.inner.scan_prefix(prefix)
+        }
+        fn apply(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> anyhow::Result<()> {
+            let mut applied = self.applied.lock().unwrap();
+            *applied += 1;
+            if *applied >= self.fail_from {
+                anyhow::bail!("No space left on device (os error 28)");
+            }
+            self.inner.apply(writes)
+        }
+        fn flush(&self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_one_lost_batch_the_store_refuses_every_later_write_and_read() {
+        let backend = Arc::new(FullDisk {
+            inner: MemoryBackend::default(),
+            applied: Mutex::new(0),
+            fail_from: 2,
+        });
+        let store = Store {
+            shared: Shared::new(backend.clone()),
+        };
+        let commit = |sequence: u64| {
+            let mut changes = Changes::default();
+            changes
+                .put("volunteer", &format!("v{sequence}"), &sequence)
+                .unwrap();
+            changes.position("SB_EVENTS", sequence);
+            store.commit(changes)
+        };
+        commit(1).unwrap();
+        store.flush().unwrap();
+        commit(2).unwrap();
+        // The batch holding 2 is lost when it is applied...
+        assert!(store.flush().is_err());
+        // ...and nothing after it may be written or read, or the position
+        // would move past what the state holds.
+        let refused = commit(3).unwrap_err();
+        assert!(format!("{refused:#}").contains("No space left"), "{refused:#}");
+        assert!(store.position("SB_EVENTS").is_err());
+        assert!(store.load::<u64>("volunteer").is_err());
+        drop(store);
+        assert_eq!(
+            backend.inner.get(&key(POSITION_KIND, "SB_EVENTS")).unwrap(),
+            Some(1u64.to_be_bytes().to_vec()),
+            "the saved position is still the last one whose state was written"
         );
     }
 

@@ -12,6 +12,7 @@
 
 pub mod ack;
 pub mod clock;
+pub mod fault;
 pub mod follow;
 pub mod nats;
 pub mod observe;

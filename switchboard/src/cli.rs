@@ -56,12 +56,8 @@ pub enum Command {
     Ledger(LedgerArgs),
     /// Run the HTTP gateway alone.
     Gateway(GatewayArgs),
-    /// Drive the real services with a synthetic population on a fast clock and compare with self-selection.
-    Simulate(SimulateArgs),
     /// Print a sign-in link that only the holder of the gateway's secret may mint (vetters, coordinators).
     Link(LinkArgs),
-    /// Offer a realistic mix of inputs at a fixed rate (open loop) and measure latency and throughput.
-    Loadgen(LoadgenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -97,94 +93,6 @@ pub enum LinkRole {
     /// Sets volunteers' trust tiers; coordinators cannot mint this link.
     Vetter,
     Coordinator,
-}
-
-#[derive(Args, Debug)]
-pub struct LoadgenArgs {
-    /// Requests offered per second, sent on schedule whether or not earlier ones were answered.
-    #[arg(long, default_value_t = 1_000.0)]
-    pub rate: f64,
-    /// Length of the measured run, in seconds (0: only set up, and replay with --replay).
-    #[arg(long, default_value_t = 10.0)]
-    pub duration: f64,
-    /// Open tasks posted before the run (in needs of 10 tasks).
-    #[arg(long, default_value_t = 1_000)]
-    pub open_tasks: usize,
-    /// Volunteers offered before the run.
-    #[arg(long, default_value_t = 0)]
-    pub volunteers: usize,
-    /// Regions of the synthetic population: a task is open to the volunteers of its region.
-    #[arg(long, default_value_t = 100)]
-    pub regions: usize,
-    /// Drive the switchboard on this NATS server instead of starting a local one with the services in this process.
-    #[arg(long = "nats", env = "SWITCHBOARD_NATS")]
-    pub nats: Option<String>,
-    /// Subject prefix.
-    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
-    pub prefix: String,
-    /// MEASUREMENT ONLY: run the local nats-server without fsync before each ack (ADR 0001); acknowledged input can be lost.
-    #[arg(long)]
-    pub fast: bool,
-    /// Keep the services' and nats-server's state here instead of a temporary directory.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// After the run, start the services again, first on the state they kept, then on empty state, and time how long each takes to be ready.
-    #[arg(long)]
-    pub replay: bool,
-    /// Run ingest, solver and dispatch each as its own child process (`switchboard ingest` ...), so memory and restart times are per service.
-    #[arg(long)]
-    pub processes: bool,
-    /// Longest wait for the solver's first matching of the starting world, in seconds; the run goes on after it either way.
-    #[arg(long, default_value_t = crate::loadgen::SETTLE_MAX_S_DEFAULT)]
-    pub settle_max_s: u64,
-    /// Seed of the synthetic population and of the mix.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Time given to the last proposals after the last reply, in milliseconds.
-    #[arg(long, default_value_t = 2_000)]
-    pub settle_ms: u64,
-    /// Budget of one tier-2 matching run, in milliseconds.
-    #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
-    pub match_budget_ms: u64,
-}
-
-#[derive(Args, Debug)]
-pub struct SimulateArgs {
-    /// Use this NATS server instead of starting a local one (the services still run in this process).
-    #[arg(long = "nats", env = "SWITCHBOARD_NATS")]
-    pub nats: Option<String>,
-    /// Subject prefix.
-    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = proto::subjects::PREFIX_DEFAULT)]
-    pub prefix: String,
-    /// Keep the services' and nats-server's state here instead of a temporary directory.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Start the simulated period at this RFC 3339 time instead of now.
-    #[arg(long)]
-    pub now: Option<DateTime<Utc>>,
-    /// Length of the simulated period, in days.
-    #[arg(long, default_value_t = 21.0)]
-    pub days: f64,
-    /// Simulated seconds per real second (20000: three weeks in about 90 s).
-    #[arg(long, default_value_t = 20_000.0)]
-    pub speed: f64,
-    /// Volunteers arriving over the period.
-    #[arg(long, default_value_t = 150)]
-    pub volunteers: usize,
-    /// Needs posted over the period (one to three tasks each).
-    #[arg(long, default_value_t = 60)]
-    pub needs: usize,
-    /// Seed of the population and of everyone's choices.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub lifecycle: Lifecycle,
-    /// Budget of one matching run, in milliseconds.
-    #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
-    pub match_budget_ms: u64,
 }
 
 /// Where NATS is and which switchboard on it.
@@ -298,7 +206,7 @@ pub struct UpArgs {
     /// State of the services and of the local nats-server.
     #[arg(long, env = "SWITCHBOARD_DATA", default_value = ".switchboard")]
     pub data: PathBuf,
-    /// Post a realistic scenario and answer proposals as its volunteers would.
+    /// Post a realistic scenario and answer proposals as its volunteers would (switchboard-tools only: deploy/bin/switchboard runs it).
     #[arg(long)]
     pub demo: bool,
     /// Seed of the demo scenario.
@@ -574,16 +482,14 @@ impl Command {
             Command::Up(args) if !args.quiet => "warn",
             Command::Watch(_)
             | Command::Solve(_)
-            | Command::Simulate(_)
-            | Command::Link(_)
-            | Command::Loadgen(_) => "warn",
+            | Command::Link(_) => "warn",
             _ => "info",
         }
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         match self {
-            Command::Up(args) => crate::up::run(args, shutdown).await,
+            Command::Up(args) => crate::up::run(args, shutdown, None).await,
             Command::Watch(args) => crate::watch::run(args, shutdown).await,
             Command::Solve(args) => crate::solve::run(args),
             Command::Ingest(args) => crate::services::ingest(args, shutdown).await,
@@ -591,9 +497,7 @@ impl Command {
             Command::Dispatch(args) => crate::services::dispatch(args, shutdown).await,
             Command::Ledger(args) => crate::services::ledger(args, shutdown).await,
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
-            Command::Simulate(args) => crate::simulate::run(args, shutdown).await,
             Command::Link(args) => crate::services::link(args),
-            Command::Loadgen(args) => crate::loadgen::run(args, shutdown).await,
         }
     }
 }
@@ -609,6 +513,7 @@ impl Time {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

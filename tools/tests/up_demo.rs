@@ -1,5 +1,6 @@
 //! The newcomer's first command, end to end with the real binary:
-//! `switchboard up --demo` starts its own nats-server and streams proposals.
+//! `switchboard-tools up --demo` (what `deploy/bin/switchboard up --demo`
+//! runs) starts its own nats-server and streams proposals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,7 +15,7 @@ const FIRST_PROPOSAL_WITHIN_S: u64 = 60;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_with_the_demo_streams_proposals_and_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-tools"))
         .args(["up", "--demo", "--http", "127.0.0.1:0", "--data"])
         .arg(data.path())
         .stdout(std::process::Stdio::piped())

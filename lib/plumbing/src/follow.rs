@@ -208,3 +208,162 @@ impl Follower {
         }
     }
 }
+
+/// The logs a service follows, by what they hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Log {
+    /// `SB_EVENTS`: every accepted input.
+    Events,
+    /// `SB_MATCHES`: proposals and what became of them.
+    Matches,
+    /// `SB_LEDGER`: the money's double-entry journal.
+    Ledger,
+}
+
+impl Log {
+    /// The stream that holds this log.
+    pub fn stream(self, subjects: &proto::subjects::Subjects) -> String {
+        match self {
+            Log::Events => subjects.events_stream(),
+            Log::Matches => subjects.matches_stream(),
+            Log::Ledger => subjects.ledger_stream(),
+        }
+    }
+}
+
+/// Every log one service follows, read as one: the catch-up every service
+/// does at start, then the messages of all of them as they come.
+///
+/// A service materialises its state from the logs and must know its whole
+/// past before it acts (publishes, answers, plans), or a restarted service
+/// would repeat what it did before it stopped. [`Logs::catch_up`] applies,
+/// log after log in the order given, everything each log held when it
+/// started; [`Logs::next`] then yields the next message of whichever log
+/// has one.
+pub struct Logs {
+    events: Option<Follower>,
+    matches: Option<Follower>,
+    ledger: Option<Follower>,
+}
+
+/// The next message of `follower`, or `None` at once when there is none to
+/// follow (so `select!` disables that branch).
+async fn next_of(follower: &mut Option<Follower>) -> Option<Stored> {
+    match follower {
+        Some(follower) => follower.next().await,
+        None => None,
+    }
+}
+
+impl Logs {
+    /// Follows each of `logs` from the position given beside it (the
+    /// sequence the service's store has applied; 0: from the start), after
+    /// applying through `apply`, in the order given, every message each log
+    /// held at the start. A skipped message is logged and passed; any other
+    /// fault stops the catch-up (applying a logged message needs nothing
+    /// outside the service, so a retry is impossible here).
+    pub async fn catch_up(
+        context: &crate::Context,
+        service: &'static str,
+        logs: &[(Log, u64)],
+        mut apply: impl FnMut(Log, &Stored) -> Result<(), crate::fault::Fault>,
+    ) -> anyhow::Result<Logs> {
+        let policy = crate::fault::Policy::new(service);
+        let mut followed = Logs {
+            events: None,
+            matches: None,
+            ledger: None,
+        };
+        for &(log, applied) in logs {
+            let stream = log.stream(&context.subjects);
+            let last = crate::streams::last_sequence(&context.jetstream, &stream).await?;
+            let mut follower = Follower::start(&context.jetstream, &stream, applied)
+                .await?
+                .report_lag(service);
+            while follower.position() < last {
+                let Some(stored) = follower.next().await else {
+                    break;
+                };
+                // Applying a logged message needs nothing outside the
+                // service: one that asks to be retried cannot be, here.
+                let outcome = match apply(log, &stored) {
+                    Err(crate::fault::Fault::Retry(error)) => Err(crate::fault::Fault::Fatal(error)),
+                    outcome => outcome,
+                };
+                policy.judge("catching up", outcome)?;
+            }
+            tracing::info!(
+                service,
+                stream,
+                from = applied,
+                to = follower.position(),
+                "caught up"
+            );
+            *followed.slot(log) = Some(follower);
+        }
+        Ok(followed)
+    }
+
+    fn slot(&mut self, log: Log) -> &mut Option<Follower> {
+        match log {
+            Log::Events => &mut self.events,
+            Log::Matches => &mut self.matches,
+            Log::Ledger => &mut self.ledger,
+        }
+    }
+
+    /// The next message of any followed log; `None` only when every
+    /// follower has ended for good. Cancel-safe: a message is never lost
+    /// when another branch of the caller's `select!` wins.
+    pub async fn next(&mut self) -> Option<(Log, Stored)> {
+        tokio::select! {
+            Some(stored) = next_of(&mut self.events) => Some((Log::Events, stored)),
+            Some(stored) = next_of(&mut self.matches) => Some((Log::Matches, stored)),
+            Some(stored) = next_of(&mut self.ledger) => Some((Log::Ledger, stored)),
+            else => None,
+        }
+    }
+
+    /// The sequence of the last message read from `log` (0 when not followed).
+    pub fn position(&self, log: Log) -> u64 {
+        let follower = match log {
+            Log::Events => &self.events,
+            Log::Matches => &self.matches,
+            Log::Ledger => &self.ledger,
+        };
+        follower.as_ref().map_or(0, Follower::position)
+    }
+
+    /// Reads `log` up to where its stream ends now, each message through
+    /// `apply`, waiting at most `wait` for each; `false` when the stream
+    /// could not be read to its end in time. A skipped message is logged
+    /// and passed; any other fault is the caller's.
+    pub async fn read_to_end(
+        &mut self,
+        context: &crate::Context,
+        log: Log,
+        wait: std::time::Duration,
+        mut apply: impl FnMut(&Stored) -> Result<(), crate::fault::Fault>,
+    ) -> Result<bool, crate::fault::Fault> {
+        use crate::fault::Classify as _;
+        let stream = log.stream(&context.subjects);
+        let last = crate::streams::last_sequence(&context.jetstream, &stream)
+            .await
+            .or_retry()?;
+        let Some(follower) = self.slot(log).as_mut() else {
+            return Ok(false);
+        };
+        while follower.position() < last {
+            let Ok(Some(stored)) = tokio::time::timeout(wait, follower.next()).await else {
+                return Ok(false);
+            };
+            match apply(&stored) {
+                Err(crate::fault::Fault::Skip(reason)) => {
+                    tracing::warn!(stream, sequence = stored.sequence, %reason, "skipped")
+                }
+                outcome => outcome?,
+            }
+        }
+        Ok(true)
+    }
+}

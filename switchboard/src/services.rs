@@ -1,78 +1,70 @@
-//! Each service run alone, as its own process: connect, then `run`.
+//! Each service run alone, as its own process: a fleet of one.
 
-use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use plumbing::observe::Probe;
 use tokio_util::sync::CancellationToken;
+
+use crate::fleet::{Connection as FleetConnection, Fleet};
 
 use crate::cli::{
     Connection, DispatchArgs, GatewayArgs, LedgerArgs, LinkArgs, LinkRole, MailArgs, ServiceArgs,
     SolverArgs,
 };
 
+/// The services' connection as the command line gives it.
+pub fn connection(connection: &Connection) -> anyhow::Result<FleetConnection> {
+    Ok(FleetConnection {
+        url: connection.url.clone(),
+        subjects: proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?,
+        credentials: connection.auth.credentials()?,
+        replication: plumbing::streams::Replication::new(connection.replicas)
+            .context("--replicas")?,
+    })
+}
+
+/// A client's context (`watch`, the tools): its own connection.
 pub async fn context(
     connection: &Connection,
     client_name: &str,
     clock: plumbing::Clock,
 ) -> anyhow::Result<plumbing::Context> {
-    let subjects = proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?;
-    let replication =
-        plumbing::streams::Replication::new(connection.replicas).context("--replicas")?;
-    let credentials = connection.auth.credentials()?;
-    let client = plumbing::nats::connect_as(&connection.url, client_name, &credentials).await?;
-    Ok(plumbing::Context::new(client, subjects, clock).with_replication(replication))
+    self::connection(connection)?
+        .context(client_name, clock)
+        .await
 }
 
-/// Runs `service` while serving `/metrics`, `/health` and `/ready` for
-/// `probes` on `address`, when one is given. The recorder is installed
-/// before the service starts: metric handles made before it would record
-/// nothing.
-pub async fn observed(
-    address: Option<SocketAddr>,
-    probes: Vec<Probe>,
+/// Runs a fleet of one service, serving `/metrics`, `/health` and
+/// `/ready` on `metrics_addr` when one is given. The recorder is
+/// installed before the service starts: metric handles made before it
+/// would record nothing.
+async fn alone(
+    fleet: Fleet,
+    metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
-    service: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let Some(address) = address else {
-        return service.await;
-    };
-    plumbing::prometheus::install()?;
-    let listener = plumbing::observe::bind(address).await?;
-    let serving = shutdown.child_token();
-    let server = tokio::spawn(plumbing::observe::serve(listener, probes, serving.clone()));
-    let outcome = service.await;
-    serving.cancel();
-    match server.await {
-        Ok(Err(error)) => {
-            tracing::warn!(error = %format!("{error:#}"), "the metrics listener failed")
+    let fleet = match metrics_addr {
+        Some(address) => {
+            plumbing::prometheus::install()?;
+            fleet.observe_on(plumbing::observe::bind(address).await?)
         }
-        Err(error) => tracing::warn!(%error, "the metrics listener panicked"),
-        Ok(Ok(())) => {}
-    }
-    outcome
+        None => fleet,
+    };
+    fleet.start(&shutdown).await?.until_stopped().await
 }
 
 pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let context = context(&args.connection, "sb-ingest", args.time.clock()).await?;
-    let probes = vec![Probe::new("ingest", &context)];
-    let config = ingest::IngestConfig {
-        state_directory: args.state,
-    };
-    observed(
-        args.metrics_addr,
-        probes,
-        shutdown.clone(),
-        ingest::run(context, config, shutdown),
-    )
-    .await
+    let fleet = Fleet::new(connection(&args.connection)?, args.time.clock()).ingest(
+        ingest::IngestConfig {
+            state_directory: args.state,
+        },
+    );
+    alone(fleet, args.metrics_addr, shutdown).await
 }
 
 pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let service = args.service;
     let (sharding, lease) = args.scale_out.configs()?;
-    let context = context(&service.connection, "sb-solver", service.time.clock()).await?;
     let config = solver::SolverConfig {
         state_directory: service.state,
         match_budget: std::time::Duration::from_millis(args.match_budget_ms),
@@ -83,19 +75,12 @@ pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Re
         lease,
         ..solver::SolverConfig::default()
     };
-    let probes = vec![Probe::new("solver", &context)];
-    observed(
-        service.metrics_addr,
-        probes,
-        shutdown.clone(),
-        solver::run(context, config, shutdown),
-    )
-    .await
+    let fleet = Fleet::new(connection(&service.connection)?, service.time.clock()).solver(config);
+    alone(fleet, service.metrics_addr, shutdown).await
 }
 
 pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let service = args.service;
-    let context = context(&service.connection, "sb-dispatch", service.time.clock()).await?;
     let config = dispatch::DispatchConfig {
         state_directory: service.state,
         checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
@@ -103,24 +88,19 @@ pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow
         // go to the volunteer page, which asks for a sign-in link.
         smtp: smtp_config(&args.mail, None, None)?,
     };
-    let probes = vec![Probe::new("dispatch", &context)];
-    observed(
-        service.metrics_addr,
-        probes,
-        shutdown.clone(),
-        dispatch::run(context, config, shutdown),
-    )
-    .await
+    let fleet =
+        Fleet::new(connection(&service.connection)?, service.time.clock()).dispatch(config);
+    alone(fleet, service.metrics_addr, shutdown).await
 }
 
 pub async fn ledger(args: LedgerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let service = args.service;
-    let context = context(&service.connection, "sb-ledger", service.time.clock()).await?;
     let config = ledger::LedgerConfig {
         state_directory: service.state,
         release_grace: chrono::Duration::hours(args.release_grace_hours),
     };
-    ledger::run(context, config, shutdown).await
+    let fleet = Fleet::new(connection(&service.connection)?, service.time.clock()).ledger(config);
+    alone(fleet, service.metrics_addr, shutdown).await
 }
 
 /// Dispatch's email configuration, when `--smtp-host` is given. Links go
@@ -148,7 +128,6 @@ pub fn smtp_config(
 }
 
 pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let context = context(&args.connection, "sb-gateway", plumbing::Clock::system()).await?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
@@ -161,14 +140,9 @@ pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
         "coordinators sign in at {}",
         config.coordinator_link(args.http)?
     );
-    let probes = vec![Probe::new("gateway", &context)];
-    observed(
-        args.metrics_addr,
-        probes,
-        shutdown.clone(),
-        gateway::run(context, config, listener, shutdown),
-    )
-    .await
+    let fleet = Fleet::new(connection(&args.connection)?, plumbing::Clock::system())
+        .gateway(config, listener);
+    alone(fleet, args.metrics_addr, shutdown).await
 }
 
 /// Prints a vetter's or the coordinators' sign-in link, signed with the

@@ -35,10 +35,13 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Connection, SimulateArgs};
+use switchboard::cli::Connection;
+use switchboard::fleet::Fleet;
+use switchboard::local_nats::LocalNats;
+
+use crate::cli::SimulateArgs;
 // Volunteers' skill profiles, with how often each appears: the demo's.
 use crate::demo::PROFILES;
-use crate::local_nats::LocalNats;
 
 /// Share of proposals a volunteer answers at all (the rest expire).
 const ANSWER_SHARE: f64 = 0.93;
@@ -465,56 +468,34 @@ async fn run_live(
         .unwrap_or_else(|| Utc::now() - chrono::Duration::seconds(Utc::now().timestamp() % 3600));
     let clock = plumbing::Clock::starting_at(origin, config.speed);
     let state = data.join("state");
-    let services = shutdown.child_token();
-    let mut running: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
-
-    let context = crate::services::context(&connection, "sb-ingest", clock.clone()).await?;
-    let ingest_config = ingest::IngestConfig {
-        state_directory: Some(state.join("ingest")),
-    };
-    let token = services.clone();
-    running.spawn(async move { ("ingest", ingest::run(context, ingest_config, token).await) });
-
-    let context = crate::services::context(&connection, "sb-solver", clock.clone()).await?;
-    let solver_config = solver::SolverConfig {
-        state_directory: Some(state.join("solver")),
-        match_budget: Duration::from_millis(config.match_budget_ms),
-        response_window: chrono::Duration::hours(config.response_window_hours),
-        // As in production: newcomers get short, open starter tasks first.
-        starter_policy: true,
-        trust_source: solver::TrustSource::Declared,
-        priorities: solver::Priorities::default(),
-        ..solver::SolverConfig::default()
-    };
-    let token = services.clone();
-    running.spawn(async move { ("solver", solver::run(context, solver_config, token).await) });
-
-    // Money is held, released and accounted as in production.
-    let context = crate::services::context(&connection, "sb-ledger", clock.clone()).await?;
-    let ledger_config = ledger::LedgerConfig {
-        state_directory: Some(state.join("ledger")),
-        ..ledger::LedgerConfig::default()
-    };
-    let token = services.clone();
-    running.spawn(async move { ("ledger", ledger::run(context, ledger_config, token).await) });
-
-    let context = crate::services::context(&connection, "sb-dispatch", clock.clone()).await?;
-    let dispatch_config = dispatch::DispatchConfig {
-        state_directory: Some(state.join("dispatch")),
-        checkin_window: chrono::Duration::hours(config.checkin_window_hours),
-        // A synthetic population has no mailboxes.
-        smtp: None,
-    };
-    let token = services.clone();
-    running.spawn(async move {
-        (
-            "dispatch",
-            dispatch::run(context, dispatch_config, token).await,
-        )
-    });
-
-    let client_context =
-        crate::services::context(&connection, "sb-simulate", clock.clone()).await?;
+    let mut running = Fleet::new(switchboard::services::connection(&connection)?, clock.clone())
+        .ingest(ingest::IngestConfig {
+            state_directory: Some(state.join("ingest")),
+        })
+        .solver(solver::SolverConfig {
+            state_directory: Some(state.join("solver")),
+            match_budget: Duration::from_millis(config.match_budget_ms),
+            response_window: chrono::Duration::hours(config.response_window_hours),
+            // As in production: newcomers get short, open starter tasks first.
+            starter_policy: true,
+            trust_source: solver::TrustSource::Declared,
+            priorities: solver::Priorities::default(),
+            ..solver::SolverConfig::default()
+        })
+        // Money is held, released and accounted as in production.
+        .ledger(ledger::LedgerConfig {
+            state_directory: Some(state.join("ledger")),
+            ..ledger::LedgerConfig::default()
+        })
+        .dispatch(dispatch::DispatchConfig {
+            state_directory: Some(state.join("dispatch")),
+            checkin_window: chrono::Duration::hours(config.checkin_window_hours),
+            // A synthetic population has no mailboxes.
+            smtp: None,
+        })
+        .start(&shutdown)
+        .await?;
+    let client_context = running.client_context("sb-simulate").await?;
     wait_for_solver(&client_context).await?;
 
     // The services took real time to start, which is hours on a fast clock:
@@ -529,7 +510,7 @@ async fn run_live(
     );
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let began = Instant::now();
-    let people = services.child_token();
+    let people = running.token().child_token();
     let mut clients: JoinSet<anyhow::Result<()>> = JoinSet::new();
     clients.spawn(play_people(
         client_context.clone(),
@@ -556,11 +537,10 @@ async fn run_live(
     tokio::select! {
         () = tokio::time::sleep(clock.real_delay_until(population.end)) => {}
         () = shutdown.cancelled() => {}
-        joined = running.join_next() => {
-            failure = Some(match joined {
-                Some(Ok((name, Err(error)))) => error.context(format!("the {name} service failed")),
-                Some(Ok((name, Ok(())))) => anyhow::anyhow!("the {name} service stopped early"),
-                Some(Err(error)) => anyhow::anyhow!("a service panicked: {error}"),
+        finished = running.next_finished() => {
+            failure = Some(match finished {
+                Some((name, Err(error))) => error.context(format!("the {name} service failed")),
+                Some((name, Ok(()))) => anyhow::anyhow!("the {name} service stopped early"),
                 None => anyhow::anyhow!("no service is running"),
             });
         }
@@ -575,13 +555,9 @@ async fn run_live(
     let real_seconds = began.elapsed().as_secs_f64();
     people.cancel();
     while clients.join_next().await.is_some() {}
-    services.cancel();
-    while let Some(joined) = running.join_next().await {
-        if let Ok((name, Err(error))) = joined {
-            if failure.is_none() {
-                failure = Some(error.context(format!("the {name} service failed")));
-            }
-        }
+    let stopped = running.stop().await;
+    if failure.is_none() {
+        failure = stopped.err();
     }
     if let Some(failure) = failure {
         return Err(failure);

@@ -50,9 +50,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use switchboard::cli::Connection;
+use switchboard::fleet::{Fleet, Running};
+use switchboard::local_nats::{Durability, LocalNats};
+
 use crate::children::{ChildConfig, Children};
-use crate::cli::{Connection, LoadgenArgs};
-use crate::local_nats::{Durability, LocalNats};
+use crate::cli::LoadgenArgs;
 
 /// Requests awaiting their reply at once; beyond it a due request is
 /// counted as not sent rather than let memory grow without bound.
@@ -379,102 +382,39 @@ pub async fn run(args: LoadgenArgs, shutdown: CancellationToken) -> anyhow::Resu
     outcome
 }
 
-/// The services of one switchboard, in this process.
-struct InProcess {
-    token: CancellationToken,
-    running: JoinSet<(&'static str, anyhow::Result<()>)>,
-    contexts: Vec<(&'static str, plumbing::Context)>,
-    /// When the first service was started.
-    began: Instant,
-}
-
+/// The services of one switchboard, in this process: ingest, solver and
+/// dispatch (the generator sends nothing the ledger or gateway answer).
 async fn start_services(
     connection: &Connection,
     state: &Path,
     match_budget_ms: u64,
     parent: &CancellationToken,
-) -> anyhow::Result<InProcess> {
-    let token = parent.child_token();
-    let began = Instant::now();
-    let clock = plumbing::Clock::system();
-    let mut running = JoinSet::new();
-    let mut contexts = Vec::new();
-
-    let context = crate::services::context(connection, "sb-ingest", clock.clone()).await?;
-    contexts.push(("ingest", context.clone()));
-    let config = ingest::IngestConfig {
+) -> anyhow::Result<Running> {
+    Fleet::new(
+        switchboard::services::connection(connection)?,
+        plumbing::Clock::system(),
+    )
+    .ingest(ingest::IngestConfig {
         state_directory: Some(state.join("ingest")),
-    };
-    let stop = token.clone();
-    running.spawn(async move { ("ingest", ingest::run(context, config, stop).await) });
-
-    let context = crate::services::context(connection, "sb-solver", clock.clone()).await?;
-    contexts.push(("solver", context.clone()));
-    let config = solver::SolverConfig {
+    })
+    .solver(solver::SolverConfig {
         state_directory: Some(state.join("solver")),
         match_budget: Duration::from_millis(match_budget_ms),
         ..solver::SolverConfig::default()
-    };
-    let stop = token.clone();
-    running.spawn(async move { ("solver", solver::run(context, config, stop).await) });
-
-    let context = crate::services::context(connection, "sb-dispatch", clock.clone()).await?;
-    contexts.push(("dispatch", context.clone()));
-    let config = dispatch::DispatchConfig {
+    })
+    .dispatch(dispatch::DispatchConfig {
         state_directory: Some(state.join("dispatch")),
         ..dispatch::DispatchConfig::default()
-    };
-    let stop = token.clone();
-    running.spawn(async move { ("dispatch", dispatch::run(context, config, stop).await) });
-    Ok(InProcess {
-        token,
-        running,
-        contexts,
-        began,
     })
-}
-
-impl InProcess {
-    /// Waits until every service has caught up with the logs; the time
-    /// each took since the services were started.
-    async fn wait_caught_up(&mut self) -> anyhow::Result<Vec<(&'static str, Duration)>> {
-        let began = self.began;
-        let mut caught_up: Vec<(&'static str, Duration)> = Vec::new();
-        while caught_up.len() < self.contexts.len() {
-            for (name, context) in &self.contexts {
-                if context.health.is_caught_up() && !caught_up.iter().any(|(done, _)| done == name)
-                {
-                    caught_up.push((name, began.elapsed()));
-                }
-            }
-            if let Some(Ok((name, outcome))) = self.running.try_join_next() {
-                anyhow::bail!("the {name} service stopped while starting: {outcome:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(REPLAY_POLL_MS)).await;
-        }
-        Ok(caught_up)
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        self.token.cancel();
-        while let Some(joined) = self.running.join_next().await {
-            match joined {
-                Ok((name, Err(error))) => {
-                    return Err(error.context(format!("the {name} service failed")))
-                }
-                Err(error) => anyhow::bail!("a service panicked: {error}"),
-                Ok((_, Ok(()))) => {}
-            }
-        }
-        Ok(())
-    }
+    .start(parent)
+    .await
 }
 
 /// The services loadgen drives: in this process (one memory figure for
 /// all of them and the generator) or each its own child process
 /// (`--processes`: one figure per service).
 enum Services {
-    InProcess(InProcess),
+    InProcess(Running),
     Processes(Children),
 }
 
@@ -597,7 +537,7 @@ async fn drive(
         }
     };
     let client =
-        crate::services::context(&connection, "sb-loadgen", plumbing::Clock::system()).await?;
+        switchboard::services::context(&connection, "sb-loadgen", plumbing::Clock::system()).await?;
     let mut world = World::new(args.seed, args.regions);
     let pending = Arc::new(Mutex::new(Pending::default()));
     let measured = Arc::new(Mutex::new(Measured::new()?));

@@ -1,19 +1,20 @@
-//! The `switchboard` command. `main` only parses the command line, starts
-//! telemetry and hands Ctrl-C to the command as a cancellation token; each
-//! command lives in its own module.
+//! The switchboard's application library: the command line ([`cli`]), the
+//! one place that wires services together ([`fleet`]), and the commands of
+//! the production binary (`up`, `watch`, `solve`, each service alone,
+//! `link`). The binary's `main` only parses and calls [`main_with`]; the
+//! tools binary (`tools/`: load generator, simulator, demo) and the
+//! integration tests build on the same [`fleet`].
 
-mod children;
-mod cli;
-mod demo;
-mod loadgen;
-mod local_nats;
-mod services;
-mod simulate;
-mod solve;
-mod up;
-mod watch;
+pub mod cli;
+pub mod fleet;
+pub mod local_nats;
+pub mod services;
+pub mod solve;
+pub mod up;
+pub mod watch;
 
-use clap::Parser;
+use std::future::Future;
+
 use tokio_util::sync::CancellationToken;
 
 /// Ctrl-C or SIGTERM (systemd, `timeout`) stops gracefully; a second one forces.
@@ -35,9 +36,20 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
-    plumbing::telemetry::init(cli.log_format.into(), cli.command.default_log_filter());
+/// What a binary's `main` does once the command line is parsed: starts
+/// telemetry, the runtime and the signal handler, runs `command` with the
+/// cancellation token Ctrl-C cancels, and turns its outcome into the exit
+/// code (the error's whole chain on stderr).
+pub fn main_with<F, Run>(
+    log_format: plumbing::telemetry::LogFormat,
+    log_filter: &str,
+    command: Run,
+) -> std::process::ExitCode
+where
+    Run: FnOnce(CancellationToken) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    plumbing::telemetry::init(log_format, log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,7 +63,7 @@ fn main() -> std::process::ExitCode {
     let outcome = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        cli.command.run(shutdown).await
+        command(shutdown).await
     });
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
 /// The nats-server configuration `up` runs with (documented in deploy/nats/).
-const CONFIG: &str = include_str!("../../../deploy/nats/switchboard.conf");
+const CONFIG: &str = include_str!("../../deploy/nats/switchboard.conf");
 /// The port a newcomer's other NATS clients expect; another is used if it is taken.
 const PORT_PREFERRED: u16 = 4222;
 /// Oldest nats-server with `sync_interval` and current security fixes.

@@ -1,0 +1,154 @@
+//! `switchboard up`: every service in one process, over a local
+//! nats-server unless `--nats` names one, optionally with the demo.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Connection, UpArgs};
+use crate::fleet::Fleet;
+use crate::local_nats::LocalNats;
+
+/// What runs beside the services in `up`: the demo, from the tools
+/// binary. It gets a client context and the token the services stop on.
+pub type Companion = Box<
+    dyn FnOnce(
+            plumbing::Context,
+            CancellationToken,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
+        + Send,
+>;
+
+/// Runs `up`. `demo` is what `--demo` starts; the production binary has
+/// none (the demo lives in `switchboard-tools`), and says so.
+pub async fn run(
+    args: UpArgs,
+    shutdown: CancellationToken,
+    demo: Option<Companion>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.demo || demo.is_some(),
+        "--demo: the demo is part of switchboard-tools (tools/), not of the production binary; \
+         deploy/bin/switchboard up --demo runs it"
+    );
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let local = match &args.nats {
+        Some(_) => None,
+        None => Some(LocalNats::start(&args.data.join("nats")).await?),
+    };
+    let url = match (&args.nats, &local) {
+        (Some(url), _) => url.clone(),
+        (None, Some(local)) => local.url.clone(),
+        (None, None) => unreachable!("a local server is started when no URL is given"),
+    };
+    let outcome = run_services(&args, &url, shutdown, demo).await;
+    if let Some(local) = local {
+        local.stop().await;
+    }
+    outcome
+}
+
+async fn run_services(
+    args: &UpArgs,
+    url: &str,
+    shutdown: CancellationToken,
+    demo: Option<Companion>,
+) -> anyhow::Result<()> {
+    let connection = crate::services::connection(&Connection {
+        url: url.to_owned(),
+        prefix: args.prefix.clone(),
+        auth: Default::default(),
+        replicas: args.replicas,
+    })?;
+    let state = args.data.join("state");
+    // One listener for every service's /metrics, /health and /ready; the
+    // recorder goes in before any service makes its metric handles.
+    let metrics_listener = match args.metrics_addr {
+        Some(address) => {
+            plumbing::prometheus::install()?;
+            Some(plumbing::observe::bind(address).await?)
+        }
+        None => None,
+    };
+    let metrics_address = match &metrics_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
+
+    // The links in email sign volunteers in with the gateway's own tokens.
+    let gateway_config = gateway::GatewayConfig::from_secret_or_file(
+        args.access.gateway_secret.as_deref(),
+        &args.data.join("gateway-secret"),
+        !args.access.invite_only,
+    )?;
+    let gateway_tokens = gateway_config.tokens()?;
+    let volunteer_sign_in: dispatch::VolunteerSignIn =
+        std::sync::Arc::new(move |volunteer: &str| {
+            gateway_tokens.mint(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
+        });
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| {
+            format!(
+                "the gateway cannot listen on {} (use --http ADDR)",
+                args.http
+            )
+        })?;
+    let coordinator_link = gateway_config.coordinator_link(args.http)?;
+    let mut fleet = Fleet::new(connection, args.time.clock())
+        .ingest(ingest::IngestConfig {
+            state_directory: Some(state.join("ingest")),
+        })
+        .solver(solver::SolverConfig {
+            state_directory: Some(state.join("solver")),
+            match_budget: Duration::from_millis(args.match_budget_ms),
+            response_window: chrono::Duration::hours(args.lifecycle.response_window_hours),
+            trust_source: args.trust.into(),
+            priorities: args.priorities.priorities()?,
+            ..solver::SolverConfig::default()
+        })
+        .ledger(ledger::LedgerConfig {
+            state_directory: Some(state.join("ledger")),
+            ..ledger::LedgerConfig::default()
+        })
+        .dispatch(dispatch::DispatchConfig {
+            state_directory: Some(state.join("dispatch")),
+            checkin_window: chrono::Duration::hours(args.lifecycle.checkin_window_hours),
+            smtp: crate::services::smtp_config(
+                &args.mail,
+                Some(volunteer_sign_in),
+                Some(format!("http://{}", args.http)),
+            )?,
+        })
+        .gateway(gateway_config, listener);
+    if let Some(listener) = metrics_listener {
+        fleet = fleet.observe_on(listener);
+    }
+    let mut running = fleet.start(&shutdown).await?;
+
+    println!(
+        "switchboard is up: NATS {url}, HTTP http://{} (GET /api/plan, GET /api/stream), data {}. Ctrl-C stops.",
+        args.http,
+        args.data.display()
+    );
+    println!("coordinators sign in at {coordinator_link}");
+    if let Some(address) = metrics_address {
+        println!("metrics at http://{address}/metrics, readiness at /ready");
+    }
+    if !args.quiet {
+        let context = running.client_context("sb-watch").await?;
+        let token = running.token().clone();
+        running.spawn(
+            "watch",
+            crate::watch::print_stream(context, true, token),
+        );
+    }
+    if let Some(demo) = demo.filter(|_| args.demo) {
+        let context = running.client_context("sb-demo").await?;
+        let token = running.token().clone();
+        running.spawn("demo", demo(context, token));
+    }
+    running.until_stopped().await
+}
