@@ -2,9 +2,9 @@
 //! from their first message, applying each to the model, and publishes the
 //! positions applied so a handler can wait for its own write to show.
 //!
-//! The gateway keeps no store, so every start replays both streams; a day of
-//! a movement's events is small enough to replay in seconds. If a stream
-//! cannot be followed (NATS down at start), the follower retries, because
+//! The gateway keeps no store, so every start replays the three logs; a day
+//! of a movement's events is small enough to replay in seconds. If they
+//! cannot be followed (NATS down at start), the catch-up starts again, because
 //! pages without a model are useless but the JSON operations still work.
 
 use std::sync::{Arc, PoisonError, RwLock};
@@ -14,7 +14,8 @@ use proto::events::{Event, MatchEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use plumbing::follow::Follower;
+use plumbing::fault::{Fault, Policy};
+use plumbing::follow::{Log, Logs, Stored};
 use plumbing::Context;
 
 use crate::model::ReadModel;
@@ -47,83 +48,79 @@ pub fn spawn(
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = follow_both(&context, &model, &sender) => {}
+            () = follow_all(&context, &model, &sender) => {}
         }
     });
     receiver
 }
 
-async fn start_follower(context: &Context, stream: &str) -> Follower {
-    loop {
-        match Follower::start(&context.jetstream, stream, 0).await {
-            Ok(follower) => return follower.report_lag("gateway"),
-            Err(error) => {
-                tracing::warn!(%stream, error = %format!("{error:#}"), "cannot follow yet; retrying");
-                tokio::time::sleep(Duration::from_millis(FOLLOW_RETRY_MS)).await;
-            }
-        }
-    }
+/// Applies one stored message of `log` to the model and publishes the
+/// position applied. One message at a time, never holding the lock across
+/// an await. A message this version cannot read is skipped.
+fn apply(
+    context: &Context,
+    model: &Arc<RwLock<ReadModel>>,
+    sender: &watch::Sender<Applied>,
+    log: Log,
+    stored: &Stored,
+) -> Result<(), Fault> {
+    let subjects = &context.subjects;
+    let outcome = match log {
+        Log::Events => Event::decode(subjects, &stored.subject, &stored.payload)
+            .map(|event| {
+                let now = context.clock.now();
+                let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
+                model.apply_event(event, stored.sequence, now);
+            })
+            .map_err(|error| Fault::skip(format_args!("unreadable event: {error}"))),
+        Log::Matches => MatchEvent::decode(subjects, &stored.subject, &stored.payload)
+            .map(|event| {
+                let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
+                model.apply_match(event, stored.sequence);
+            })
+            .map_err(|error| Fault::skip(format_args!("unreadable match event: {error}"))),
+        Log::Ledger => serde_json::from_slice::<proto::money::LedgerEntry>(&stored.payload)
+            .map(|entry| {
+                let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
+                model.apply_ledger(&entry, stored.sequence);
+            })
+            .map_err(|error| Fault::skip(format_args!("unreadable ledger entry: {error}"))),
+    };
+    sender.send_modify(|applied| match log {
+        Log::Events => applied.events = stored.sequence,
+        Log::Matches => applied.matches = stored.sequence,
+        Log::Ledger => applied.ledger = stored.sequence,
+    });
+    outcome
 }
 
-async fn follow_both(
+/// The model keeps no store: every start replays the logs from their first
+/// message. Ready (for `/ready`) once it holds what they held at start.
+async fn follow_all(
     context: &Context,
     model: &Arc<RwLock<ReadModel>>,
     sender: &watch::Sender<Applied>,
 ) {
-    let subjects = &context.subjects;
-    // Ready (for `/ready`) once the model holds what the streams held at start.
-    let events_end =
-        plumbing::streams::last_sequence(&context.jetstream, &subjects.events_stream())
-            .await
-            .unwrap_or(0);
-    let matches_end =
-        plumbing::streams::last_sequence(&context.jetstream, &subjects.matches_stream())
-            .await
-            .unwrap_or(0);
-    let mut events = start_follower(context, &subjects.events_stream()).await;
-    let mut matches = start_follower(context, &subjects.matches_stream()).await;
-    let mut money = start_follower(context, &subjects.ledger_stream()).await;
-    loop {
-        if !context.health.is_caught_up() {
-            let applied = *sender.borrow();
-            if applied.events >= events_end && applied.matches >= matches_end {
-                context.health.set_caught_up();
+    let logs = [(Log::Events, 0), (Log::Matches, 0), (Log::Ledger, 0)];
+    let mut logs = loop {
+        let caught_up = Logs::catch_up(context, "gateway", &logs, |log, stored| {
+            apply(context, model, sender, log, stored)
+        })
+        .await;
+        match caught_up {
+            Ok(logs) => break logs,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot follow the logs yet; retrying");
+                *model.write().unwrap_or_else(PoisonError::into_inner) = ReadModel::default();
+                sender.send_replace(Applied::default());
+                tokio::time::sleep(Duration::from_millis(FOLLOW_RETRY_MS)).await;
             }
         }
-        // One message at a time, never holding the lock across an await.
-        tokio::select! {
-            Some(stored) = events.next() => {
-                match Event::decode(subjects, &stored.subject, &stored.payload) {
-                    Ok(event) => {
-                        let now = context.clock.now();
-                        let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
-                        model.apply_event(event, stored.sequence, now);
-                    }
-                    Err(error) => tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped"),
-                }
-                sender.send_modify(|applied| applied.events = stored.sequence);
-            }
-            Some(stored) = matches.next() => {
-                match MatchEvent::decode(subjects, &stored.subject, &stored.payload) {
-                    Ok(event) => {
-                        let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
-                        model.apply_match(event, stored.sequence);
-                    }
-                    Err(error) => tracing::warn!(%error, sequence = stored.sequence, "unreadable match event skipped"),
-                }
-                sender.send_modify(|applied| applied.matches = stored.sequence);
-            }
-            Some(stored) = money.next() => {
-                match serde_json::from_slice::<proto::money::LedgerEntry>(&stored.payload) {
-                    Ok(entry) => {
-                        let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
-                        model.apply_ledger(&entry, stored.sequence);
-                    }
-                    Err(error) => tracing::warn!(%error, sequence = stored.sequence, "unreadable ledger entry skipped"),
-                }
-                sender.send_modify(|applied| applied.ledger = stored.sequence);
-            }
-            else => return,
-        }
+    };
+    context.health.set_caught_up();
+    let policy = Policy::new("gateway");
+    while let Some((log, stored)) = logs.next().await {
+        // Nothing the gateway reads can be fatal: it writes nothing.
+        let _ = policy.judge("following", apply(context, model, sender, log, &stored));
     }
 }

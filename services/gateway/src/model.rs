@@ -105,6 +105,8 @@ pub struct ReadModel {
     pub pledges_ever: BTreeMap<String, PledgeOffer>,
     /// Every task's title as last posted, for money views of closed tasks.
     pub task_titles: BTreeMap<String, String>,
+    /// Every need and task, by the fold every service shares.
+    pub book: needs_core::NeedBook,
     /// The money ledger, folded from `SB_LEDGER` by the ledger's own core.
     pub money: ledger_core::Ledger,
     /// The `SB_LEDGER` sequence of each entry of `money`'s journal.
@@ -126,9 +128,14 @@ impl ReadModel {
         Some((need, spec))
     }
 
-    /// Applies one accepted input at stream position `sequence`.
+    /// Applies one accepted input at stream position `sequence`. Needs and
+    /// tasks are read by the fold every service shares (`needs_core`); the
+    /// maps the views use (`needs`, `task_need`, ...) are kept from what it
+    /// says changed.
     pub fn apply_event(&mut self, event: Event, sequence: u64, now: DateTime<Utc>) {
         self.events_applied = self.events_applied.max(sequence);
+        let applied = self.book.apply(&event);
+        self.follow_book(&applied, now);
         match event {
             Event::VolunteerOffered(offer) => {
                 self.volunteers.insert(offer.id.clone(), offer);
@@ -137,18 +144,6 @@ impl ReadModel {
                 self.pledges_ever.insert(pledge.id.clone(), pledge.clone());
                 self.pledges.insert(pledge.id.clone(), pledge);
             }
-            Event::NeedPosted(mut need) => {
-                self.need_collective
-                    .insert(need.id.clone(), need.collective.clone());
-                // Completed tasks stay completed even if posted again.
-                need.tasks
-                    .retain(|task| !self.delivered.contains_key(&task.id));
-                for task in &need.tasks {
-                    self.task_need.insert(task.id.clone(), need.id.clone());
-                    self.task_titles.insert(task.id.clone(), task.title.clone());
-                }
-                self.needs.insert(need.id.clone(), need);
-            }
             Event::Withdrawn(withdrawal) => match withdrawal.kind {
                 WithdrawKind::Volunteer => {
                     self.volunteers.remove(&withdrawal.id);
@@ -156,35 +151,69 @@ impl ReadModel {
                 WithdrawKind::Pledge => {
                     self.pledges.remove(&withdrawal.id);
                 }
-                WithdrawKind::Need => {
-                    self.needs.remove(&withdrawal.id);
-                }
-                WithdrawKind::Task => self.remove_open_task(&withdrawal.id),
+                WithdrawKind::Need | WithdrawKind::Task => {}
             },
-            Event::TaskCompleted(completion) => {
-                let (title, impact, hours, slots) = self
-                    .open_task(&completion.task)
-                    .map_or((completion.task.clone(), 0.0, 0.0, 0), |(_, spec)| {
-                        (spec.title.clone(), spec.impact, spec.hours, spec.slots)
-                    });
-                let at = self.latest_at.unwrap_or(now);
-                self.delivered
-                    .entry(completion.task.clone())
-                    .or_insert(Delivered {
-                        task: completion.task.clone(),
-                        title,
-                        impact,
-                        hours,
-                        slots,
-                        at,
-                    });
-                self.remove_open_task(&completion.task);
-            }
-            // Answers show up on the match stream as their effect.
-            Event::AssignmentAnswered(_) => {}
             Event::Steered(steering) => self.apply_steering(steering),
-            // Trust tiers are the solver's business; the pages do not show them.
-            Event::Vetted(_) => {}
+            // Needs and tasks: the book, above. Answers show up on the
+            // match stream as their effect. Trust tiers are the solver's
+            // business; the pages do not show them.
+            Event::NeedPosted(_)
+            | Event::TaskCompleted(_)
+            | Event::AssignmentAnswered(_)
+            | Event::Vetted(_) => {}
+        }
+    }
+
+    /// Brings the views' maps of needs and tasks up to what the book says
+    /// changed: each touched need as posted, less its tasks that are no
+    /// longer open (withdrawn needs leave); completed tasks into `delivered`.
+    fn follow_book(&mut self, applied: &needs_core::Applied, now: DateTime<Utc>) {
+        let mut needs: BTreeSet<String> = applied.needs.iter().cloned().collect();
+        for change in &applied.tasks {
+            let Some(entry) = self.book.task(change.task()) else {
+                continue;
+            };
+            let (task, need) = (change.task().to_owned(), entry.need().to_owned());
+            self.task_need.insert(task.clone(), need.clone());
+            self.need_collective
+                .insert(need.clone(), entry.collective().to_owned());
+            self.task_titles
+                .insert(task.clone(), entry.spec.title.clone());
+            if let needs_core::TaskChange::Completed(_) = change {
+                let at = self.latest_at.unwrap_or(now);
+                self.delivered.entry(task.clone()).or_insert(Delivered {
+                    task,
+                    title: entry.spec.title.clone(),
+                    impact: entry.spec.impact,
+                    hours: entry.spec.hours,
+                    slots: entry.spec.slots,
+                    at,
+                });
+            }
+            needs.insert(need);
+        }
+        for need in needs {
+            let Some(entry) = self.book.need(&need).filter(|entry| entry.open) else {
+                self.needs.remove(&need);
+                continue;
+            };
+            self.need_collective
+                .insert(need.clone(), entry.collective.clone());
+            let tasks = entry
+                .tasks
+                .iter()
+                .filter_map(|task| self.book.open_task(task))
+                .cloned()
+                .collect();
+            self.needs.insert(
+                need.clone(),
+                NeedPost {
+                    id: need,
+                    collective: entry.collective.clone(),
+                    title: entry.title.clone(),
+                    tasks,
+                },
+            );
         }
     }
 
@@ -212,15 +241,6 @@ impl ReadModel {
                     self.weights.insert((collective, tag), factor);
                 }
             }
-        }
-    }
-
-    fn remove_open_task(&mut self, task: &str) {
-        let Some(need) = self.task_need.get(task) else {
-            return;
-        };
-        if let Some(need) = self.needs.get_mut(need) {
-            need.tasks.retain(|spec| spec.id != task);
         }
     }
 

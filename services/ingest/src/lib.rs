@@ -15,8 +15,10 @@
 //! only the waits for JetStream's acks (an fsync each) overlap, up to
 //! [`PUBLISHES_IN_FLIGHT_MAX`]. Each request is answered when its own ack
 //! arrives. A write that fails is answered `unavailable`, and the view,
-//! which held it, is reloaded from the store (only what was logged) before
-//! the next request is validated.
+//! which held it, goes back to what the log holds (`View::reset_to_logged`)
+//! before the next request is validated. A logged event this version
+//! cannot read is skipped; a store that refuses a write stops the service
+//! (`plumbing::fault`): a restart replays the log.
 //!
 //! Each request is handled in the span `ingest.request` with the request's
 //! trace (its `traceparent` header, or a new one), which the logged event
@@ -43,7 +45,8 @@ use proto::wire::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use plumbing::follow::{Follower, Stored};
+use plumbing::fault::{Classify as _, Fault, Policy};
+use plumbing::follow::{Log, Logs, Stored};
 use plumbing::publish::PublishError;
 use plumbing::store::{Changes, Store};
 use plumbing::trace::{self, TraceParent};
@@ -110,6 +113,8 @@ struct Ingest {
     store: Store,
     view: View,
     stream: String,
+    /// The highest sequence of a write of this instance acknowledged so far.
+    acknowledged_through: u64,
     metrics: IngestMetrics,
 }
 
@@ -168,14 +173,24 @@ pub async fn run(
     let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let view = View::load(&store)?;
     let stream = context.subjects.events_stream();
+    let applied = store.position(&stream)?;
     let mut ingest = Ingest {
         context,
         store,
         view,
         stream,
+        acknowledged_through: 0,
         metrics: IngestMetrics::new(),
     };
-    let mut follower = ingest.catch_up().await?;
+    // The whole log is applied before serving, so validation sees the world as it is.
+    let catch_up_context = ingest.context.clone();
+    let mut logs = Logs::catch_up(
+        &catch_up_context,
+        "ingest",
+        &[(Log::Events, applied)],
+        |_, stored| ingest.apply_stored(stored),
+    )
+    .await?;
 
     let service = ingest
         .context
@@ -198,21 +213,26 @@ pub async fn run(
     }
     let mut requests = futures_util::stream::select_all(endpoints);
     let mut in_flight: InFlight = FuturesOrdered::new();
+    let policy = Policy::new("ingest");
     ingest.context.health.set_caught_up();
     tracing::info!("ingest ready");
 
     loop {
-        // A view that may hold what was not logged is reloaded before the
-        // next request is validated against it, once no write is pending.
-        if ingest.view.stale && in_flight.is_empty() {
-            ingest.reload_view()?;
+        // A view that may hold what was not logged goes back to what is,
+        // once no write is pending and the follower has brought every one
+        // that was acknowledged (else those would be missing until it does).
+        if ingest.view.stale
+            && in_flight.is_empty()
+            && logs.position(Log::Events) >= ingest.acknowledged_through
+        {
+            ingest.reset_view();
         }
         let accepting = in_flight.len() < PUBLISHES_IN_FLIGHT_MAX && !ingest.view.stale;
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
             Some(written) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(Box::new(written)),
             Some(request) = requests.next(), if accepting => Next::Request(Box::new(request)),
-            Some(stored) = follower.next() => Next::Logged(stored),
+            Some((_, stored)) = logs.next() => Next::Logged(stored),
         };
         match next {
             Next::Request(request) => {
@@ -224,9 +244,7 @@ pub async fn run(
                 ingest.answer(*written).instrument(span).await
             }
             Next::Logged(stored) => {
-                if let Err(error) = ingest.apply_stored(&stored) {
-                    tracing::error!(error = %format!("{error:#}"), sequence = stored.sequence, "could not apply a logged event");
-                }
+                policy.judge("applying a logged event", ingest.apply_stored(&stored))?
             }
             Next::Shutdown => break,
         }
@@ -245,60 +263,42 @@ pub async fn run(
 }
 
 impl Ingest {
-    /// Applies the whole log before serving, so validation sees the world as it is.
-    async fn catch_up(&mut self) -> anyhow::Result<Follower> {
-        let applied = self.store.position(&self.stream)?;
-        let last = streams::last_sequence(&self.context.jetstream, &self.stream).await?;
-        let mut follower = Follower::start(&self.context.jetstream, &self.stream, applied)
-            .await?
-            .report_lag("ingest");
-        let mut position = applied;
-        while position < last {
-            let Some(stored) = follower.next().await else {
-                break;
-            };
-            position = stored.sequence;
-            self.apply_stored(&stored)?;
-        }
-        tracing::info!(
-            from = applied,
-            to = position,
-            "ingest caught up with the event log"
-        );
-        Ok(follower)
-    }
-
-    fn apply_stored(&mut self, stored: &Stored) -> anyhow::Result<()> {
+    /// Applies one logged event to the view and records it, with its
+    /// position, in the store. An event this version cannot read is
+    /// skipped (its position recorded); a store that refuses is fatal.
+    fn apply_stored(&mut self, stored: &Stored) -> Result<(), Fault> {
         let mut changes = Changes::default();
-        match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
-            Ok(event) => {
-                let message_id = event.message_id(&self.context.subjects);
-                self.view.apply(
-                    &event,
+        changes.position(&self.stream, stored.sequence);
+        let decoded = Event::decode(&self.context.subjects, &stored.subject, &stored.payload);
+        if let Ok(event) = &decoded {
+            let message_id = event.message_id(&self.context.subjects);
+            self.view
+                .apply(
+                    event,
                     &stored.subject,
                     &message_id,
                     stored.sequence,
                     &mut changes,
-                )?;
-            }
-            Err(error) => {
-                tracing::warn!(%error, sequence = stored.sequence, "unreadable event skipped")
-            }
+                )
+                .or_fatal()?;
         }
-        changes.position(&self.stream, stored.sequence);
-        self.store.commit(changes)
+        self.store.commit(changes).or_fatal()?;
+        match decoded {
+            Ok(_) => Ok(()),
+            Err(error) => Err(Fault::skip(format_args!(
+                "unreadable event at {}: {error}",
+                stored.sequence
+            ))),
+        }
     }
 
-    /// Reloads the view from the store, which holds only logged events;
-    /// the follower brings whatever else reaches the log.
-    fn reload_view(&mut self) -> anyhow::Result<()> {
-        let began = Instant::now();
-        self.view = View::load(&self.store)?;
+    /// Forgets the writes the view held ahead of the log: one failed or was
+    /// overtaken. The follower brings whatever else reaches the log.
+    fn reset_view(&mut self) {
+        self.view.reset_to_logged();
         tracing::warn!(
-            took_ms = began.elapsed().as_millis() as u64,
-            "the view held a write that failed or was overtaken; reloaded it from the store"
+            "the view held a write that failed or was overtaken; back to what the log holds"
         );
-        Ok(())
     }
 
     #[tracing::instrument(name = "ingest.request", skip_all, fields(subject = %request.message.subject, trace_id = tracing::field::Empty))]
@@ -359,26 +359,14 @@ impl Ingest {
         in_flight.push_back(write);
     }
 
-    /// Applies an acknowledged write with its sequence (the follower applies
-    /// it again later, which changes nothing) and answers its request.
+    /// Notes an acknowledged write's sequence (the follower applies it to
+    /// what is logged, in the log's order) and answers its request.
     async fn answer(&mut self, written: Written) {
         let reply = match written.outcome {
             Ok(sequence) => {
-                let mut changes = Changes::default();
-                if let Err(error) = self
-                    .view
-                    .apply(
-                        &written.event,
-                        &written.subject,
-                        &written.message_id,
-                        sequence,
-                        &mut changes,
-                    )
-                    .and_then(|()| self.store.commit(changes))
-                {
-                    // The event is logged; the follower will apply it. Say so, but the request succeeded.
-                    tracing::warn!(error = %format!("{error:#}"), "applying a logged event eagerly failed");
-                }
+                self.acknowledged_through = self.acknowledged_through.max(sequence);
+                self.view
+                    .acknowledged(&written.subject, &written.message_id, sequence);
                 Reply::accepted(written.event.id(), sequence)
             }
             Err(error) => {

@@ -2,21 +2,25 @@
 //! needs, tasks, volunteers and pledges exist, who owns them, the dependency
 //! graph, and the last event about each thing (for idempotent repeats).
 //!
-//! Built from `SB_EVENTS`; each entry remembers the sequence that last
-//! changed it, so applying an event twice, or an older one after a newer
-//! one, changes nothing.
+//! Needs and tasks are read by the one fold every service shares
+//! (`needs_core::NeedBook`); volunteers, pledges and the last event per
+//! subject are ingest's own.
 //!
-//! Ingest applies an event as soon as it is validated, before JetStream
-//! has acknowledged it ([`View::apply_pending`], sequence
-//! [`SEQUENCE_PENDING`]), so the next request is checked against it while
-//! the write is still being fsynced. The acknowledged sequence replaces the
-//! pending one when the ack (or the follower) brings it. A pending entry is
-//! never stored, and one that is lost or overtaken makes the view
-//! [`View::stale`]: ingest then reloads it from the store, which holds only
-//! what was logged.
+//! Ingest applies an event as soon as it is validated, before JetStream has
+//! acknowledged it ([`View::apply_pending`]), so the next request is checked
+//! against it while the write is still being fsynced. So the view keeps two
+//! states: what is *logged* (everything the log holds, and nothing else:
+//! this is what the store keeps) and what is *current* (the logged state
+//! and the writes still pending, in the order validated: what requests are
+//! checked against). A logged event is applied to the logged state and, if
+//! it is not one of this instance's own pending writes (already there), to
+//! the current one. A pending write that fails, or a logged event that
+//! overtakes one on its subject, makes the view [`View::stale`]: once no
+//! write is pending, the current state is made the logged one again.
 
 use std::collections::{HashMap, HashSet};
 
+use needs_core::{NeedBook, NeedEntry, TaskEntry, TaskStatus};
 use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graphmap::DiGraphMap;
 use proto::events::Event;
@@ -24,30 +28,6 @@ use proto::wire::{ErrorBody, ErrorCode, NeedPost, WithdrawKind};
 use serde::{Deserialize, Serialize};
 
 use plumbing::store::{Changes, Store};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
-    Open,
-    Done,
-    Cancelled,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TaskEntry {
-    pub need: String,
-    pub collective: String,
-    pub depends_on: Vec<String>,
-    pub status: Status,
-    pub sequence: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NeedEntry {
-    pub collective: String,
-    pub tasks: Vec<String>,
-    pub open: bool,
-    pub sequence: u64,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OfferEntry {
@@ -73,16 +53,78 @@ const KIND_VOLUNTEER: &str = "volunteer";
 const KIND_PLEDGE: &str = "pledge";
 const KIND_LAST: &str = "last";
 
+/// One state of the world as ingest sees it.
+#[derive(Clone, Default)]
+struct State {
+    book: NeedBook,
+    volunteers: HashMap<String, OfferEntry>,
+    pledges: HashMap<String, OfferEntry>,
+    last_by_subject: HashMap<String, LastEvent>,
+}
+
+impl State {
+    /// Applies `event` under `subject`; records in `changes` every entry it
+    /// touched (the caller discards them for a pending write).
+    fn apply(
+        &mut self,
+        event: &Event,
+        subject: &str,
+        message_id: &str,
+        sequence: u64,
+        changes: &mut Changes,
+    ) -> anyhow::Result<()> {
+        let last = LastEvent {
+            message_id: message_id.to_owned(),
+            sequence,
+        };
+        changes.put(KIND_LAST, subject, &last)?;
+        self.last_by_subject.insert(subject.to_owned(), last);
+        let applied = self.book.apply(event);
+        for need in &applied.needs {
+            if let Some(entry) = self.book.need(need) {
+                changes.put(KIND_NEED, need, entry)?;
+            }
+        }
+        for change in &applied.tasks {
+            if let Some(entry) = self.book.task(change.task()) {
+                changes.put(KIND_TASK, change.task(), entry)?;
+            }
+        }
+        let offer = |open: bool| OfferEntry { open, sequence };
+        let (kind, id, entry) = match event {
+            Event::VolunteerOffered(offer_made) => (KIND_VOLUNTEER, &offer_made.id, offer(true)),
+            Event::PledgeOffered(offer_made) => (KIND_PLEDGE, &offer_made.id, offer(true)),
+            Event::Withdrawn(withdrawal) => match withdrawal.kind {
+                WithdrawKind::Volunteer => (KIND_VOLUNTEER, &withdrawal.id, offer(false)),
+                WithdrawKind::Pledge => (KIND_PLEDGE, &withdrawal.id, offer(false)),
+                WithdrawKind::Need | WithdrawKind::Task => return Ok(()),
+            },
+            Event::NeedPosted(_)
+            | Event::TaskCompleted(_)
+            | Event::AssignmentAnswered(_)
+            | Event::Steered(_)
+            | Event::Vetted(_) => return Ok(()),
+        };
+        changes.put(kind, id, &entry)?;
+        let offers = if kind == KIND_VOLUNTEER {
+            &mut self.volunteers
+        } else {
+            &mut self.pledges
+        };
+        offers.insert(id.clone(), entry);
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 pub struct View {
-    pub tasks: HashMap<String, TaskEntry>,
-    pub needs: HashMap<String, NeedEntry>,
-    pub volunteers: HashMap<String, OfferEntry>,
-    pub pledges: HashMap<String, OfferEntry>,
-    pub last_by_subject: HashMap<String, LastEvent>,
-    /// A pending event was overtaken by a logged one of another message on
-    /// its subject, or its write failed: the view may hold what is not in
-    /// the log, and must be reloaded from the store once no write is pending.
+    /// What the log holds: the store's contents.
+    logged: State,
+    /// The logged state and the pending writes: what requests are checked against.
+    current: State,
+    /// The current state may hold what is not in the log (a write failed or
+    /// was overtaken): it must be made the logged one again once no write
+    /// is pending.
     pub stale: bool,
 }
 
@@ -92,20 +134,33 @@ fn refusal(code: ErrorCode, field: &str, message: String) -> ErrorBody {
 
 impl View {
     pub fn load(store: &Store) -> anyhow::Result<View> {
-        Ok(View {
-            tasks: store.load(KIND_TASK)?.into_iter().collect(),
-            needs: store.load(KIND_NEED)?.into_iter().collect(),
+        let state = State {
+            book: NeedBook::from_entries(
+                store.load::<NeedEntry>(KIND_NEED)?,
+                store.load::<TaskEntry>(KIND_TASK)?,
+            ),
             volunteers: store.load(KIND_VOLUNTEER)?.into_iter().collect(),
             pledges: store.load(KIND_PLEDGE)?.into_iter().collect(),
             last_by_subject: store.load(KIND_LAST)?.into_iter().collect(),
+        };
+        Ok(View {
+            logged: state.clone(),
+            current: state,
             stale: false,
         })
+    }
+
+    /// Forgets every pending write: the current state becomes the logged one.
+    pub fn reset_to_logged(&mut self) {
+        self.current = self.logged.clone();
+        self.stale = false;
     }
 
     /// The reply seq of an identical earlier request, if this is a repeat
     /// of one already logged.
     pub fn repeat_of(&self, subject: &str, message_id: &str) -> Option<u64> {
-        self.last_by_subject
+        self.current
+            .last_by_subject
             .get(subject)
             .filter(|last| last.message_id == message_id && last.sequence != SEQUENCE_PENDING)
             .map(|last| last.sequence)
@@ -114,16 +169,26 @@ impl View {
     /// Whether the last event applied under `subject`, logged or pending,
     /// is this message: a repeat, whose effect is already in the view.
     pub fn is_last(&self, subject: &str, message_id: &str) -> bool {
-        self.last_by_subject
+        self.current
+            .last_by_subject
             .get(subject)
             .is_some_and(|last| last.message_id == message_id)
+    }
+
+    /// A task as the current state has it.
+    pub fn task(&self, task: &str) -> Option<&TaskEntry> {
+        self.current.book.task(task)
+    }
+
+    fn task_status(&self, task: &str) -> Option<TaskStatus> {
+        self.task(task).map(|entry| entry.status)
     }
 
     /// Checks a need against the world: task ids not owned by another need,
     /// the need not owned by another collective, dependencies that exist and
     /// close no cycle.
     pub fn check_need(&self, need: &NeedPost) -> Result<(), ErrorBody> {
-        if let Some(existing) = self.needs.get(&need.id) {
+        if let Some(existing) = self.current.book.need(&need.id) {
             if existing.collective != need.collective {
                 return Err(refusal(
                     ErrorCode::Conflict,
@@ -141,15 +206,15 @@ impl View {
         }
         let own: HashSet<&str> = need.tasks.iter().map(|task| task.id.as_str()).collect();
         for (index, task) in need.tasks.iter().enumerate() {
-            if let Some(existing) = self.tasks.get(&task.id) {
-                if existing.need != need.id {
+            if let Some(existing) = self.task(&task.id) {
+                if existing.need() != need.id {
                     return Err(refusal(
                         ErrorCode::Conflict,
                         &format!("tasks[{index}].id"),
                         format!("task {} belongs to another need", task.id),
                     ));
                 }
-                if existing.status == Status::Done {
+                if existing.status == TaskStatus::Done {
                     return Err(refusal(
                         ErrorCode::Conflict,
                         &format!("tasks[{index}].id"),
@@ -162,7 +227,7 @@ impl View {
                     continue;
                 }
                 let field = format!("tasks[{index}].depends_on[{position}]");
-                match self.tasks.get(dependency).map(|entry| entry.status) {
+                match self.task_status(dependency) {
                     None => {
                         return Err(refusal(
                             ErrorCode::NotFound,
@@ -170,14 +235,14 @@ impl View {
                             format!("no task {dependency}"),
                         ))
                     }
-                    Some(Status::Cancelled) => {
+                    Some(TaskStatus::Cancelled) => {
                         return Err(refusal(
                             ErrorCode::NotFound,
                             &field,
                             format!("task {dependency} was cancelled"),
                         ))
                     }
-                    Some(Status::Open | Status::Done) => {}
+                    Some(TaskStatus::Open | TaskStatus::Done) => {}
                 }
             }
         }
@@ -196,9 +261,8 @@ impl View {
             match posted.get(id) {
                 Some(dependencies) => (*dependencies).clone(),
                 None => self
-                    .tasks
-                    .get(id)
-                    .map(|entry| entry.depends_on.clone())
+                    .task(id)
+                    .map(|entry| entry.spec.depends_on.clone())
                     .unwrap_or_default(),
             }
         };
@@ -250,10 +314,12 @@ impl View {
     /// Checks that a withdrawal names something open.
     pub fn check_withdrawal(&self, kind: WithdrawKind, id: &str) -> Result<(), ErrorBody> {
         let open = match kind {
-            WithdrawKind::Volunteer => self.volunteers.get(id).map(|entry| entry.open),
-            WithdrawKind::Pledge => self.pledges.get(id).map(|entry| entry.open),
-            WithdrawKind::Need => self.needs.get(id).map(|entry| entry.open),
-            WithdrawKind::Task => self.tasks.get(id).map(|entry| entry.status == Status::Open),
+            WithdrawKind::Volunteer => self.current.volunteers.get(id).map(|entry| entry.open),
+            WithdrawKind::Pledge => self.current.pledges.get(id).map(|entry| entry.open),
+            WithdrawKind::Need => self.current.book.need(id).map(|entry| entry.open),
+            WithdrawKind::Task => self
+                .task_status(id)
+                .map(|status| status == TaskStatus::Open),
         };
         match open {
             Some(true) => Ok(()),
@@ -273,7 +339,7 @@ impl View {
     /// Checks that a vetter vets someone who has offered time (even if they
     /// have since withdrawn: a revocation must always be possible).
     pub fn check_volunteer(&self, volunteer: &str) -> Result<(), ErrorBody> {
-        if self.volunteers.contains_key(volunteer) {
+        if self.current.volunteers.contains_key(volunteer) {
             Ok(())
         } else {
             Err(refusal(
@@ -287,6 +353,7 @@ impl View {
     /// Checks that a coordinator steers a pair of a known volunteer and an open task.
     pub fn check_pair(&self, volunteer: &str, task: &str) -> Result<(), ErrorBody> {
         if !self
+            .current
             .volunteers
             .get(volunteer)
             .is_some_and(|entry| entry.open)
@@ -297,8 +364,8 @@ impl View {
                 format!("no volunteer {volunteer}"),
             ));
         }
-        match self.tasks.get(task).map(|entry| entry.status) {
-            Some(Status::Open) => Ok(()),
+        match self.task_status(task) {
+            Some(TaskStatus::Open) => Ok(()),
             Some(_) => Err(refusal(
                 ErrorCode::Conflict,
                 "task",
@@ -313,14 +380,14 @@ impl View {
     }
 
     pub fn check_completion(&self, task: &str) -> Result<(), ErrorBody> {
-        match self.tasks.get(task).map(|entry| entry.status) {
-            Some(Status::Open) => Ok(()),
-            Some(Status::Done) => Err(refusal(
+        match self.task_status(task) {
+            Some(TaskStatus::Open) => Ok(()),
+            Some(TaskStatus::Done) => Err(refusal(
                 ErrorCode::Conflict,
                 "task",
                 format!("task {task} is already done"),
             )),
-            Some(Status::Cancelled) => Err(refusal(
+            Some(TaskStatus::Cancelled) => Err(refusal(
                 ErrorCode::Conflict,
                 "task",
                 format!("task {task} was cancelled"),
@@ -334,8 +401,11 @@ impl View {
     }
 
     /// Applies an event logged at `sequence` under `subject` and records the
-    /// changed entries in `changes`. A logged event replaces a pending one on
-    /// its subject; if it is another message, the view is [`View::stale`].
+    /// entries it changed in `changes`, for the store. An event older than
+    /// the last logged on its subject changes nothing. A logged event that
+    /// is this instance's own pending write is already in the current
+    /// state; one that is another message on a subject with a pending write
+    /// overtook it, and makes the view [`View::stale`].
     pub fn apply(
         &mut self,
         event: &Event,
@@ -345,20 +415,46 @@ impl View {
         changes: &mut Changes,
     ) -> anyhow::Result<()> {
         debug_assert_ne!(sequence, SEQUENCE_PENDING, "a logged event has a sequence");
-        let newer = match self.last_by_subject.get(subject) {
-            None => true,
-            Some(last) if last.sequence == SEQUENCE_PENDING => {
-                if last.message_id != message_id {
-                    self.stale = true;
-                }
-                true
-            }
-            Some(last) => last.sequence < sequence,
-        };
-        if !newer {
+        if self
+            .logged
+            .last_by_subject
+            .get(subject)
+            .is_some_and(|last| last.sequence >= sequence)
+        {
             return Ok(());
         }
-        self.apply_at(event, subject, message_id, sequence, changes)
+        self.logged
+            .apply(event, subject, message_id, sequence, changes)?;
+        match self.current.last_by_subject.get_mut(subject) {
+            // This instance's own write, pending or acknowledged: already applied.
+            Some(last)
+                if last.message_id == message_id
+                    && (last.sequence == SEQUENCE_PENDING || last.sequence == sequence) =>
+            {
+                last.sequence = sequence;
+            }
+            Some(last) if last.sequence == SEQUENCE_PENDING => self.stale = true,
+            _ => self.current.apply(
+                event,
+                subject,
+                message_id,
+                sequence,
+                &mut Changes::default(),
+            )?,
+        }
+        Ok(())
+    }
+
+    /// Records that this instance's pending write under `subject` was
+    /// logged at `sequence`, so a repeat of it is answered with that
+    /// sequence. The logged state learns of it from the follower, in the
+    /// log's order.
+    pub fn acknowledged(&mut self, subject: &str, message_id: &str, sequence: u64) {
+        if let Some(last) = self.current.last_by_subject.get_mut(subject) {
+            if last.message_id == message_id && last.sequence == SEQUENCE_PENDING {
+                last.sequence = sequence;
+            }
+        }
     }
 
     /// Applies a validated event whose write is not yet acknowledged, so the
@@ -370,7 +466,7 @@ impl View {
         subject: &str,
         message_id: &str,
     ) -> anyhow::Result<()> {
-        self.apply_at(
+        self.current.apply(
             event,
             subject,
             message_id,
@@ -378,151 +474,10 @@ impl View {
             &mut Changes::default(),
         )
     }
-
-    fn apply_at(
-        &mut self,
-        event: &Event,
-        subject: &str,
-        message_id: &str,
-        sequence: u64,
-        changes: &mut Changes,
-    ) -> anyhow::Result<()> {
-        let last = LastEvent {
-            message_id: message_id.to_owned(),
-            sequence,
-        };
-        changes.put(KIND_LAST, subject, &last)?;
-        self.last_by_subject.insert(subject.to_owned(), last);
-        match event {
-            Event::VolunteerOffered(offer) => {
-                let entry = OfferEntry {
-                    open: true,
-                    sequence,
-                };
-                changes.put(KIND_VOLUNTEER, &offer.id, &entry)?;
-                self.volunteers.insert(offer.id.clone(), entry);
-            }
-            Event::PledgeOffered(offer) => {
-                let entry = OfferEntry {
-                    open: true,
-                    sequence,
-                };
-                changes.put(KIND_PLEDGE, &offer.id, &entry)?;
-                self.pledges.insert(offer.id.clone(), entry);
-            }
-            Event::NeedPosted(need) => {
-                let posted: HashSet<&str> =
-                    need.tasks.iter().map(|task| task.id.as_str()).collect();
-                let dropped: Vec<String> = self
-                    .needs
-                    .get(&need.id)
-                    .map(|previous| {
-                        previous
-                            .tasks
-                            .iter()
-                            .filter(|id| !posted.contains(id.as_str()))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for task in &dropped {
-                    self.set_status(task, Status::Cancelled, sequence, changes)?;
-                }
-                for task in &need.tasks {
-                    let status = match self.tasks.get(&task.id).map(|entry| entry.status) {
-                        Some(Status::Done) => Status::Done,
-                        _ => Status::Open,
-                    };
-                    let entry = TaskEntry {
-                        need: need.id.clone(),
-                        collective: need.collective.clone(),
-                        depends_on: task.depends_on.clone(),
-                        status,
-                        sequence,
-                    };
-                    changes.put(KIND_TASK, &task.id, &entry)?;
-                    self.tasks.insert(task.id.clone(), entry);
-                }
-                let entry = NeedEntry {
-                    collective: need.collective.clone(),
-                    tasks: need.tasks.iter().map(|task| task.id.clone()).collect(),
-                    open: true,
-                    sequence,
-                };
-                changes.put(KIND_NEED, &need.id, &entry)?;
-                self.needs.insert(need.id.clone(), entry);
-            }
-            Event::Withdrawn(withdrawal) => match withdrawal.kind {
-                WithdrawKind::Volunteer => {
-                    self.close_offer(KIND_VOLUNTEER, &withdrawal.id, sequence, changes)?
-                }
-                WithdrawKind::Pledge => {
-                    self.close_offer(KIND_PLEDGE, &withdrawal.id, sequence, changes)?
-                }
-                WithdrawKind::Task => {
-                    self.set_status(&withdrawal.id, Status::Cancelled, sequence, changes)?
-                }
-                WithdrawKind::Need => {
-                    if let Some(mut entry) = self.needs.get(&withdrawal.id).cloned() {
-                        for task in &entry.tasks {
-                            self.set_status(task, Status::Cancelled, sequence, changes)?;
-                        }
-                        entry.open = false;
-                        entry.sequence = sequence;
-                        changes.put(KIND_NEED, &withdrawal.id, &entry)?;
-                        self.needs.insert(withdrawal.id.clone(), entry);
-                    }
-                }
-            },
-            Event::TaskCompleted(completion) => {
-                self.set_status(&completion.task, Status::Done, sequence, changes)?
-            }
-            Event::AssignmentAnswered(_) | Event::Steered(_) | Event::Vetted(_) => {}
-        }
-        Ok(())
-    }
-
-    fn close_offer(
-        &mut self,
-        kind: &str,
-        id: &str,
-        sequence: u64,
-        changes: &mut Changes,
-    ) -> anyhow::Result<()> {
-        let offers = if kind == KIND_VOLUNTEER {
-            &mut self.volunteers
-        } else {
-            &mut self.pledges
-        };
-        let entry = OfferEntry {
-            open: false,
-            sequence,
-        };
-        changes.put(kind, id, &entry)?;
-        offers.insert(id.to_owned(), entry);
-        Ok(())
-    }
-
-    fn set_status(
-        &mut self,
-        task: &str,
-        status: Status,
-        sequence: u64,
-        changes: &mut Changes,
-    ) -> anyhow::Result<()> {
-        if let Some(entry) = self.tasks.get_mut(task) {
-            // Done is final: a late cancellation does not undo delivered work.
-            if entry.status != Status::Done {
-                entry.status = status;
-            }
-            entry.sequence = sequence;
-            changes.put(KIND_TASK, task, entry)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -600,10 +555,58 @@ mod tests {
         let update = Event::NeedPosted(need("n1", &[("a", &[])]));
         view.apply(&update, "sb.ev.need.n1", "m2", 5, &mut Changes::default())
             .unwrap();
-        assert_eq!(view.tasks["b"].status, Status::Cancelled);
+        assert_eq!(view.task("b").unwrap().status, TaskStatus::Cancelled);
         let stale = Event::NeedPosted(need("n1", &[("a", &[]), ("b", &[])]));
         view.apply(&stale, "sb.ev.need.n1", "m1", 3, &mut Changes::default())
             .unwrap();
-        assert_eq!(view.tasks["b"].status, Status::Cancelled);
+        assert_eq!(view.task("b").unwrap().status, TaskStatus::Cancelled);
+    }
+
+    #[test]
+    fn the_store_gets_only_what_is_logged_and_a_failed_write_leaves_the_logged_state() {
+        let mut view = View::default();
+        posted(&mut view, need("n1", &[("a", &[]), ("b", &[])]), 1);
+        // Validated and pending: the next request is checked against it...
+        let update = Event::NeedPosted(need("n1", &[("a", &[])]));
+        view.apply_pending(&update, "sb.ev.need.n1", "m2").unwrap();
+        assert_eq!(view.task("b").unwrap().status, TaskStatus::Cancelled);
+        // ...and once logged, the store is told what it changed: the task it
+        // left out, though the current state already had it cancelled.
+        let mut changes = Changes::default();
+        view.apply(&update, "sb.ev.need.n1", "m2", 2, &mut changes)
+            .unwrap();
+        assert!(!changes.is_empty());
+        assert!(!view.stale);
+        // A pending write that fails is forgotten when the view is reset.
+        let withdrawal = Event::Withdrawn(proto::wire::Withdrawal {
+            kind: WithdrawKind::Task,
+            id: "a".into(),
+        });
+        view.apply_pending(&withdrawal, "sb.ev.withdraw.task.a", "m3")
+            .unwrap();
+        assert_eq!(view.task("a").unwrap().status, TaskStatus::Cancelled);
+        view.reset_to_logged();
+        assert_eq!(view.task("a").unwrap().status, TaskStatus::Open);
+    }
+
+    #[test]
+    fn a_logged_write_of_another_instance_over_a_pending_one_makes_the_view_stale() {
+        let mut view = View::default();
+        posted(&mut view, need("n1", &[("a", &[])]), 1);
+        let mine = Event::NeedPosted(need("n1", &[("a", &[]), ("b", &[])]));
+        view.apply_pending(&mine, "sb.ev.need.n1", "mine").unwrap();
+        let theirs = Event::NeedPosted(need("n1", &[("a", &[]), ("c", &[])]));
+        view.apply(
+            &theirs,
+            "sb.ev.need.n1",
+            "theirs",
+            2,
+            &mut Changes::default(),
+        )
+        .unwrap();
+        assert!(view.stale);
+        view.reset_to_logged();
+        assert!(view.task("c").is_some_and(TaskEntry::is_open));
+        assert!(view.task("b").is_none());
     }
 }
