@@ -115,6 +115,13 @@ async fn wait_until_listening(port: u16) {
 impl NatsServer {
     pub async fn start() -> NatsServer {
         let store = tempfile::tempdir().unwrap();
+        let js = store.path().join("js");
+        Self::start_storing_in(store, &js).await
+    }
+
+    /// A server whose JetStream store is `js` (a small tmpfs, say), with
+    /// its configuration in `store`.
+    pub async fn start_storing_in(store: tempfile::TempDir, js: &Path) -> NatsServer {
         let port = free_port();
         let config = store.path().join("nats.conf");
         // The same durability as deploy/nats/switchboard.conf: fsync before ack.
@@ -132,7 +139,7 @@ impl NatsServer {
                 "-p".into(),
                 port.to_string().into(),
                 "-sd".into(),
-                store.path().join("js").into_os_string(),
+                js.as_os_str().to_owned(),
             ],
             working_directory: None,
             log: None,
@@ -353,8 +360,7 @@ impl Switchboard {
                     break;
                 }
                 // A service that stopped will never answer: say why at once.
-                if let Some((name, outcome)) =
-                    self.running.as_mut().and_then(Running::try_finished)
+                if let Some((name, outcome)) = self.running.as_mut().and_then(Running::try_finished)
                 {
                     panic!("the {name} service stopped while starting: {outcome:?}");
                 }
@@ -537,4 +543,63 @@ pub fn volunteer(id: &str, skills: serde_json::Value) -> serde_json::Value {
         "available_from": hours_from_now(-1), "available_until": hours_from_now(21 * 24),
         "region": "detroit", "trust": 1,
     })
+}
+
+/// A small tmpfs mounted for one test (root only: tests and CI run as
+/// root), unmounted when dropped. For disk-full tests: a service's state
+/// directory or nats-server's store on it, then [`Tmpfs::fill`].
+pub struct Tmpfs {
+    directory: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size_bytes: u64) -> Tmpfs {
+        let directory = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size_bytes}"))
+            .arg("tmpfs")
+            .arg(directory.path())
+            .status()
+            .expect("running mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed ({status}): disk-full tests need root, as in CI"
+        );
+        Tmpfs { directory }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.directory.path()
+    }
+
+    /// Writes zeros into `filler` until the file system is full; returns
+    /// the filler's path, whose removal frees the space again.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.raw_os_error() == Some(28) => break,
+                Err(error) => panic!("filling the tmpfs: {error}"),
+            }
+        }
+        // Whatever a partial write left.
+        let _ = file.write(&[0u8; 1]);
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.directory.path())
+            .status();
+    }
 }

@@ -110,7 +110,9 @@ mod tests {
     fn a_skip_and_a_retry_go_on_and_a_fatal_fault_stops_with_the_service_named() {
         let policy = Policy::new("solver");
         assert!(policy.judge("apply", Ok(())).is_ok());
-        assert!(policy.judge("apply", Err(Fault::skip("unreadable"))).is_ok());
+        assert!(policy
+            .judge("apply", Err(Fault::skip("unreadable")))
+            .is_ok());
         let retry: Result<(), anyhow::Error> = Err(anyhow::anyhow!("no ack"));
         assert!(policy.judge("publish", retry.or_retry()).is_ok());
         let fatal: Result<(), anyhow::Error> = Err(anyhow::anyhow!("disk full"));

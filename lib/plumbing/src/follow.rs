@@ -287,7 +287,9 @@ impl Logs {
                 // Applying a logged message needs nothing outside the
                 // service: one that asks to be retried cannot be, here.
                 let outcome = match apply(log, &stored) {
-                    Err(crate::fault::Fault::Retry(error)) => Err(crate::fault::Fault::Fatal(error)),
+                    Err(crate::fault::Fault::Retry(error)) => {
+                        Err(crate::fault::Fault::Fatal(error))
+                    }
                     outcome => outcome,
                 };
                 policy.judge("catching up", outcome)?;

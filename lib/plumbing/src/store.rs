@@ -362,6 +362,36 @@ impl Store {
         }
     }
 
+    /// Opens the store and reads the service's state from it with `load`.
+    /// A store whose contents cannot be read back (bytes flipped, a value
+    /// this version cannot decode) is detected here, moved aside like one
+    /// that cannot be opened, and started empty: the caller replays the
+    /// streams from the start. A store in use by another process is an
+    /// error, never moved aside.
+    pub fn open_and_load<T>(
+        directory: Option<&Path>,
+        load: impl Fn(&Store) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(Store, T)> {
+        let store = Store::open_or_memory(directory)?;
+        let loaded = load(&store);
+        let (Err(error), Some(directory)) = (&loaded, directory) else {
+            return loaded.map(|state| (store, state));
+        };
+        let aside = discarded_path(directory);
+        tracing::warn!(
+            directory = %directory.display(), aside = %aside.display(), error = %format!("{error:#}"),
+            "state store unreadable; moving it aside and rebuilding from the streams"
+        );
+        // sled's threads may still hold the old files open; they keep
+        // writing to them where they are moved, never to the new store.
+        drop(store);
+        std::fs::rename(directory, &aside)
+            .with_context(|| format!("moving {} aside", directory.display()))?;
+        let store = Store::open(directory)?;
+        let state = load(&store).context("reading a fresh state store")?;
+        Ok((store, state))
+    }
+
     /// Opens `directory` when given, else an in-memory store.
     pub fn open_or_memory(directory: Option<&Path>) -> anyhow::Result<Store> {
         directory
@@ -395,6 +425,13 @@ impl Store {
                 Ok((id, value))
             })
             .collect()
+    }
+
+    /// Every entry, raw key to raw value, the format version included: for
+    /// comparing two stores (a restarted one with one rebuilt by replay).
+    pub fn entries(&self) -> anyhow::Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.shared.settle()?;
+        Ok(self.shared.backend.scan_prefix(b"")?.into_iter().collect())
     }
 
     /// The last applied sequence of `stream` (0: nothing applied yet).

@@ -170,8 +170,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
-    let store = Store::open_or_memory(config.state_directory.as_deref())?;
-    let view = View::load(&store)?;
+    let (store, view) = Store::open_and_load(config.state_directory.as_deref(), View::load)?;
     let stream = context.subjects.events_stream();
     let applied = store.position(&stream)?;
     let mut ingest = Ingest {
