@@ -143,9 +143,31 @@ impl Event {
         Ok(event)
     }
 
-    /// The `Nats-Msg-Id` of this event: the same body sent twice is one event.
-    pub fn message_id(&self, subjects: &Subjects) -> String {
+    /// What this event says, on its subject, as a hash: two requests with
+    /// the same content hash ask for the same thing.
+    pub fn content_hash(&self, subjects: &Subjects) -> String {
         message_id(&self.subject(subjects), &self.encode())
+    }
+
+    /// The `Nats-Msg-Id` of this event written as the next update after
+    /// `previous`, the sequence of the last event about the same thing (0:
+    /// none yet). A retry of the same request (same body, nothing written
+    /// in between) is the same message and JetStream keeps one; the same
+    /// body after another update (offer, withdraw, offer again) is a new
+    /// one, and is written.
+    pub fn message_id_after(&self, subjects: &Subjects, previous: u64) -> String {
+        let mut body = self.encode();
+        body.extend_from_slice(format!("\0after:{previous}").as_bytes());
+        message_id(&self.subject(subjects), &body)
+    }
+
+    /// The `Nats-Msg-Id` of this event sent with the client's own
+    /// idempotency key: every retry with that key and body is one message,
+    /// whatever was written in between.
+    pub fn message_id_keyed(&self, subjects: &Subjects, key: &str) -> String {
+        let mut body = self.encode();
+        body.extend_from_slice(format!("\0key:{key}").as_bytes());
+        message_id(&self.subject(subjects), &body)
     }
 }
 
@@ -278,11 +300,30 @@ mod tests {
     }
 
     #[test]
-    fn the_same_event_has_the_same_message_id_and_a_different_one_does_not() {
+    fn the_same_event_after_the_same_update_is_one_message_and_after_another_is_a_new_one() {
         let subjects = Subjects::default();
         let one = Event::TaskCompleted(TaskCompletion { task: "t1".into() });
         let two = Event::TaskCompleted(TaskCompletion { task: "t2".into() });
-        assert_eq!(one.message_id(&subjects), one.clone().message_id(&subjects));
-        assert_ne!(one.message_id(&subjects), two.message_id(&subjects));
+        assert_eq!(
+            one.content_hash(&subjects),
+            one.clone().content_hash(&subjects)
+        );
+        assert_ne!(one.content_hash(&subjects), two.content_hash(&subjects));
+        assert_eq!(
+            one.message_id_after(&subjects, 7),
+            one.clone().message_id_after(&subjects, 7)
+        );
+        assert_ne!(
+            one.message_id_after(&subjects, 7),
+            one.message_id_after(&subjects, 9)
+        );
+        assert_ne!(
+            one.message_id_keyed(&subjects, "k1"),
+            one.message_id_keyed(&subjects, "k2")
+        );
+        assert_ne!(
+            one.message_id_keyed(&subjects, "7"),
+            one.message_id_after(&subjects, 7)
+        );
     }
 }

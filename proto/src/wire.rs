@@ -268,7 +268,17 @@ pub struct Reply {
     pub seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// Something the sender should know about an accepted request (a
+    /// declared trust tier that was ignored, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// The request header a client may send an idempotency key in: every
+/// retry of a request with the same key and body is one event, whatever
+/// was written in between. Without it, the same body as the last event
+/// about the same thing is a repeat, and anything else a new update.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Nats-Msg-Id";
 
 impl Reply {
     pub fn accepted(id: impl Into<String>, seq: u64) -> Reply {
@@ -277,7 +287,14 @@ impl Reply {
             id: Some(id.into()),
             seq: Some(seq),
             error: None,
+            note: None,
         }
+    }
+
+    /// The same reply, with `note` for the sender when there is one.
+    pub fn with_note(mut self, note: Option<String>) -> Reply {
+        self.note = note;
+        self
     }
 
     pub fn refused(error: ErrorBody) -> Reply {
@@ -286,6 +303,7 @@ impl Reply {
             id: None,
             seq: None,
             error: Some(error),
+            note: None,
         }
     }
 }

@@ -47,7 +47,7 @@ pub enum Command {
     /// Solve a switchboard-instance/1 file and print a switchboard-plan/1.
     Solve(SolveArgs),
     /// Run the ingest service alone.
-    Ingest(ServiceArgs),
+    Ingest(IngestArgs),
     /// Run the solver service alone.
     Solver(SolverArgs),
     /// Run the dispatch service alone.
@@ -226,8 +226,8 @@ pub struct UpArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub mail: MailArgs,
-    /// Where trust tiers come from: `vetted` wherever volunteers connect to NATS themselves.
-    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Declared)]
+    /// Where trust tiers come from: only vetters (the default), or also what volunteers declare (only where everyone who can publish is trusted).
+    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Vetted)]
     pub trust: TrustArg,
     #[command(flatten)]
     pub priorities: PriorityArgs,
@@ -321,6 +321,22 @@ pub struct Lifecycle {
 }
 
 #[derive(Args, Debug)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Where trust tiers come from: only vetters (the default; a declared tier is answered with a note that it is ignored), or also what volunteers declare.
+    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Vetted)]
+    pub trust: TrustArg,
+}
+
+impl TrustArg {
+    /// Whether a volunteer's declared tier counts.
+    pub fn declared(self) -> bool {
+        matches!(self, TrustArg::Declared)
+    }
+}
+
+#[derive(Args, Debug)]
 pub struct DispatchArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -339,8 +355,8 @@ pub struct SolverArgs {
     /// Budget of one matching run, in milliseconds.
     #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
     pub match_budget_ms: u64,
-    /// Where trust tiers come from: `vetted` wherever volunteers connect to NATS themselves.
-    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Declared)]
+    /// Where trust tiers come from: only vetters (the default), or also what volunteers declare (only where everyone who can publish is trusted).
+    #[arg(long, env = "SWITCHBOARD_TRUST", value_enum, default_value_t = TrustArg::Vetted)]
     pub trust: TrustArg,
     #[command(flatten)]
     pub priorities: PriorityArgs,
@@ -480,9 +496,7 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up(args) if !args.quiet => "warn",
-            Command::Watch(_)
-            | Command::Solve(_)
-            | Command::Link(_) => "warn",
+            Command::Watch(_) | Command::Solve(_) | Command::Link(_) => "warn",
             _ => "info",
         }
     }
@@ -541,7 +555,11 @@ mod tests {
         let Command::Ingest(args) = cli.command else {
             panic!("not the ingest command")
         };
-        let credentials = args.connection.auth.credentials().unwrap();
+        assert!(
+            !args.trust.declared(),
+            "trust comes from vetters by default"
+        );
+        let credentials = args.service.connection.auth.credentials().unwrap();
         assert_eq!(credentials.user.as_deref(), Some("sb-ingest"));
         assert_eq!(credentials.password.as_deref(), Some("s3cret-password"));
         assert_eq!(

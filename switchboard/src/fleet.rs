@@ -228,12 +228,12 @@ impl Running {
     /// Waits until every member has caught up with the logs; how long each
     /// took since the fleet started. Fails when one stops first.
     pub async fn wait_caught_up(&mut self) -> anyhow::Result<Vec<(&'static str, Duration)>> {
-        let mut caught_up: Vec<(&'static str, Duration)> = Vec::new();
-        while caught_up.len() < self.contexts.len() {
-            for (name, context) in &self.contexts {
-                if context.health.is_caught_up() && !caught_up.iter().any(|(done, _)| done == name)
-                {
-                    caught_up.push((name, self.began.elapsed()));
+        // By position: a fleet may run two instances of one service.
+        let mut caught_up: Vec<Option<Duration>> = vec![None; self.contexts.len()];
+        while caught_up.iter().any(Option::is_none) {
+            for ((_, context), at) in self.contexts.iter().zip(caught_up.iter_mut()) {
+                if at.is_none() && context.health.is_caught_up() {
+                    *at = Some(self.began.elapsed());
                 }
             }
             if let Some(joined) = self.tasks.try_join_next() {
@@ -242,7 +242,12 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(CAUGHT_UP_POLL_MS)).await;
         }
-        Ok(caught_up)
+        Ok(self
+            .contexts
+            .iter()
+            .zip(caught_up)
+            .map(|((name, _), at)| (*name, at.unwrap_or_default()))
+            .collect())
     }
 
     /// The first task to end, if one has: its name and outcome.

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::fleet::{Connection as FleetConnection, Fleet};
 
 use crate::cli::{
-    Connection, DispatchArgs, GatewayArgs, LedgerArgs, LinkArgs, LinkRole, MailArgs, ServiceArgs,
+    Connection, DispatchArgs, GatewayArgs, IngestArgs, LedgerArgs, LinkArgs, LinkRole, MailArgs,
     SolverArgs,
 };
 
@@ -53,13 +53,15 @@ async fn alone(
     fleet.start(&shutdown).await?.until_stopped().await
 }
 
-pub async fn ingest(args: ServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let fleet = Fleet::new(connection(&args.connection)?, args.time.clock()).ingest(
+pub async fn ingest(args: IngestArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let service = args.service;
+    let fleet = Fleet::new(connection(&service.connection)?, service.time.clock()).ingest(
         ingest::IngestConfig {
-            state_directory: args.state,
+            state_directory: service.state,
+            declared_trust: args.trust.declared(),
         },
     );
-    alone(fleet, args.metrics_addr, shutdown).await
+    alone(fleet, service.metrics_addr, shutdown).await
 }
 
 pub async fn solver(args: SolverArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -88,8 +90,7 @@ pub async fn dispatch(args: DispatchArgs, shutdown: CancellationToken) -> anyhow
         // go to the volunteer page, which asks for a sign-in link.
         smtp: smtp_config(&args.mail, None, None)?,
     };
-    let fleet =
-        Fleet::new(connection(&service.connection)?, service.time.clock()).dispatch(config);
+    let fleet = Fleet::new(connection(&service.connection)?, service.time.clock()).dispatch(config);
     alone(fleet, service.metrics_addr, shutdown).await
 }
 

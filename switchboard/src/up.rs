@@ -16,7 +16,8 @@ pub type Companion = Box<
     dyn FnOnce(
             plumbing::Context,
             CancellationToken,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
         + Send,
 >;
 
@@ -100,6 +101,7 @@ async fn run_services(
     let mut fleet = Fleet::new(connection, args.time.clock())
         .ingest(ingest::IngestConfig {
             state_directory: Some(state.join("ingest")),
+            declared_trust: args.trust.declared(),
         })
         .solver(solver::SolverConfig {
             state_directory: Some(state.join("solver")),
@@ -140,10 +142,7 @@ async fn run_services(
     if !args.quiet {
         let context = running.client_context("sb-watch").await?;
         let token = running.token().clone();
-        running.spawn(
-            "watch",
-            crate::watch::print_stream(context, true, token),
-        );
+        running.spawn("watch", crate::watch::print_stream(context, true, token));
     }
     if let Some(demo) = demo.filter(|_| args.demo) {
         let context = running.client_context("sb-demo").await?;

@@ -287,6 +287,7 @@ impl Switchboard {
         let mut fleet = Fleet::new(Connection::local(&nats.url), options.clock.clone())
             .ingest(ingest::IngestConfig {
                 state_directory: Some(state.join("ingest")),
+                declared_trust: options.trust_source == solver::TrustSource::Declared,
             })
             .solver(solver::SolverConfig {
                 state_directory: Some(state.join("solver")),

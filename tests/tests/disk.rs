@@ -30,6 +30,7 @@ async fn ingest_alone(nats: &NatsServer, state: &Path, shutdown: &CancellationTo
     let mut running = Fleet::new(Connection::local(&nats.url), plumbing::Clock::system())
         .ingest(ingest::IngestConfig {
             state_directory: Some(state.to_owned()),
+            declared_trust: false,
         })
         .start(shutdown)
         .await

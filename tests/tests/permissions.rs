@@ -206,6 +206,7 @@ impl Services {
         let context = secured.service_context("sb-ingest").await;
         let config = ingest::IngestConfig {
             state_directory: Some(state.join("ingest")),
+            declared_trust: true,
         };
         tasks.push(tokio::spawn(ingest::run(context, config, shutdown.clone())));
         let context = secured.service_context("sb-solver").await;

@@ -53,6 +53,7 @@ async fn start_solver(nats: &NatsServer, name: &str, shard: &str, shards: &str) 
 async fn start_ingest(nats: &NatsServer, shutdown: &CancellationToken) {
     let config = ingest::IngestConfig {
         state_directory: None,
+        declared_trust: true,
     };
     tokio::spawn(ingest::run(
         context(nats, "sb-ingest").await,
@@ -263,11 +264,20 @@ async fn shards_plan_only_their_own_region_and_remote_work_goes_to_remote_only_v
         .next_where(|_, body| body["task"] == "n-remote-t")
         .await;
 
-    let found: Vec<(String, String)> = proposals(&client)
-        .await
-        .into_iter()
-        .map(|(volunteer, task, _)| (volunteer, task))
-        .collect();
+    // A live subscriber may see a proposal a moment before the stream
+    // holds it: read the stream until it holds both, or the wait ends.
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    let found: Vec<(String, String)> = loop {
+        let found: Vec<(String, String)> = proposals(&client)
+            .await
+            .into_iter()
+            .map(|(volunteer, task, _)| (volunteer, task))
+            .collect();
+        if found.len() >= 2 || tokio::time::Instant::now() >= deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         found,
         vec![

@@ -143,4 +143,3 @@ pub struct SimulateArgs {
     #[arg(long, env = "SWITCHBOARD_MATCH_BUDGET_MS", default_value_t = solver::MATCH_BUDGET_MS_DEFAULT)]
     pub match_budget_ms: u64,
 }
-

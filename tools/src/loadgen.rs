@@ -396,6 +396,7 @@ async fn start_services(
     )
     .ingest(ingest::IngestConfig {
         state_directory: Some(state.join("ingest")),
+        declared_trust: false,
     })
     .solver(solver::SolverConfig {
         state_directory: Some(state.join("solver")),
@@ -537,7 +538,8 @@ async fn drive(
         }
     };
     let client =
-        switchboard::services::context(&connection, "sb-loadgen", plumbing::Clock::system()).await?;
+        switchboard::services::context(&connection, "sb-loadgen", plumbing::Clock::system())
+            .await?;
     let mut world = World::new(args.seed, args.regions);
     let pending = Arc::new(Mutex::new(Pending::default()));
     let measured = Arc::new(Mutex::new(Measured::new()?));

@@ -468,33 +468,37 @@ async fn run_live(
         .unwrap_or_else(|| Utc::now() - chrono::Duration::seconds(Utc::now().timestamp() % 3600));
     let clock = plumbing::Clock::starting_at(origin, config.speed);
     let state = data.join("state");
-    let mut running = Fleet::new(switchboard::services::connection(&connection)?, clock.clone())
-        .ingest(ingest::IngestConfig {
-            state_directory: Some(state.join("ingest")),
-        })
-        .solver(solver::SolverConfig {
-            state_directory: Some(state.join("solver")),
-            match_budget: Duration::from_millis(config.match_budget_ms),
-            response_window: chrono::Duration::hours(config.response_window_hours),
-            // As in production: newcomers get short, open starter tasks first.
-            starter_policy: true,
-            trust_source: solver::TrustSource::Declared,
-            priorities: solver::Priorities::default(),
-            ..solver::SolverConfig::default()
-        })
-        // Money is held, released and accounted as in production.
-        .ledger(ledger::LedgerConfig {
-            state_directory: Some(state.join("ledger")),
-            ..ledger::LedgerConfig::default()
-        })
-        .dispatch(dispatch::DispatchConfig {
-            state_directory: Some(state.join("dispatch")),
-            checkin_window: chrono::Duration::hours(config.checkin_window_hours),
-            // A synthetic population has no mailboxes.
-            smtp: None,
-        })
-        .start(&shutdown)
-        .await?;
+    let mut running = Fleet::new(
+        switchboard::services::connection(&connection)?,
+        clock.clone(),
+    )
+    .ingest(ingest::IngestConfig {
+        state_directory: Some(state.join("ingest")),
+        declared_trust: true,
+    })
+    .solver(solver::SolverConfig {
+        state_directory: Some(state.join("solver")),
+        match_budget: Duration::from_millis(config.match_budget_ms),
+        response_window: chrono::Duration::hours(config.response_window_hours),
+        // As in production: newcomers get short, open starter tasks first.
+        starter_policy: true,
+        trust_source: solver::TrustSource::Declared,
+        priorities: solver::Priorities::default(),
+        ..solver::SolverConfig::default()
+    })
+    // Money is held, released and accounted as in production.
+    .ledger(ledger::LedgerConfig {
+        state_directory: Some(state.join("ledger")),
+        ..ledger::LedgerConfig::default()
+    })
+    .dispatch(dispatch::DispatchConfig {
+        state_directory: Some(state.join("dispatch")),
+        checkin_window: chrono::Duration::hours(config.checkin_window_hours),
+        // A synthetic population has no mailboxes.
+        smtp: None,
+    })
+    .start(&shutdown)
+    .await?;
     let client_context = running.client_context("sb-simulate").await?;
     wait_for_solver(&client_context).await?;
 

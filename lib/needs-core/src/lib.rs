@@ -210,7 +210,11 @@ impl NeedBook {
             .unwrap_or_default();
         for task in &left_out {
             // Only a task this need still owns is its to cancel.
-            if self.tasks.get(task).is_some_and(|entry| entry.need() == need.id) {
+            if self
+                .tasks
+                .get(task)
+                .is_some_and(|entry| entry.need() == need.id)
+            {
                 self.set_status(task, TaskStatus::Cancelled, applied);
             }
         }
@@ -263,7 +267,11 @@ impl NeedBook {
         };
         let tasks = entry.tasks.clone();
         for task in &tasks {
-            if self.tasks.get(task).is_some_and(|entry| entry.need() == need) {
+            if self
+                .tasks
+                .get(task)
+                .is_some_and(|entry| entry.need() == need)
+            {
                 self.set_status(task, TaskStatus::Cancelled, applied);
             }
         }
@@ -416,7 +424,9 @@ mod tests {
     fn events_about_what_nobody_posted_change_nothing_and_every_event_applies_idempotently() {
         let mut book = NeedBook::default();
         assert!(book.apply(&complete("ghost")).is_empty());
-        assert!(book.apply(&withdraw(WithdrawKind::Need, "ghost")).is_empty());
+        assert!(book
+            .apply(&withdraw(WithdrawKind::Need, "ghost"))
+            .is_empty());
         assert!(book.task("ghost").is_none());
         let events = [
             need("n1", &[("t1", 3.0), ("t2", 5.0)]),

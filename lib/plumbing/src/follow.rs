@@ -33,6 +33,9 @@ pub struct Stored {
     pub sequence: u64,
     /// The trace of the request that caused it, from its `traceparent` header.
     pub trace: Option<crate::trace::TraceParent>,
+    /// The `Nats-Msg-Id` it was written with, if any: a writer tells its own
+    /// writes from others' by it.
+    pub message_id: Option<String>,
     /// When the server stored it (its clock): how long a message waited
     /// before a service acted on it is measured from here.
     pub stored_at: std::time::SystemTime,
@@ -197,6 +200,12 @@ impl Follower {
                         trace: crate::trace::TraceParent::from_headers(
                             message.message.headers.as_ref(),
                         ),
+                        message_id: message
+                            .message
+                            .headers
+                            .as_ref()
+                            .and_then(|headers| headers.get(async_nats::header::NATS_MESSAGE_ID))
+                            .map(|value| value.as_str().to_owned()),
                         stored_at,
                         pending,
                     });

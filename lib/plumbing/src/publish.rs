@@ -17,6 +17,12 @@ pub const PUBLISH_ATTEMPTS_MAX: u32 = 3;
 /// any would wait forever (a whole-world run at 100,000 tasks did).
 pub const WRITES_IN_FLIGHT_MAX: usize = 1_024;
 
+/// The header that makes `Nats-Expected-Last-Subject-Sequence` apply to
+/// every subject matching a filter (nats-server 2.11); async-nats 0.51 has
+/// no constant for it.
+pub const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str =
+    "Nats-Expected-Last-Subject-Sequence-Subject";
+
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -64,10 +70,22 @@ pub async fn durably_expecting(
     expect: Option<Expect>,
     payload: Bytes,
 ) -> Result<u64, PublishError> {
+    durably_with_headers(context, subject, message_id, expect, payload, None).await
+}
+
+/// [`durably_expecting`] with headers of the caller's beside the ones it sets.
+pub async fn durably_with_headers(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    expect: Option<Expect>,
+    payload: Bytes,
+    extra: Option<&async_nats::HeaderMap>,
+) -> Result<u64, PublishError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut headers = async_nats::HeaderMap::new();
+        let mut headers = extra.cloned().unwrap_or_default();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
         // Inside a handler's trace scope, the write carries the request's trace on.
         if let Some(trace) = crate::trace::current() {
@@ -110,6 +128,27 @@ pub async fn durably_expecting(
             }
         }
     }
+}
+
+/// [`durably`], conditional on the last sequence of every subject matching
+/// `filter` (a wildcard) being `expected`: the writer has read every
+/// message on those subjects, whoever wrote them (nats-server 2.11's
+/// `Nats-Expected-Last-Subject-Sequence-Subject`). A `Conflict` otherwise.
+pub async fn durably_expecting_on(
+    context: &crate::Context,
+    subject: &str,
+    message_id: &str,
+    filter: &str,
+    expected: u64,
+    payload: Bytes,
+) -> Result<u64, PublishError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+        expected.to_string().as_str(),
+    );
+    headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, filter);
+    durably_with_headers(context, subject, message_id, None, payload, Some(&headers)).await
 }
 
 /// [`durably`] for callers in `anyhow` glue.

@@ -51,7 +51,7 @@ use plumbing::publish::PublishError;
 use plumbing::store::{Changes, Store};
 use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
-use view::View;
+use view::{View, Written};
 
 /// The inputs this service answers; `reply` belongs to dispatch, which owns assignments.
 pub const INPUTS: [Input; 7] = [
@@ -74,47 +74,93 @@ pub const PUBLISHES_IN_FLIGHT_MAX: usize = 256;
 pub struct IngestConfig {
     /// Where the state store lives; `None` keeps it in memory (rebuilt from the stream at start).
     pub state_directory: Option<PathBuf>,
+    /// Whether a volunteer's own `trust` counts (`--trust declared`, for a
+    /// server only trusted people can publish to). When false, the default,
+    /// trust tiers come only from vetters and a declared tier is answered
+    /// with a note saying it is ignored.
+    pub declared_trust: bool,
 }
+
+/// Conflicts a request may meet (another instance wrote about the same
+/// thing first) before it is answered `conflict`: each time the view
+/// catches up with the log and the request is validated again.
+pub const CONFLICT_RETRIES_MAX: u32 = 2;
+/// How long catching up after a conflict waits for each message.
+pub const CATCH_UP_WAIT_MS: u64 = 2_000;
+/// Longest idempotency key a client may send (`Nats-Msg-Id` on the request).
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 
 /// What the select loop reacts to.
 enum Next {
     Request(Box<Request>),
-    Acknowledged(Box<Written>),
+    Acknowledged(Box<Sent>),
     Logged(Stored),
     Shutdown,
 }
 
 /// A request whose event was sent to the log, with what its reply needs.
-struct Written {
+struct Sent {
     request: Request,
     input: Option<usize>,
     started: Instant,
     event: Event,
-    subject: String,
-    message_id: String,
-    outcome: Result<u64, PublishError>,
+    written: Written,
+    /// Conflicts this request has met so far.
+    conflicts: u32,
+    /// The sequence and the reply's note, or why it was not written.
+    outcome: Result<(u64, Option<String>), PublishError>,
     /// The request's `ingest.request` span, continued for its reply.
     span: tracing::Span,
 }
 
 /// Writes awaiting their acks, answered in the order they were validated.
-type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Written> + Send>>>;
+type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Sent> + Send>>>;
 
-/// What validation decided about a request.
-enum Decision {
-    /// Answer now: a refusal, or a repeat of something already logged.
-    Reply(Reply),
-    /// Write this event; answer when it is acknowledged.
-    Write(Event),
+/// A request that waits: for a pending write about the same thing (its
+/// own write is conditional on what that one leaves), or, after a
+/// conflict, for the view to catch up with the log.
+struct Held {
+    request: Box<Request>,
+    entity: String,
+    adds_dependencies: bool,
+    conflicts: u32,
+}
+
+/// How a validated event goes to the log.
+enum Plan {
+    /// The last event about the same thing says the same: answer with its sequence.
+    Repeat(u64),
+    /// A write about the same thing is pending: wait for it.
+    Wait {
+        entity: String,
+        adds_dependencies: bool,
+    },
+    /// Write it, conditional on what the view was validated against.
+    Write(Written, Condition),
+}
+
+/// What must still hold in the log for a write to go in.
+#[derive(Clone, Copy, Debug)]
+enum Condition {
+    /// Its subject's last sequence (0: none yet).
+    Subject(u64),
+    /// The last sequence of every need post together: a need post that adds
+    /// dependencies, so no two instances can each close half of a cycle.
+    NeedPosts(u64),
 }
 
 struct Ingest {
     context: Context,
+    config: IngestConfig,
     store: Store,
     view: View,
     stream: String,
     /// The highest sequence of a write of this instance acknowledged so far.
     acknowledged_through: u64,
+    /// The one request waiting (nothing after it is taken until it goes).
+    held: Option<Held>,
+    /// A write conflicted: read the log to its end before validating again.
+    behind: bool,
     metrics: IngestMetrics,
 }
 
@@ -175,10 +221,13 @@ pub async fn run(
     let applied = store.position(&stream)?;
     let mut ingest = Ingest {
         context,
+        config,
         store,
         view,
         stream,
         acknowledged_through: 0,
+        held: None,
+        behind: false,
         metrics: IngestMetrics::new(),
     };
     // The whole log is applied before serving, so validation sees the world as it is.
@@ -217,30 +266,65 @@ pub async fn run(
     tracing::info!("ingest ready");
 
     loop {
+        // After a conflict the view catches up with the log before anything
+        // is validated again.
+        if ingest.behind && in_flight.is_empty() {
+            let wait = std::time::Duration::from_millis(CATCH_UP_WAIT_MS);
+            let context = ingest.context.clone();
+            match logs
+                .read_to_end(&context, Log::Events, wait, |stored| {
+                    ingest.apply_stored(stored)
+                })
+                .await
+            {
+                Ok(true) => ingest.behind = false,
+                Ok(false) => {}
+                Err(Fault::Retry(error)) => {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot read the log to its end yet")
+                }
+                Err(fault) => policy.judge("catching up after a conflict", Err(fault))?,
+            }
+        }
         // A view that may hold what was not logged goes back to what is,
         // once no write is pending and the follower has brought every one
         // that was acknowledged (else those would be missing until it does).
         if ingest.view.stale
+            && !ingest.behind
             && in_flight.is_empty()
             && logs.position(Log::Events) >= ingest.acknowledged_through
         {
             ingest.reset_view();
         }
-        let accepting = in_flight.len() < PUBLISHES_IN_FLIGHT_MAX && !ingest.view.stale;
+        if ingest.held.as_ref().is_some_and(|held| {
+            !ingest.behind
+                && !ingest.view.stale
+                && !ingest.view.must_wait(&held.entity, held.adds_dependencies)
+        }) {
+            if let Some(held) = ingest.held.take() {
+                let trace = TraceParent::continue_from(held.request.message.headers.as_ref());
+                let handled = ingest.handle(*held.request, held.conflicts, &mut in_flight);
+                trace::scope(trace, handled).await;
+            }
+            continue;
+        }
+        let accepting = in_flight.len() < PUBLISHES_IN_FLIGHT_MAX
+            && !ingest.view.stale
+            && !ingest.behind
+            && ingest.held.is_none();
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
-            Some(written) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(Box::new(written)),
+            Some(sent) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(Box::new(sent)),
             Some(request) = requests.next(), if accepting => Next::Request(Box::new(request)),
             Some((_, stored)) = logs.next() => Next::Logged(stored),
         };
         match next {
             Next::Request(request) => {
                 let trace = TraceParent::continue_from(request.message.headers.as_ref());
-                trace::scope(trace, ingest.handle(*request, &mut in_flight)).await
+                trace::scope(trace, ingest.handle(*request, 0, &mut in_flight)).await
             }
-            Next::Acknowledged(written) => {
-                let span = written.span.clone();
-                ingest.answer(*written).instrument(span).await
+            Next::Acknowledged(sent) => {
+                let span = sent.span.clone();
+                ingest.answer(*sent).instrument(span).await
             }
             Next::Logged(stored) => {
                 policy.judge("applying a logged event", ingest.apply_stored(&stored))?
@@ -252,9 +336,19 @@ pub async fn run(
         tracing::warn!(%error, "stopping the service endpoints");
     }
     // Requests already written are answered before the service stops.
-    while let Some(written) = in_flight.next().await {
-        let span = written.span.clone();
-        ingest.answer(written).instrument(span).await
+    while let Some(sent) = in_flight.next().await {
+        let span = sent.span.clone();
+        ingest.answer(sent).instrument(span).await
+    }
+    if let Some(held) = ingest.held.take() {
+        let reply = Reply::refused(ErrorBody::new(
+            proto::wire::ErrorCode::Unavailable,
+            None,
+            "ingest is stopping; send it again",
+        ));
+        ingest
+            .reply(&held.request, None, &reply, Instant::now())
+            .await;
     }
     ingest.store.flush()?;
     tracing::info!("ingest stopped");
@@ -268,17 +362,20 @@ impl Ingest {
     fn apply_stored(&mut self, stored: &Stored) -> Result<(), Fault> {
         let mut changes = Changes::default();
         changes.position(&self.stream, stored.sequence);
-        let decoded = Event::decode(&self.context.subjects, &stored.subject, &stored.payload);
+        let subjects = &self.context.subjects;
+        let decoded = Event::decode(subjects, &stored.subject, &stored.payload);
         if let Ok(event) = &decoded {
-            let message_id = event.message_id(&self.context.subjects);
+            let content = event.content_hash(subjects);
+            let written = Written {
+                subject: stored.subject.clone(),
+                entity: self.view.entity_of(event, subjects),
+                // Events written before message ids carried the update they
+                // follow were written with their content hash.
+                message_id: stored.message_id.clone().unwrap_or_else(|| content.clone()),
+                content,
+            };
             self.view
-                .apply(
-                    event,
-                    &stored.subject,
-                    &message_id,
-                    stored.sequence,
-                    &mut changes,
-                )
+                .apply(event, &written, stored.sequence, &mut changes)
                 .or_fatal()?;
         }
         self.store.commit(changes).or_fatal()?;
@@ -301,7 +398,7 @@ impl Ingest {
     }
 
     #[tracing::instrument(name = "ingest.request", skip_all, fields(subject = %request.message.subject, trace_id = tracing::field::Empty))]
-    async fn handle(&mut self, request: Request, in_flight: &mut InFlight) {
+    async fn handle(&mut self, request: Request, conflicts: u32, in_flight: &mut InFlight) {
         trace::record_on_span();
         if !reply::has_safe_reply_subject(&self.context, &request) {
             return;
@@ -311,71 +408,142 @@ impl Ingest {
         let input = INPUTS
             .iter()
             .position(|input| self.context.subjects.input(*input) == subject.as_str());
-        let event = match self.accept(subject, &request.message.payload) {
-            Ok(Decision::Write(event)) => event,
-            Ok(Decision::Reply(reply)) => {
-                self.reply(&request, input, &reply, started).await;
-                return;
-            }
+        let decided = idempotency_key(&request).and_then(|key| {
+            self.accept(subject, &request.message.payload)
+                .map(|decision| (decision, key))
+        });
+        let (event, note, key) = match decided {
+            Ok(((event, note), key)) => (event, note, key),
             Err(refusal) => {
                 self.reply(&request, input, &Reply::refused(refusal), started)
                     .await;
                 return;
             }
         };
-        let subjects = &self.context.subjects;
-        let subject = event.subject(subjects);
-        let message_id = event.message_id(subjects);
-        // A repeat of a write still in flight is already in the view; it is
-        // written again, and JetStream answers with the first one's sequence.
-        if !self.view.is_last(&subject, &message_id) {
-            if let Err(error) = self.view.apply_pending(&event, &subject, &message_id) {
-                tracing::warn!(error = %format!("{error:#}"), "applying a validated event ahead of its ack failed");
-                self.view.stale = true;
+        let (written, condition) = match self.plan(&event, key.as_deref()) {
+            Plan::Repeat(sequence) => {
+                let reply = Reply::accepted(event.id(), sequence).with_note(note);
+                self.reply(&request, input, &reply, started).await;
+                return;
             }
+            Plan::Wait {
+                entity,
+                adds_dependencies,
+            } => {
+                self.held = Some(Held {
+                    request: Box::new(request),
+                    entity,
+                    adds_dependencies,
+                    conflicts,
+                });
+                return;
+            }
+            Plan::Write(written, condition) => (written, condition),
+        };
+        if let Err(error) = self.view.apply_pending(&event, &written) {
+            tracing::warn!(error = %format!("{error:#}"), "applying a validated event ahead of its ack failed");
+            self.view.stale = true;
         }
         let payload = Bytes::from(event.encode());
         let context = self.context.clone();
         let span = tracing::Span::current();
+        let need_posts = self
+            .context
+            .subjects
+            .event(proto::subjects::EventKind::NeedPosted, &["*"]);
         let write = async move {
-            let outcome = publish::durably(&context, &subject, &message_id, None, payload).await;
-            Written {
+            let outcome = match condition {
+                Condition::Subject(expected) => {
+                    publish::durably(
+                        &context,
+                        &written.subject,
+                        &written.message_id,
+                        Some(expected),
+                        payload,
+                    )
+                    .await
+                }
+                Condition::NeedPosts(expected) => {
+                    publish::durably_expecting_on(
+                        &context,
+                        &written.subject,
+                        &written.message_id,
+                        &need_posts,
+                        expected,
+                        payload,
+                    )
+                    .await
+                }
+            };
+            Sent {
                 request,
                 input,
                 started,
                 event,
-                subject,
-                message_id,
-                outcome,
+                written,
+                conflicts,
+                outcome: outcome.map(|sequence| (sequence, note)),
                 span,
             }
         };
         // The write carries the request's trace, though it is polled outside the handler.
-        let write: Pin<Box<dyn Future<Output = Written> + Send>> = match trace::current() {
+        let write: Pin<Box<dyn Future<Output = Sent> + Send>> = match trace::current() {
             Some(trace) => Box::pin(trace::scope(trace, write)),
             None => Box::pin(write),
         };
         in_flight.push_back(write);
     }
 
-    /// Notes an acknowledged write's sequence (the follower applies it to
-    /// what is logged, in the log's order) and answers its request.
-    async fn answer(&mut self, written: Written) {
-        let reply = match written.outcome {
-            Ok(sequence) => {
+    /// Settles an answered write in the view and answers its request; a
+    /// write that met another instance's first is validated again once the
+    /// view has caught up with the log.
+    async fn answer(&mut self, sent: Sent) {
+        let Sent {
+            request,
+            input,
+            started,
+            event,
+            written,
+            conflicts,
+            outcome,
+            span: _,
+        } = sent;
+        let reply = match outcome {
+            Ok((sequence, note)) => {
                 self.acknowledged_through = self.acknowledged_through.max(sequence);
-                self.view
-                    .acknowledged(&written.subject, &written.message_id, sequence);
-                Reply::accepted(written.event.id(), sequence)
+                self.view.settled(&event, &written, Some(sequence));
+                Reply::accepted(event.id(), sequence).with_note(note)
+            }
+            Err(PublishError::Conflict { .. }) if conflicts < CONFLICT_RETRIES_MAX => {
+                // Another instance wrote about the same thing first: this
+                // one's view is behind. The request waits, and is validated
+                // again once the view has read the log to its end.
+                self.view.settled(&event, &written, None);
+                self.behind = true;
+                self.held = Some(Held {
+                    request: Box::new(request),
+                    entity: written.entity,
+                    adds_dependencies: false,
+                    conflicts: conflicts + 1,
+                });
+                return;
+            }
+            Err(PublishError::Conflict { .. }) => {
+                self.view.settled(&event, &written, None);
+                self.behind = true;
+                Reply::refused(ErrorBody::new(
+                    proto::wire::ErrorCode::Conflict,
+                    None,
+                    "others kept changing the same thing; look at it again and resend",
+                ))
             }
             Err(error) => {
                 // The view holds the event; it may not be in the log.
-                self.view.stale = true;
+                self.view.settled(&event, &written, None);
                 Reply::refused(reply::unavailable(error))
             }
         };
-        self.reply(&written.request, written.input, &reply, written.started)
-            .await;
+        self.reply(&request, input, &reply, started).await;
     }
 
     async fn reply(
@@ -394,17 +562,24 @@ impl Ingest {
         );
     }
 
-    /// Decodes and validates one request: the event to write, or the reply
-    /// to send at once.
-    fn accept(&self, subject: &str, body: &Bytes) -> Result<Decision, ErrorBody> {
+    /// Decodes and validates one request: the event to write, and a note
+    /// for the sender if there is one.
+    fn accept(&self, subject: &str, body: &Bytes) -> Result<(Event, Option<String>), ErrorBody> {
+        let mut note = None;
         let subjects = &self.context.subjects;
         let input = INPUTS
             .into_iter()
             .find(|input| subjects.input(*input) == subject);
         let event = match input {
             Some(Input::Volunteer) => {
-                let offer: VolunteerOffer = decode(body)?;
+                let mut offer: VolunteerOffer = decode(body)?;
                 offer.validate("")?;
+                // Trust is granted by vetters, never declared: the tier
+                // goes unlogged, and the volunteer is told.
+                if !self.config.declared_trust && offer.trust > 0 {
+                    offer.trust = 0;
+                    note = Some(TRUST_IGNORED_NOTE.to_owned());
+                }
                 Event::VolunteerOffered(offer)
             }
             Some(Input::Need) => {
@@ -427,10 +602,9 @@ impl Ingest {
                 let withdrawal: Withdrawal = decode(body)?;
                 withdrawal.validate()?;
                 let event = Event::Withdrawn(withdrawal.clone());
-                if !self
-                    .view
-                    .is_last(&event.subject(subjects), &event.message_id(subjects))
-                {
+                // A repeat of the last withdrawal is answered as before,
+                // though what it withdrew is no longer open.
+                if !self.is_repeat(&event) {
                     self.view
                         .check_withdrawal(withdrawal.kind, &withdrawal.id)?;
                 }
@@ -440,10 +614,7 @@ impl Ingest {
                 let completion: TaskCompletion = decode(body)?;
                 completion.validate()?;
                 let event = Event::TaskCompleted(completion.clone());
-                if !self
-                    .view
-                    .is_last(&event.subject(subjects), &event.message_id(subjects))
-                {
+                if !self.is_repeat(&event) {
                     self.view.check_completion(&completion.task)?;
                 }
                 event
@@ -472,12 +643,94 @@ impl Ingest {
                 ))
             }
         };
-        match self
-            .view
-            .repeat_of(&event.subject(subjects), &event.message_id(subjects))
-        {
-            Some(sequence) => Ok(Decision::Reply(Reply::accepted(event.id(), sequence))),
-            None => Ok(Decision::Write(event)),
-        }
+        Ok((event, note))
     }
+
+    /// Whether `event` says what the last event about the same thing says
+    /// (logged or pending).
+    fn is_repeat(&self, event: &Event) -> bool {
+        let subjects = &self.context.subjects;
+        self.view
+            .last_about(&self.view.entity_of(event, subjects))
+            .is_some_and(|last| last.content == event.content_hash(subjects))
+    }
+
+    /// How a validated event goes to the log. Without a key from the
+    /// client, a request that says what the last event about the same
+    /// thing says is a repeat (answered with its sequence; written again
+    /// with the same message id while that one is pending, which JetStream
+    /// keeps once), and anything else is a new update with a message id
+    /// of its own, however much it resembles an older one. With a key, the
+    /// key and body are the request: the same again is a repeat, whatever
+    /// came in between.
+    fn plan(&self, event: &Event, key: Option<&str>) -> Plan {
+        let subjects = &self.context.subjects;
+        let subject = event.subject(subjects);
+        let entity = self.view.entity_of(event, subjects);
+        let content = event.content_hash(subjects);
+        let adds_dependencies = matches!(event, Event::NeedPosted(need)
+            if need.tasks.iter().any(|task| !task.depends_on.is_empty()));
+        let last = self.view.last_about(&entity);
+        let message_id = match (key, last) {
+            (Some(key), _) => event.message_id_keyed(subjects, key),
+            (None, Some(last)) if last.content == content => last.message_id.clone(),
+            (None, Some(last)) => event.message_id_after(subjects, last.sequence),
+            (None, None) => event.message_id_after(subjects, 0),
+        };
+        if let Some(last) = last.filter(|last| last.message_id == message_id) {
+            if last.sequence != view::SEQUENCE_PENDING {
+                return Plan::Repeat(last.sequence);
+            }
+        }
+        if self.view.must_wait(&entity, adds_dependencies) {
+            return Plan::Wait {
+                entity,
+                adds_dependencies,
+            };
+        }
+        let condition = if adds_dependencies {
+            Condition::NeedPosts(self.view.need_posts_sequence())
+        } else {
+            Condition::Subject(self.view.subject_sequence(&subject))
+        };
+        Plan::Write(
+            Written {
+                subject,
+                entity,
+                message_id,
+                content,
+            },
+            condition,
+        )
+    }
+}
+
+/// What a volunteer who declared a trust tier is told.
+pub const TRUST_IGNORED_NOTE: &str =
+    "trust: the declared tier is ignored; vetters set trust tiers (sb.in.vet)";
+
+/// The client's idempotency key: the request's `Nats-Msg-Id` header, if any.
+fn idempotency_key(request: &Request) -> Result<Option<String>, ErrorBody> {
+    let Some(value) = request
+        .message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(proto::wire::IDEMPOTENCY_KEY_HEADER))
+    else {
+        return Ok(None);
+    };
+    let key = value.as_str();
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_BYTES_MAX
+        || !key.chars().all(|character| character.is_ascii_graphic())
+    {
+        return Err(ErrorBody::new(
+            proto::wire::ErrorCode::Invalid,
+            Some(proto::wire::IDEMPOTENCY_KEY_HEADER.to_owned()),
+            format!(
+                "an idempotency key is 1 to {IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
+            ),
+        ));
+    }
+    Ok(Some(key.to_owned()))
 }

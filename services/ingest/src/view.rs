@@ -35,11 +35,18 @@ pub struct OfferEntry {
     pub sequence: u64,
 }
 
-/// The last event logged under one subject, so a repeated request is answered
-/// with the same reply and no new event.
+/// The last event about one thing (a volunteer, a pledge, a need and its
+/// tasks, a steering pair...), logged or pending: a request that says the
+/// same again is a repeat, answered with the same reply and no new event;
+/// anything else about it is a new update, however much it resembles an
+/// older one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LastEvent {
+    /// The `Nats-Msg-Id` it was written with.
     pub message_id: String,
+    /// What it says (`Event::content_hash`).
+    pub content: String,
+    /// Its sequence, or [`SEQUENCE_PENDING`] until it is logged.
     pub sequence: u64,
 }
 
@@ -52,6 +59,9 @@ const KIND_NEED: &str = "need";
 const KIND_VOLUNTEER: &str = "volunteer";
 const KIND_PLEDGE: &str = "pledge";
 const KIND_LAST: &str = "last";
+const KIND_SUBJECT: &str = "subject";
+/// The one key of the last sequence of every need post, together.
+const NEED_POSTS: &str = "need-posts";
 
 /// One state of the world as ingest sees it.
 #[derive(Clone, Default)]
@@ -59,7 +69,12 @@ struct State {
     book: NeedBook,
     volunteers: HashMap<String, OfferEntry>,
     pledges: HashMap<String, OfferEntry>,
-    last_by_subject: HashMap<String, LastEvent>,
+    /// By entity key ([`View::entity_of`]).
+    last_by_entity: HashMap<String, LastEvent>,
+    /// The last logged sequence of each subject, and (under
+    /// [`NEED_POSTS`]) of every need post together: what a write is
+    /// conditional on.
+    subject_sequences: HashMap<String, u64>,
 }
 
 impl State {
@@ -68,17 +83,27 @@ impl State {
     fn apply(
         &mut self,
         event: &Event,
-        subject: &str,
-        message_id: &str,
+        written: &Written,
         sequence: u64,
         changes: &mut Changes,
     ) -> anyhow::Result<()> {
         let last = LastEvent {
-            message_id: message_id.to_owned(),
+            message_id: written.message_id.clone(),
+            content: written.content.clone(),
             sequence,
         };
-        changes.put(KIND_LAST, subject, &last)?;
-        self.last_by_subject.insert(subject.to_owned(), last);
+        changes.put(KIND_LAST, &written.entity, &last)?;
+        self.last_by_entity.insert(written.entity.clone(), last);
+        if sequence != SEQUENCE_PENDING {
+            changes.put(KIND_SUBJECT, &written.subject, &sequence)?;
+            self.subject_sequences
+                .insert(written.subject.clone(), sequence);
+            if matches!(event, Event::NeedPosted(_)) {
+                changes.put(KIND_SUBJECT, NEED_POSTS, &sequence)?;
+                self.subject_sequences
+                    .insert(NEED_POSTS.to_owned(), sequence);
+            }
+        }
         let applied = self.book.apply(event);
         for need in &applied.needs {
             if let Some(entry) = self.book.need(need) {
@@ -116,6 +141,18 @@ impl State {
     }
 }
 
+/// How one event is written: under which subject, about which entity, with
+/// which message id, saying what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub subject: String,
+    /// [`View::entity_of`].
+    pub entity: String,
+    pub message_id: String,
+    /// `Event::content_hash`.
+    pub content: String,
+}
+
 #[derive(Default)]
 pub struct View {
     /// What the log holds: the store's contents.
@@ -126,6 +163,11 @@ pub struct View {
     /// was overtaken): it must be made the logged one again once no write
     /// is pending.
     pub stale: bool,
+    /// Writes pending per entity, and pending need posts: a request about
+    /// an entity with a write pending waits for it (its write is
+    /// conditional on what that one leaves).
+    pending_entities: HashMap<String, usize>,
+    pending_need_posts: usize,
 }
 
 fn refusal(code: ErrorCode, field: &str, message: String) -> ErrorBody {
@@ -141,12 +183,13 @@ impl View {
             ),
             volunteers: store.load(KIND_VOLUNTEER)?.into_iter().collect(),
             pledges: store.load(KIND_PLEDGE)?.into_iter().collect(),
-            last_by_subject: store.load(KIND_LAST)?.into_iter().collect(),
+            last_by_entity: store.load(KIND_LAST)?.into_iter().collect(),
+            subject_sequences: store.load(KIND_SUBJECT)?.into_iter().collect(),
         };
         Ok(View {
             logged: state.clone(),
             current: state,
-            stale: false,
+            ..View::default()
         })
     }
 
@@ -154,25 +197,65 @@ impl View {
     pub fn reset_to_logged(&mut self) {
         self.current = self.logged.clone();
         self.stale = false;
+        self.pending_entities.clear();
+        self.pending_need_posts = 0;
     }
 
-    /// The reply seq of an identical earlier request, if this is a repeat
-    /// of one already logged.
-    pub fn repeat_of(&self, subject: &str, message_id: &str) -> Option<u64> {
-        self.current
-            .last_by_subject
-            .get(subject)
-            .filter(|last| last.message_id == message_id && last.sequence != SEQUENCE_PENDING)
-            .map(|last| last.sequence)
+    /// The thing an event is about, for telling a repeat from an update: a
+    /// volunteer's offers and withdrawal are about the volunteer, a
+    /// pledge's likewise, a need's posts and withdrawal and its tasks'
+    /// withdrawals and completions are about the need; anything else is
+    /// about its own subject.
+    pub fn entity_of(&self, event: &Event, subjects: &proto::subjects::Subjects) -> String {
+        let task_need = |task: &str| match self.task(task) {
+            Some(entry) => format!("need/{}", entry.need()),
+            None => format!("task/{task}"),
+        };
+        match event {
+            Event::VolunteerOffered(offer) => format!("volunteer/{}", offer.id),
+            Event::PledgeOffered(offer) => format!("pledge/{}", offer.id),
+            Event::NeedPosted(need) => format!("need/{}", need.id),
+            Event::Withdrawn(withdrawal) => match withdrawal.kind {
+                WithdrawKind::Volunteer => format!("volunteer/{}", withdrawal.id),
+                WithdrawKind::Pledge => format!("pledge/{}", withdrawal.id),
+                WithdrawKind::Need => format!("need/{}", withdrawal.id),
+                WithdrawKind::Task => task_need(&withdrawal.id),
+            },
+            Event::TaskCompleted(completion) => task_need(&completion.task),
+            Event::AssignmentAnswered(_) | Event::Steered(_) | Event::Vetted(_) => {
+                event.subject(subjects)
+            }
+        }
     }
 
-    /// Whether the last event applied under `subject`, logged or pending,
-    /// is this message: a repeat, whose effect is already in the view.
-    pub fn is_last(&self, subject: &str, message_id: &str) -> bool {
-        self.current
-            .last_by_subject
+    /// The last event about `entity`, logged or pending.
+    pub fn last_about(&self, entity: &str) -> Option<&LastEvent> {
+        self.current.last_by_entity.get(entity)
+    }
+
+    /// The last logged sequence of `subject` (0: none), what a write to it
+    /// is conditional on.
+    pub fn subject_sequence(&self, subject: &str) -> u64 {
+        self.logged
+            .subject_sequences
             .get(subject)
-            .is_some_and(|last| last.message_id == message_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The last logged sequence of any need post, what a need post that
+    /// adds dependencies is conditional on (so no two instances can each
+    /// close half of a cycle).
+    pub fn need_posts_sequence(&self) -> u64 {
+        self.subject_sequence(NEED_POSTS)
+    }
+
+    /// Whether a request about `entity` (a need post that adds
+    /// dependencies, when `adds_dependencies`) must wait for a pending
+    /// write before it can be written conditionally.
+    pub fn must_wait(&self, entity: &str, adds_dependencies: bool) -> bool {
+        self.pending_entities.contains_key(entity)
+            || (adds_dependencies && self.pending_need_posts > 0)
     }
 
     /// A task as the current state has it.
@@ -400,79 +483,80 @@ impl View {
         }
     }
 
-    /// Applies an event logged at `sequence` under `subject` and records the
-    /// entries it changed in `changes`, for the store. An event older than
-    /// the last logged on its subject changes nothing. A logged event that
-    /// is this instance's own pending write is already in the current
-    /// state; one that is another message on a subject with a pending write
-    /// overtook it, and makes the view [`View::stale`].
+    /// Applies an event logged at `sequence` and records the entries it
+    /// changed in `changes`, for the store. An event older than the last
+    /// logged on its subject changes nothing. A logged event that is this
+    /// instance's own pending write is already in the current state; one
+    /// about an entity with another write pending overtook it, and makes
+    /// the view [`View::stale`].
     pub fn apply(
         &mut self,
         event: &Event,
-        subject: &str,
-        message_id: &str,
+        written: &Written,
         sequence: u64,
         changes: &mut Changes,
     ) -> anyhow::Result<()> {
         debug_assert_ne!(sequence, SEQUENCE_PENDING, "a logged event has a sequence");
-        if self
-            .logged
-            .last_by_subject
-            .get(subject)
-            .is_some_and(|last| last.sequence >= sequence)
-        {
+        if self.subject_sequence(&written.subject) >= sequence {
             return Ok(());
         }
-        self.logged
-            .apply(event, subject, message_id, sequence, changes)?;
-        match self.current.last_by_subject.get_mut(subject) {
+        self.logged.apply(event, written, sequence, changes)?;
+        match self.current.last_by_entity.get_mut(&written.entity) {
             // This instance's own write, pending or acknowledged: already applied.
             Some(last)
-                if last.message_id == message_id
+                if last.message_id == written.message_id
                     && (last.sequence == SEQUENCE_PENDING || last.sequence == sequence) =>
             {
                 last.sequence = sequence;
             }
             Some(last) if last.sequence == SEQUENCE_PENDING => self.stale = true,
-            _ => self.current.apply(
-                event,
-                subject,
-                message_id,
-                sequence,
-                &mut Changes::default(),
-            )?,
+            _ => self
+                .current
+                .apply(event, written, sequence, &mut Changes::default())?,
         }
+        // What a write is conditional on is the log's, wherever it came from.
+        self.current.subject_sequences = self.logged.subject_sequences.clone();
         Ok(())
-    }
-
-    /// Records that this instance's pending write under `subject` was
-    /// logged at `sequence`, so a repeat of it is answered with that
-    /// sequence. The logged state learns of it from the follower, in the
-    /// log's order.
-    pub fn acknowledged(&mut self, subject: &str, message_id: &str, sequence: u64) {
-        if let Some(last) = self.current.last_by_subject.get_mut(subject) {
-            if last.message_id == message_id && last.sequence == SEQUENCE_PENDING {
-                last.sequence = sequence;
-            }
-        }
     }
 
     /// Applies a validated event whose write is not yet acknowledged, so the
     /// requests after it are checked against it. Nothing of it is stored:
     /// [`View::apply`] with its sequence follows once it is logged.
-    pub fn apply_pending(
-        &mut self,
-        event: &Event,
-        subject: &str,
-        message_id: &str,
-    ) -> anyhow::Result<()> {
-        self.current.apply(
-            event,
-            subject,
-            message_id,
-            SEQUENCE_PENDING,
-            &mut Changes::default(),
-        )
+    pub fn apply_pending(&mut self, event: &Event, written: &Written) -> anyhow::Result<()> {
+        *self
+            .pending_entities
+            .entry(written.entity.clone())
+            .or_default() += 1;
+        if matches!(event, Event::NeedPosted(_)) {
+            self.pending_need_posts += 1;
+        }
+        self.current
+            .apply(event, written, SEQUENCE_PENDING, &mut Changes::default())
+    }
+
+    /// Records that a pending write was acknowledged at `sequence`
+    /// (`Some`), or failed (`None`: the view is then stale). A repeat of it
+    /// is answered with that sequence; the logged state learns of it from
+    /// the follower, in the log's order.
+    pub fn settled(&mut self, event: &Event, written: &Written, sequence: Option<u64>) {
+        if let Some(count) = self.pending_entities.get_mut(&written.entity) {
+            *count -= 1;
+            if *count == 0 {
+                self.pending_entities.remove(&written.entity);
+            }
+        }
+        if matches!(event, Event::NeedPosted(_)) {
+            self.pending_need_posts = self.pending_need_posts.saturating_sub(1);
+        }
+        let Some(sequence) = sequence else {
+            self.stale = true;
+            return;
+        };
+        if let Some(last) = self.current.last_by_entity.get_mut(&written.entity) {
+            if last.message_id == written.message_id && last.sequence == SEQUENCE_PENDING {
+                last.sequence = sequence;
+            }
+        }
     }
 }
 
@@ -480,6 +564,7 @@ impl View {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proto::subjects::Subjects;
 
     fn need(id: &str, tasks: &[(&str, &[&str])]) -> NeedPost {
         let tasks = tasks
@@ -501,16 +586,37 @@ mod tests {
         }
     }
 
+    /// How `event` is written, with `message_id`.
+    fn written(view: &View, event: &Event, message_id: &str) -> Written {
+        let subjects = Subjects::default();
+        Written {
+            subject: event.subject(&subjects),
+            entity: view.entity_of(event, &subjects),
+            message_id: message_id.to_owned(),
+            content: event.content_hash(&subjects),
+        }
+    }
+
+    fn logged(view: &mut View, event: &Event, message_id: &str, sequence: u64) -> Changes {
+        let written = written(view, event, message_id);
+        let mut changes = Changes::default();
+        view.apply(event, &written, sequence, &mut changes).unwrap();
+        changes
+    }
+
+    fn pending(view: &mut View, event: &Event, message_id: &str) -> Written {
+        let written = written(view, event, message_id);
+        view.apply_pending(event, &written).unwrap();
+        written
+    }
+
     fn posted(view: &mut View, need: NeedPost, sequence: u64) {
-        let event = Event::NeedPosted(need);
-        view.apply(
-            &event,
-            &format!("n{sequence}"),
-            "m",
+        logged(
+            view,
+            &Event::NeedPosted(need),
+            &format!("m{sequence}"),
             sequence,
-            &mut Changes::default(),
-        )
-        .unwrap();
+        );
     }
 
     #[test]
@@ -553,12 +659,10 @@ mod tests {
         let mut view = View::default();
         posted(&mut view, need("n1", &[("a", &[]), ("b", &[])]), 1);
         let update = Event::NeedPosted(need("n1", &[("a", &[])]));
-        view.apply(&update, "sb.ev.need.n1", "m2", 5, &mut Changes::default())
-            .unwrap();
+        logged(&mut view, &update, "m2", 5);
         assert_eq!(view.task("b").unwrap().status, TaskStatus::Cancelled);
         let stale = Event::NeedPosted(need("n1", &[("a", &[]), ("b", &[])]));
-        view.apply(&stale, "sb.ev.need.n1", "m1", 3, &mut Changes::default())
-            .unwrap();
+        logged(&mut view, &stale, "m1", 3);
         assert_eq!(view.task("b").unwrap().status, TaskStatus::Cancelled);
     }
 
@@ -568,23 +672,25 @@ mod tests {
         posted(&mut view, need("n1", &[("a", &[]), ("b", &[])]), 1);
         // Validated and pending: the next request is checked against it...
         let update = Event::NeedPosted(need("n1", &[("a", &[])]));
-        view.apply_pending(&update, "sb.ev.need.n1", "m2").unwrap();
+        let written_update = pending(&mut view, &update, "m2");
         assert_eq!(view.task("b").unwrap().status, TaskStatus::Cancelled);
+        assert!(view.must_wait("need/n1", false), "n1 has a write pending");
         // ...and once logged, the store is told what it changed: the task it
         // left out, though the current state already had it cancelled.
-        let mut changes = Changes::default();
-        view.apply(&update, "sb.ev.need.n1", "m2", 2, &mut changes)
-            .unwrap();
-        assert!(!changes.is_empty());
+        view.settled(&update, &written_update, Some(2));
+        assert!(!view.must_wait("need/n1", false));
+        assert!(!logged(&mut view, &update, "m2", 2).is_empty());
         assert!(!view.stale);
+        assert_eq!(view.subject_sequence("sb.ev.need.n1"), 2);
         // A pending write that fails is forgotten when the view is reset.
         let withdrawal = Event::Withdrawn(proto::wire::Withdrawal {
             kind: WithdrawKind::Task,
             id: "a".into(),
         });
-        view.apply_pending(&withdrawal, "sb.ev.withdraw.task.a", "m3")
-            .unwrap();
+        let written_withdrawal = pending(&mut view, &withdrawal, "m3");
         assert_eq!(view.task("a").unwrap().status, TaskStatus::Cancelled);
+        view.settled(&withdrawal, &written_withdrawal, None);
+        assert!(view.stale);
         view.reset_to_logged();
         assert_eq!(view.task("a").unwrap().status, TaskStatus::Open);
     }
@@ -594,19 +700,46 @@ mod tests {
         let mut view = View::default();
         posted(&mut view, need("n1", &[("a", &[])]), 1);
         let mine = Event::NeedPosted(need("n1", &[("a", &[]), ("b", &[])]));
-        view.apply_pending(&mine, "sb.ev.need.n1", "mine").unwrap();
+        pending(&mut view, &mine, "mine");
         let theirs = Event::NeedPosted(need("n1", &[("a", &[]), ("c", &[])]));
-        view.apply(
-            &theirs,
-            "sb.ev.need.n1",
-            "theirs",
-            2,
-            &mut Changes::default(),
-        )
-        .unwrap();
+        logged(&mut view, &theirs, "theirs", 2);
         assert!(view.stale);
         view.reset_to_logged();
         assert!(view.task("c").is_some_and(TaskEntry::is_open));
         assert!(view.task("b").is_none());
+    }
+
+    #[test]
+    fn a_volunteers_offer_and_withdrawal_are_about_one_volunteer_and_a_tasks_withdrawal_about_its_need(
+    ) {
+        let subjects = Subjects::default();
+        let mut view = View::default();
+        posted(&mut view, need("n1", &[("a", &[])]), 1);
+        let offer: proto::wire::VolunteerOffer = serde_json::from_value(serde_json::json!({
+            "id": "v1", "skills": {}, "hours_per_week": 4.0,
+            "available_from": "2026-11-22T00:00:00Z", "available_until": "2026-12-13T00:00:00Z",
+        }))
+        .unwrap();
+        let withdraw = |kind, id: &str| {
+            Event::Withdrawn(proto::wire::Withdrawal {
+                kind,
+                id: id.into(),
+            })
+        };
+        assert_eq!(
+            view.entity_of(&Event::VolunteerOffered(offer), &subjects),
+            view.entity_of(&withdraw(WithdrawKind::Volunteer, "v1"), &subjects)
+        );
+        assert_eq!(
+            view.entity_of(&withdraw(WithdrawKind::Task, "a"), &subjects),
+            "need/n1"
+        );
+        assert_eq!(
+            view.entity_of(
+                &Event::TaskCompleted(proto::wire::TaskCompletion { task: "a".into() }),
+                &subjects
+            ),
+            "need/n1"
+        );
     }
 }
