@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Bump when the layout of stored values changes: older stores are rebuilt.
-pub const STORE_FORMAT_VERSION: u64 = 1;
+pub const STORE_FORMAT_VERSION: u64 = 2;
 /// Attempts at opening a store whose lock is still held, and the pause between.
 pub const STORE_LOCK_ATTEMPTS_MAX: u32 = 40;
 pub const STORE_LOCK_PAUSE_MS: u64 = 50;
@@ -612,7 +612,10 @@ mod tests {
         // ...and nothing after it may be written or read, or the position
         // would move past what the state holds.
         let refused = commit(3).unwrap_err();
-        assert!(format!("{refused:#}").contains("No space left"), "{refused:#}");
+        assert!(
+            format!("{refused:#}").contains("No space left"),
+            "{refused:#}"
+        );
         assert!(store.position("SB_EVENTS").is_err());
         assert!(store.load::<u64>("volunteer").is_err());
         drop(store);
