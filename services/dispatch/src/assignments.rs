@@ -186,6 +186,7 @@ pub fn key(volunteer: &str, task: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn assignment(state: State) -> Assignment {

@@ -53,7 +53,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt as _, StreamExt};
 use proto::events::Event;
-use proto::subjects::{Input as InputSubject, MatchKind, QUEUE_GROUP_DISPATCH};
+use proto::subjects::{Input as InputSubject, MatchKind, Subjects, QUEUE_GROUP_DISPATCH};
 use proto::wire::{Reply, VolunteerReply};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -355,7 +355,7 @@ impl Shell {
         let mut skipped = None;
         for effect in self.planner.step(Input::Stored(log, stored.clone()), now) {
             match effect {
-                Effect::Commit(writes) => commit(&self.store, &self.context, &writes)?,
+                Effect::Commit(writes) => commit_to(&self.store, &self.context.subjects, &writes)?,
                 Effect::Skipped(reason) => skipped = Some(reason),
                 Effect::WakeAt(at) => self.wake_at = at,
                 other => self.deferred.push(other),
@@ -390,7 +390,9 @@ impl Shell {
 
     async fn execute(&mut self, effect: Effect) -> Result<Option<Input>, Fault> {
         match effect {
-            Effect::Commit(writes) => commit(&self.store, &self.context, &writes).map(|()| None),
+            Effect::Commit(writes) => {
+                commit_to(&self.store, &self.context.subjects, &writes).map(|()| None)
+            }
             Effect::Send { messages, purpose } => Ok(Some(self.send(messages, purpose).await)),
             Effect::Email { message, address } => {
                 if let Some(email) = &self.email {
@@ -676,7 +678,7 @@ impl Shell {
 }
 
 /// Commits one store batch; any failure means the state cannot be trusted.
-fn commit(store: &Store, context: &Context, writes: &[Write]) -> Result<(), Fault> {
-    let changes = state::changes(&context.subjects, writes).or_fatal()?;
+fn commit_to(store: &Store, subjects: &Subjects, writes: &[Write]) -> Result<(), Fault> {
+    let changes = state::changes(subjects, writes).or_fatal()?;
     store.commit(changes).or_fatal()
 }

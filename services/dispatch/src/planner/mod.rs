@@ -119,6 +119,20 @@ pub enum Input {
     AnswerNotLogged { request: RequestId, why: NotLogged },
 }
 
+impl Input {
+    /// Whether this is the outcome of an effect the planner asked for.
+    fn is_outcome(&self) -> bool {
+        matches!(
+            self,
+            Input::Sent { .. }
+                | Input::Published(_)
+                | Input::NotPublished(_)
+                | Input::AnswerLogged { .. }
+                | Input::AnswerNotLogged { .. }
+        )
+    }
+}
+
 /// Why an answer was not logged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotLogged {
@@ -168,6 +182,16 @@ pub enum Effect {
     WakeAt(Option<DateTime<Utc>>),
     /// A malformed or moot message, passed (logged by the shell's policy).
     Skipped(String),
+}
+
+impl Effect {
+    /// Whether the shell feeds this effect's outcome back as an input.
+    pub fn has_outcome(&self) -> bool {
+        matches!(
+            self,
+            Effect::Send { .. } | Effect::Publish(_) | Effect::LogAnswer { .. }
+        )
+    }
 }
 
 /// One write of a store batch.
@@ -295,6 +319,10 @@ pub struct Planner {
     caught_up: bool,
     /// The wake-up last asked for.
     announced_wake: Option<DateTime<Utc>>,
+    /// Effects asked for whose outcome has not come back: the wake-up is
+    /// announced only when there are none, so a later outcome's own
+    /// wake-up never comes before an earlier, stale one.
+    outstanding: usize,
 }
 
 impl Planner {
@@ -319,6 +347,7 @@ impl Planner {
             held_until: None,
             caught_up: false,
             announced_wake: None,
+            outstanding: 0,
         };
         for (_, assignment) in saved.assignments {
             planner.keep(assignment);
@@ -329,6 +358,9 @@ impl Planner {
     /// Handles one input at `now`; the effects are to be carried out in order.
     pub fn step(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
         let mut effects = Vec::new();
+        if input.is_outcome() {
+            self.outstanding = self.outstanding.saturating_sub(1);
+        }
         match input {
             Input::Stored(log, stored) => self.apply_stored(log, &stored, now, &mut effects),
             Input::CaughtUp => {
@@ -355,8 +387,9 @@ impl Planner {
                 effects.push(answers::not_logged(request, why))
             }
         }
+        self.outstanding += effects.iter().filter(|effect| effect.has_outcome()).count();
         let wake = self.next_wake();
-        if wake != self.announced_wake {
+        if self.outstanding == 0 && wake != self.announced_wake {
             self.announced_wake = wake;
             effects.push(Effect::WakeAt(wake));
         }
