@@ -536,7 +536,7 @@ impl Shell {
         message_id: &str,
         expected_last_sequence: u64,
     ) -> Input {
-        let event = Event::AssignmentAnswered(answer);
+        let event = Event::AssignmentAnswered(answer.clone());
         let subject = event.subject(&self.context.subjects);
         let written = publish::durably(
             &self.context,
@@ -546,9 +546,6 @@ impl Shell {
             Bytes::from(event.encode()),
         )
         .await;
-        let Event::AssignmentAnswered(answer) = event else {
-            unreachable!("built as an answer above")
-        };
         match written {
             Ok(sequence) => Input::AnswerLogged {
                 request,
