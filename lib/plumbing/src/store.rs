@@ -355,6 +355,13 @@ impl Store {
         })
     }
 
+    /// A store over any backend: a test's failing disk, say.
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Store {
+        Store {
+            shared: Shared::new(backend),
+        }
+    }
+
     /// A store that lives only as long as the process.
     pub fn in_memory() -> Store {
         Store {

@@ -71,6 +71,7 @@ impl State {
 }
 
 /// What an answer does from a state: the match event to publish, or why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     To(MatchKind),
     /// The answer repeats one already applied: same reply, nothing new.
@@ -129,6 +130,11 @@ pub struct Assignment {
     /// A check-in reminder was sent for this round.
     #[serde(default)]
     pub reminded: bool,
+    /// The last answer logged for this round: its transition is due until
+    /// the state shows it (a crash between logging an answer and
+    /// publishing its transition leaves it here for the restart to settle).
+    #[serde(default)]
+    pub last_answer: Option<ReplyAction>,
 }
 
 /// What the clock does to an assignment when its time comes.
@@ -180,6 +186,7 @@ pub fn key(volunteer: &str, task: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn assignment(state: State) -> Assignment {
@@ -202,6 +209,7 @@ mod tests {
             accepted_at: Some(at),
             checked_in_at: None,
             reminded: false,
+            last_answer: None,
         }
     }
 

@@ -1,14 +1,15 @@
-//! Notifications to volunteers behind one interface: every message goes on
-//! the volunteer's NATS subject (`sb.to.volunteer.<id>`, kept in `SB_INBOX`),
-//! and, when dispatch has an SMTP relay and the volunteer gave an email
-//! address as their contact, also by email.
+//! Email to volunteers: the shell's notifier, driven by the planner's
+//! [`crate::planner::Effect::Email`]. Every message goes on the volunteer's
+//! NATS subject (`sb.to.volunteer.<id>`, kept in `SB_INBOX`) first; when
+//! dispatch has an SMTP relay and the volunteer gave an email address as
+//! their contact, the planner asks for a copy by email once the inbox has it.
 //!
 //! NATS is the record: a message is delivered once it is in the inbox
-//! stream, and a failure there is an error the caller retries. Email is a
-//! courtesy copy sent at most once, off the dispatch loop, so a slow or
-//! absent relay never holds up matching; a failed email is logged (without
-//! the address) and not retried, because SMTP has no idempotency key and a
-//! retry after an unclear failure would send the mail twice.
+//! stream, and a failure there is retried. Email is a courtesy copy sent at
+//! most once, off the dispatch loop, so a slow or absent relay never holds
+//! up matching; a failed email is logged (without the address) and not
+//! retried, because SMTP has no idempotency key and a retry after an
+//! unclear failure would send the mail twice.
 //!
 //! A proposal's email carries accept and decline links to the gateway and
 //! an `.ics` attachment (RFC 5545, one VEVENT spanning the task's window,
@@ -18,43 +19,30 @@
 //! answered on GET would be "clicked" by every mail scanner that prefetches
 //! links.
 //!
-//! Contacts live only here, in dispatch's state (kind `contact`), and only
-//! while email is configured; they never reach a log line or a stream.
+//! Contacts live only in dispatch's state (kind `contact`), and only while
+//! email is configured; they never reach a log line or a stream.
 //!
-//! Reminders go through the same interface: the check-in reminder (see
+//! Reminders go the same way: the check-in reminder (see
 //! [`crate::assignments::Timer::Remind`]) and one reminder before the
 //! deadline of accepted work, [`DEADLINE_REMINDER_LEAD_HOURS`] ahead.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use plumbing::publish;
-use plumbing::store::{Changes, Store};
-use plumbing::trace::TraceParent;
-use proto::wire::{ReplyAction, VolunteerMessage, VolunteerReply};
+use proto::wire::{ReplyAction, VolunteerMessage};
 
-use crate::assignments::{Assignment, State};
-use crate::Dispatch;
-
-/// Accepted work gets one reminder this long before its deadline.
-pub const DEADLINE_REMINDER_LEAD_HOURS: i64 = 24;
+pub use crate::planner::DEADLINE_REMINDER_LEAD_HOURS;
 /// One SMTP conversation (connect, greet, send) gives up after this long.
 pub const SMTP_TIMEOUT_S: u64 = 20;
 /// Emails being sent at once; more wait, so a dead relay cannot pile up tasks.
 pub const SMTP_IN_FLIGHT_MAX: usize = 8;
 /// The SMTP port when none is given (plain, STARTTLS when offered).
 pub const SMTP_PORT_DEFAULT: u16 = 25;
-
-const KIND_CONTACT: &str = "contact";
-const KIND_DEADLINE_REMINDED: &str = "deadline_reminded";
 
 /// Mints the gateway's sign-in token of a volunteer id. Dispatch may not
 /// depend on the gateway (services meet only on NATS), so the binary that
@@ -91,251 +79,6 @@ impl std::fmt::Debug for SmtpConfig {
     }
 }
 
-/// One way of reaching a volunteer.
-pub enum Notifier {
-    /// The volunteer's subject, kept in `SB_INBOX`: always used.
-    Nats,
-    /// Email to the volunteer's address, when they gave one.
-    Email(Box<EmailNotifier>),
-}
-
-impl Notifier {
-    /// Sends `message`. NATS errors are returned (the caller retries);
-    /// email is handed to a background task and never fails the caller.
-    async fn send(
-        &self,
-        context: &plumbing::Context,
-        message: &VolunteerMessage,
-        contact: Option<&Address>,
-    ) -> anyhow::Result<()> {
-        match self {
-            Notifier::Nats => {
-                let subject = context.subjects.to_volunteer(&message.volunteer);
-                let body = Bytes::from(serde_json::to_vec(message)?);
-                publish::durably_or_error(context, &subject, &message.message_id, body).await?;
-                Ok(())
-            }
-            Notifier::Email(email) => {
-                if let Some(address) = contact {
-                    email.send(message, address, context.clock.now());
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Every notifier of this dispatch, and the contacts email needs.
-pub struct Notifiers {
-    channels: Vec<Notifier>,
-    /// Email addresses by volunteer id; empty unless email is configured.
-    contacts: HashMap<String, Address>,
-    /// Assignments (`key#round`) already reminded of their deadline.
-    deadline_reminded: HashSet<String>,
-}
-
-impl Notifiers {
-    pub fn load(smtp: Option<SmtpConfig>, store: &Store) -> anyhow::Result<Notifiers> {
-        let mut channels = vec![Notifier::Nats];
-        let mut contacts = HashMap::new();
-        if let Some(smtp) = smtp {
-            channels.push(Notifier::Email(Box::new(EmailNotifier::new(smtp)?)));
-            for (volunteer, address) in store.load::<String>(KIND_CONTACT)? {
-                if let Ok(address) = address.parse::<Address>() {
-                    contacts.insert(volunteer, address);
-                }
-            }
-        }
-        let deadline_reminded = store
-            .load::<bool>(KIND_DEADLINE_REMINDED)?
-            .into_iter()
-            .map(|(reminded, _)| reminded)
-            .collect();
-        Ok(Notifiers {
-            channels,
-            contacts,
-            deadline_reminded,
-        })
-    }
-
-    fn emails(&self) -> bool {
-        self.channels
-            .iter()
-            .any(|channel| matches!(channel, Notifier::Email(_)))
-    }
-
-    /// Remembers (or forgets) a volunteer's email address from their offer.
-    /// A contact that is not an email address (a phone number, a handle)
-    /// is not kept: nothing here could use it.
-    pub fn learn_contact(
-        &mut self,
-        volunteer: &str,
-        contact: Option<&str>,
-        changes: &mut Changes,
-    ) -> anyhow::Result<()> {
-        if !self.emails() {
-            return Ok(());
-        }
-        match contact.and_then(|contact| contact.trim().parse::<Address>().ok()) {
-            Some(address) => {
-                changes.put(KIND_CONTACT, volunteer, &address.to_string())?;
-                self.contacts.insert(volunteer.to_owned(), address);
-            }
-            None => {
-                if self.contacts.remove(volunteer).is_some() {
-                    changes.remove(KIND_CONTACT, volunteer);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Dispatch {
-    /// Sends `message` to its volunteer through every notifier.
-    pub(crate) async fn send_to_volunteer(&self, message: &VolunteerMessage) -> anyhow::Result<()> {
-        let contact = self.notifiers.contacts.get(&message.volunteer);
-        for channel in &self.notifiers.channels {
-            channel.send(&self.context, message, contact).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends each message, with its trace, through every notifier: the NATS
-    /// writes together ([`publish::durably_all`]).
-    pub(crate) async fn send_all_to_volunteers(
-        &self,
-        messages: &[(&VolunteerMessage, TraceParent)],
-    ) -> anyhow::Result<()> {
-        let mut outgoing = Vec::with_capacity(messages.len());
-        for (message, trace) in messages {
-            outgoing.push(publish::Outgoing {
-                subject: self.context.subjects.to_volunteer(&message.volunteer),
-                message_id: message.message_id.clone(),
-                payload: Bytes::from(serde_json::to_vec(message)?),
-                trace: Some(*trace),
-            });
-        }
-        publish::durably_all(&self.context, &outgoing)
-            .await
-            .context("writing messages to volunteers' subjects")?;
-        for channel in &self.notifiers.channels {
-            if let Notifier::Email(email) = channel {
-                for (message, _) in messages {
-                    if let Some(address) = self.notifiers.contacts.get(&message.volunteer) {
-                        email.send(message, address, self.context.clock.now());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// When the next deadline reminder is due, if any accepted work has one ahead.
-    pub(crate) fn next_deadline_reminder(&self) -> Option<DateTime<Utc>> {
-        self.reminders.first().map(|(at, _)| *at)
-    }
-
-    /// Puts the deadline reminder of the assignment `pair` in the index at
-    /// its time, or takes it out when it has none (any more).
-    pub(crate) fn schedule_reminder(&mut self, pair: &str) {
-        if let Some(previous) = self.reminder_at.remove(pair) {
-            self.reminders.remove(&(previous, pair.to_owned()));
-        }
-        let at = self
-            .assignments
-            .get(pair)
-            .and_then(|assignment| self.deadline_reminder_at(pair, assignment));
-        if let Some(at) = at {
-            self.reminders.insert((at, pair.to_owned()));
-            self.reminder_at.insert(pair.to_owned(), at);
-        }
-    }
-
-    /// When `assignment` is to be reminded of its deadline: accepted work
-    /// not yet reminded this round, accepted before the reminder time (whoever
-    /// accepts a day before the deadline knows it is near).
-    fn deadline_reminder_at(&self, pair: &str, assignment: &Assignment) -> Option<DateTime<Utc>> {
-        if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
-            return None;
-        }
-        let deadline = self.tasks.get(&assignment.task)?.deadline;
-        let remind_at = deadline - chrono::Duration::hours(DEADLINE_REMINDER_LEAD_HOURS);
-        let accepted_at = assignment.accepted_at?;
-        if accepted_at >= remind_at
-            || self
-                .notifiers
-                .deadline_reminded
-                .contains(&reminded_key(pair, assignment.round))
-        {
-            return None;
-        }
-        Some(remind_at)
-    }
-
-    /// Reminds every holder of accepted work whose deadline is near.
-    pub(crate) async fn remind_before_deadlines(&mut self) -> anyhow::Result<()> {
-        let now = self.context.clock.now();
-        let due_pairs: Vec<String> = self
-            .reminders
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, pair)| pair.clone())
-            .collect();
-        let mut due: Vec<(String, Assignment)> = Vec::new();
-        for pair in due_pairs {
-            let current = self.assignments.get(&pair).filter(|assignment| {
-                self.deadline_reminder_at(&pair, assignment)
-                    .is_some_and(|at| at <= now)
-            });
-            match current {
-                Some(assignment) => due.push((pair.clone(), assignment.clone())),
-                // The index is kept true on every change; should it not be,
-                // the entry is put right rather than left due forever.
-                None => self.schedule_reminder(&pair),
-            }
-        }
-        for (pair, assignment) in due {
-            let deadline = self
-                .tasks
-                .get(&assignment.task)
-                .map_or(now, |info| info.deadline);
-            let mut message = self.volunteer_message(&assignment.proposal);
-            // A reminder on the wire, so clients need no new kind; the id
-            // keeps it apart from the check-in reminder of the same round.
-            message.kind = "reminder".to_owned();
-            message.message_id = format!(
-                "deadline_reminder:{}:{}:{}",
-                assignment.volunteer, assignment.task, assignment.round
-            );
-            message.note = Some(format!(
-                "This is due on {}. If you cannot finish it, drop it now so someone else can.",
-                deadline.format("%b %d %H:%M UTC")
-            ));
-            if assignment.state == State::Accepted {
-                message.checkin = Some(VolunteerReply {
-                    volunteer: assignment.volunteer.clone(),
-                    task: assignment.task.clone(),
-                    action: ReplyAction::Checkin,
-                    round: Some(assignment.round),
-                });
-            }
-            self.send_to_volunteer(&message).await?;
-            let reminded = reminded_key(&pair, assignment.round);
-            let mut changes = Changes::default();
-            changes.put(KIND_DEADLINE_REMINDED, &reminded, &true)?;
-            self.store.commit(changes)?;
-            self.notifiers.deadline_reminded.insert(reminded);
-            self.schedule_reminder(&pair);
-        }
-        Ok(())
-    }
-}
-
-fn reminded_key(pair: &str, round: u32) -> String {
-    format!("{pair}#{round}")
-}
-
 /// Sends email through one SMTP relay.
 pub struct EmailNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -370,7 +113,7 @@ impl EmailNotifier {
     }
 
     /// Builds the email and sends it in the background.
-    fn send(&self, message: &VolunteerMessage, address: &Address, now: DateTime<Utc>) {
+    pub fn send(&self, message: &VolunteerMessage, address: &Address, now: DateTime<Utc>) {
         let email = match self.email(message, address, now) {
             Ok(email) => email,
             Err(error) => {

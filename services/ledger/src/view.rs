@@ -1,24 +1,19 @@
 //! What the ledger service needs to know of the world to decide when money
-//! moves: open tasks (money asked, team size, deadline, collective), which
-//! tasks are done, every pledge's terms (without its donor), and who has
-//! accepted which task. Folded from `SB_EVENTS` and `SB_MATCHES` and kept
-//! in the store with the money itself.
+//! moves: the needs and tasks as the one reading of them says they stand
+//! ([`needs_core::NeedBook`]: open tasks, done ones, each task's
+//! collective), every pledge's terms (without its donor), and who has
+//! accepted which task. Folded from `SB_EVENTS` and `SB_MATCHES`; each
+//! change comes with the [`Write`]s that keep it in the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use needs_core::NeedBook;
 use proto::events::{Event, MatchEvent};
 use proto::wire::{PledgeOffer, TaskSpec, WithdrawKind};
 use serde::{Deserialize, Serialize};
 
-use plumbing::store::{Changes, Store};
-
-const KIND_TASK: &str = "task";
-const KIND_NEED: &str = "need";
-const KIND_DONE: &str = "done";
-const KIND_COLLECTIVE: &str = "collective";
-const KIND_PLEDGE: &str = "pledge";
-const KIND_PAIR: &str = "pair";
+use crate::planner::Write;
 
 /// A pledge as the ledger keeps it: the terms, never the donor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,46 +31,61 @@ pub struct PairState {
     pub committed: bool,
 }
 
-#[derive(Default)]
-pub struct World {
-    /// Open tasks, with need and collective filled in.
-    pub tasks: HashMap<String, TaskSpec>,
-    pub needs: HashMap<String, Vec<String>>,
-    pub done: HashSet<String>,
-    /// Every task ever posted to its collective, for ever.
-    pub collectives: HashMap<String, String>,
-    pub pledges: HashMap<String, PledgeTerms>,
-    /// `volunteer/task` to the latest round's state.
-    pub pairs: HashMap<String, PairState>,
-}
-
-fn pair_key(volunteer: &str, task: &str) -> String {
+/// The store key of a volunteer's round on a task.
+pub fn pair_key(volunteer: &str, task: &str) -> String {
     format!("{volunteer}/{task}")
 }
 
+#[derive(Debug, Default)]
+pub struct World {
+    pub needs: NeedBook,
+    pub pledges: HashMap<String, PledgeTerms>,
+    /// Each task's volunteers to their latest round's state.
+    pairs: HashMap<String, HashMap<String, PairState>>,
+}
+
 impl World {
-    pub fn load(store: &Store) -> anyhow::Result<World> {
-        Ok(World {
-            tasks: store.load(KIND_TASK)?.into_iter().collect(),
-            needs: store.load(KIND_NEED)?.into_iter().collect(),
-            done: store
-                .load::<bool>(KIND_DONE)?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect(),
-            collectives: store.load(KIND_COLLECTIVE)?.into_iter().collect(),
-            pledges: store.load(KIND_PLEDGE)?.into_iter().collect(),
-            pairs: store.load(KIND_PAIR)?.into_iter().collect(),
-        })
-    }
-
-    fn remove_task(&mut self, task: &str, changes: &mut Changes) {
-        if self.tasks.remove(task).is_some() {
-            changes.remove(KIND_TASK, task);
+    /// The world from what the store kept; pairs keyed `volunteer/task`.
+    pub fn new(
+        needs: NeedBook,
+        pledges: impl IntoIterator<Item = (String, PledgeTerms)>,
+        pairs: impl IntoIterator<Item = (String, PairState)>,
+    ) -> World {
+        let mut world = World {
+            needs,
+            pledges: pledges.into_iter().collect(),
+            pairs: HashMap::new(),
+        };
+        for (key, state) in pairs {
+            if let Some((volunteer, task)) = key.rsplit_once('/') {
+                world
+                    .pairs
+                    .entry(task.to_owned())
+                    .or_default()
+                    .insert(volunteer.to_owned(), state);
+            }
         }
+        world
     }
 
-    pub fn apply_event(&mut self, event: &Event, changes: &mut Changes) -> anyhow::Result<()> {
+    pub fn apply_event(&mut self, event: &Event, writes: &mut Vec<Write>) {
+        let applied = self.needs.apply(event);
+        for need in &applied.needs {
+            if let Some(entry) = self.needs.need(need) {
+                writes.push(Write::Need {
+                    id: need.clone(),
+                    entry: entry.clone(),
+                });
+            }
+        }
+        for change in &applied.tasks {
+            if let Some(entry) = self.needs.task(change.task()) {
+                writes.push(Write::Task {
+                    id: change.task().to_owned(),
+                    entry: Box::new(entry.clone()),
+                });
+            }
+        }
         match event {
             Event::PledgeOffered(offer) => {
                 let mut offer = offer.clone();
@@ -85,76 +95,26 @@ impl World {
                     offer,
                     withdrawn: false,
                 };
-                changes.put(KIND_PLEDGE, &terms.offer.id, &terms)?;
+                writes.push(Write::Pledge(Box::new(terms.clone())));
                 self.pledges.insert(terms.offer.id.clone(), terms);
             }
-            Event::NeedPosted(need) => {
-                let posted: HashSet<&str> =
-                    need.tasks.iter().map(|task| task.id.as_str()).collect();
-                let dropped: Vec<String> = self
-                    .needs
-                    .get(&need.id)
-                    .map(|tasks| {
-                        tasks
-                            .iter()
-                            .filter(|id| !posted.contains(id.as_str()))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for task in dropped {
-                    self.remove_task(&task, changes);
+            Event::Withdrawn(withdrawal) if withdrawal.kind == WithdrawKind::Pledge => {
+                if let Some(terms) = self.pledges.get_mut(&withdrawal.id) {
+                    terms.withdrawn = true;
+                    writes.push(Write::Pledge(Box::new(terms.clone())));
                 }
-                for task in &need.tasks {
-                    changes.put(KIND_COLLECTIVE, &task.id, &need.collective)?;
-                    self.collectives
-                        .insert(task.id.clone(), need.collective.clone());
-                    if self.done.contains(&task.id) {
-                        continue;
-                    }
-                    let mut task = task.clone();
-                    task.need = Some(need.id.clone());
-                    task.collective = Some(need.collective.clone());
-                    changes.put(KIND_TASK, &task.id, &task)?;
-                    self.tasks.insert(task.id.clone(), task);
-                }
-                let ids: Vec<String> = need.tasks.iter().map(|task| task.id.clone()).collect();
-                changes.put(KIND_NEED, &need.id, &ids)?;
-                self.needs.insert(need.id.clone(), ids);
             }
-            Event::Withdrawn(withdrawal) => match withdrawal.kind {
-                WithdrawKind::Pledge => {
-                    if let Some(terms) = self.pledges.get_mut(&withdrawal.id) {
-                        terms.withdrawn = true;
-                        changes.put(KIND_PLEDGE, &withdrawal.id, terms)?;
-                    }
-                }
-                WithdrawKind::Task => self.remove_task(&withdrawal.id, changes),
-                WithdrawKind::Need => {
-                    for task in self.needs.remove(&withdrawal.id).unwrap_or_default() {
-                        self.remove_task(&task, changes);
-                    }
-                    changes.remove(KIND_NEED, &withdrawal.id);
-                }
-                WithdrawKind::Volunteer => {}
-            },
-            Event::TaskCompleted(completion) => {
-                self.remove_task(&completion.task, changes);
-                self.done.insert(completion.task.clone());
-                changes.put(KIND_DONE, &completion.task, &true)?;
-            }
-            Event::VolunteerOffered(_)
-            | Event::AssignmentAnswered(_)
-            | Event::Steered(_)
-            | Event::Vetted(_) => {}
+            _ => {}
         }
-        Ok(())
     }
 
-    pub fn apply_match(&mut self, event: &MatchEvent, changes: &mut Changes) -> anyhow::Result<()> {
+    pub fn apply_match(&mut self, event: &MatchEvent, writes: &mut Vec<Write>) {
         let (volunteer, task, round) = event.pair();
-        let key = pair_key(volunteer, task);
-        let current = self.pairs.get(&key).copied();
+        let current = self
+            .pairs
+            .get(task)
+            .and_then(|volunteers| volunteers.get(volunteer))
+            .copied();
         let state = match event {
             MatchEvent::Proposed(_) if current.is_none_or(|current| round >= current.round) => {
                 Some(PairState {
@@ -162,9 +122,9 @@ impl World {
                     committed: false,
                 })
             }
-            MatchEvent::Proposed(_) => return Ok(()),
+            MatchEvent::Proposed(_) => return,
             // Events of an older round are history.
-            _ if current.is_none_or(|current| current.round != round) => return Ok(()),
+            _ if current.is_none_or(|current| current.round != round) => return,
             MatchEvent::Accepted(_) | MatchEvent::CheckedIn(_) | MatchEvent::Completed(_) => {
                 Some(PairState {
                     round,
@@ -173,27 +133,49 @@ impl World {
             }
             MatchEvent::Declined(_) | MatchEvent::Expired(_) | MatchEvent::Released(_) => None,
         };
+        writes.push(Write::Pair {
+            key: pair_key(volunteer, task),
+            state,
+        });
         match state {
             Some(state) => {
-                changes.put(KIND_PAIR, &key, &state)?;
-                self.pairs.insert(key, state);
+                self.pairs
+                    .entry(task.to_owned())
+                    .or_default()
+                    .insert(volunteer.to_owned(), state);
             }
             None => {
-                changes.remove(KIND_PAIR, &key);
-                self.pairs.remove(&key);
+                if let Some(volunteers) = self.pairs.get_mut(task) {
+                    volunteers.remove(volunteer);
+                    if volunteers.is_empty() {
+                        self.pairs.remove(task);
+                    }
+                }
             }
         }
-        Ok(())
+    }
+
+    /// The spec of an open task.
+    pub fn open_task(&self, task: &str) -> Option<&TaskSpec> {
+        self.needs.open_task(task)
+    }
+
+    pub fn is_done(&self, task: &str) -> bool {
+        self.needs.is_done(task)
+    }
+
+    /// The collective of any task ever posted.
+    pub fn collective(&self, task: &str) -> Option<String> {
+        self.needs
+            .task(task)
+            .map(|entry| entry.collective().to_owned())
     }
 
     /// How many volunteers have said yes to `task`.
     pub fn committed_members(&self, task: &str) -> usize {
-        self.pairs
-            .iter()
-            .filter(|(key, state)| {
-                state.committed && key.rsplit_once('/').is_some_and(|(_, of)| of == task)
-            })
-            .count()
+        self.pairs.get(task).map_or(0, |volunteers| {
+            volunteers.values().filter(|state| state.committed).count()
+        })
     }
 
     /// Whether `task` will complete as far as people go: a money-only task,
@@ -204,8 +186,8 @@ impl World {
 
     /// Open tasks asking for money, not past their deadline.
     pub fn money_tasks(&self, now: DateTime<Utc>) -> impl Iterator<Item = &TaskSpec> {
-        self.tasks
-            .values()
+        self.needs
+            .open_tasks()
             .filter(move |task| task.money_cents > 0 && task.deadline > now)
     }
 }

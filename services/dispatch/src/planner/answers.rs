@@ -1,0 +1,265 @@
+//! Volunteers' answers (`sb.in.reply`) and the transitions they, and the
+//! completions of tasks, call for.
+//!
+//! An answer is judged against the assignment's current round and state
+//! ([`crate::assignments::transition`]); a legal one is logged in
+//! `SB_EVENTS` conditional on the assignment's last answer, so two answers
+//! racing cannot both apply, and only then is its transition published and
+//! the volunteer told `ok`. Settling ([`Planner::settle`]) is the same rule
+//! read from the state: an assignment whose last logged answer, or whose
+//! task's completion, calls for a transition its state does not show yet
+//! gets it published. That covers a crash between logging and publishing,
+//! and a server away when it was first tried.
+
+use chrono::{DateTime, Utc};
+use proto::events::MatchEvent;
+use proto::subjects::MatchKind;
+use proto::validate::decode;
+use proto::wire::{ErrorBody, ErrorCode, MatchChanged, Reply, ReplyAction, VolunteerReply};
+
+use super::{Cause, Effect, NotLogged, Planner, Publication, RequestId};
+use crate::assignments::{key, transition, Assignment, State, Transition};
+
+/// Why a task's live assignments end when the task is marked done.
+pub const REASON_TASK_DONE: &str = "the task was marked done";
+
+impl Planner {
+    pub(super) fn answer(&mut self, request: RequestId, body: &[u8], effects: &mut Vec<Effect>) {
+        match self.judge_answer(body) {
+            Ok(Judged::Repeat(reply)) => effects.push(Effect::Reply { request, reply }),
+            Ok(Judged::Log {
+                answer,
+                expected_last_sequence,
+            }) => {
+                let message_id = format!(
+                    "answered:{}:{}:{}:{:?}",
+                    answer.volunteer,
+                    answer.task,
+                    answer.round.unwrap_or_default(),
+                    answer.action
+                );
+                effects.push(Effect::LogAnswer {
+                    request,
+                    answer,
+                    message_id,
+                    expected_last_sequence,
+                });
+            }
+            Err(refusal) => effects.push(Effect::Reply {
+                request,
+                reply: Reply::refused(refusal),
+            }),
+        }
+    }
+
+    fn judge_answer(&self, body: &[u8]) -> Result<Judged, ErrorBody> {
+        let mut answer: VolunteerReply = decode(body)?;
+        answer.validate()?;
+        let Some(assignment) = self.assignment(&answer.volunteer, &answer.task) else {
+            let someone_else = self
+                .assignments_for_task
+                .get(&answer.task)
+                .into_iter()
+                .flatten()
+                .filter_map(|pair| self.assignments.get(pair))
+                .any(|other| other.state.is_live());
+            return Err(if someone_else {
+                ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    Some("volunteer".to_owned()),
+                    format!(
+                        "task {} was not proposed to {}",
+                        answer.task, answer.volunteer
+                    ),
+                )
+            } else {
+                ErrorBody::new(
+                    ErrorCode::NotFound,
+                    Some("task".to_owned()),
+                    format!(
+                        "no assignment of task {} to {}",
+                        answer.task, answer.volunteer
+                    ),
+                )
+            });
+        };
+        if let Some(round) = answer.round {
+            if round != assignment.round {
+                return Err(ErrorBody::new(
+                    ErrorCode::Conflict,
+                    Some("round".to_owned()),
+                    format!(
+                        "this answers round {round}; the current proposal is round {}",
+                        assignment.round
+                    ),
+                ));
+            }
+        }
+        answer.round = Some(assignment.round);
+        // A decision, not I/O: the facade is a no-op without a recorder.
+        metrics::counter!("switchboard_dispatch_answers_total", "action" => action_name(answer.action))
+            .increment(1);
+        match transition(assignment.state, answer.action) {
+            Transition::To(_) => Ok(Judged::Log {
+                answer,
+                expected_last_sequence: assignment.answered_sequence,
+            }),
+            Transition::Repeat => Ok(Judged::Repeat(Reply::accepted(
+                answer.task,
+                assignment.answered_sequence,
+            ))),
+            Transition::Illegal(why) => Err(ErrorBody::new(
+                ErrorCode::Conflict,
+                Some("action".to_owned()),
+                why,
+            )),
+        }
+    }
+
+    /// The answer is in the log: the assignment records it, its transition
+    /// goes out, and the volunteer is told `ok` after it.
+    pub(super) fn answer_logged(
+        &mut self,
+        request: RequestId,
+        answer: VolunteerReply,
+        sequence: u64,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let reply = Reply::accepted(answer.task.clone(), sequence);
+        let pair = key(&answer.volunteer, &answer.task);
+        let Some(mut assignment) = self.assignments.get(&pair).cloned() else {
+            effects.push(Effect::Reply { request, reply });
+            return;
+        };
+        assignment.answered_sequence = sequence;
+        if answer.round == Some(assignment.round) {
+            assignment.last_answer = Some(answer.action);
+        }
+        let mut writes = Vec::new();
+        self.put(assignment.clone(), &mut writes);
+        effects.push(Effect::Commit(writes));
+        match self.due_change(&assignment, now) {
+            Some(event) => effects.push(Effect::Publish(Box::new(Publication {
+                event,
+                cause: Cause::Answer { request, reply },
+            }))),
+            None => effects.push(Effect::Reply { request, reply }),
+        }
+    }
+
+    /// Publishes the transition each of `pairs` is due, if any.
+    pub(super) fn settle(
+        &mut self,
+        pairs: Vec<String>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let mut pairs = pairs;
+        // The same order on every replay.
+        pairs.sort();
+        pairs.dedup();
+        for pair in pairs {
+            let Some(assignment) = self.assignments.get(&pair) else {
+                self.unsettled.remove(&pair);
+                continue;
+            };
+            match self.due_change(assignment, now) {
+                Some(event) => effects.push(Effect::Publish(Box::new(Publication {
+                    event,
+                    cause: Cause::Log,
+                }))),
+                None => {
+                    self.unsettled.remove(&pair);
+                }
+            }
+        }
+    }
+
+    /// The transition the log calls for and the state does not show yet:
+    /// the last answer's, else the end of live work on a task marked done.
+    fn due_change(&self, assignment: &Assignment, now: DateTime<Utc>) -> Option<MatchEvent> {
+        if let Some(action) = assignment.last_answer {
+            if let Transition::To(kind) = transition(assignment.state, action) {
+                return change(assignment, kind, answer_reason(action), None, now);
+            }
+        }
+        if assignment.state.is_live() && self.needs.is_done(&assignment.task) {
+            let kind = if assignment.state == State::Proposed {
+                MatchKind::Released
+            } else {
+                MatchKind::Completed
+            };
+            return change(assignment, kind, REASON_TASK_DONE, None, now);
+        }
+        None
+    }
+}
+
+/// What judging an answer came to, short of a refusal.
+enum Judged {
+    /// It repeats one applied: the same reply, nothing new.
+    Repeat(Reply),
+    /// It changes the assignment: log it, conditional on the last answer.
+    Log {
+        answer: VolunteerReply,
+        expected_last_sequence: u64,
+    },
+}
+
+/// The reply to an answer that could not be logged.
+pub(super) fn not_logged(request: RequestId, why: NotLogged) -> Effect {
+    let refusal = match why {
+        NotLogged::Conflict => ErrorBody::new(
+            ErrorCode::Conflict,
+            None,
+            "another answer to this assignment arrived first",
+        ),
+        NotLogged::Unavailable(reason) => plumbing::reply::unavailable(reason),
+    };
+    Effect::Reply {
+        request,
+        reply: Reply::refused(refusal),
+    }
+}
+
+/// The transition of `assignment` to `kind`, at `now`.
+pub(super) fn change(
+    assignment: &Assignment,
+    kind: MatchKind,
+    reason: &str,
+    handoff: Option<String>,
+    now: DateTime<Utc>,
+) -> Option<MatchEvent> {
+    MatchEvent::changed(
+        kind,
+        MatchChanged {
+            volunteer: assignment.volunteer.clone(),
+            task: assignment.task.clone(),
+            round: assignment.round,
+            reason: Some(reason.to_owned()),
+            handoff,
+            at: now,
+        },
+    )
+}
+
+pub fn action_name(action: ReplyAction) -> &'static str {
+    match action {
+        ReplyAction::Accept => "accept",
+        ReplyAction::Decline => "decline",
+        ReplyAction::Checkin => "checkin",
+        ReplyAction::Done => "done",
+        ReplyAction::Drop => "drop",
+    }
+}
+
+fn answer_reason(action: ReplyAction) -> &'static str {
+    match action {
+        ReplyAction::Accept => "accepted by the volunteer",
+        ReplyAction::Decline => "declined by the volunteer",
+        ReplyAction::Checkin => "the volunteer checked in",
+        ReplyAction::Done => "the volunteer reported it done",
+        ReplyAction::Drop => proto::wire::REASON_DROPPED,
+    }
+}

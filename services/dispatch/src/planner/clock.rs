@@ -1,0 +1,251 @@
+//! The assignments' clock: what is due when, and what happens when it is.
+//!
+//! Two agendas keyed by due time: the assignments' [`Timer`]s (expire an
+//! unanswered proposal, remind then release a silent acceptance, release
+//! work at the end of a volunteer's time) and the deadline reminders of
+//! accepted work ([`DEADLINE_REMINDER_LEAD_HOURS`] ahead). Both are kept
+//! true on every change, so finding what is due never scans the
+//! assignments. The shell sleeps until [`Planner::next_wake`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use proto::subjects::MatchKind;
+use proto::wire::{ReplyAction, VolunteerReply};
+
+use super::answers::change;
+use super::{reminded_key, Cause, Effect, Outbound, Planner, Publication, SendPurpose};
+use crate::assignments::{Assignment, State, Timer};
+
+/// Accepted work gets one reminder this long before its deadline.
+pub const DEADLINE_REMINDER_LEAD_HOURS: i64 = 24;
+
+/// Keys by the time something is due for them, one time per key.
+#[derive(Debug, Default)]
+pub struct Agenda {
+    by_time: BTreeSet<(DateTime<Utc>, String)>,
+    at: HashMap<String, DateTime<Utc>>,
+}
+
+impl Agenda {
+    /// Puts `key` at `at`, or takes it off with `None`.
+    pub fn set(&mut self, key: &str, at: Option<DateTime<Utc>>) {
+        if let Some(previous) = self.at.remove(key) {
+            self.by_time.remove(&(previous, key.to_owned()));
+        }
+        if let Some(at) = at {
+            self.by_time.insert((at, key.to_owned()));
+            self.at.insert(key.to_owned(), at);
+        }
+    }
+
+    pub fn first(&self) -> Option<DateTime<Utc>> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// The keys due at `now`, earliest first.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.by_time
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+}
+
+impl Planner {
+    /// Puts the assignment's next timer on the agenda (or takes it off).
+    pub(super) fn schedule(&mut self, pair: &str) {
+        let at = self.assignments.get(pair).and_then(|assignment| {
+            let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
+            assignment
+                .next_timer(self.config.checkin_window, tenure_ends)
+                .map(|(at, _)| at)
+        });
+        self.timers.set(pair, at);
+    }
+
+    /// Puts the deadline reminder of the assignment at its time, or takes
+    /// it off when it has none (any more).
+    pub(super) fn schedule_reminder(&mut self, pair: &str) {
+        let at = self
+            .assignments
+            .get(pair)
+            .and_then(|assignment| self.deadline_reminder_at(pair, assignment));
+        self.reminders.set(pair, at);
+    }
+
+    /// When `assignment` is to be reminded of its deadline: accepted work
+    /// not yet reminded this round, accepted before the reminder time (whoever
+    /// accepts a day before the deadline knows it is near).
+    fn deadline_reminder_at(&self, pair: &str, assignment: &Assignment) -> Option<DateTime<Utc>> {
+        if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
+            return None;
+        }
+        let deadline = self.needs.task(&assignment.task)?.spec.deadline;
+        let remind_at = deadline - chrono::Duration::hours(DEADLINE_REMINDER_LEAD_HOURS);
+        let accepted_at = assignment.accepted_at?;
+        if accepted_at >= remind_at
+            || self
+                .deadline_reminded
+                .contains(&reminded_key(pair, assignment.round))
+        {
+            return None;
+        }
+        Some(remind_at)
+    }
+
+    /// When the planner next has something to do: the earliest timer or
+    /// reminder, or a transition to try again; never before a hold ends.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let retry = (!self.unsettled.is_empty())
+            .then(|| self.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC));
+        let earliest = [self.timers.first(), self.reminders.first(), retry]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(match self.held_until {
+            Some(held_until) if held_until > earliest => held_until,
+            _ => earliest,
+        })
+    }
+
+    /// Does what is due: transitions to try again, deadline reminders,
+    /// then the assignments' timers.
+    pub(super) fn run_due(&mut self, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
+        if self.held_until.is_some_and(|held_until| held_until > now) {
+            return;
+        }
+        self.held_until = None;
+        let unsettled: Vec<String> = self.unsettled.iter().cloned().collect();
+        self.settle(unsettled, now, effects);
+        self.remind_before_deadlines(now, effects);
+        for pair in self.timers.due(now) {
+            let Some(assignment) = self.assignments.get(&pair).cloned() else {
+                self.schedule(&pair);
+                continue;
+            };
+            let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
+            match assignment.next_timer(self.config.checkin_window, tenure_ends) {
+                Some((at, timer)) if at <= now => self.timer_due(&assignment, timer, now, effects),
+                // The agenda is kept true on every change; should it not
+                // be, the entry is put right rather than left due forever.
+                _ => self.schedule(&pair),
+            }
+        }
+    }
+
+    fn timer_due(
+        &mut self,
+        assignment: &Assignment,
+        timer: Timer,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        match timer {
+            Timer::Expire => {
+                let expired = change(
+                    assignment,
+                    MatchKind::Expired,
+                    "nobody answered in time",
+                    None,
+                    now,
+                );
+                if let Some(event) = expired {
+                    effects.push(Effect::Publish(Box::new(Publication {
+                        event,
+                        cause: Cause::Clock { notice: None },
+                    })));
+                }
+            }
+            Timer::Remind => {
+                let releases_at =
+                    assignment.accepted_at.unwrap_or(now) + self.config.checkin_window;
+                let note = format!(
+                    "You accepted this; please check in to say you are still on it, or drop it so someone else can take it. It is released on {}.",
+                    releases_at.format("%b %d %H:%M UTC")
+                );
+                let mut message = self.notice(assignment, "reminder", note);
+                message.checkin = Some(checkin(assignment));
+                effects.push(Effect::Send {
+                    messages: vec![Outbound::Message(Box::new(message), None)],
+                    purpose: SendPurpose::CheckinReminder {
+                        pair: crate::assignments::key(&assignment.volunteer, &assignment.task),
+                        round: assignment.round,
+                    },
+                });
+            }
+            Timer::ReleaseSilent | Timer::ReleaseTenureEnd => {
+                let (reason, why_left) = if timer == Timer::ReleaseSilent {
+                    (proto::wire::REASON_SILENT_DROP_OUT, "did not check in")
+                } else {
+                    (
+                        "the volunteer's time with the switchboard ended",
+                        "their availability ended",
+                    )
+                };
+                let handoff = self.handoff_note(assignment, why_left);
+                let note = format!("This was released ({reason}) so that someone else can take it. Thank you for your time.");
+                let notice = self.notice(assignment, "released", note);
+                let released = change(assignment, MatchKind::Released, reason, Some(handoff), now);
+                if let Some(event) = released {
+                    effects.push(Effect::Publish(Box::new(Publication {
+                        event,
+                        cause: Cause::Clock {
+                            notice: Some(Box::new(notice)),
+                        },
+                    })));
+                }
+            }
+        }
+    }
+
+    /// Reminds every holder of accepted work whose deadline is near.
+    fn remind_before_deadlines(&mut self, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
+        for pair in self.reminders.due(now) {
+            let current = self.assignments.get(&pair).filter(|assignment| {
+                self.deadline_reminder_at(&pair, assignment)
+                    .is_some_and(|at| at <= now)
+            });
+            let Some(assignment) = current.cloned() else {
+                self.schedule_reminder(&pair);
+                continue;
+            };
+            let deadline = self
+                .needs
+                .task(&assignment.task)
+                .map_or(now, |entry| entry.spec.deadline);
+            let note = format!(
+                "This is due on {}. If you cannot finish it, drop it now so someone else can.",
+                deadline.format("%b %d %H:%M UTC")
+            );
+            // A reminder on the wire, so clients need no new kind; the id
+            // keeps it apart from the check-in reminder of the same round.
+            let mut message = self.notice(&assignment, "reminder", note);
+            message.message_id = format!(
+                "deadline_reminder:{}:{}:{}",
+                assignment.volunteer, assignment.task, assignment.round
+            );
+            if assignment.state == State::Accepted {
+                message.checkin = Some(checkin(&assignment));
+            }
+            effects.push(Effect::Send {
+                messages: vec![Outbound::Message(Box::new(message), None)],
+                purpose: SendPurpose::DeadlineReminder {
+                    pair,
+                    round: assignment.round,
+                },
+            });
+        }
+    }
+}
+
+/// The check-in answer a reminder offers.
+fn checkin(assignment: &Assignment) -> VolunteerReply {
+    VolunteerReply {
+        volunteer: assignment.volunteer.clone(),
+        task: assignment.task.clone(),
+        action: ReplyAction::Checkin,
+        round: Some(assignment.round),
+    }
+}

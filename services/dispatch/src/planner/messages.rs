@@ -1,0 +1,140 @@
+//! What dispatch says to volunteers: proposals, notices about work they
+//! hold, the hand-off note for whoever takes released work over, and "my
+//! three weeks". Task details come from the one reading of needs
+//! ([`needs_core::NeedBook`]); a task not (yet) read is named by its id.
+
+use chrono::{DateTime, Utc};
+use proto::wire::{
+    MatchProposed, PlannedWork, ReplyAction, VolunteerMessage, VolunteerPlan, VolunteerReply,
+};
+
+use super::Planner;
+use crate::assignments::{Assignment, State};
+
+/// "My three weeks" calls work starting within this many days "next".
+pub const THREE_WEEKS_NEXT_DAYS: i64 = 7;
+
+impl Planner {
+    /// The proposal as the volunteer sees it, with the answers to give.
+    pub(super) fn volunteer_message(&self, proposal: &MatchProposed) -> VolunteerMessage {
+        let spec = self.needs.task(&proposal.task).map(|entry| &entry.spec);
+        let answer = |action| VolunteerReply {
+            volunteer: proposal.volunteer.clone(),
+            task: proposal.task.clone(),
+            action,
+            round: Some(proposal.round),
+        };
+        VolunteerMessage {
+            kind: "proposal".to_owned(),
+            message_id: format!(
+                "proposal:{}:{}:{}",
+                proposal.volunteer, proposal.task, proposal.round
+            ),
+            volunteer: proposal.volunteer.clone(),
+            task: proposal.task.clone(),
+            title: spec.map_or_else(|| proposal.task.clone(), |spec| spec.title.clone()),
+            need: proposal.need.clone(),
+            collective: proposal.collective.clone(),
+            hours: spec.map(|spec| spec.hours).unwrap_or_default(),
+            earliest_start: spec.map_or(proposal.at, |spec| spec.earliest_start),
+            deadline: spec.map_or(proposal.respond_by, |spec| spec.deadline),
+            region: spec.and_then(|spec| spec.region.clone()),
+            why: proposal.why.clone(),
+            respond_by: proposal.respond_by,
+            reply_subject: self.config.subjects.input(proto::subjects::Input::Reply),
+            accept: answer(ReplyAction::Accept),
+            decline: answer(ReplyAction::Decline),
+            checkin: None,
+            note: None,
+        }
+    }
+
+    /// A message of `kind` about work the volunteer holds.
+    pub(super) fn notice(
+        &self,
+        assignment: &Assignment,
+        kind: &str,
+        note: String,
+    ) -> VolunteerMessage {
+        let mut message = self.volunteer_message(&assignment.proposal);
+        message.kind = kind.to_owned();
+        message.message_id = format!(
+            "{kind}:{}:{}:{}",
+            assignment.volunteer, assignment.task, assignment.round
+        );
+        message.note = Some(note);
+        message
+    }
+
+    /// What whoever takes the work over needs to know.
+    pub(super) fn handoff_note(&self, assignment: &Assignment, why_left: &str) -> String {
+        let title = self
+            .needs
+            .task(&assignment.task)
+            .map_or(assignment.task.as_str(), |entry| entry.spec.title.as_str());
+        let accepted = assignment
+            .accepted_at
+            .map(|at| format!(" accepted it on {}", at.format("%b %d %H:%M UTC")))
+            .unwrap_or_default();
+        let checked_in = assignment
+            .checked_in_at
+            .map(|at| format!(", checked in on {}", at.format("%b %d %H:%M UTC")))
+            .unwrap_or_else(|| ", never checked in".to_owned());
+        format!(
+            "\"{title}\" for {}: {}{accepted}{checked_in}, and {why_left}. Ask {} where it stands before starting.",
+            assignment.proposal.collective, assignment.volunteer, assignment.proposal.collective
+        )
+    }
+
+    /// "My three weeks": everything the volunteer holds, now, next and later.
+    pub(super) fn three_weeks(&self, volunteer: &str, now: DateTime<Utc>) -> VolunteerPlan {
+        let next_horizon = now + chrono::Duration::days(THREE_WEEKS_NEXT_DAYS);
+        let mut held: Vec<PlannedWork> = self
+            .assignments_of
+            .get(volunteer)
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| self.assignments.get(pair))
+            .filter(|assignment| assignment.state.is_live())
+            .map(|assignment| self.planned_work(assignment))
+            .collect();
+        held.sort_by(|one, other| {
+            one.deadline
+                .cmp(&other.deadline)
+                .then_with(|| one.task.cmp(&other.task))
+        });
+        let hours_committed = held.iter().map(|work| work.hours).sum();
+        let (started, upcoming): (Vec<PlannedWork>, Vec<PlannedWork>) = held
+            .into_iter()
+            .partition(|work| work.earliest_start <= now);
+        let (next, later) = upcoming
+            .into_iter()
+            .partition(|work| work.earliest_start <= next_horizon);
+        VolunteerPlan {
+            kind: "three_weeks".to_owned(),
+            message_id: format!("three_weeks:{volunteer}:{}", now.timestamp_micros()),
+            volunteer: volunteer.to_owned(),
+            available_until: self.tenure.get(volunteer).copied(),
+            now: started,
+            next,
+            later,
+            hours_committed,
+            at: now,
+        }
+    }
+
+    fn planned_work(&self, assignment: &Assignment) -> PlannedWork {
+        let spec = self.needs.task(&assignment.task).map(|entry| &entry.spec);
+        PlannedWork {
+            task: assignment.task.clone(),
+            title: spec.map_or_else(|| assignment.task.clone(), |spec| spec.title.clone()),
+            need: assignment.proposal.need.clone(),
+            collective: assignment.proposal.collective.clone(),
+            state: assignment.state.token().to_owned(),
+            hours: spec.map(|spec| spec.hours).unwrap_or_default(),
+            earliest_start: spec.map_or(assignment.proposal.at, |spec| spec.earliest_start),
+            deadline: spec.map_or(assignment.respond_by, |spec| spec.deadline),
+            respond_by: (assignment.state == State::Proposed).then_some(assignment.respond_by),
+        }
+    }
+}

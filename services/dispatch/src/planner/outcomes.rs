@@ -1,0 +1,146 @@
+//! What the outcomes of the planner's effects change. The state follows
+//! only what is durable: messages in the inbox mark their reminders sent
+//! and let their deliveries be acked, a published transition is applied,
+//! and a failure leaves the state as it was, so the decision is taken
+//! again (a delivery handed back, a timer held for a few seconds, a
+//! transition left to settle).
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    reminded_key, Cause, Effect, Outbound, Planner, Publication, SendPurpose, Write,
+    RETRY_AFTER_FAILURE_S,
+};
+use crate::assignments::key;
+
+impl Planner {
+    /// What a write to the volunteers' subjects changes.
+    pub(super) fn sent(
+        &mut self,
+        purpose: SendPurpose,
+        messages: Vec<Outbound>,
+        outcome: Result<(), String>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        if outcome.is_err() {
+            match purpose {
+                SendPurpose::Delivery {
+                    mut delivered,
+                    superseded,
+                } => {
+                    delivered.extend(superseded);
+                    effects.push(Effect::Nak(delivered));
+                }
+                SendPurpose::CheckinReminder { .. } | SendPurpose::DeadlineReminder { .. } => {
+                    self.hold(now)
+                }
+                SendPurpose::Courtesy => {}
+            }
+            return;
+        }
+        // Email is a courtesy copy of what the inbox now holds.
+        for outbound in &messages {
+            if let Outbound::Message(message, _) = outbound {
+                if let Some(address) = self.contacts.get(&message.volunteer) {
+                    effects.push(Effect::Email {
+                        message: message.clone(),
+                        address: address.clone(),
+                    });
+                }
+            }
+        }
+        match purpose {
+            SendPurpose::Delivery {
+                mut delivered,
+                superseded,
+            } => {
+                delivered.extend(superseded);
+                effects.push(Effect::Ack(delivered));
+            }
+            SendPurpose::CheckinReminder { pair, round } => {
+                let Some(mut reminded) = self.assignments.get(&pair).cloned() else {
+                    return;
+                };
+                if reminded.round == round {
+                    reminded.reminded = true;
+                    let mut writes = Vec::new();
+                    self.put(reminded, &mut writes);
+                    effects.push(Effect::Commit(writes));
+                }
+            }
+            SendPurpose::DeadlineReminder { pair, round } => {
+                let reminded = reminded_key(&pair, round);
+                effects.push(Effect::Commit(vec![Write::DeadlineReminded {
+                    reminded: reminded.clone(),
+                }]));
+                self.deadline_reminded.insert(reminded);
+                self.schedule_reminder(&pair);
+            }
+            SendPurpose::Courtesy => {}
+        }
+    }
+
+    /// A transition is in the match stream: the state follows it, the
+    /// volunteer gets their plan, and what waited on it goes out.
+    pub(super) fn published(
+        &mut self,
+        publication: Box<Publication>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let mut writes = Vec::new();
+        self.apply_match(&publication.event, &mut writes);
+        effects.push(Effect::Commit(writes));
+        let (volunteer, task, _) = publication.event.pair();
+        let pair = key(volunteer, task);
+        let plan = self.three_weeks(volunteer, now);
+        effects.push(Effect::Send {
+            messages: vec![Outbound::Plan(Box::new(plan))],
+            purpose: SendPurpose::Courtesy,
+        });
+        self.unsettled.remove(&pair);
+        match publication.cause {
+            Cause::Answer { request, reply } => effects.push(Effect::Reply { request, reply }),
+            // An answer settled, the completion of its task may be due next.
+            Cause::Log => self.settle(vec![pair], now, effects),
+            Cause::Clock { notice } => {
+                if let Some(notice) = notice {
+                    effects.push(Effect::Send {
+                        messages: vec![Outbound::Message(notice, None)],
+                        purpose: SendPurpose::Courtesy,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A transition was not written: the state stays as it was and the
+    /// decision is taken again later.
+    pub(super) fn not_published(
+        &mut self,
+        publication: Box<Publication>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let (volunteer, task, _) = publication.event.pair();
+        self.hold(now);
+        match publication.cause {
+            Cause::Answer { request, reply } => {
+                // The answer is logged: the transition follows from the log.
+                self.unsettled.insert(key(volunteer, task));
+                effects.push(Effect::Reply { request, reply });
+            }
+            Cause::Log => {
+                self.unsettled.insert(key(volunteer, task));
+            }
+            // The timer stays due.
+            Cause::Clock { .. } => {}
+        }
+    }
+
+    /// The clock's work waits a little after a failure.
+    pub(super) fn hold(&mut self, now: DateTime<Utc>) {
+        self.held_until = Some(now + chrono::Duration::seconds(RETRY_AFTER_FAILURE_S));
+    }
+}

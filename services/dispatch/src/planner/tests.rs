@@ -1,0 +1,687 @@
+//! The planner's behaviour, data-driven and with no nats-server: a list of
+//! inputs in, the effects they call for out, in the style of
+//! rust-analyzer's `check(input, expect)`. A small driver plays the
+//! shell's part: it carries out each effect the way a healthy server
+//! would (or fails the ones a test says fail) and feeds the outcome back,
+//! so a test sees the whole cascade one input sets off.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use plumbing::follow::{Log, Stored};
+use plumbing::store::Store;
+use plumbing::trace::TraceParent;
+use proto::events::{Event, MatchEvent};
+use proto::subjects::Subjects;
+use proto::wire::{MatchChanged, MatchProposed};
+
+use super::*;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// 22 November 2026, midnight: every scene starts here.
+fn start() -> DateTime<Utc> {
+    at("2026-11-22T00:00:00Z")
+}
+
+fn config() -> PlannerConfig {
+    PlannerConfig {
+        subjects: Subjects::default(),
+        checkin_window: chrono::Duration::hours(72),
+        emails: false,
+    }
+}
+
+fn proposal(volunteer: &str, task: &str, round: u32) -> MatchProposed {
+    serde_json::from_value(serde_json::json!({
+        "volunteer": volunteer, "task": task, "need": "n1", "collective": "c-pantry",
+        "impact": 1.0, "why": {}, "respond_by": "2026-11-23T00:00:00Z",
+        "at": "2026-11-22T00:00:00Z", "round": round,
+    }))
+    .unwrap()
+}
+
+fn need_posted(deadline: &str) -> Event {
+    Event::NeedPosted(
+        serde_json::from_value(serde_json::json!({
+            "id": "n1", "collective": "c-pantry", "title": "pantry",
+            "tasks": [{
+                "id": "t1", "title": "sort the shelves", "hours": 2.0, "slots": 1,
+                "earliest_start": "2026-11-22T00:00:00Z", "deadline": deadline, "impact": 1.0,
+            }],
+        }))
+        .unwrap(),
+    )
+}
+
+fn answer(action: &str, round: u32) -> Bytes {
+    Bytes::from(
+        serde_json::to_vec(&serde_json::json!({
+            "volunteer": "v1", "task": "t1", "action": action, "round": round,
+        }))
+        .unwrap(),
+    )
+}
+
+/// The shell's part, done as a healthy server would.
+struct Driver {
+    planner: Planner,
+    now: DateTime<Utc>,
+    /// Sequences of the logs, as the server would number messages.
+    events_sequence: u64,
+    matches_sequence: u64,
+    /// Every store batch asked for, in order.
+    writes: Vec<Write>,
+    /// Effects of these kinds fail ("send", "publish", "log").
+    failing: HashSet<&'static str>,
+    next_request: RequestId,
+}
+
+impl Driver {
+    fn new() -> Driver {
+        Driver::restored(Saved::default())
+    }
+
+    fn restored(saved: Saved) -> Driver {
+        let mut driver = Driver::catching_up(saved);
+        driver.run(Input::CaughtUp);
+        driver
+    }
+
+    /// A planner restored from `saved` that has not been told the logs are read.
+    fn catching_up(saved: Saved) -> Driver {
+        Driver {
+            planner: Planner::restore(config(), saved),
+            now: start(),
+            events_sequence: 0,
+            matches_sequence: 0,
+            writes: Vec::new(),
+            failing: HashSet::new(),
+            next_request: 0,
+        }
+    }
+
+    fn stored(&mut self, log: Log, subject: String, payload: Vec<u8>) -> Input {
+        let sequence = match log {
+            Log::Events => &mut self.events_sequence,
+            _ => &mut self.matches_sequence,
+        };
+        *sequence += 1;
+        Input::Stored(
+            log,
+            Stored {
+                subject,
+                payload: Bytes::from(payload),
+                sequence: *sequence,
+                trace: None,
+                stored_at: std::time::SystemTime::UNIX_EPOCH,
+                pending: 0,
+            },
+        )
+    }
+
+    fn event(&mut self, event: &Event) -> Input {
+        self.stored(
+            Log::Events,
+            event.subject(&config().subjects),
+            event.encode(),
+        )
+    }
+
+    fn matched(&mut self, event: &MatchEvent) -> Input {
+        self.stored(
+            Log::Matches,
+            event.subject(&config().subjects),
+            event.encode(),
+        )
+    }
+
+    fn delivery(&self, id: DeliveryId, proposal: &MatchProposed) -> Input {
+        Input::Deliveries(vec![Delivery {
+            id,
+            payload: Bytes::from(serde_json::to_vec(proposal).unwrap()),
+            trace: TraceParent::root(),
+        }])
+    }
+
+    fn answer(&mut self, body: Bytes) -> Input {
+        self.next_request += 1;
+        Input::Answer {
+            request: self.next_request,
+            body,
+        }
+    }
+
+    /// Feeds `input` and carries out the cascade; returns it rendered.
+    fn run(&mut self, input: Input) -> String {
+        let mut lines = Vec::new();
+        let mut queue: std::collections::VecDeque<Effect> =
+            self.planner.step(input, self.now).into();
+        while let Some(effect) = queue.pop_front() {
+            lines.push(render(&effect));
+            if let Some(outcome) = self.outcome(effect) {
+                let more = self.planner.step(outcome, self.now);
+                for effect in more.into_iter().rev() {
+                    queue.push_front(effect);
+                }
+            }
+        }
+        lines.join("\n")
+    }
+
+    fn outcome(&mut self, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Commit(writes) => {
+                self.writes.extend(writes);
+                None
+            }
+            Effect::Send { messages, purpose } => Some(Input::Sent {
+                purpose,
+                messages,
+                outcome: if self.failing.contains("send") {
+                    Err("no responders".to_owned())
+                } else {
+                    Ok(())
+                },
+            }),
+            Effect::Publish(publication) if self.failing.contains("publish") => {
+                Some(Input::NotPublished(publication))
+            }
+            Effect::Publish(publication) => {
+                self.matches_sequence += 1;
+                Some(Input::Published(publication))
+            }
+            Effect::LogAnswer {
+                request, answer, ..
+            } => {
+                self.events_sequence += 1;
+                Some(Input::AnswerLogged {
+                    request,
+                    answer,
+                    sequence: self.events_sequence,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// What the store would hold after every batch so far.
+    fn saved(&self) -> Saved {
+        let store = Store::in_memory();
+        let changes = crate::state::changes(&config().subjects, &self.writes).unwrap();
+        store.commit(changes).unwrap();
+        crate::state::load(&store, false).unwrap()
+    }
+}
+
+/// One line per effect: what it is and what it is about.
+fn render(effect: &Effect) -> String {
+    match effect {
+        Effect::Commit(writes) => {
+            let writes: Vec<String> = writes.iter().map(render_write).collect();
+            format!("commit {}", writes.join(", "))
+        }
+        Effect::Send { messages, purpose } => {
+            let ids: Vec<&str> = messages.iter().map(Outbound::message_id).collect();
+            let purpose = match purpose {
+                SendPurpose::Delivery {
+                    delivered,
+                    superseded,
+                } => format!("delivering {delivered:?} (superseded {superseded:?})"),
+                SendPurpose::CheckinReminder { .. } => "check-in reminder".to_owned(),
+                SendPurpose::DeadlineReminder { .. } => "deadline reminder".to_owned(),
+                SendPurpose::Courtesy => "courtesy".to_owned(),
+            };
+            let ids: Vec<String> = ids
+                .iter()
+                .map(|id| match id.strip_prefix("three_weeks:") {
+                    Some(rest) => format!("three_weeks:{}", rest.split(':').next().unwrap()),
+                    None => (*id).to_owned(),
+                })
+                .collect();
+            format!("send {} for {purpose}", ids.join(" "))
+        }
+        Effect::Email { message, address } => format!("email {} to {address}", message.message_id),
+        Effect::Publish(publication) => {
+            let (volunteer, task, round) = publication.event.pair();
+            let reason = match &publication.event {
+                MatchEvent::Proposed(_) => None,
+                MatchEvent::Accepted(change)
+                | MatchEvent::Declined(change)
+                | MatchEvent::Expired(change)
+                | MatchEvent::CheckedIn(change)
+                | MatchEvent::Released(change)
+                | MatchEvent::Completed(change) => change.reason.clone(),
+            };
+            format!(
+                "publish {} {volunteer}/{task}#{round} ({})",
+                publication.event.kind().token(),
+                reason.unwrap_or_default()
+            )
+        }
+        Effect::LogAnswer {
+            answer,
+            expected_last_sequence,
+            ..
+        } => format!(
+            "log answer {} {}/{}#{} expecting {expected_last_sequence}",
+            action_name(answer.action),
+            answer.volunteer,
+            answer.task,
+            answer.round.unwrap_or_default()
+        ),
+        Effect::Reply { request, reply } => match &reply.error {
+            None => format!("reply #{request} ok at {}", reply.seq.unwrap_or_default()),
+            Some(error) => format!(
+                "reply #{request} refused {} on {}: {}",
+                plumbing::reply::code_name(error.code),
+                error.field.as_deref().unwrap_or("-"),
+                error.message
+            ),
+        },
+        Effect::Ack(ids) => format!("ack {ids:?}"),
+        Effect::Terminate(ids) => format!("terminate {ids:?}"),
+        Effect::Nak(ids) => format!("nak {ids:?}"),
+        Effect::WakeAt(Some(at)) => format!("wake at {}", at.format("%d %H:%M")),
+        Effect::WakeAt(None) => "wake never".to_owned(),
+        Effect::Skipped(reason) => format!("skipped: {reason}"),
+    }
+}
+
+fn render_write(write: &Write) -> String {
+    match write {
+        Write::Assignment(assignment) => format!(
+            "{}/{}#{} {}",
+            assignment.volunteer,
+            assignment.task,
+            assignment.round,
+            assignment.state.token()
+        ),
+        Write::Tenure { volunteer, .. } => format!("tenure of {volunteer}"),
+        Write::Need { id, .. } => format!("need {id}"),
+        Write::Task { id, .. } => format!("task {id}"),
+        Write::Contact { volunteer, .. } => format!("contact of {volunteer}"),
+        Write::DeadlineReminded { reminded } => format!("reminded {reminded}"),
+        Write::Position { log, sequence } => format!("{log:?} at {sequence}"),
+    }
+}
+
+/// Runs `inputs` one after another and compares the rendered cascades.
+fn check(driver: &mut Driver, input: Input, expect: &str) {
+    let got = driver.run(input);
+    let expect = expect
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        got, expect,
+        "\n--- got ---\n{got}\n--- expected ---\n{expect}\n"
+    );
+}
+
+/// A driver that has delivered round 0 of v1 on t1.
+fn proposed() -> Driver {
+    let mut driver = Driver::new();
+    let need = driver.event(&need_posted("2026-12-10T00:00:00Z"));
+    driver.run(need);
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    driver.run(delivery);
+    driver
+}
+
+#[test]
+fn a_proposal_becomes_an_inbox_message_acked_once_sent_and_an_expiry_timer() {
+    let mut driver = Driver::new();
+    let need = driver.event(&need_posted("2026-12-10T00:00:00Z"));
+    check(&mut driver, need, "commit need n1, task t1, Events at 1");
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    check(
+        &mut driver,
+        delivery,
+        "
+        commit v1/t1#0 proposed
+        send proposal:v1:t1:0 for delivering [1] (superseded [])
+        ack [1]
+        wake at 23 00:00
+        ",
+    );
+    let message = driver.planner.volunteer_message(&proposal("v1", "t1", 0));
+    assert_eq!(
+        message.title, "sort the shelves",
+        "details come from the need"
+    );
+}
+
+#[test]
+fn an_unsent_proposal_is_handed_back_to_the_consumer_and_a_superseded_one_only_acked() {
+    let mut driver = Driver::new();
+    driver.failing.insert("send");
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    check(
+        &mut driver,
+        delivery,
+        "
+        commit v1/t1#0 proposed
+        send proposal:v1:t1:0 for delivering [1] (superseded [])
+        nak [1]
+        wake at 23 00:00
+        ",
+    );
+    driver.failing.clear();
+    let declined = driver.answer(answer("decline", 0));
+    driver.run(declined);
+    let again = driver.delivery(2, &proposal("v1", "t1", 0));
+    check(&mut driver, again, "ack [2]");
+    let unreadable = Input::Deliveries(vec![Delivery {
+        id: 3,
+        payload: Bytes::from_static(b"{not json"),
+        trace: TraceParent::root(),
+    }]);
+    let got = driver.run(unreadable);
+    assert!(
+        got.starts_with("skipped: undeliverable proposal dropped"),
+        "{got}"
+    );
+    assert!(got.ends_with("terminate [3]"), "{got}");
+}
+
+#[test]
+fn an_accept_before_respond_by_is_logged_then_accepted_with_a_checkin_timer() {
+    let mut driver = proposed();
+    driver.now = at("2026-11-22T06:00:00Z");
+    let accept = driver.answer(answer("accept", 0));
+    check(
+        &mut driver,
+        accept,
+        "
+        log answer accept v1/t1#0 expecting 0
+        commit v1/t1#0 proposed
+        publish accepted v1/t1#0 (accepted by the volunteer)
+        commit v1/t1#0 accepted
+        send three_weeks:v1 for courtesy
+        wake at 23 18:00
+        reply #1 ok at 2
+        ",
+    );
+    let assignment = driver.planner.assignment("v1", "t1").unwrap();
+    assert_eq!(assignment.state, State::Accepted);
+    assert_eq!(assignment.answered_sequence, 2);
+}
+
+#[test]
+fn an_answer_for_an_unknown_or_final_assignment_says_so_and_changes_nothing() {
+    let mut driver = proposed();
+    let stranger = driver.answer(Bytes::from_static(
+        br#"{"volunteer": "v2", "task": "t1", "action": "accept"}"#,
+    ));
+    check(
+        &mut driver,
+        stranger,
+        "reply #1 refused unauthorized on volunteer: task t1 was not proposed to v2",
+    );
+    let nothing = driver.answer(Bytes::from_static(
+        br#"{"volunteer": "v1", "task": "t9", "action": "accept"}"#,
+    ));
+    check(
+        &mut driver,
+        nothing,
+        "reply #2 refused not_found on task: no assignment of task t9 to v1",
+    );
+    let decline = driver.answer(answer("decline", 0));
+    driver.run(decline);
+    let late = driver.answer(answer("accept", 0));
+    check(
+        &mut driver,
+        late,
+        "reply #4 refused conflict on action: the assignment is declined; accept is no longer possible",
+    );
+    let old_round = driver.answer(answer("accept", 3));
+    check(
+        &mut driver,
+        old_round,
+        "reply #5 refused conflict on round: this answers round 3; the current proposal is round 0",
+    );
+    let again = driver.answer(answer("decline", 0));
+    check(&mut driver, again, "reply #6 ok at 2");
+    assert_eq!(
+        driver.planner.assignment("v1", "t1").unwrap().state,
+        State::Declined
+    );
+}
+
+#[test]
+fn the_clock_expires_an_unanswered_proposal_and_a_failed_expiry_is_tried_again_later() {
+    let mut driver = proposed();
+    driver.now = at("2026-11-23T00:00:00Z");
+    driver.failing.insert("publish");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        publish expired v1/t1#0 (nobody answered in time)
+        wake at 23 00:00
+        ",
+    );
+    driver.failing.clear();
+    // Held back for a few seconds after the failure.
+    check(&mut driver, Input::Wake, "");
+    driver.now += chrono::Duration::seconds(RETRY_AFTER_FAILURE_S);
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        publish expired v1/t1#0 (nobody answered in time)
+        commit v1/t1#0 expired
+        send three_weeks:v1 for courtesy
+        wake never
+        ",
+    );
+}
+
+#[test]
+fn a_timer_of_a_superseded_round_does_nothing() {
+    let mut driver = proposed();
+    // The solver proposes the pair again before round 0 expires.
+    let round_one = driver.matched(&MatchEvent::Proposed(proposal("v1", "t1", 1)));
+    let mut later = proposal("v1", "t1", 1);
+    later.respond_by = at("2026-11-25T00:00:00Z");
+    let round_one_later = driver.matched(&MatchEvent::Proposed(later));
+    driver.run(round_one);
+    driver.run(round_one_later);
+    // Round 0's time comes and goes: nothing happens to round 1.
+    driver.now = at("2026-11-23T00:00:00Z");
+    check(&mut driver, Input::Wake, "");
+    // A transition of round 0 read late changes nothing either.
+    let stale = driver.matched(&MatchEvent::Expired(MatchChanged {
+        volunteer: "v1".into(),
+        task: "t1".into(),
+        round: 0,
+        reason: None,
+        handoff: None,
+        at: start(),
+    }));
+    check(&mut driver, stale, "commit Matches at 3");
+    assert_eq!(
+        driver.planner.assignment("v1", "t1").unwrap().state,
+        State::Proposed
+    );
+}
+
+#[test]
+fn a_silent_acceptance_is_reminded_then_released_with_a_handoff_note() {
+    let mut driver = proposed();
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    driver.now = at("2026-11-23T12:00:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        send reminder:v1:t1:0 for check-in reminder
+        commit v1/t1#0 accepted
+        wake at 25 00:00
+        ",
+    );
+    driver.now = at("2026-11-25T00:00:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        publish released v1/t1#0 (no check-in: a silent drop-out)
+        commit v1/t1#0 released
+        send three_weeks:v1 for courtesy
+        send released:v1:t1:0 for courtesy
+        wake never
+        ",
+    );
+}
+
+#[test]
+fn a_completed_task_ends_live_work_and_is_never_ended_twice() {
+    let mut driver = proposed();
+    let completed = driver.event(&Event::TaskCompleted(
+        serde_json::from_value(serde_json::json!({"task": "t1"})).unwrap(),
+    ));
+    check(
+        &mut driver,
+        completed,
+        "
+        commit task t1, Events at 2
+        publish released v1/t1#0 (the task was marked done)
+        commit v1/t1#0 released
+        send three_weeks:v1 for courtesy
+        wake never
+        ",
+    );
+}
+
+#[test]
+fn a_restart_from_recorded_state_repeats_no_transition() {
+    let mut driver = proposed();
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    // The logs as the server holds them: the answer and its transition.
+    let answered = driver.event(&Event::AssignmentAnswered(
+        serde_json::from_slice(&answer("accept", 0)).unwrap(),
+    ));
+    driver.run(answered);
+    let saved = driver.saved();
+    let mut restarted = Driver::restored(saved);
+    assert_eq!(
+        restarted.planner.assignment("v1", "t1").unwrap().state,
+        State::Accepted
+    );
+    // Reading the same answer again (a lost position) publishes nothing.
+    restarted.events_sequence = 1;
+    let replayed = restarted.event(&Event::AssignmentAnswered(
+        serde_json::from_slice(&answer("accept", 0)).unwrap(),
+    ));
+    check(
+        &mut restarted,
+        replayed,
+        "commit v1/t1#0 accepted, Events at 2",
+    );
+}
+
+#[test]
+fn an_answer_logged_before_a_crash_gets_its_transition_once_the_logs_are_read() {
+    let mut driver = proposed();
+    // The answer is in the log, its transition never made it out.
+    driver.failing.insert("publish");
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    let mut restarted = Driver::catching_up(driver.saved());
+    check(
+        &mut restarted,
+        Input::CaughtUp,
+        "
+        publish accepted v1/t1#0 (accepted by the volunteer)
+        commit v1/t1#0 accepted
+        send three_weeks:v1 for courtesy
+        wake at 23 12:00
+        ",
+    );
+}
+
+#[test]
+fn nothing_is_published_while_the_logs_are_caught_up() {
+    let mut driver = Driver::catching_up(Saved::default());
+    let proposed = driver.matched(&MatchEvent::Proposed(proposal("v1", "t1", 0)));
+    driver.run(proposed);
+    let answered = driver.event(&Event::AssignmentAnswered(
+        serde_json::from_slice(&answer("accept", 0)).unwrap(),
+    ));
+    check(
+        &mut driver,
+        answered,
+        "commit v1/t1#0 proposed, Events at 1",
+    );
+    let caught_up = driver.run(Input::CaughtUp);
+    assert!(
+        caught_up.starts_with("publish accepted v1/t1#0"),
+        "{caught_up}"
+    );
+}
+
+#[test]
+fn an_unreadable_logged_message_is_skipped_and_its_position_recorded() {
+    let mut driver = Driver::new();
+    let unreadable = driver.stored(Log::Events, "sb.ev.nonsense".to_owned(), b"{}".to_vec());
+    let got = driver.run(unreadable);
+    assert!(got.starts_with("skipped: unreadable event at 1"), "{got}");
+    assert!(got.ends_with("commit Events at 1"), "{got}");
+}
+
+#[test]
+fn a_store_that_fails_a_batch_is_fatal_to_the_service() {
+    use plumbing::fault::{Fault, Policy};
+    use plumbing::store::{Backend, MemoryBackend};
+
+    /// A disk that is full from the first write on.
+    struct FullDisk(MemoryBackend);
+    impl Backend for FullDisk {
+        fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+            self.0.get(key)
+        }
+        fn scan_prefix(&self, prefix: &[u8]) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.0.scan_prefix(prefix)
+        }
+        fn apply(&self, _: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> anyhow::Result<()> {
+            anyhow::bail!("No space left on device (os error 28)")
+        }
+        fn flush(&self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    let store = Store::with_backend(std::sync::Arc::new(FullDisk(MemoryBackend::default())));
+    let writes = vec![Write::Position {
+        log: Log::Events,
+        sequence: 1,
+    }];
+    let subjects = config().subjects;
+    let first = crate::commit_to(&store, &subjects, &writes);
+    // Deferred writes fail when applied: the flush, and every commit after.
+    assert!(store.flush().is_err());
+    let after = crate::commit_to(&store, &subjects, &writes);
+    let fault = first.and(after).unwrap_err();
+    assert!(matches!(fault, Fault::Fatal(_)), "{fault:?}");
+    let stopped = Policy::new("dispatch")
+        .judge("applying the logs", Err(fault))
+        .unwrap_err();
+    let text = format!("{stopped:#}");
+    assert!(
+        text.contains("dispatch stopped at applying the logs"),
+        "{text}"
+    );
+    assert!(text.contains("No space left on device"), "{text}");
+}

@@ -1,0 +1,96 @@
+//! Dispatch's state in its store: what the planner's [`Write`]s become,
+//! and the [`Saved`] state it starts from. Everything here is derived from
+//! the two logs; the positions ride in the same batch as the state.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use lettre::Address;
+use plumbing::follow::Log;
+use plumbing::store::{Changes, Store};
+use proto::subjects::Subjects;
+
+use crate::planner::{Saved, Write};
+
+const KIND_ASSIGNMENT: &str = "assignment";
+const KIND_TASK: &str = "task";
+const KIND_NEED: &str = "need";
+const KIND_TENURE: &str = "tenure";
+const KIND_CONTACT: &str = "contact";
+const KIND_DEADLINE_REMINDED: &str = "deadline_reminded";
+
+/// The logs dispatch follows, in the order it catches up: transitions
+/// first, then answers, so an answer replayed against the final state of
+/// its round is recognised as already applied.
+pub const LOGS: [Log; 2] = [Log::Matches, Log::Events];
+
+/// The store batch of `writes`.
+pub fn changes(subjects: &Subjects, writes: &[Write]) -> anyhow::Result<Changes> {
+    let mut changes = Changes::default();
+    for write in writes {
+        match write {
+            Write::Assignment(assignment) => {
+                let pair = crate::assignments::key(&assignment.volunteer, &assignment.task);
+                changes.put(KIND_ASSIGNMENT, &pair, assignment)?;
+            }
+            Write::Tenure { volunteer, until } => changes.put(KIND_TENURE, volunteer, until)?,
+            Write::Need { id, entry } => changes.put(KIND_NEED, id, entry)?,
+            Write::Task { id, entry } => changes.put(KIND_TASK, id, entry)?,
+            Write::Contact {
+                volunteer,
+                address: Some(address),
+            } => changes.put(KIND_CONTACT, volunteer, address)?,
+            Write::Contact {
+                volunteer,
+                address: None,
+            } => changes.remove(KIND_CONTACT, volunteer),
+            Write::DeadlineReminded { reminded } => {
+                changes.put(KIND_DEADLINE_REMINDED, reminded, &true)?
+            }
+            Write::Position { log, sequence } => changes.position(&log.stream(subjects), *sequence),
+        }
+    }
+    Ok(changes)
+}
+
+/// What the store holds; contacts only when email is configured.
+pub fn load(store: &Store, emails: bool) -> anyhow::Result<Saved> {
+    let contacts = if emails {
+        store
+            .load::<String>(KIND_CONTACT)?
+            .into_iter()
+            .filter_map(|(volunteer, address)| {
+                address
+                    .parse::<Address>()
+                    .ok()
+                    .map(|address| (volunteer, address))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Saved {
+        assignments: store.load(KIND_ASSIGNMENT)?,
+        tenure: store.load::<DateTime<Utc>>(KIND_TENURE)?,
+        needs: store.load(KIND_NEED)?,
+        tasks: store.load(KIND_TASK)?,
+        contacts,
+        deadline_reminded: store
+            .load::<bool>(KIND_DEADLINE_REMINDED)?
+            .into_iter()
+            .map(|(reminded, _)| reminded)
+            .collect(),
+    })
+}
+
+/// Where the store says each log was applied to.
+pub fn positions(store: &Store, subjects: &Subjects) -> anyhow::Result<Vec<(Log, u64)>> {
+    LOGS.iter()
+        .map(|&log| {
+            let stream = log.stream(subjects);
+            let position = store
+                .position(&stream)
+                .with_context(|| format!("reading the position of {stream}"))?;
+            Ok((log, position))
+        })
+        .collect()
+}
