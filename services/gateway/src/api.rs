@@ -41,8 +41,9 @@ use serde::Deserialize;
 use tracing::Instrument as _;
 
 use crate::access::{sign_in_cookie, token_of, Principal};
+use crate::charts::{self, Chart};
 use crate::model::ReadModel;
-use crate::{charts, money, refusal, status_of, views, Gateway, STREAM_KEEP_ALIVE_S};
+use crate::{money, refusal, status_of, views, Gateway, STREAM_KEEP_ALIVE_S};
 
 /// How long a write waits for the read model to show it, so the page that
 /// made it sees it on its next read; past this the reply is sent anyway.
@@ -567,16 +568,18 @@ pub async fn chart(
         Ok(_) => return forbidden("the charts are for coordinators"),
         Err(refused) => return refused,
     }
+    let Some(chart) = Chart::from_file(&chart) else {
+        return refusal(ErrorCode::NotFound, None, format!("no chart {chart:?}"));
+    };
     let now = gateway.context.clock.now();
     let view = gateway.read(|model| views::coordinator(model, now, None));
-    let svg = match chart.as_str() {
-        "impact.svg" => charts::impact_over_time(&view.delivered, now),
-        "hours.svg" => charts::hours_use(&view.hours),
-        "unmet.svg" => {
+    let svg = match chart {
+        Chart::Impact => charts::impact_over_time(&view.delivered, now),
+        Chart::Hours => charts::hours_use(&view.hours),
+        Chart::Unmet => {
             let rows: Vec<(String, f64)> = view.unmet_hours_by_skill.into_iter().collect();
             charts::bars("Unmet demand by skill", &rows, "h")
         }
-        _ => return refusal(ErrorCode::NotFound, None, format!("no chart {chart:?}")),
     };
     (
         [

@@ -9,10 +9,11 @@
 //! from `SB_MATCHES` (so a page opened late sees the day) and resumable with
 //! `Last-Event-ID`; `GET /health` says whether NATS and the streams answer.
 //!
-//! People use three pages served from assets compiled into the binary
-//! ([`pages`]): the coordinators' dashboard, a collective's page and a
-//! volunteer's page, fed by per-role views ([`views`]) of an in-memory read
-//! model ([`model`]) that follows `SB_EVENTS` and `SB_MATCHES` ([`follow`]).
+//! People use pages compiled into the binary ([`pages`], their HTML written
+//! with maud in [`templates`]): the coordinators' dashboard, a collective's
+//! page, a volunteer's page and a vetter's, fed by per-role views
+//! ([`views`]) of an in-memory read model ([`model`]) that follows
+//! `SB_EVENTS` and `SB_MATCHES` ([`follow`]).
 //! Every `/api` route but registration and the API document requires a
 //! signed token ([`access`]) and answers only what its principal may see.
 //!
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod model;
 pub mod money;
 mod pages;
+mod templates;
 pub mod views;
 
 use std::path::Path;
