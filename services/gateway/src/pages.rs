@@ -32,9 +32,6 @@ pub const ASSETS: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// The OpenAPI 3 document of every route, written by hand.
-pub const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
-
 /// Scripts and styles only from this origin, nothing inline, no framing: a
 /// title someone typed can never run as script on a coordinator's page.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -85,11 +82,6 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         *body,
     )
         .into_response()
-}
-
-/// `GET /api/openapi.json`: open to all, like any published contract.
-pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
 /// `GET /donor`: where the signed-in donor's pledge went, drawn on the
@@ -166,36 +158,4 @@ pub async fn sign_out() -> Response {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn the_openapi_document_describes_every_route() {
-        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
-        assert_eq!(document["openapi"].as_str().unwrap().get(..2), Some("3."));
-        for (method, path) in crate::ROUTES {
-            let operation = &document["paths"][path][method];
-            assert!(
-                operation.is_object(),
-                "{method} {path} is not in assets/openapi.json"
-            );
-            assert!(
-                operation["responses"].is_object(),
-                "{method} {path} documents no responses"
-            );
-        }
-        let documented = document["paths"].as_object().unwrap();
-        for (path, operations) in documented {
-            for method in operations.as_object().unwrap().keys() {
-                assert!(
-                    crate::ROUTES.contains(&(method.as_str(), path.as_str())),
-                    "{method} {path} is documented but not served"
-                );
-            }
-        }
-    }
 }
