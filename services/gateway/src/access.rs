@@ -17,6 +17,8 @@
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use proto::ids::is_valid_id;
+use schemars::JsonSchema;
+use serde::Serialize;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -86,17 +88,39 @@ impl Principal {
     }
 
     /// `{"role": "...", "id": "..."}` for `GET /api/me`.
-    pub fn describe(&self) -> serde_json::Value {
-        match self {
-            Principal::Coordinator => serde_json::json!({"role": "coordinator", "id": null}),
-            Principal::Collective(id)
-            | Principal::Volunteer(id)
-            | Principal::Vetter(id)
-            | Principal::Donor(id) => {
-                serde_json::json!({"role": self.role(), "id": id})
-            }
+    pub fn describe(&self) -> Me {
+        let (role, id) = match self {
+            Principal::Coordinator => (Role::Coordinator, None),
+            Principal::Collective(id) => (Role::Collective, Some(id)),
+            Principal::Volunteer(id) => (Role::Volunteer, Some(id)),
+            Principal::Vetter(id) => (Role::Vetter, Some(id)),
+            Principal::Donor(id) => (Role::Donor, Some(id)),
+        };
+        Me {
+            role,
+            id: id.cloned(),
         }
     }
+}
+
+/// The kinds of principal, as `GET /api/me` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Coordinator,
+    Collective,
+    Volunteer,
+    Vetter,
+    Donor,
+}
+
+/// Who a token stands for (`GET /api/me`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Me {
+    pub role: Role,
+    /// The collective's, volunteer's or vetter's id, or the donor's pledge;
+    /// `null` for the coordinators, who act for everyone.
+    pub id: Option<String>,
 }
 
 /// Why a secret cannot sign tokens.

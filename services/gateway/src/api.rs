@@ -37,12 +37,14 @@ use proto::wire::{
     ErrorCode, NeedPost, PledgeOffer, Reply, TaskCompletion, Vetting, VolunteerOffer,
     VolunteerReply, WithdrawKind, Withdrawal,
 };
-use serde::Deserialize;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 
 use crate::access::{sign_in_cookie, token_of, Principal};
+use crate::charts::{self, Chart};
 use crate::model::ReadModel;
-use crate::{charts, money, refusal, status_of, views, Gateway, STREAM_KEEP_ALIVE_S};
+use crate::{money, refusal, status_of, views, Gateway, STREAM_KEEP_ALIVE_S};
 
 /// How long a write waits for the read model to show it, so the page that
 /// made it sees it on its next read; past this the reply is sent anyway.
@@ -413,14 +415,21 @@ fn subject_of_view(
     }
 }
 
+/// What every `/api/view/*` answers: a view and the read model's version.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Versioned{T}")]
+pub struct Versioned<T> {
+    /// The read model's version the view was drawn from: ask again with
+    /// `newer_than` set to it to wait for the next change.
+    pub version: u64,
+    pub view: T,
+}
+
 /// A view as JSON with the model's version.
-fn versioned<T: serde::Serialize>(
-    gateway: &Gateway,
-    make: impl FnOnce(&ReadModel) -> T,
-) -> Response {
+fn versioned<T: Serialize>(gateway: &Gateway, make: impl FnOnce(&ReadModel) -> T) -> Response {
     let version = gateway.version();
     let view = gateway.read(make);
-    Json(serde_json::json!({"version": version, "view": view})).into_response()
+    Json(Versioned { version, view }).into_response()
 }
 
 /// `GET /api/view/coordinator`: the dashboard's data.
@@ -567,16 +576,18 @@ pub async fn chart(
         Ok(_) => return forbidden("the charts are for coordinators"),
         Err(refused) => return refused,
     }
+    let Some(chart) = Chart::from_file(&chart) else {
+        return refusal(ErrorCode::NotFound, None, format!("no chart {chart:?}"));
+    };
     let now = gateway.context.clock.now();
     let view = gateway.read(|model| views::coordinator(model, now, None));
-    let svg = match chart.as_str() {
-        "impact.svg" => charts::impact_over_time(&view.delivered, now),
-        "hours.svg" => charts::hours_use(&view.hours),
-        "unmet.svg" => {
+    let svg = match chart {
+        Chart::Impact => charts::impact_over_time(&view.delivered, now),
+        Chart::Hours => charts::hours_use(&view.hours),
+        Chart::Unmet => {
             let rows: Vec<(String, f64)> = view.unmet_hours_by_skill.into_iter().collect();
             charts::bars("Unmet demand by skill", &rows, "h")
         }
-        _ => return refusal(ErrorCode::NotFound, None, format!("no chart {chart:?}")),
     };
     (
         [
@@ -588,12 +599,79 @@ pub async fn chart(
         .into_response()
 }
 
-#[derive(Deserialize)]
+/// `POST /api/links`: whom to mint a sign-in link for.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
-    /// `collective` or `volunteer`.
+    /// `collective`, `volunteer` or `donor` (vetters' links are minted only
+    /// with the secret).
+    // Decoded as text, not an enum, so that any other role gets this
+    // endpoint's own refusal naming the field, as before.
+    #[schemars(extend("enum" = ["collective", "volunteer", "donor"]))]
     role: String,
+    /// The collective's or volunteer's id, or the donor's pledge.
+    #[schemars(pattern(crate::routes::ID_PATTERN))]
     id: String,
+}
+
+/// A minted sign-in link.
+#[derive(Serialize, JsonSchema)]
+pub struct LinkMinted {
+    pub ok: bool,
+    pub token: String,
+    /// `http://<host>/signin?token=<token>`, for the host this was asked on.
+    pub link: String,
+}
+
+/// A registration that went through: the new volunteer and their sign-in.
+#[derive(Serialize, JsonSchema)]
+pub struct Registered {
+    pub ok: bool,
+    /// The volunteer id the gateway chose.
+    pub id: String,
+    /// Sequence of the offer in `SB_EVENTS`.
+    pub seq: Option<u64>,
+    pub token: String,
+    pub link: String,
+}
+
+/// The body of `POST /api/register`: a volunteer's offer without its `id`,
+/// which the gateway chooses (one sent is replaced). Derived from the
+/// schema of `VolunteerOffer`, so it follows the wire type.
+pub fn registration_schema(generator: &mut SchemaGenerator) -> Schema {
+    const NAME: &str = "Registration";
+    let mut schema = VolunteerOffer::json_schema(generator);
+    if let Some(required) = schema
+        .get_mut("required")
+        .and_then(|value| value.as_array_mut())
+    {
+        required.retain(|field| field != "id");
+    }
+    if let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(|value| value.as_object_mut())
+    {
+        properties.remove("id");
+    }
+    schema.insert(
+        "title".to_owned(),
+        serde_json::Value::String(NAME.to_owned()),
+    );
+    schema.insert(
+        "description".to_owned(),
+        serde_json::Value::String(
+            "A volunteer's offer (VolunteerOffer) without its id: the gateway chooses it."
+                .to_owned(),
+        ),
+    );
+    generator
+        .definitions_mut()
+        .insert(NAME.to_owned(), schema.to_value());
+    let definitions = generator
+        .settings()
+        .definitions_path
+        .trim_start_matches('/');
+    Schema::new_ref(format!("#/{definitions}/{NAME}"))
 }
 
 fn link_of(headers: &HeaderMap, token: &str) -> String {
@@ -637,7 +715,12 @@ pub async fn links(State(gateway): State<Gateway>, headers: HeaderMap, body: Byt
     };
     let token = gateway.tokens.mint(&principal);
     let link = link_of(&headers, &token);
-    Json(serde_json::json!({"ok": true, "token": token, "link": link})).into_response()
+    Json(LinkMinted {
+        ok: true,
+        token,
+        link,
+    })
+    .into_response()
 }
 
 /// `POST /api/register`: someone without a link offers time through the
@@ -687,11 +770,16 @@ pub async fn register(State(gateway): State<Gateway>, headers: HeaderMap, body: 
     }
     let token = gateway.tokens.mint(&Principal::Volunteer(id.clone()));
     let link = link_of(&headers, &token);
-    let mut response = Json(serde_json::json!({
-        "ok": true, "id": id, "seq": reply.seq, "token": token, "link": link,
-    }))
+    let cookie = HeaderValue::from_str(&sign_in_cookie(&token));
+    let mut response = Json(Registered {
+        ok: true,
+        id,
+        seq: reply.seq,
+        token,
+        link,
+    })
     .into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&token)) {
+    if let Ok(cookie) = cookie {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
@@ -786,6 +874,31 @@ pub async fn stream(
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(STREAM_KEEP_ALIVE_S))))
 }
 
+/// Whether a part of the switchboard answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Unavailable,
+}
+
+/// Whether the gateway's NATS connection is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Connection {
+    Connected,
+    Disconnected,
+}
+
+/// `GET /health`'s body.
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    /// `ok` when NATS is connected and the streams answer.
+    pub status: Status,
+    pub nats: Connection,
+    pub streams: Status,
+}
+
 /// `GET /health`: 200 when NATS is connected and the streams answer. Open
 /// to all: it says nothing about anyone.
 pub async fn health(State(gateway): State<Gateway>) -> Response {
@@ -798,11 +911,23 @@ pub async fn health(State(gateway): State<Gateway>) -> Response {
         )
         .await
         .is_ok();
-    let body = serde_json::json!({
-        "status": if streams_ok { "ok" } else { "unavailable" },
-        "nats": if connected { "connected" } else { "disconnected" },
-        "streams": if streams_ok { "ok" } else { "unavailable" },
-    });
+    let body = Health {
+        status: if streams_ok {
+            Status::Ok
+        } else {
+            Status::Unavailable
+        },
+        nats: if connected {
+            Connection::Connected
+        } else {
+            Connection::Disconnected
+        },
+        streams: if streams_ok {
+            Status::Ok
+        } else {
+            Status::Unavailable
+        },
+    };
     let status = if streams_ok {
         StatusCode::OK
     } else {

@@ -9,12 +9,17 @@
 //! from `SB_MATCHES` (so a page opened late sees the day) and resumable with
 //! `Last-Event-ID`; `GET /health` says whether NATS and the streams answer.
 //!
-//! People use three pages served from assets compiled into the binary
-//! ([`pages`]): the coordinators' dashboard, a collective's page and a
-//! volunteer's page, fed by per-role views ([`views`]) of an in-memory read
-//! model ([`model`]) that follows `SB_EVENTS` and `SB_MATCHES` ([`follow`]).
+//! People use pages compiled into the binary ([`pages`], their HTML written
+//! with maud in [`templates`]): the coordinators' dashboard, a collective's
+//! page, a volunteer's page and a vetter's, fed by per-role views
+//! ([`views`]) of an in-memory read model ([`model`]) that follows
+//! `SB_EVENTS` and `SB_MATCHES` ([`follow`]).
 //! Every `/api` route but registration and the API document requires a
 //! signed token ([`access`]) and answers only what its principal may see.
+//!
+//! Every route is a row of one table ([`routes`]); the router and the
+//! OpenAPI 3.1 document ([`openapi`], `GET /api/openapi.json`) are both
+//! built from it, the document's schemas derived from the bodies' types.
 //!
 //! Money views ([`money`]) fold `SB_LEDGER`: a donor's page (signed in for
 //! one pledge), a collective's funded and waiting tasks, the coordinators'
@@ -30,17 +35,20 @@ mod follow;
 pub mod limits;
 pub mod model;
 pub mod money;
+mod openapi;
 mod pages;
+mod routes;
+mod templates;
 pub mod views;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::validate::PAYLOAD_BYTES_MAX;
 use proto::wire::{ErrorBody, ErrorCode, Reply};
@@ -58,37 +66,11 @@ pub const HTTP_BODY_BYTES_MAX: usize = PAYLOAD_BYTES_MAX + 1024;
 /// Bytes of a secret the gateway makes for itself when none is given.
 pub const GENERATED_SECRET_BYTES: usize = 32;
 
-/// Every route the gateway serves, as (method, path). The OpenAPI document
-/// must describe each (a unit test checks it) and each must answer (an
-/// integration test checks it), so this list, the router and the document
-/// cannot drift apart unnoticed.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/health"),
-    ("get", "/"),
-    ("get", "/coordinator"),
-    ("get", "/collective"),
-    ("get", "/volunteer"),
-    ("get", "/vetter"),
-    ("get", "/signin"),
-    ("get", "/signout"),
-    ("get", "/assets/{file}"),
-    ("get", "/api/openapi.json"),
-    ("get", "/api/me"),
-    ("get", "/api/plan"),
-    ("get", "/api/stream"),
-    ("get", "/api/view/coordinator"),
-    ("get", "/api/view/collective"),
-    ("get", "/api/view/volunteer"),
-    ("get", "/api/view/donor"),
-    ("get", "/api/view/funding"),
-    ("get", "/api/view/pool"),
-    ("get", "/api/ledger.csv"),
-    ("get", "/donor"),
-    ("get", "/api/charts/{chart}"),
-    ("post", "/api/links"),
-    ("post", "/api/register"),
-    ("post", "/api/{operation}"),
-];
+/// Every route the gateway serves, as (method, path), read from the one
+/// route table the router and the OpenAPI document are built from. A unit
+/// test checks the document describes each and nothing else; an
+/// integration test calls each.
+pub const ROUTES: &[(&str, &str)] = &routes::methods_and_paths::<{ routes::TABLE.len() }>();
 
 /// What the gateway needs besides NATS: the secret its sign-in tokens are
 /// signed with, and whether strangers may register as volunteers.
@@ -215,6 +197,8 @@ struct Gateway {
     applied: tokio::sync::watch::Receiver<follow::Applied>,
     /// Counts registrations, one input of a fresh volunteer id.
     registrations: Arc<std::sync::atomic::AtomicU64>,
+    /// The OpenAPI document, generated once when the router is built.
+    openapi: Bytes,
 }
 
 /// The router, for tests and for embedding: it follows the streams into its
@@ -224,6 +208,7 @@ pub fn router(
     config: &GatewayConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Router> {
+    let openapi = openapi::document_bytes()?;
     let model = Arc::new(RwLock::new(ReadModel::default()));
     let applied = follow::spawn(context.clone(), model.clone(), shutdown.clone());
     let limiters = limits::Limiters::new(config.rate_limits, config.tokens()?)?;
@@ -236,33 +221,12 @@ pub fn router(
         model,
         applied,
         registrations: Arc::default(),
+        openapi,
     };
-    Ok(Router::new()
-        .route("/health", get(api::health))
-        .route("/", get(pages::landing))
-        .route("/coordinator", get(pages::coordinator))
-        .route("/collective", get(pages::collective))
-        .route("/volunteer", get(pages::volunteer))
-        .route("/vetter", get(pages::vetter))
-        .route("/signin", get(pages::sign_in))
-        .route("/signout", get(pages::sign_out))
-        .route("/assets/{file}", get(pages::asset))
-        .route("/api/openapi.json", get(pages::openapi))
-        .route("/api/me", get(api::me))
-        .route("/api/plan", get(api::plan))
-        .route("/api/stream", get(api::stream))
-        .route("/api/view/coordinator", get(api::coordinator_view))
-        .route("/api/view/collective", get(api::collective_view))
-        .route("/api/view/volunteer", get(api::volunteer_view))
-        .route("/api/view/donor", get(api::donor_view))
-        .route("/api/view/funding", get(api::funding_view))
-        .route("/api/view/pool", get(api::pool_view))
-        .route("/api/ledger.csv", get(api::ledger_csv))
-        .route("/donor", get(pages::donor))
-        .route("/api/charts/{chart}", get(api::chart))
-        .route("/api/links", post(api::links))
-        .route("/api/register", post(api::register))
-        .route("/api/{operation}", post(api::forward))
+    let routes = routes::TABLE.iter().fold(Router::new(), |router, route| {
+        router.route(route.path, route.method_router())
+    });
+    Ok(routes
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
             limiters,

@@ -14,10 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use proto::events::{Event, MatchEvent};
 use proto::wire::{NeedPost, PledgeOffer, Steering, VolunteerOffer, Why, WithdrawKind};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// Where an assignment stands, as the pages say it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssignmentState {
     Proposed,
@@ -48,7 +49,7 @@ impl AssignmentState {
 }
 
 /// One volunteer on one task, at its latest round.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Assignment {
     pub volunteer: String,
     pub task: String,
@@ -62,7 +63,7 @@ pub struct Assignment {
 }
 
 /// A point of the "impact delivered" chart.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Delivered {
     pub task: String,
     pub title: String,

@@ -19,13 +19,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ledger_core::{Ledger, TaskAccounts};
 use proto::wire::{PledgeOffer, TaskSpec};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::access::Principal;
 use crate::model::ReadModel;
 
 /// One movement of money, as a row of a view or of the CSV export.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
 pub struct MovementRow {
     /// Position in `SB_LEDGER`.
     pub sequence: u64,
@@ -42,7 +43,7 @@ pub struct MovementRow {
 }
 
 /// Money of one pledge on one task.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct TaskMoney {
     pub task: String,
     pub title: Option<String>,
@@ -51,7 +52,7 @@ pub struct TaskMoney {
 }
 
 /// Where one pledge's money went.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DonorView {
     pub pledge: String,
     /// The name the donor gave, shown only to them and never published.
@@ -70,7 +71,7 @@ pub struct DonorView {
 }
 
 /// A pledge's restrictions, as the donor set them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Restrictions {
     pub collectives: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
@@ -88,7 +89,7 @@ impl From<&PledgeOffer> for Restrictions {
 }
 
 /// A collective's task that asks for money.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct FundingRow {
     pub task: String,
     pub title: Option<String>,
@@ -99,11 +100,12 @@ pub struct FundingRow {
     /// Still to be secured: money asked less held and paid.
     pub waiting_cents: u64,
     /// `waiting`, `held` or `disbursed`.
+    #[schemars(extend("enum" = ["waiting", "held", "disbursed"]))]
     pub state: &'static str,
     pub references: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct FundingView {
     pub collective: String,
     pub funded: Vec<FundingRow>,
@@ -111,7 +113,7 @@ pub struct FundingView {
 }
 
 /// The pool of one currency.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema, PartialEq)]
 pub struct Pool {
     pub currency: String,
     pub pledged_cents: u64,
@@ -122,7 +124,7 @@ pub struct Pool {
 }
 
 /// A pledge with money that no open task waiting for money may use.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Stranded {
     pub pledge: String,
     pub available_cents: u64,
@@ -131,7 +133,7 @@ pub struct Stranded {
 }
 
 /// Per collective: what the pool gave it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct CollectiveMoney {
     pub collective: String,
     pub currency: String,
@@ -140,7 +142,7 @@ pub struct CollectiveMoney {
     pub tasks_funded: usize,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct PoolView {
     pub pools: Vec<Pool>,
     pub stranded: Vec<Stranded>,

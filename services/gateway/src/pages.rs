@@ -6,31 +6,37 @@
 //! `/api/view/*` (which checks the token) and follows `/api/stream` to
 //! redraw when something changes. Sign-in links land on `/signin`, which
 //! turns the token into an HTTP-only cookie and sends the browser to its
-//! role's page.
+//! role's page. The HTML itself is written with maud ([`crate::templates`]),
+//! which escapes every value it is given.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::Markup;
 use serde::Deserialize;
 
 use crate::access::{sign_in_cookie, Principal, TOKEN_COOKIE};
-use crate::Gateway;
+use crate::{templates, Gateway};
 
-const LANDING_HTML: &str = include_str!("../assets/index.html");
-const COORDINATOR_HTML: &str = include_str!("../assets/coordinator.html");
-const COLLECTIVE_HTML: &str = include_str!("../assets/collective.html");
-const VOLUNTEER_HTML: &str = include_str!("../assets/volunteer.html");
-const VETTER_HTML: &str = include_str!("../assets/vetter.html");
-const APP_CSS: &str = include_str!("../assets/app.css");
-const APP_JS: &str = include_str!("../assets/app.js");
-/// The OpenAPI 3 document of every route, written by hand.
-pub const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
+/// The one stylesheet and the one script, by the name they are served under.
+pub const ASSETS: [(&str, &str, &str); 2] = [
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/app.js"),
+    ),
+];
 
 /// Scripts and styles only from this origin, nothing inline, no framing: a
 /// title someone typed can never run as script on a coordinator's page.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-fn html(body: &'static str) -> Response {
+fn html(page: Markup) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -38,70 +44,44 @@ fn html(body: &'static str) -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        body,
+        page.into_string(),
     )
         .into_response()
 }
 
 pub async fn landing() -> Response {
-    html(LANDING_HTML)
+    html(templates::landing())
 }
 
 pub async fn coordinator() -> Response {
-    html(COORDINATOR_HTML)
+    html(templates::coordinator())
 }
 
 pub async fn collective() -> Response {
-    html(COLLECTIVE_HTML)
+    html(templates::collective())
 }
 
 pub async fn volunteer() -> Response {
-    html(VOLUNTEER_HTML)
+    html(templates::volunteer())
 }
 
 pub async fn vetter() -> Response {
-    html(VETTER_HTML)
+    html(templates::vetter())
 }
 
 /// `GET /assets/{file}`: the one stylesheet and the one script.
 pub async fn asset(Path(file): Path<String>) -> Response {
-    let (content_type, body) = match file.as_str() {
-        "app.css" => ("text/css; charset=utf-8", APP_CSS),
-        "app.js" => ("text/javascript; charset=utf-8", APP_JS),
-        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    let Some((_, content_type, body)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };
     (
         [
-            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_TYPE, *content_type),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        body,
+        *body,
     )
         .into_response()
-}
-
-/// `GET /api/openapi.json`: open to all, like any published contract.
-pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
-}
-
-const DONOR_SIGN_IN_HTML: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>Your pledge</title><link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body><main>\
-<h1>Your pledge</h1><p>Open the link you were given when you pledged to see where your money went.</p>\
-</main></body></html>";
-
-/// Text made safe to place in HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// Whole cents as money: `12345` is `123.45`.
-fn amount(cents: u64, currency: &str) -> String {
-    format!("{}.{:02} {currency}", cents / 100, cents % 100)
 }
 
 /// `GET /donor`: where the signed-in donor's pledge went, drawn on the
@@ -111,7 +91,7 @@ pub async fn donor(State(gateway): State<Gateway>, headers: axum::http::HeaderMa
         crate::access::token_of(&headers).and_then(|token| gateway.tokens.verify(token));
     // Like the other pages, served to anyone; only a donor's sign-in shows a pledge.
     let Some(crate::access::Principal::Donor(pledge)) = principal else {
-        return html(DONOR_SIGN_IN_HTML);
+        return html(templates::donor_sign_in());
     };
     let view = {
         let model = gateway
@@ -120,67 +100,11 @@ pub async fn donor(State(gateway): State<Gateway>, headers: axum::http::HeaderMa
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         crate::money::donor(&model, &pledge)
     };
-    let currency = view.currency.clone();
-    let rows = |money: &[crate::money::TaskMoney]| -> String {
-        money
-            .iter()
-            .map(|row| {
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    escape(row.title.as_deref().unwrap_or(&row.task)),
-                    escape(row.collective.as_deref().unwrap_or("")),
-                    amount(row.amount_cents, &currency)
-                )
-            })
-            .collect()
-    };
-    let movements: String = view
-        .movements
-        .iter()
-        .map(|row| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&row.at.format("%Y-%m-%d %H:%M").to_string()),
-                row.kind,
-                escape(row.task.as_deref().unwrap_or("")),
-                amount(row.amount_cents, &row.currency),
-                escape(
-                    row.reference
-                        .as_deref()
-                        .or(row.reason.as_deref())
-                        .unwrap_or("")
-                )
-            )
-        })
-        .collect();
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your pledge</title>\
-         <link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body><main>\
-         <h1>Your pledge {pledge}</h1>\
-         <p>Pledged {pledged}; available {available}; given back {returned}.</p>\
-         <h2>Held for work that will happen</h2><table><tr><th>task</th><th>collective</th><th>amount</th></tr>{held}</table>\
-         <h2>Paid out</h2><table><tr><th>task</th><th>collective</th><th>amount</th></tr>{paid}</table>\
-         <h2>Every movement</h2><table><tr><th>when</th><th>what</th><th>task</th><th>amount</th><th>reference or reason</th></tr>{movements}</table>\
-         <p><a href=\"/api/ledger.csv\">Download as CSV</a> · <a href=\"/signout\">Sign out</a></p>\
-         </main></body></html>",
-        pledge = escape(&view.pledge),
-        pledged = amount(view.pledged_cents, &currency),
-        available = amount(view.available_cents, &currency),
-        returned = amount(view.returned_cents, &currency),
-        held = rows(&view.held),
-        paid = rows(&view.disbursed),
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response()
+    let mut response = html(templates::donor(&view));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[derive(Deserialize)]
@@ -234,36 +158,4 @@ pub async fn sign_out() -> Response {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn the_openapi_document_describes_every_route() {
-        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
-        assert_eq!(document["openapi"].as_str().unwrap().get(..2), Some("3."));
-        for (method, path) in crate::ROUTES {
-            let operation = &document["paths"][path][method];
-            assert!(
-                operation.is_object(),
-                "{method} {path} is not in assets/openapi.json"
-            );
-            assert!(
-                operation["responses"].is_object(),
-                "{method} {path} documents no responses"
-            );
-        }
-        let documented = document["paths"].as_object().unwrap();
-        for (path, operations) in documented {
-            for method in operations.as_object().unwrap().keys() {
-                assert!(
-                    crate::ROUTES.contains(&(method.as_str(), path.as_str())),
-                    "{method} {path} is documented but not served"
-                );
-            }
-        }
-    }
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use proto::instance::Plan;
 use proto::wire::{NeedPost, TaskSpec, VolunteerOffer, Why};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::model::{Assignment, AssignmentState, Delivered, ReadModel};
@@ -23,14 +24,14 @@ pub const LIST_ROWS_MAX: usize = 200;
 const HOURS_PER_WEEK: f64 = 168.0;
 
 /// One member of a task's team as a collective or coordinator sees them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct TeamMember {
     pub volunteer: String,
     pub state: AssignmentState,
 }
 
 /// A task with how far it is staffed and funded.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct TaskStatus {
     #[serde(flatten)]
     pub spec: TaskSpec,
@@ -46,7 +47,7 @@ pub struct TaskStatus {
 }
 
 /// A need with its open tasks.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct NeedStatus {
     pub id: String,
     pub collective: String,
@@ -55,7 +56,7 @@ pub struct NeedStatus {
 }
 
 /// A completed task as its collective sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DoneTask {
     pub task: String,
     pub need: String,
@@ -65,7 +66,7 @@ pub struct DoneTask {
 
 /// Demand for a skill in a region beyond the idle volunteers who could meet
 /// it: whom to recruit next.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
 pub struct Shortage {
     pub skill: String,
     /// `null`: remote work.
@@ -79,7 +80,7 @@ pub struct Shortage {
 }
 
 /// A proposal or assignment as the coordinator's list shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct AssignmentRow {
     #[serde(flatten)]
     pub assignment: Assignment,
@@ -88,7 +89,7 @@ pub struct AssignmentRow {
 }
 
 /// The coordinator's dashboard.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct CoordinatorView {
     pub now: DateTime<Utc>,
     pub needs: Vec<NeedStatus>,
@@ -111,21 +112,21 @@ pub struct CoordinatorView {
 }
 
 /// The coordinators' standing instructions.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct SteeringView {
     pub weights: Vec<Weight>,
     pub vetoed: Vec<Pair>,
     pub pinned: Vec<Pair>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Weight {
     pub collective: Option<String>,
     pub tag: Option<String>,
     pub factor: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Pair {
     pub volunteer: String,
     pub task: String,
@@ -156,7 +157,7 @@ fn steering(model: &ReadModel) -> SteeringView {
 }
 
 /// How the active volunteers' remaining hours are used.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct HoursUse {
     pub committed: f64,
     pub proposed: f64,
@@ -165,7 +166,7 @@ pub struct HoursUse {
 }
 
 /// A collective's page.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct CollectiveView {
     pub collective: String,
     pub needs: Vec<NeedStatus>,
@@ -173,7 +174,7 @@ pub struct CollectiveView {
 }
 
 /// One of a volunteer's own assignments, with what they need to do it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct MyAssignment {
     pub task: String,
     pub title: String,
@@ -190,7 +191,7 @@ pub struct MyAssignment {
 }
 
 /// "My three weeks": the volunteer's live work by when it happens.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct ThreeWeeks {
     /// Its window is open now.
     pub now: Vec<String>,
@@ -201,7 +202,7 @@ pub struct ThreeWeeks {
 }
 
 /// A volunteer's page.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct VolunteerView {
     pub volunteer: String,
     /// Their own offer, name and contact included; `null` before they offer.
@@ -218,7 +219,7 @@ pub struct VolunteerView {
 }
 
 /// A finished task as one of its team sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct MyDelivered {
     pub task: String,
     pub title: String,
