@@ -126,9 +126,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
-    let store = Store::open_or_memory(config.state_directory.as_deref())?;
     let email = config.smtp.map(notify::EmailNotifier::new).transpose()?;
-    let saved = state::load(&store, email.is_some())?;
+    // A store that cannot be read back is moved aside and rebuilt by replay.
+    let (store, (saved, positions)) =
+        Store::open_and_load(config.state_directory.as_deref(), |store| {
+            Ok((
+                state::load(store, email.is_some())?,
+                state::positions(store, &context.subjects)?,
+            ))
+        })?;
     let planner = Planner::restore(
         PlannerConfig {
             subjects: context.subjects.clone(),
@@ -137,7 +143,6 @@ pub async fn run(
         },
         saved,
     );
-    let positions = state::positions(&store, &context.subjects)?;
     let mut shell = Shell::new(context.clone(), store, planner, email);
     let mut logs = Logs::catch_up(&context, SERVICE, &positions, |log, stored| {
         shell.apply_catching_up(log, stored)

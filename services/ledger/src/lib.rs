@@ -113,16 +113,20 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
-    let store = Store::open_or_memory(config.state_directory.as_deref())?;
-    let saved = state::load(&store, &context.subjects)?;
-    let planner = Planner::restore(
-        PlannerConfig {
-            subjects: context.subjects.clone(),
-            release_grace: config.release_grace,
-        },
-        saved,
-    )?;
-    let positions = state::positions(&store, &context.subjects)?;
+    // A store that cannot be read back, or whose ledger the core refuses,
+    // is moved aside and rebuilt by replay.
+    let (store, (planner, positions)) =
+        Store::open_and_load(config.state_directory.as_deref(), |store| {
+            let saved = state::load(store, &context.subjects)?;
+            let planner = Planner::restore(
+                PlannerConfig {
+                    subjects: context.subjects.clone(),
+                    release_grace: config.release_grace,
+                },
+                saved,
+            )?;
+            Ok((planner, state::positions(store, &context.subjects)?))
+        })?;
     let mut shell = Shell::new(context.clone(), store, planner);
     // All three logs are applied in full before anything is written, so a
     // restarted ledger knows every entry it made and repeats none.

@@ -121,6 +121,7 @@ impl Driver {
                 payload: Bytes::from(payload),
                 sequence: *sequence,
                 trace: None,
+                message_id: None,
                 stored_at: std::time::SystemTime::UNIX_EPOCH,
                 pending: 0,
             },

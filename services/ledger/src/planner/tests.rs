@@ -117,6 +117,7 @@ impl Driver {
                 payload: Bytes::from(payload),
                 sequence: self.sequences[slot],
                 trace: None,
+                message_id: None,
                 stored_at: std::time::SystemTime::UNIX_EPOCH,
                 pending: 0,
             },
