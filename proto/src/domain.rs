@@ -140,6 +140,68 @@ pub struct Volunteer {
     /// `None`: remote work only.
     pub region: Option<String>,
     pub trust: Trust,
+    /// Languages spoken.
+    pub languages: BTreeSet<String>,
+    /// The time zone `weekly` is read in (`UTC` unless the offer names one).
+    pub tz: chrono_tz::Tz,
+    /// Weekly windows for shifts; empty: any time.
+    pub weekly: Vec<WeeklyWindow>,
+    pub home: Option<GeoPoint>,
+    /// With `home`: the furthest a task's place may be, in km.
+    pub max_km: Option<f64>,
+}
+
+/// A validated point on the globe, degrees.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// The mean Earth radius the judge uses, in km.
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+impl GeoPoint {
+    /// Great-circle distance by the haversine formula, computed as
+    /// `check_plan.py` computes it.
+    pub fn distance_km(self, other: GeoPoint) -> f64 {
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let h = ((p2 - p1) / 2.0).sin().powi(2)
+            + p1.cos() * p2.cos() * ((other.lon - self.lon).to_radians() / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+    }
+}
+
+/// Where a task happens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Place {
+    pub at: GeoPoint,
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+/// A task's fixed time: `start < end`, and the task's window is exactly this.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shift {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// One weekly window: on `days`, from `from_minutes` to `to_minutes` after
+/// local midnight (`to_minutes` up to 1440, the next midnight); `from < to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeeklyWindow {
+    /// Bit `i` set: weekday `i` (Monday 0 .. Sunday 6) is in the window.
+    pub days: u8,
+    pub from_minutes: u16,
+    pub to_minutes: u16,
+}
+
+impl WeeklyWindow {
+    /// Whether the window is open on `weekday` (Monday 0 .. Sunday 6).
+    pub fn on(&self, weekday: u32) -> bool {
+        weekday < 7 && self.days & (1 << weekday) != 0
+    }
 }
 
 /// One task: a whole team of `slots` people, each working `hours` in the
@@ -164,6 +226,12 @@ pub struct Task {
     pub currency: Currency,
     pub impact: f64,
     pub tags: BTreeSet<String>,
+    /// `None`: a flexible task.
+    pub shift: Option<Shift>,
+    pub place: Option<Place>,
+    pub instructions: Option<String>,
+    /// Languages the work is done in; empty: any.
+    pub languages: BTreeSet<String>,
 }
 
 /// A collective's need: a title and its tasks.
@@ -203,10 +271,13 @@ pub struct World {
 }
 
 impl Volunteer {
-    /// Whether this volunteer may take `task` at all (skills, trust, region),
-    /// time aside: rule 1 of problem.md.
+    /// Whether this volunteer may take `task` at all (skills, trust, region,
+    /// languages, distance), time aside: rule 1 of problem.md without its
+    /// shift clauses (those are the solver's, which caches local times).
     pub fn is_eligible_for(&self, task: &Task) -> bool {
-        self.trust >= task.sensitivity
+        self.speaks_for(task)
+            && self.within_reach_of(task)
+            && self.trust >= task.sensitivity
             && task
                 .region
                 .as_ref()
@@ -215,6 +286,30 @@ impl Volunteer {
                 .skills
                 .iter()
                 .all(|(skill, level)| self.skills.get(skill).is_some_and(|held| held >= level))
+    }
+}
+
+impl Volunteer {
+    /// Rule 1, languages: a task with languages needs someone who speaks one.
+    pub fn speaks_for(&self, task: &Task) -> bool {
+        task.languages.is_empty() || !task.languages.is_disjoint(&self.languages)
+    }
+
+    /// Rule 1, distance: the distance from home to the task's place, when
+    /// the volunteer set a limit and the task has a place.
+    pub fn distance_km_to(&self, task: &Task) -> Option<f64> {
+        match (&self.home, self.max_km, &task.place) {
+            (Some(home), Some(_), Some(place)) => Some(home.distance_km(place.at)),
+            _ => None,
+        }
+    }
+
+    /// Rule 1, distance, with the judge's tolerance (1e-6 km).
+    pub fn within_reach_of(&self, task: &Task) -> bool {
+        match (self.distance_km_to(task), self.max_km) {
+            (Some(km), Some(max_km)) => km <= max_km + 1e-6,
+            _ => true,
+        }
     }
 }
 

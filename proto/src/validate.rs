@@ -11,7 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cents, Currency, Hours, Need, Pledge, SkillLevel, Skills, Task, Trust, Volunteer, World,
+    Cents, Currency, GeoPoint, Hours, Need, Place, Pledge, Shift, SkillLevel, Skills, Task, Trust,
+    Volunteer, WeeklyWindow, World,
 };
 use crate::ids::{truncate, Id};
 use crate::instance::{Instance, INSTANCE_FORMAT};
@@ -37,6 +38,14 @@ pub const TITLE_CHARS_MAX: usize = 200;
 pub const FREE_TEXT_CHARS_MAX: usize = 200;
 pub const LANGUAGES_MAX: usize = 16;
 pub const IMPACT_MAX: f64 = 1.0e6;
+/// Longest task instructions, in characters.
+pub const INSTRUCTIONS_CHARS_MAX: usize = 2_000;
+/// Most weekly windows one offer may list (four a day is plenty).
+pub const WEEKLY_WINDOWS_MAX: usize = 28;
+/// How far a shift's `hours` may differ from its length (the judge's 1e-6).
+pub const SHIFT_HOURS_TOLERANCE: f64 = 1e-6;
+/// Weekday names of a weekly window, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 /// No single amount above ten million dollars: sums of many stay far from overflow.
 pub const AMOUNT_CENTS_MAX: u64 = 1_000_000_000;
 pub const RESTRICTIONS_MAX: usize = 64;
@@ -236,6 +245,133 @@ fn tags(tags: &[String], field: &str) -> Result<BTreeSet<String>, Invalid> {
         .collect()
 }
 
+fn languages(list: &[String], field: &str) -> Result<BTreeSet<String>, Invalid> {
+    if list.len() > LANGUAGES_MAX {
+        return Err(Invalid::new(field, format!("at most {LANGUAGES_MAX}")));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(index, language)| name_token(language, &format!("{field}[{index}]")))
+        .collect()
+}
+
+/// A latitude in [-90, 90] and a longitude in [-180, 180].
+fn geo_point(lat: f64, lon: f64, prefix: &str) -> Result<GeoPoint, Invalid> {
+    if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+        return Err(Invalid::new(
+            at(prefix, "lat"),
+            format!("must be a latitude from -90 to 90, got {lat}"),
+        ));
+    }
+    if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+        return Err(Invalid::new(
+            at(prefix, "lon"),
+            format!("must be a longitude from -180 to 180, got {lon}"),
+        ));
+    }
+    Ok(GeoPoint { lat, lon })
+}
+
+/// `HH:MM` as minutes after midnight; `24:00` only where `midnight_after` allows.
+fn clock_minutes(text: &str, midnight_after: bool, field: &str) -> Result<u16, Invalid> {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes[range].iter().try_fold(0u16, |sum, &byte| {
+            byte.is_ascii_digit()
+                .then(|| sum * 10 + u16::from(byte - b'0'))
+        })
+    };
+    let parsed = if bytes.len() == 5 && bytes[2] == b':' {
+        digits(0..2).zip(digits(3..5))
+    } else {
+        None
+    };
+    match parsed {
+        Some((hour, minute))
+            if minute < 60 && (hour < 24 || (midnight_after && hour == 24 && minute == 0)) =>
+        {
+            Ok(hour * 60 + minute)
+        }
+        _ => Err(Invalid::new(
+            field,
+            format!(
+                "must be a time HH:MM from 00:00 to {}, got {:?}",
+                if midnight_after { "24:00" } else { "23:59" },
+                truncate(text)
+            ),
+        )),
+    }
+}
+
+fn weekly(
+    windows: &[crate::wire::WeeklyWindow],
+    prefix: &str,
+) -> Result<Vec<WeeklyWindow>, Invalid> {
+    let field = at(prefix, "weekly");
+    if windows.len() > WEEKLY_WINDOWS_MAX {
+        return Err(Invalid::new(
+            field,
+            format!("at most {WEEKLY_WINDOWS_MAX} windows"),
+        ));
+    }
+    let mut out = Vec::with_capacity(windows.len());
+    for (index, window) in windows.iter().enumerate() {
+        let here = format!("{field}[{index}]");
+        if window.days.is_empty() {
+            return Err(Invalid::new(
+                at(&here, "days"),
+                format!("must list some of {}", WEEKDAYS.join(", ")),
+            ));
+        }
+        let mut days = 0u8;
+        for (position, day) in window.days.iter().enumerate() {
+            match WEEKDAYS.iter().position(|name| name == day) {
+                Some(weekday) => days |= 1 << weekday,
+                None => {
+                    return Err(Invalid::new(
+                        format!("{here}.days[{position}]"),
+                        format!(
+                            "must be one of {}, got {:?}",
+                            WEEKDAYS.join(", "),
+                            truncate(day)
+                        ),
+                    ))
+                }
+            }
+        }
+        let from_minutes = clock_minutes(&window.from, false, &at(&here, "from"))?;
+        let to_minutes = clock_minutes(&window.to, true, &at(&here, "to"))?;
+        if from_minutes >= to_minutes {
+            return Err(Invalid::new(
+                at(&here, "to"),
+                format!("must be after from ({})", window.from),
+            ));
+        }
+        out.push(WeeklyWindow {
+            days,
+            from_minutes,
+            to_minutes,
+        });
+    }
+    Ok(out)
+}
+
+/// An IANA time zone name (chrono-tz's compiled-in database); absent is UTC.
+pub fn time_zone(name: Option<&str>, field: &str) -> Result<chrono_tz::Tz, Invalid> {
+    match name {
+        None => Ok(chrono_tz::Tz::UTC),
+        Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
+            Invalid::new(
+                field,
+                format!(
+                    "must be an IANA time zone such as America/Detroit, got {:?}",
+                    truncate(name)
+                ),
+            )
+        }),
+    }
+}
+
 impl VolunteerOffer {
     /// Validates the offer; `prefix` is its path in a larger body ("" alone).
     pub fn validate(&self, prefix: &str) -> Result<Volunteer, Invalid> {
@@ -262,16 +398,27 @@ impl VolunteerOffer {
         if let Some(contact) = &self.contact {
             free_text(contact, &at(prefix, "contact"), FREE_TEXT_CHARS_MAX)?;
         }
-        if self.languages.len() > LANGUAGES_MAX {
-            return Err(Invalid::new(
-                at(prefix, "languages"),
-                format!("at most {LANGUAGES_MAX}"),
-            ));
-        }
-        for (index, language) in self.languages.iter().enumerate() {
-            name_token(language, &at(prefix, &format!("languages[{index}]")))?;
+        let languages = languages(&self.languages, &at(prefix, "languages"))?;
+        let tz = time_zone(self.tz.as_deref(), &at(prefix, "tz"))?;
+        let weekly = weekly(&self.weekly, prefix)?;
+        let home = self
+            .home
+            .map(|home| geo_point(home.lat, home.lon, &at(prefix, "home")))
+            .transpose()?;
+        if let Some(max_km) = self.max_km {
+            if !(max_km.is_finite() && max_km >= 0.0) {
+                return Err(Invalid::new(
+                    at(prefix, "max_km"),
+                    format!("must be a distance of 0 km or more, got {max_km}"),
+                ));
+            }
         }
         Ok(Volunteer {
+            languages,
+            tz,
+            weekly,
+            home,
+            max_km: self.max_km,
             id,
             skills,
             hours_per_week: Hours::new_unchecked(hours),
@@ -353,7 +500,49 @@ impl TaskSpec {
                 format!("must be between 0 and {IMPACT_MAX}, got {impact}"),
             ));
         }
+        let shift = self
+            .shift
+            .map(|shift| {
+                validate_shift(
+                    shift,
+                    hours,
+                    earliest_start,
+                    deadline,
+                    &at(prefix, "shift"),
+                    prefix,
+                )
+            })
+            .transpose()?;
+        let place = self
+            .place
+            .as_ref()
+            .map(|place| {
+                let field = at(prefix, "place");
+                Ok::<Place, Invalid>(Place {
+                    at: geo_point(place.lat, place.lon, &field)?,
+                    name: place
+                        .name
+                        .as_deref()
+                        .map(|name| free_text(name, &at(&field, "name"), FREE_TEXT_CHARS_MAX))
+                        .transpose()?,
+                    address: place
+                        .address
+                        .as_deref()
+                        .map(|text| free_text(text, &at(&field, "address"), FREE_TEXT_CHARS_MAX))
+                        .transpose()?,
+                })
+            })
+            .transpose()?;
+        let instructions = self
+            .instructions
+            .as_deref()
+            .map(|text| instructions(text, &at(prefix, "instructions")))
+            .transpose()?;
         Ok(Task {
+            shift,
+            place,
+            instructions,
+            languages: languages(&self.languages, &at(prefix, "languages"))?,
             id,
             need: need.clone(),
             collective: collective.clone(),
@@ -391,6 +580,66 @@ impl TaskSpec {
         )?;
         self.validate(prefix, &need, &collective)
     }
+}
+
+/// A shift is the task's whole window: `earliest_start` and `deadline` are
+/// its ends and `hours` its length.
+fn validate_shift(
+    shift: crate::wire::Shift,
+    hours: f64,
+    earliest_start: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    field: &str,
+    prefix: &str,
+) -> Result<Shift, Invalid> {
+    let start = time(shift.start, &at(field, "start"))?;
+    let end = time(shift.end, &at(field, "end"))?;
+    if end <= start {
+        return Err(Invalid::new(at(field, "end"), "must be after shift.start"));
+    }
+    if earliest_start != start {
+        return Err(Invalid::new(
+            at(prefix, "earliest_start"),
+            format!("must equal shift.start ({})", start.to_rfc3339()),
+        ));
+    }
+    if deadline != end {
+        return Err(Invalid::new(
+            at(prefix, "deadline"),
+            format!("must equal shift.end ({})", end.to_rfc3339()),
+        ));
+    }
+    let length = (end - start)
+        .num_microseconds()
+        .map_or(f64::INFINITY, |micros| micros as f64 / 1e6 / 3600.0);
+    if (hours - length).abs() > SHIFT_HOURS_TOLERANCE {
+        return Err(Invalid::new(
+            at(prefix, "hours"),
+            format!("must be the shift's length, {length} h, got {hours}"),
+        ));
+    }
+    Ok(Shift { start, end })
+}
+
+/// Instructions may run over several lines; other control characters are refused.
+fn instructions(text: &str, field: &str) -> Result<String, Invalid> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > INSTRUCTIONS_CHARS_MAX {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {INSTRUCTIONS_CHARS_MAX} characters"),
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|character| character.is_control() && character != '\n')
+    {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
 }
 
 impl NeedPost {
@@ -858,5 +1107,145 @@ mod tests {
         let start = rent.earliest_start;
         assert!(!dollars.validate("").unwrap().can_fund(&rent, start));
         assert!(euros.validate("").unwrap().can_fund(&rent, start));
+    }
+
+    fn shift_need_json() -> serde_json::Value {
+        serde_json::json!({
+            "id": "n1", "collective": "c1", "title": "Saturday crew",
+            "tasks": [
+                {"id": "t1", "title": "Crew", "hours": 4.0, "slots": 3,
+                 "earliest_start": "2026-11-28T14:00:00Z", "deadline": "2026-11-28T18:00:00Z",
+                 "impact": 10.0,
+                 "shift": {"start": "2026-11-28T14:00:00Z", "end": "2026-11-28T18:00:00Z"},
+                 "place": {"lat": 42.3467, "lon": -83.0412, "name": "Shed 5"},
+                 "instructions": "Ask for Dana.\nBring gloves.", "languages": ["es"]}
+            ]
+        })
+    }
+
+    fn weekly_offer_json() -> serde_json::Value {
+        serde_json::json!({
+            "id": "v1", "skills": {}, "hours_per_week": 6.0,
+            "available_from": "2026-11-22T00:00:00Z", "available_until": "2026-12-13T00:00:00Z",
+            "tz": "America/Detroit", "home": {"lat": 42.36, "lon": -83.07}, "max_km": 10,
+            "weekly": [{"days": ["mon", "wed"], "from": "17:00", "to": "22:00"},
+                       {"days": ["sat"], "from": "09:00", "to": "24:00"}]
+        })
+    }
+
+    #[test]
+    fn a_shift_need_and_a_weekly_offer_validate_into_domain_values() {
+        let need: NeedPost = serde_json::from_value(shift_need_json()).unwrap();
+        let task = need.validate().unwrap().tasks.remove(0);
+        let shift = task.shift.unwrap();
+        assert_eq!((shift.end - shift.start).num_hours(), 4);
+        assert_eq!(task.place.unwrap().name.as_deref(), Some("Shed 5"));
+        assert!(task.instructions.unwrap().contains('\n'));
+        let offer: VolunteerOffer = serde_json::from_value(weekly_offer_json()).unwrap();
+        let volunteer = offer.validate("").unwrap();
+        assert_eq!(volunteer.tz, chrono_tz::America::Detroit);
+        assert_eq!(volunteer.weekly[1].to_minutes, 24 * 60);
+        assert!(
+            volunteer.weekly[0].on(0) && volunteer.weekly[0].on(2) && !volunteer.weekly[0].on(1)
+        );
+        // Absent or null fields set no limit, as before.
+        let mut plain = weekly_offer_json();
+        for key in ["tz", "home", "max_km"] {
+            plain.as_object_mut().unwrap().remove(key);
+        }
+        plain["weekly"] = serde_json::Value::Null;
+        plain["languages"] = serde_json::Value::Null;
+        let plain: VolunteerOffer = serde_json::from_value(plain).unwrap();
+        let plain = plain.validate("").unwrap();
+        assert_eq!(
+            (plain.tz, plain.weekly.len(), plain.max_km),
+            (chrono_tz::Tz::UTC, 0, None)
+        );
+    }
+
+    #[test]
+    fn each_broken_shift_or_place_rule_names_its_field() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            (
+                "/tasks/0/shift/end",
+                serde_json::json!("2026-11-28T13:00:00Z"),
+                "tasks[0].shift.end",
+            ),
+            ("/tasks/0/hours", serde_json::json!(3.5), "tasks[0].hours"),
+            (
+                "/tasks/0/earliest_start",
+                serde_json::json!("2026-11-28T13:00:00Z"),
+                "tasks[0].earliest_start",
+            ),
+            (
+                "/tasks/0/deadline",
+                serde_json::json!("2026-11-28T19:00:00Z"),
+                "tasks[0].deadline",
+            ),
+            (
+                "/tasks/0/place/lat",
+                serde_json::json!(91.0),
+                "tasks[0].place.lat",
+            ),
+            (
+                "/tasks/0/place/lon",
+                serde_json::json!(-180.5),
+                "tasks[0].place.lon",
+            ),
+            (
+                "/tasks/0/place/name",
+                serde_json::json!(" "),
+                "tasks[0].place.name",
+            ),
+            (
+                "/tasks/0/instructions",
+                serde_json::json!("a\u{7}b"),
+                "tasks[0].instructions",
+            ),
+            (
+                "/tasks/0/languages",
+                serde_json::json!(["ES"]),
+                "tasks[0].languages[0]",
+            ),
+        ];
+        for (pointer, value, field) in cases {
+            let mut body = shift_need_json();
+            *body.pointer_mut(pointer).unwrap() = value.clone();
+            let (got, message) = refusal(body);
+            assert_eq!(got, field, "{pointer} = {value}: {message}");
+        }
+        let offer_cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/tz", serde_json::json!("Mars/Olympus"), "tz"),
+            ("/home/lat", serde_json::json!(-90.5), "home.lat"),
+            ("/home/lon", serde_json::json!(181), "home.lon"),
+            ("/max_km", serde_json::json!(-1), "max_km"),
+            ("/weekly/0/days", serde_json::json!([]), "weekly[0].days"),
+            (
+                "/weekly/0/days",
+                serde_json::json!(["mon", "monday"]),
+                "weekly[0].days[1]",
+            ),
+            (
+                "/weekly/1/from",
+                serde_json::json!("25:00"),
+                "weekly[1].from",
+            ),
+            ("/weekly/1/to", serde_json::json!("25:00"), "weekly[1].to"),
+            (
+                "/weekly/1/from",
+                serde_json::json!("24:00"),
+                "weekly[1].from",
+            ),
+            ("/weekly/1/to", serde_json::json!("9:00"), "weekly[1].to"),
+            ("/weekly/0/to", serde_json::json!("17:00"), "weekly[0].to"),
+            ("/weekly/0/to", serde_json::json!("16:59"), "weekly[0].to"),
+        ];
+        for (pointer, value, field) in offer_cases {
+            let mut body = weekly_offer_json();
+            *body.pointer_mut(pointer).unwrap() = value.clone();
+            let offer: VolunteerOffer = serde_json::from_value(body).unwrap();
+            let error = offer.validate("").unwrap_err();
+            assert_eq!(error.field, field, "{pointer} = {value}: {}", error.reason);
+        }
     }
 }

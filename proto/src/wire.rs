@@ -40,8 +40,78 @@ pub struct VolunteerOffer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
     /// Languages spoken, optional.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub languages: Vec<String>,
+    /// When in the week shifts suit them, read in `tz`; absent or empty: any
+    /// time. Constrains shifts only (`shared/spec/problem.md`, "Shifts").
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub weekly: Vec<WeeklyWindow>,
+    /// IANA time zone of `weekly` (`America/Detroit`); absent: `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+    /// Where they start from; with `max_km` it limits how far away a task's place may be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<GeoPoint>,
+    /// Furthest distance, in km (great circle), from `home` to a task's place; absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_km: Option<f64>,
+}
+
+/// A point on the globe, in degrees (WGS 84).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GeoPoint {
+    /// -90 to 90.
+    pub lat: f64,
+    /// -180 to 180.
+    pub lon: f64,
+}
+
+/// Where a task happens: a point, and text for people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Place {
+    /// -90 to 90.
+    pub lat: f64,
+    /// -180 to 180.
+    pub lon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A fixed time when a task's whole team works. The task's window is the
+/// shift: `earliest_start` = `start`, `deadline` = `end`, `hours` = its length.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Shift {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A weekly window of availability: on these days, from `from` to `to`
+/// local time (`HH:MM`; `to` may be `24:00`, the next midnight).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WeeklyWindow {
+    /// Some of `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`.
+    pub days: Vec<String>,
+    pub from: String,
+    pub to: String,
+}
+
+/// `null` reads as an empty list: an absent or null field sets no limit.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// One task of a need: `slots` people each working `hours` inside
@@ -85,6 +155,23 @@ pub struct TaskSpec {
     /// this currency fund the task, so one task's money never mixes currencies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    /// A fixed time for the whole team; absent: a flexible task, worked any
+    /// time inside its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<Shift>,
+    /// Where the work happens; with a volunteer's `home` and `max_km` it limits who can go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    /// What the team should know (who to ask for, what to bring); free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Languages the work is done in; a volunteer must speak one. Absent or empty: any.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub languages: Vec<String>,
 }
 
 /// A collective's need (`sb.in.need`). Posting it again with the same `id`

@@ -38,6 +38,15 @@ fn every_golden_fixture_round_trips_and_validates() {
         .validate("")
         .unwrap();
     round_trip::<NeedPost>("need").validate().unwrap();
+    let shifts = round_trip::<NeedPost>("need-shifts").validate().unwrap();
+    assert!(shifts.tasks[0].shift.is_some() && shifts.tasks[1].shift.is_none());
+    let dana = round_trip::<VolunteerOffer>("volunteer-weekly")
+        .validate("")
+        .unwrap();
+    assert_eq!(
+        (dana.weekly.len(), dana.tz),
+        (2, chrono_tz::America::Detroit)
+    );
     round_trip::<PledgeOffer>("pledge").validate("").unwrap();
     round_trip::<Withdrawal>("withdraw").validate().unwrap();
     round_trip::<VolunteerReply>("reply").validate().unwrap();

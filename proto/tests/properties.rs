@@ -212,6 +212,10 @@ fn volunteer_offer() -> impl Strategy<Value = VolunteerOffer> {
                     name,
                     contact,
                     languages,
+                    weekly: Vec::new(),
+                    tz: None,
+                    home: None,
+                    max_km: None,
                 }
             },
         )
@@ -275,6 +279,10 @@ fn task_spec(index: usize) -> impl Strategy<Value = TaskSpec> {
                     impact,
                     tags,
                     currency: None,
+                    shift: None,
+                    place: None,
+                    instructions: None,
+                    languages: Vec::new(),
                 }
             },
         )

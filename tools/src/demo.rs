@@ -594,6 +594,10 @@ fn need(collective: &Collective, template: &NeedTemplate, now: DateTime<Utc>) ->
                 impact: *impact,
                 tags: template.tags.iter().map(|tag| (*tag).to_owned()).collect(),
                 currency: None,
+                shift: None,
+                place: None,
+                instructions: None,
+                languages: Vec::new(),
             },
         )
         .collect();
@@ -687,6 +691,10 @@ fn volunteer(rng: &mut StdRng, index: usize, now: DateTime<Utc>) -> VolunteerOff
         name: None,
         contact: None,
         languages: Vec::new(),
+        weekly: Vec::new(),
+        tz: None,
+        home: None,
+        max_km: None,
     }
 }
 

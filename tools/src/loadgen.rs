@@ -263,6 +263,10 @@ impl World {
             name: None,
             contact: None,
             languages: Vec::new(),
+            weekly: Vec::new(),
+            tz: None,
+            home: None,
+            max_km: None,
         }
     }
 
@@ -293,6 +297,10 @@ impl World {
                     currency: None,
                     impact: f64::from(self.rng.random_range(1..=100)),
                     tags: Vec::new(),
+                    shift: None,
+                    place: None,
+                    instructions: None,
+                    languages: Vec::new(),
                 }
             })
             .collect();

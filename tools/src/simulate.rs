@@ -190,6 +190,10 @@ impl Population {
                     name: None,
                     contact: None,
                     languages: Vec::new(),
+                    weekly: Vec::new(),
+                    tz: None,
+                    home: None,
+                    max_km: None,
                 }
             })
             .collect();
@@ -296,6 +300,10 @@ impl Population {
                 impact: f64::from(rng.random_range(5u32..=30)) * (1.0 + f64::from(slots) * 0.25),
                 tags: vec![tag.clone()],
                 currency: None,
+                shift: None,
+                place: None,
+                instructions: None,
+                languages: Vec::new(),
             });
         }
         NeedPost {

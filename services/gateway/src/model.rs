@@ -366,6 +366,10 @@ mod tests {
                 impact: 7.0,
                 tags: vec![],
                 currency: None,
+                shift: None,
+                place: None,
+                instructions: None,
+                languages: Vec::new(),
             }],
         }
     }

@@ -586,6 +586,10 @@ mod tests {
             impact: 1.0,
             tags: vec![],
             currency: None,
+            shift: None,
+            place: None,
+            instructions: None,
+            languages: Vec::new(),
         }
     }
 
@@ -601,6 +605,10 @@ mod tests {
             name: Some("Secret Name".into()),
             contact: Some("secret@example.org".into()),
             languages: vec![],
+            weekly: Vec::new(),
+            tz: None,
+            home: None,
+            max_km: None,
         }
     }
 

@@ -572,6 +572,10 @@ mod tests {
             name: None,
             contact: None,
             languages: Vec::new(),
+            weekly: Vec::new(),
+            tz: None,
+            home: None,
+            max_km: None,
         }
     }
 
