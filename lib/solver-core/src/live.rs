@@ -23,7 +23,7 @@ use crate::problem::{
 };
 use crate::solution::Solution;
 use crate::state::State;
-use crate::time::FIT_SLACK_HOURS;
+use crate::time::fits_with;
 
 /// The problem, a feasible plan, and the indexes that find what an event touches.
 pub struct LivePlan {
@@ -139,9 +139,10 @@ impl LivePlan {
         self.problem
             .volunteer_index_by_id
             .insert(volunteer.id.to_string(), index);
+        let zone = self.problem.zone_index(volunteer.tz);
         self.problem
             .volunteers
-            .push(volunteer_facts(self.now, volunteer));
+            .push(volunteer_facts(self.now, volunteer, zone));
         self.problem.tasks_of_volunteer.push(Vec::new());
         self.load.push(Vec::new());
         self.index_volunteer(index);
@@ -193,6 +194,8 @@ impl LivePlan {
             problem.dependents_of_task[dependency].push(index);
         }
         problem.tasks.push(task_facts(self.now, task, dependencies));
+        problem.push_task_local_shifts();
+        let first_shift = task.shift.is_some() && !problem.has_shifts;
         problem.dependents_of_task.push(Vec::new());
         // Its dependencies exist already and nothing depends on it yet.
         problem.topological_order.push(index);
@@ -202,6 +205,9 @@ impl LivePlan {
         self.paid_by.push(Vec::new());
         self.complete.push(false);
         self.index_task(index);
+        if first_shift {
+            self.enter_shift_rules();
+        }
 
         let mut holders: BTreeSet<usize> = BTreeSet::new();
         if task.skills.is_empty() {
@@ -465,13 +471,45 @@ impl LivePlan {
         if self.withdrawn_volunteer[volunteer] || self.withdrawn_task[task] {
             return false;
         }
-        let facts = &self.problem.tasks[task];
-        facts.slots > 0
+        self.problem.tasks[task].slots > 0
             && self.volunteers[volunteer].is_eligible_for(&self.tasks[task])
-            && facts.hours
-                <= self.problem.volunteers[volunteer]
-                    .capacity_between(facts.start_hours, facts.deadline_hours)
-                    + FIT_SLACK_HOURS
+            && self.problem.passes_new_rule_one(volunteer, task)
+            && fits_with(&self.problem, volunteer, &[], task)
+    }
+
+    /// The first shift arrives: from now on rule 5 counts flexible tasks only
+    /// and rules 5b and 5c hold (problem.md applies them only to instances
+    /// with a shift). Loads that kept rule 5 may break the weekly budget, so
+    /// each person keeps, in deadline order, what still fits and the rest is
+    /// released and re-staffed; candidate pairs the weekly budget rules out
+    /// are dropped.
+    fn enter_shift_rules(&mut self) {
+        self.problem.has_shifts = true;
+        let mut released: BTreeSet<usize> = BTreeSet::new();
+        for volunteer in 0..self.load.len() {
+            let mut kept: Vec<usize> = Vec::new();
+            for &task in &self.load[volunteer] {
+                if fits_with(&self.problem, volunteer, &kept, task) {
+                    kept.push(task);
+                } else {
+                    released.insert(task);
+                }
+            }
+        }
+        for volunteer in 0..self.problem.tasks_of_volunteer.len() {
+            let problem = &self.problem;
+            let dropped: Vec<usize> = problem.tasks_of_volunteer[volunteer]
+                .iter()
+                .copied()
+                .filter(|&task| !fits_with(problem, volunteer, &[], task))
+                .collect();
+            for task in dropped {
+                self.problem.tasks_of_volunteer[volunteer].retain(|&other| other != task);
+                self.problem.candidates_of_task[task].retain(|&other| other != volunteer);
+            }
+        }
+        let released: Vec<usize> = released.into_iter().collect();
+        self.release_and_repair(&released);
     }
 }
 

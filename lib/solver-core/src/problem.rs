@@ -9,11 +9,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use proto::domain::World;
+use proto::domain::{GeoPoint, WeeklyWindow, World};
 use proto::Id;
 
 /// Slack used when comparing hours the way `check_plan.py` does (its `EPS`).
@@ -48,6 +48,20 @@ pub(crate) struct VolunteerFacts {
     pub skills: BTreeMap<String, u8>,
     pub region: Option<String>,
     pub trust: u8,
+    /// `available_from` in hours, not clipped to now: a shift must lie inside it.
+    pub available_from_given_hours: f64,
+    /// Rule 5c's weekly budget.
+    pub hours_per_week: f64,
+    /// Sorted.
+    pub languages: Vec<String>,
+    /// Index into [`Problem::zones`]: the time zone `weekly` is read in.
+    pub zone: usize,
+    /// Per weekday (Monday 0): `(from, to)` minutes after local midnight.
+    /// All empty: no weekly pattern, any time.
+    pub weekly: [Vec<(f64, f64)>; 7],
+    pub has_weekly: bool,
+    pub home: Option<GeoPoint>,
+    pub max_km: Option<f64>,
 }
 
 impl VolunteerFacts {
@@ -76,6 +90,107 @@ pub(crate) struct TaskFacts {
     pub skills: BTreeMap<String, u8>,
     pub region: Option<String>,
     pub sensitivity: u8,
+    /// `(start, end)` in hours after now, not clipped: `None` for a flexible task.
+    pub shift: Option<(f64, f64)>,
+    /// The shift's ends as times, to read them in a volunteer's time zone.
+    pub shift_times: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub place: Option<GeoPoint>,
+    /// Sorted; empty: any language.
+    pub languages: Vec<String>,
+    /// Rule 5c: how the task's hours fall into ISO weeks (week 0 holds now).
+    pub week_hours: Vec<(i64, f64)>,
+}
+
+/// A shift in one time zone's wall-clock time, as the judge reads it: the
+/// weekday of its local start date D, and start and end as minutes after D 00:00.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LocalShift {
+    pub weekday: usize,
+    pub start_minutes: f64,
+    pub end_minutes: f64,
+}
+
+impl LocalShift {
+    pub fn of(zone: chrono_tz::Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> LocalShift {
+        let local_start = start.with_timezone(&zone).naive_local();
+        let local_end = end.with_timezone(&zone).naive_local();
+        let midnight = local_start.date().and_time(chrono::NaiveTime::MIN);
+        let minutes = |delta: chrono::TimeDelta| {
+            delta
+                .num_microseconds()
+                .map_or(f64::INFINITY, |micros| micros as f64 / 1e6 / 60.0)
+        };
+        LocalShift {
+            weekday: local_start.weekday().num_days_from_monday() as usize,
+            start_minutes: minutes(local_start - midnight),
+            end_minutes: minutes(local_end - midnight),
+        }
+    }
+}
+
+/// Microseconds in a week of rule 5c.
+const WEEK_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
+
+/// The Monday 00:00 UTC that starts `now`'s week: week 0 of rule 5c.
+pub(crate) fn week_origin(now: DateTime<Utc>) -> DateTime<Utc> {
+    let monday =
+        now.date_naive() - chrono::Days::new(u64::from(now.weekday().num_days_from_monday()));
+    monday.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+fn week_of(origin: DateTime<Utc>, time: DateTime<Utc>) -> i64 {
+    (time - origin)
+        .num_microseconds()
+        .unwrap_or(0)
+        .div_euclid(WEEK_MICROS)
+}
+
+fn seconds(delta: chrono::TimeDelta) -> f64 {
+    delta
+        .num_microseconds()
+        .map_or(f64::INFINITY, |micros| micros as f64 / 1e6)
+}
+
+/// Rule 5c: a shift counts whole in the week it starts; a flexible task
+/// spreads its hours evenly over `[s, d]` (whole in the week of `s` when the
+/// window has no length), computed as check_plan.py's `week_hours`.
+fn week_hours(now: DateTime<Utc>, task: &proto::domain::Task) -> Vec<(i64, f64)> {
+    let origin = week_origin(now);
+    let hours = task.hours.get();
+    if let Some(shift) = &task.shift {
+        return vec![(week_of(origin, shift.start), hours)];
+    }
+    let start = task.earliest_start.max(now);
+    let deadline = task.deadline;
+    let first = week_of(origin, start);
+    if deadline <= start {
+        return vec![(first, hours)];
+    }
+    let span = seconds(deadline - start);
+    let week = chrono::TimeDelta::microseconds(WEEK_MICROS);
+    let mut out = Vec::new();
+    for k in first..=week_of(origin, deadline) {
+        let Ok(k32) = i32::try_from(k) else { break };
+        let lo = start.max(origin + week * k32);
+        let hi = deadline.min(origin + week * (k32 + 1));
+        if hi > lo {
+            out.push((k, hours * seconds(hi - lo) / span));
+        }
+    }
+    out
+}
+
+/// Per weekday, the windows open that day, as minutes.
+fn weekly_by_day(windows: &[WeeklyWindow]) -> [Vec<(f64, f64)>; 7] {
+    let mut by_day: [Vec<(f64, f64)>; 7] = Default::default();
+    for window in windows {
+        for (weekday, day) in by_day.iter_mut().enumerate() {
+            if window.on(weekday as u32) {
+                day.push((f64::from(window.from_minutes), f64::from(window.to_minutes)));
+            }
+        }
+    }
+    by_day
 }
 
 /// What the solvers need of a pledge.
@@ -115,14 +230,32 @@ pub struct Problem {
     /// a newcomer (1.0 for everyone unless the live service says otherwise;
     /// `reliability.rs`).
     pub(crate) reliability: Vec<f64>,
+    /// Whether any task is a shift: rules 5 (flexible tasks only), 5b and 5c
+    /// apply in this form only then.
+    pub(crate) has_shifts: bool,
+    /// The time zones volunteers read their weekly windows in.
+    pub(crate) zones: Vec<chrono_tz::Tz>,
+    /// Per zone, per task: the shift in that zone's wall-clock time.
+    pub(crate) local_shifts: Vec<Vec<Option<LocalShift>>>,
 }
 
 /// The solver's view of a volunteer.
 pub(crate) fn volunteer_facts(
     now: DateTime<Utc>,
     volunteer: &proto::domain::Volunteer,
+    zone: usize,
 ) -> VolunteerFacts {
+    let mut languages: Vec<String> = volunteer.languages.iter().cloned().collect();
+    languages.sort_unstable();
     VolunteerFacts {
+        available_from_given_hours: hours_after(now, volunteer.available_from),
+        hours_per_week: volunteer.hours_per_week.get(),
+        languages,
+        zone,
+        weekly: weekly_by_day(&volunteer.weekly),
+        has_weekly: !volunteer.weekly.is_empty(),
+        home: volunteer.home,
+        max_km: volunteer.max_km,
         available_from_hours: hours_after(now, volunteer.available_from).max(0.0),
         available_until_hours: hours_after(now, volunteer.available_until),
         hours_per_hour: volunteer.hours_per_week.get() / 168.0,
@@ -142,7 +275,16 @@ pub(crate) fn task_facts(
     task: &proto::domain::Task,
     dependencies: Vec<usize>,
 ) -> TaskFacts {
+    let mut languages: Vec<String> = task.languages.iter().cloned().collect();
+    languages.sort_unstable();
     TaskFacts {
+        shift: task
+            .shift
+            .map(|shift| (hours_after(now, shift.start), hours_after(now, shift.end))),
+        shift_times: task.shift.map(|shift| (shift.start, shift.end)),
+        place: task.place.as_ref().map(|place| place.at),
+        languages,
+        week_hours: week_hours(now, task),
         start_hours: hours_after(now, task.earliest_start).max(0.0),
         deadline_hours: hours_after(now, task.deadline),
         hours: task.hours.get(),
@@ -208,12 +350,6 @@ impl Problem {
         let task_index_by_id = index_ids(world.tasks.iter().map(|t| &t.id), "task")?;
         let pledge_index_by_id = index_ids(world.pledges.iter().map(|p| &p.id), "pledge")?;
 
-        let volunteers: Vec<VolunteerFacts> = world
-            .volunteers
-            .iter()
-            .map(|volunteer| volunteer_facts(now, volunteer))
-            .collect();
-
         let mut tasks = Vec::with_capacity(world.tasks.len());
         for task in &world.tasks {
             let dependencies =
@@ -229,7 +365,14 @@ impl Problem {
             }
         }
 
-        let (candidates_of_task, tasks_of_volunteer) = eligible_pairs(world, &volunteers, &tasks);
+        let has_shifts = tasks.iter().any(|task| task.shift.is_some());
+        let mut zones: Vec<chrono_tz::Tz> = Vec::new();
+        let mut local_shifts: Vec<Vec<Option<LocalShift>>> = Vec::new();
+        let mut volunteers = Vec::with_capacity(world.volunteers.len());
+        for volunteer in &world.volunteers {
+            let zone = zone_index(&mut zones, &mut local_shifts, &tasks, volunteer.tz);
+            volunteers.push(volunteer_facts(now, volunteer, zone));
+        }
 
         let (pledges_of_task, tasks_of_pledge) = fundable_pairs(world, &tasks);
 
@@ -251,7 +394,7 @@ impl Problem {
         pins.sort_unstable();
         pins.dedup();
 
-        Ok(Problem {
+        let mut problem = Problem {
             volunteer_ids: world.volunteers.iter().map(|v| v.id.clone()).collect(),
             task_ids: world.tasks.iter().map(|t| t.id.clone()).collect(),
             pledge_ids: world.pledges.iter().map(|p| p.id.clone()).collect(),
@@ -267,15 +410,128 @@ impl Problem {
                     amount_cents: p.amount.0,
                 })
                 .collect(),
-            candidates_of_task,
-            tasks_of_volunteer,
+            candidates_of_task: Vec::new(),
+            tasks_of_volunteer: Vec::new(),
             pledges_of_task,
             tasks_of_pledge,
             dependents_of_task,
             topological_order,
             pins,
             reliability: vec![1.0; world.volunteers.len()],
-        })
+            has_shifts,
+            zones,
+            local_shifts,
+        };
+        let (candidates_of_task, tasks_of_volunteer) = eligible_pairs(world, &problem);
+        problem.candidates_of_task = candidates_of_task;
+        problem.tasks_of_volunteer = tasks_of_volunteer;
+        Ok(problem)
+    }
+
+    /// The index of `zone` among the problem's time zones, adding it (and
+    /// every task's shift read in it) when it is new.
+    pub(crate) fn zone_index(&mut self, zone: chrono_tz::Tz) -> usize {
+        zone_index(&mut self.zones, &mut self.local_shifts, &self.tasks, zone)
+    }
+
+    /// Reads a newly pushed task's shift in every known zone.
+    pub(crate) fn push_task_local_shifts(&mut self) {
+        let Some(task) = self.tasks.last() else {
+            return;
+        };
+        for (zone, locals) in self.zones.iter().zip(self.local_shifts.iter_mut()) {
+            locals.push(
+                task.shift_times
+                    .map(|(start, end)| LocalShift::of(*zone, start, end)),
+            );
+        }
+    }
+
+    /// Rule 1's shift clause: inside the availability as given and, when the
+    /// volunteer has weekly windows, inside one of them on the shift's local date.
+    pub(crate) fn shift_failures(&self, volunteer: usize, task: usize) -> Vec<String> {
+        let mut failures = Vec::new();
+        let Some((start, end)) = self.tasks[task].shift else {
+            return failures;
+        };
+        let person = &self.volunteers[volunteer];
+        if person.available_from_given_hours > start {
+            failures.push(format!(
+                "available from {:.2} h, after the shift starts ({start:.2} h)",
+                person.available_from_given_hours
+            ));
+        }
+        if person.available_until_hours < end {
+            failures.push(format!(
+                "available until {:.2} h, before the shift ends ({end:.2} h)",
+                person.available_until_hours
+            ));
+        }
+        if person.has_weekly && !self.fits_weekly(volunteer, task) {
+            let zone = self.zones[person.zone];
+            failures.push(format!("shift is outside the weekly hours ({zone})"));
+        }
+        failures
+    }
+
+    fn fits_weekly(&self, volunteer: usize, task: usize) -> bool {
+        let person = &self.volunteers[volunteer];
+        match self.local_shifts[person.zone][task] {
+            None => true,
+            Some(local) => person.weekly[local.weekday]
+                .iter()
+                .any(|&(from, to)| from <= local.start_minutes && local.end_minutes <= to),
+        }
+    }
+
+    /// Rule 1's additions that hold for every task: languages and distance.
+    fn language_and_distance_failures(&self, volunteer: usize, task: usize) -> Vec<String> {
+        let person = &self.volunteers[volunteer];
+        let facts = &self.tasks[task];
+        let mut failures = Vec::new();
+        if !facts.languages.is_empty()
+            && !facts
+                .languages
+                .iter()
+                .any(|language| person.languages.binary_search(language).is_ok())
+        {
+            failures.push(format!("speaks none of {}", facts.languages.join(", ")));
+        }
+        if let (Some(place), Some(home), Some(max_km)) = (facts.place, person.home, person.max_km) {
+            let km = home.distance_km(place);
+            if km > max_km + HOURS_TOLERANCE {
+                failures.push(format!("{km:.1} km from home, max {max_km}"));
+            }
+        }
+        failures
+    }
+
+    /// Rule 1 beyond skills, trust and region, as a cheap yes or no.
+    pub(crate) fn passes_new_rule_one(&self, volunteer: usize, task: usize) -> bool {
+        let person = &self.volunteers[volunteer];
+        let facts = &self.tasks[task];
+        if !facts.languages.is_empty()
+            && !facts
+                .languages
+                .iter()
+                .any(|language| person.languages.binary_search(language).is_ok())
+        {
+            return false;
+        }
+        if let (Some(place), Some(home), Some(max_km)) = (facts.place, person.home, person.max_km) {
+            if home.distance_km(place) > max_km + HOURS_TOLERANCE {
+                return false;
+            }
+        }
+        if let Some((start, end)) = facts.shift {
+            if person.available_from_given_hours > start
+                || person.available_until_hours < end
+                || (person.has_weekly && !self.fits_weekly(volunteer, task))
+            {
+                return false;
+            }
+        }
+        true
     }
 
     pub fn volunteer_count(&self) -> usize {
@@ -329,8 +585,16 @@ impl Problem {
         &self.candidates_of_task[task]
     }
 
-    /// Rule 1 of problem.md (skills, trust, region) for indexed objects.
+    /// Why `volunteer` may not take `task` by rule 1 of problem.md (skills,
+    /// trust, region, shift times, weekly hours, languages, distance), in the
+    /// judge's words; empty when eligible. Time (rules 5-5c) aside.
+    pub fn why_ineligible(&self, volunteer: usize, task: usize) -> Vec<String> {
+        self.eligibility_failures(volunteer, task)
+    }
+
+    /// Rule 1 of problem.md for indexed objects.
     pub(crate) fn eligibility_failures(&self, volunteer: usize, task: usize) -> Vec<String> {
+        let (volunteer_index, task_index) = (volunteer, task);
         let volunteer = &self.volunteers[volunteer];
         let task = &self.tasks[task];
         let mut failures = Vec::new();
@@ -353,6 +617,8 @@ impl Problem {
                 ));
             }
         }
+        failures.extend(self.shift_failures(volunteer_index, task_index));
+        failures.extend(self.language_and_distance_failures(volunteer_index, task_index));
         failures
     }
 
@@ -365,6 +631,28 @@ impl Problem {
     pub(crate) fn pledge_may_fund(&self, pledge: usize, task: usize) -> bool {
         self.pledges_of_task[task].binary_search(&pledge).is_ok()
     }
+}
+
+fn zone_index(
+    zones: &mut Vec<chrono_tz::Tz>,
+    local_shifts: &mut Vec<Vec<Option<LocalShift>>>,
+    tasks: &[TaskFacts],
+    zone: chrono_tz::Tz,
+) -> usize {
+    if let Some(index) = zones.iter().position(|&known| known == zone) {
+        return index;
+    }
+    zones.push(zone);
+    local_shifts.push(
+        tasks
+            .iter()
+            .map(|task| {
+                task.shift_times
+                    .map(|(start, end)| LocalShift::of(zone, start, end))
+            })
+            .collect(),
+    );
+    zones.len() - 1
 }
 
 fn index_ids<'a>(
@@ -475,11 +763,9 @@ fn fundable_pairs(world: &World, tasks: &[TaskFacts]) -> (Vec<Vec<usize>>, Vec<V
 /// checks; instead each task scans only the holders of its rarest required
 /// skill in its own region (all regions for remote tasks), with skills and
 /// regions interned to integers.
-fn eligible_pairs(
-    world: &World,
-    volunteers: &[VolunteerFacts],
-    tasks: &[TaskFacts],
-) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+fn eligible_pairs(world: &World, problem: &Problem) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let volunteers = &problem.volunteers;
+    let tasks = &problem.tasks;
     let mut skill_ids: HashMap<&str, usize> = HashMap::new();
     let mut region_ids: HashMap<&str, usize> = HashMap::new();
     // Per volunteer: (skill, level) sorted by skill id.
@@ -561,10 +847,11 @@ fn eligible_pairs(
             if !skilled {
                 continue;
             }
+            if !problem.passes_new_rule_one(volunteer_index, task_index) {
+                continue;
+            }
             debug_assert!(world.volunteers[volunteer_index].is_eligible_for(task));
-            let capacity =
-                facts_of_volunteer.capacity_between(facts.start_hours, facts.deadline_hours);
-            if facts.hours <= capacity + crate::time::FIT_SLACK_HOURS {
+            if crate::time::fits_with(problem, volunteer_index, &[], task_index) {
                 candidates_of_task[task_index].push(volunteer_index);
                 tasks_of_volunteer[volunteer_index].push(task_index);
             }

@@ -269,8 +269,71 @@ impl Subproblem {
             {
                 subproblem.add_interval_row(state, volunteer, start, end);
             }
+            if problem.has_shifts {
+                subproblem.add_shift_rows(state, volunteer);
+            }
         }
         subproblem
+    }
+
+    /// Rules 5b and 5c for one volunteer, complete (no lazy rounds needed):
+    /// one row per maximal set of this person's free shifts that share a
+    /// moment (an interval graph's cliques: every overlapping pair is in one),
+    /// and one row per ISO week whose hours could exceed the budget left
+    /// after the fixed load. Pairs that clash with the fixed load were never
+    /// written (`fits_with` filtered them).
+    fn add_shift_rows(&mut self, state: &State<'_>, volunteer: usize) {
+        let problem = state.problem;
+        let pairs = &self.pairs_of_volunteer[&volunteer];
+        let mut shifts: Vec<((f64, f64), usize)> = pairs
+            .iter()
+            .filter_map(|&pair| {
+                let pair = &self.pairs[pair];
+                problem.tasks[pair.task]
+                    .shift
+                    .map(|shift| (shift, pair.column))
+            })
+            .collect();
+        shifts.sort_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.total_cmp(&b.0 .1)));
+        let mut rows: Vec<Vec<(usize, f64)>> = Vec::new();
+        let mut previous: Vec<usize> = Vec::new();
+        for &((point, _), _) in &shifts {
+            // Shifts that hold `point`: started by then and ending after it.
+            let members: Vec<usize> = shifts
+                .iter()
+                .filter(|&&((start, end), _)| start <= point && point < end - HOURS_TOLERANCE)
+                .map(|&(_, column)| column)
+                .collect();
+            if members.len() >= 2 && !members.iter().all(|column| previous.contains(column)) {
+                rows.push(members.iter().map(|&column| (column, 1.0)).collect());
+            }
+            previous = members;
+        }
+        for terms in rows {
+            self.spec.add_row(terms, f64::NEG_INFINITY, 1.0);
+        }
+        let budget = problem.volunteers[volunteer].hours_per_week;
+        let mut fixed: BTreeMap<i64, f64> = BTreeMap::new();
+        for &task in &state.load[volunteer] {
+            for &(week, hours) in &problem.tasks[task].week_hours {
+                *fixed.entry(week).or_default() += hours;
+            }
+        }
+        let mut free: BTreeMap<i64, Vec<(usize, f64)>> = BTreeMap::new();
+        for &pair in pairs {
+            let pair = &self.pairs[pair];
+            for &(week, hours) in &problem.tasks[pair.task].week_hours {
+                free.entry(week).or_default().push((pair.column, hours));
+            }
+        }
+        for (week, terms) in free {
+            let room = budget - fixed.get(&week).copied().unwrap_or(0.0);
+            let most: f64 = terms.iter().map(|&(_, hours)| hours).sum();
+            if most > room + FIT_SLACK_HOURS {
+                self.spec
+                    .add_row(terms, f64::NEG_INFINITY, room + FIT_SLACK_HOURS);
+            }
+        }
     }
 
     /// Intervals `[a, b]` of one volunteer that could be overfull, the
@@ -281,10 +344,16 @@ impl Subproblem {
         // (start, deadline, hours, is a free pair)
         let mut items: Vec<(f64, f64, f64, bool)> = Vec::new();
         for &pair in &self.pairs_of_volunteer[&volunteer] {
+            if !counts_in_rule_five(problem, self.pairs[pair].task) {
+                continue;
+            }
             let task = &problem.tasks[self.pairs[pair].task];
             items.push((task.start_hours, task.deadline_hours, task.hours, true));
         }
         for &task in &state.load[volunteer] {
+            if !counts_in_rule_five(problem, task) {
+                continue;
+            }
             let task = &problem.tasks[task];
             items.push((task.start_hours, task.deadline_hours, task.hours, false));
         }
@@ -343,7 +412,8 @@ impl Subproblem {
         let problem = state.problem;
         let inside = |task: usize| {
             let facts = &problem.tasks[task];
-            facts.start_hours >= start - HOURS_TOLERANCE
+            counts_in_rule_five(problem, task)
+                && facts.start_hours >= start - HOURS_TOLERANCE
                 && facts.deadline_hours <= end + HOURS_TOLERANCE
         };
         let fixed_hours: f64 = state.load[volunteer]
@@ -499,12 +569,23 @@ impl Subproblem {
     }
 }
 
+/// Rule 5 counts flexible tasks only when the problem has shifts.
+fn counts_in_rule_five(problem: &Problem, task: usize) -> bool {
+    !problem.has_shifts || problem.tasks[task].shift.is_none()
+}
+
 /// The `[a, b]` intervals in which `load` overfills a volunteer's time.
 pub(crate) fn overfull_intervals(
     problem: &Problem,
     volunteer: usize,
     load: &[usize],
 ) -> Vec<(f64, f64)> {
+    let load: Vec<usize> = load
+        .iter()
+        .copied()
+        .filter(|&task| counts_in_rule_five(problem, task))
+        .collect();
+    let load = load.as_slice();
     let facts = &problem.volunteers[volunteer];
     let mut starts: Vec<f64> = load
         .iter()

@@ -18,8 +18,65 @@ use crate::problem::{Problem, HOURS_TOLERANCE};
 pub(crate) const FIT_SLACK_HOURS: f64 = 1e-9;
 
 /// Whether `volunteer` can take `task` on top of `load` (task indexes sorted
-/// by deadline, assumed to fit already).
+/// by deadline, assumed to fit already): rules 5, 5b and 5c. This is the one
+/// time predicate every solver uses; eligibility (rule 1) is checked apart.
 pub(crate) fn fits_with(problem: &Problem, volunteer: usize, load: &[usize], task: usize) -> bool {
+    if !problem.has_shifts {
+        return fits_flexible(problem, volunteer, load, task);
+    }
+    if !fits_week_and_shifts(problem, volunteer, load, task) {
+        return false;
+    }
+    if problem.tasks[task].shift.is_some() {
+        // Rule 5 counts flexible tasks only.
+        return true;
+    }
+    let flexible: Vec<usize> = load
+        .iter()
+        .copied()
+        .filter(|&other| problem.tasks[other].shift.is_none())
+        .collect();
+    fits_flexible(problem, volunteer, &flexible, task)
+}
+
+/// Whether two shifts `(start, end)` overlap as the judge sees it (sorted,
+/// the later one starts before the earlier one ends, less its tolerance).
+pub(crate) fn shifts_overlap(a: (f64, f64), b: (f64, f64)) -> bool {
+    let (first, second) = if (a.0, a.1) <= (b.0, b.1) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    second.0 < first.1 - HOURS_TOLERANCE
+}
+
+/// Rules 5b (no overlapping shifts) and 5c (weekly hours) for one more task.
+fn fits_week_and_shifts(problem: &Problem, volunteer: usize, load: &[usize], task: usize) -> bool {
+    let new_task = &problem.tasks[task];
+    if let Some(shift) = new_task.shift {
+        let clash = load.iter().any(|&other| {
+            problem.tasks[other]
+                .shift
+                .is_some_and(|held| shifts_overlap(shift, held))
+        });
+        if clash {
+            return false;
+        }
+    }
+    let budget = problem.volunteers[volunteer].hours_per_week + FIT_SLACK_HOURS;
+    new_task.week_hours.iter().all(|&(week, hours)| {
+        let held: f64 = load
+            .iter()
+            .flat_map(|&other| problem.tasks[other].week_hours.iter())
+            .filter(|&&(other_week, _)| other_week == week)
+            .map(|&(_, other_hours)| other_hours)
+            .sum();
+        hours + held <= budget
+    })
+}
+
+/// Rule 5 for one more task over a load of flexible tasks.
+fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usize) -> bool {
     let facts = &problem.volunteers[volunteer];
     let new_task = &problem.tasks[task];
     let new_start = new_task.start_hours;

@@ -308,3 +308,168 @@ fn check_agrees_with_the_judge_when_a_pin_is_missing() {
     assert!(check(&pinned_problem, &without_pin).is_err());
     std::fs::remove_file(&instance_path).ok();
 }
+
+#[test]
+fn check_agrees_with_the_judge_on_shifts_300x250() {
+    judge_agrees_on("shifts-300x250");
+    shift_rules_agree_with_the_judge(&load("shifts-300x250"), "shifts-300x250");
+}
+
+/// A fresh `--regime shifts` instance from the shared generator.
+fn generated(volunteers: usize, tasks: usize, seed: u64) -> (PathBuf, Instance, Problem) {
+    let generator = Path::new(JUDGE_PATH).with_file_name("gen_instance.py");
+    let output = Command::new("python3")
+        .arg(generator)
+        .args(["--regime", "shifts", "--volunteers"])
+        .arg(volunteers.to_string())
+        .arg("--tasks")
+        .arg(tasks.to_string())
+        .arg("--seed")
+        .arg(seed.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = temp_file(
+        &format!("shifts-{volunteers}x{tasks}-{seed}"),
+        &output.stdout,
+    );
+    let instance: Instance = serde_json::from_slice(&output.stdout).unwrap();
+    let problem = Problem::from_world(&instance.validate().unwrap()).unwrap();
+    (path, instance, problem)
+}
+
+#[test]
+fn check_agrees_with_the_judge_on_fresh_shift_instances() {
+    if !judge_available() {
+        return;
+    }
+    for (volunteers, tasks, seed) in [(250, 300, 7), (400, 500, 23)] {
+        let generated = generated(volunteers, tasks, seed);
+        let label = format!("shifts {volunteers}x{tasks} seed {seed}");
+        let (path, instance, problem) = &generated;
+        let report = solve(
+            problem,
+            &SolveOptions {
+                time_limit: Duration::from_millis(300),
+                ..SolveOptions::default()
+            },
+        );
+        let plan = report.solution.to_plan(problem);
+        assert!(check(problem, &plan).is_ok(), "{label}: the solver's plan");
+        let mut cases = vec![(format!("{label}: the solver's plan"), plan.clone())];
+        for (index, (what, broken)) in broken_plans(instance, problem, &plan)
+            .into_iter()
+            .enumerate()
+        {
+            cases.push((format!("{label} #{index}: {what}"), broken));
+        }
+        assert_agree(path, problem, &cases);
+        shift_rules_agree_with_the_judge(&generated, &label);
+        std::fs::remove_file(path).ok();
+    }
+}
+
+/// The judge's rule 1 for every pair, as a list of eligible `[volunteer, task]`.
+const JUDGE_ELIGIBLE_PY: &str = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import check_plan
+instance = check_plan.Instance(json.load(open(sys.argv[2])))
+print(json.dumps([[v, t] for v in instance.vol for t in instance.task if not instance.eligible(v, t)]))
+"#;
+
+/// Rule 1 pair by pair, and the load rules (5, 5b, 5c) on plans where one
+/// team member is swapped for another eligible person: only the load rules
+/// can then decide the verdict, so a slip in any of them shows.
+fn shift_rules_agree_with_the_judge(
+    (path, _, problem): &(PathBuf, Instance, Problem),
+    label: &str,
+) {
+    let judge_dir = Path::new(JUDGE_PATH).parent().unwrap();
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(JUDGE_ELIGIBLE_PY)
+        .arg(judge_dir)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let judged: Vec<(String, String)> = serde_json::from_slice(&output.stdout).unwrap();
+    let judged: std::collections::BTreeSet<(String, String)> = judged.into_iter().collect();
+    let mut eligible_count = 0;
+    for volunteer in 0..problem.volunteer_count() {
+        for task in 0..problem.task_count() {
+            let ours = problem.why_ineligible(volunteer, task).is_empty();
+            let key = (
+                problem.volunteer_id(volunteer).to_string(),
+                problem.task_id(task).to_string(),
+            );
+            assert_eq!(
+                ours,
+                judged.contains(&key),
+                "{label}: rule 1 for {key:?}: {:?}",
+                problem.why_ineligible(volunteer, task)
+            );
+            eligible_count += usize::from(ours);
+        }
+    }
+    assert!(
+        eligible_count > 0,
+        "{label}: nobody is eligible for anything"
+    );
+
+    let report = solve(
+        problem,
+        &SolveOptions {
+            greedy_only: true,
+            ..SolveOptions::default()
+        },
+    );
+    let plan = report.solution.to_plan(problem);
+    let mut cases = Vec::new();
+    let mut swaps_refused = 0;
+    for (position, assignment) in plan.assignments.iter().enumerate() {
+        let task = problem.task_index(&assignment.task).unwrap();
+        let team: Vec<&str> = plan
+            .assignments
+            .iter()
+            .filter(|a| a.task == assignment.task)
+            .map(|a| a.volunteer.as_str())
+            .collect();
+        // The busiest eligible people are likeliest to break 5, 5b or 5c.
+        let mut others: Vec<(usize, usize)> = (0..problem.volunteer_count())
+            .filter(|&v| problem.why_ineligible(v, task).is_empty())
+            .filter(|&v| !team.contains(&problem.volunteer_id(v).as_str()))
+            .map(|v| {
+                let id = problem.volunteer_id(v).as_str();
+                let held = plan
+                    .assignments
+                    .iter()
+                    .filter(|a| a.volunteer == id)
+                    .count();
+                (held, v)
+            })
+            .collect();
+        others.sort_unstable_by(|a, b| b.cmp(a));
+        for &(_, volunteer) in others.iter().take(2) {
+            let mut swapped = plan.clone();
+            swapped.assignments[position].volunteer = problem.volunteer_id(volunteer).to_string();
+            swaps_refused += usize::from(check(problem, &swapped).is_err());
+            cases.push((format!("{label}: swap #{position}"), swapped));
+        }
+    }
+    assert!(
+        swaps_refused > 0 && swaps_refused < cases.len(),
+        "{label}: the swaps should break some load rule and keep some plans feasible ({swaps_refused} of {})",
+        cases.len()
+    );
+    assert_agree(path, problem, &cases);
+}

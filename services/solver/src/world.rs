@@ -672,6 +672,11 @@ impl OpenWorld {
     /// and release people who are doing the work. Work nobody is on needs
     /// all its hours.
     fn hours_left(&self, task: &TaskSpec, now: DateTime<Utc>) -> f64 {
+        // A shift's team works the whole shift: its hours are its length,
+        // which validation holds it to.
+        if task.shift.is_some() {
+            return task.hours;
+        }
         let started = self
             .live
             .of_task(&task.id)
