@@ -105,7 +105,7 @@ fn hostile_number() -> impl Strategy<Value = Value> {
             f64::MAX,
             f64::MIN,
             168.000_000_000_1,
-            1000.000_000_1,
+            1_000.000_000_1,
             1.0e6 + 1.0,
             -1.0,
             256.0,

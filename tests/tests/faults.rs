@@ -35,7 +35,7 @@ struct Acknowledged {
 }
 
 /// What every worker records.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Ledger {
     acknowledged: Vec<Acknowledged>,
     resends: usize,
@@ -179,7 +179,8 @@ async fn nats_server_killed_under_load_loses_no_acknowledged_input_and_repeats_n
         .next_where(|_, body| body["task"] == "n-after-t")
         .await;
 
-    let ledger = ledger.lock().unwrap();
+    // A copy: the guard may not be held across the reads below.
+    let ledger = ledger.lock().unwrap().clone();
     let events = switchboard
         .stream_messages(&switchboard.subjects.events_stream())
         .await;
@@ -229,6 +230,5 @@ async fn nats_server_killed_under_load_loses_no_acknowledged_input_and_repeats_n
         matches.len(),
         recovery.as_secs_f64()
     );
-    drop(ledger);
     switchboard.stop().await;
 }

@@ -235,7 +235,7 @@ async fn a_team_missing_one_member_is_held_together_until_a_newcomer_completes_i
     scene.switchboard.accept(Input::Need, &need).await;
     scene.post_volunteer("v-ana", 21 * 24).await;
     scene.post_volunteer("v-bo", 21 * 24).await;
-    let mut proposed = vec![
+    let mut proposed = [
         scene.next(MatchKind::Proposed).await,
         scene.next(MatchKind::Proposed).await,
     ];

@@ -178,7 +178,9 @@ async fn every_role_sees_and_changes_only_what_is_its_own() {
     let link = json!({"role": "volunteer", "id": "v-new"});
     let rosa = Principal::Vetter("vt-rosa".into());
     let vet_ana = json!({"volunteer": "v-ana", "trust": 1, "vetter": "vt-rosa"});
-    let cases: Vec<(Option<&Principal>, Method, String, Option<Value>, u16)> = vec![
+    // (who, method, path, body, expected status)
+    type Case<'a> = (Option<&'a Principal>, Method, String, Option<Value>, u16);
+    let cases: Vec<Case> = vec![
         // Nobody signed in: only health, the contract and registration.
         (None, Method::GET, "/api/me".into(), None, 401),
         (None, Method::GET, "/api/plan".into(), None, 401),

@@ -23,6 +23,8 @@ pub struct ToolsCli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once at start; boxing the production commands would only obscure clap's derive.
+#[allow(clippy::large_enum_variant)]
 pub enum ToolsCommand {
     /// Drive the real services with a synthetic population on a fast clock and compare with self-selection.
     Simulate(SimulateArgs),

@@ -423,7 +423,8 @@ async fn start_services(
 /// all of them and the generator) or each its own child process
 /// (`--processes`: one figure per service).
 enum Services {
-    InProcess(Running),
+    /// Boxed: the running services are large, the children's handles small.
+    InProcess(Box<Running>),
     Processes(Children),
 }
 
@@ -449,7 +450,7 @@ impl Services {
                 match_budget_ms: start.match_budget_ms,
             })?))
         } else {
-            Ok(Services::InProcess(
+            Ok(Services::InProcess(Box::new(
                 start_services(
                     start.connection,
                     start.state,
@@ -457,7 +458,7 @@ impl Services {
                     shutdown,
                 )
                 .await?,
-            ))
+            )))
         }
     }
 

@@ -17,6 +17,7 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<f64, Vec<String>> {
     check_releasing(problem, plan, &[])
 }
 
+// tidy: long: the rules of problem.md one after another, in the order check_plan.py checks them, so the two read side by side.
 /// [`check`] with the pins of `released_pin_tasks` no longer required: what a
 /// plan must satisfy once `solve` has reported those pins as dropped.
 pub(crate) fn check_releasing(
@@ -337,8 +338,9 @@ mod tests {
         let volunteers = vec![volunteer("plain", json!({}), 10.0), weekly, near, speaker];
         let problem = problem(&instance(volunteers, tasks, vec![]));
         assert!(problem.has_shifts);
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool);
         // (sentence, assignments, feasible)
-        let cases: Vec<(&str, Vec<(&str, &str)>, bool)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "a 4 h shift fits although the even rate gives 0.1 h in 4 h",
                 vec![("plain", "sat-morning")],

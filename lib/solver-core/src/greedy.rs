@@ -202,7 +202,7 @@ impl<'problem> Greedy<'problem> {
             .map(|(task, facts)| {
                 let expected: f64 = self.volunteer_order[task]
                     .iter()
-                    .take(facts.slots as usize)
+                    .take(facts.slots)
                     .map(|&volunteer| problem.reliability(volunteer))
                     .product();
                 (facts.impact + bonus[task]) * expected

@@ -167,10 +167,11 @@ enum Next {
     Event(Stored),
     Match(Stored),
     Money(Stored),
-    PlanRequest(Request),
+    PlanRequest(Box<Request>),
     MatchDue,
     ImproveDue,
-    Improved(Option<Improvement>),
+    /// Boxed: an improvement is far larger than the other variants.
+    Improved(Option<Box<Improvement>>),
     LeaseChanged,
     Shutdown,
 }
@@ -229,9 +230,9 @@ async fn lease_changed(lease: &mut Option<LeaseKeeper>) {
 
 async fn wait_for_improvement(
     pending: &mut Option<tokio::sync::oneshot::Receiver<Improvement>>,
-) -> Option<Improvement> {
+) -> Option<Box<Improvement>> {
     match pending {
-        Some(receiver) => receiver.await.ok(),
+        Some(receiver) => receiver.await.ok().map(Box::new),
         None => std::future::pending().await,
     }
 }
@@ -428,7 +429,7 @@ pub async fn run(
                 Some(stored) = events.next() => Next::Event(stored),
                 Some(stored) = matches.next() => Next::Match(stored),
                 Some(stored) = money.next() => Next::Money(stored),
-                Some(request) = plan_requests.next() => Next::PlanRequest(request),
+                Some(request) = plan_requests.next() => Next::PlanRequest(Box::new(request)),
                 () = tokio::time::sleep_until(match_at.into()) => Next::MatchDue,
                 _ = improve_ticks.tick() => Next::ImproveDue,
                 found = wait_for_improvement(&mut improvement) => Next::Improved(found),
@@ -440,7 +441,7 @@ pub async fn run(
             Next::Match(stored) => solver.apply_match_stored(&stored),
             Next::Money(stored) => solver.apply_money_stored(&stored),
             Next::PlanRequest(request) => {
-                solver.answer_plan(request).await;
+                solver.answer_plan(*request).await;
                 Ok(())
             }
             Next::MatchDue => {
@@ -466,7 +467,7 @@ pub async fn run(
             Next::Improved(found) => {
                 improvement = None;
                 match found {
-                    Some(found) => trace::scope(TraceParent::root(), solver.adopt(found)).await,
+                    Some(found) => trace::scope(TraceParent::root(), solver.adopt(*found)).await,
                     None => Err(anyhow::anyhow!(
                         "a tier-2 optimisation ended without a plan"
                     )),
