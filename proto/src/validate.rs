@@ -431,6 +431,7 @@ impl VolunteerOffer {
 }
 
 impl TaskSpec {
+    // tidy: long: one check per field of a task, in the order of problem.md; split up, the list of fields would be scattered.
     /// Validates one task. `need` and `collective` come from the enclosing
     /// need, or from the task's own fields in an instance.
     pub fn validate(&self, prefix: &str, need: &Id, collective: &Id) -> Result<Task, Invalid> {

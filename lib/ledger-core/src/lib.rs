@@ -309,6 +309,7 @@ impl Ledger {
         (ledger, refused)
     }
 
+    // tidy: long: one all-or-nothing transaction (copy what the entry touches, move the money by kind, commit once); each part would need the copies.
     /// Applies one entry, all or nothing.
     pub fn apply(&mut self, entry: &LedgerEntry) -> Result<Applied, Refusal> {
         if let Some(&index) = self.by_id.get(&entry.id) {
