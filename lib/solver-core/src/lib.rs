@@ -19,6 +19,7 @@
 
 mod check;
 mod explain;
+pub mod flow;
 mod forbid;
 mod greedy;
 mod live;
