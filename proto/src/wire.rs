@@ -549,7 +549,9 @@ pub struct DeadLetter {
     /// The subject the input arrived on.
     pub subject: String,
     pub error: ErrorBody,
-    /// The body as received (lossily decoded, cut to a bounded length).
+    /// The body as received, with every `name`, `contact`, `donor`, `email`
+    /// and `phone` value replaced by `"(redacted)"` and cut to a bounded
+    /// length; a body that is not JSON is not kept, only its length.
     pub body: String,
     pub at: DateTime<Utc>,
 }

@@ -74,13 +74,53 @@ pub fn has_safe_reply_subject(context: &crate::Context, request: &Request) -> bo
     safe
 }
 
-/// Copies a refused input with its error to `sb.dlq.in`.
+/// Fields of a body that may hold a person's name or how to reach them:
+/// a dead letter keeps none of them (coordinators read dead letters, and
+/// `SB_DLQ` keeps them for days).
+pub const PERSONAL_FIELDS: [&str; 5] = ["name", "contact", "donor", "email", "phone"];
+
+/// What a dead letter keeps of a refused body: JSON with every
+/// [`PERSONAL_FIELDS`] value, at any depth, replaced by `"(redacted)"`,
+/// cut to [`DEAD_LETTER_BODY_BYTES_MAX`]; of anything else only its length,
+/// since nothing in it can be told apart from a name.
+pub fn redacted_body(body: &[u8]) -> String {
+    fn redact(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (key, field) in fields.iter_mut() {
+                    if PERSONAL_FIELDS.contains(&key.as_str()) && !field.is_null() {
+                        *field = serde_json::Value::String("(redacted)".to_owned());
+                    } else {
+                        redact(field);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return format!("(not JSON, {} bytes, not kept)", body.len());
+    };
+    redact(&mut value);
+    let mut text = value.to_string();
+    if text.len() > DEAD_LETTER_BODY_BYTES_MAX {
+        let mut cut = DEAD_LETTER_BODY_BYTES_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// Copies a refused input with its error to `sb.dlq.in`, without the
+/// personal fields of its body ([`redacted_body`]).
 pub async fn dead_letter(context: &crate::Context, subject: &str, body: &[u8], error: &ErrorBody) {
-    let kept = &body[..body.len().min(DEAD_LETTER_BODY_BYTES_MAX)];
     let letter = DeadLetter {
         subject: subject.to_owned(),
         error: error.clone(),
-        body: String::from_utf8_lossy(kept).into_owned(),
+        body: redacted_body(body),
         at: context.clock.now(),
     };
     let payload = Bytes::from(serde_json::to_vec(&letter).unwrap_or_default());
@@ -101,4 +141,49 @@ pub fn unavailable(what: impl std::fmt::Display) -> ErrorBody {
         None,
         format!("could not record this now ({what}); sending it again is safe"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_no_name_or_contact() {
+        let cases: [(&str, &str); 4] = [
+            (
+                r#"{"id":"v1","name":"Ana Ruiz","contact":"ana@example.org","skills":{"legal":3}}"#,
+                r#"{"contact":"(redacted)","id":"v1","name":"(redacted)","skills":{"legal":3}}"#,
+            ),
+            (
+                r#"{"id":"p1","donor":"Bo Chen","amount_cents":500,"nested":[{"email":"x@y.z"}]}"#,
+                r#"{"amount_cents":500,"donor":"(redacted)","id":"p1","nested":[{"email":"(redacted)"}]}"#,
+            ),
+            (
+                r#"{"id":"v2","contact":null}"#,
+                r#"{"contact":null,"id":"v2"}"#,
+            ),
+            ("Ana Ruiz ana@example.org", "(not JSON, 24 bytes, not kept)"),
+        ];
+        for (body, expected) in cases {
+            let kept = redacted_body(body.as_bytes());
+            match serde_json::from_str::<serde_json::Value>(expected) {
+                Ok(expected) => {
+                    assert_eq!(
+                        serde_json::from_str::<serde_json::Value>(&kept).unwrap(),
+                        expected
+                    )
+                }
+                Err(_) => assert_eq!(kept, expected, "{body}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_body_is_cut_on_a_character_boundary() {
+        let body = serde_json::json!({"notes": "é".repeat(DEAD_LETTER_BODY_BYTES_MAX)}).to_string();
+        let kept = redacted_body(body.as_bytes());
+        assert!(
+            kept.len() <= DEAD_LETTER_BODY_BYTES_MAX && kept.len() > DEAD_LETTER_BODY_BYTES_MAX - 4
+        );
+    }
 }

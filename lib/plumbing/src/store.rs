@@ -14,6 +14,7 @@
 //! an incompatible version) is moved aside and rebuilt by replay.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +24,9 @@ use serde::Serialize;
 
 /// Bump when the layout of stored values changes: older stores are rebuilt.
 pub const STORE_FORMAT_VERSION: u64 = 2;
+/// A state directory is its owner's alone: it holds what the service derived
+/// from the logs, which is not everyone's to read.
+pub const STORE_DIRECTORY_MODE: u32 = 0o700;
 /// Attempts at opening a store whose lock is still held, and the pause between.
 pub const STORE_LOCK_ATTEMPTS_MAX: u32 = 40;
 pub const STORE_LOCK_PAUSE_MS: u64 = 50;
@@ -335,6 +339,12 @@ impl Store {
     fn open_sled(directory: &Path) -> anyhow::Result<Store> {
         std::fs::create_dir_all(directory)
             .with_context(|| format!("creating {}", directory.display()))?;
+        // Only the service's own user may read what it derived from the logs.
+        std::fs::set_permissions(
+            directory,
+            std::fs::Permissions::from_mode(STORE_DIRECTORY_MODE),
+        )
+        .with_context(|| format!("restricting {} to its owner", directory.display()))?;
         let db = sled::Config::new()
             .path(directory)
             .mode(sled::Mode::LowSpace)
@@ -530,6 +540,17 @@ mod tests {
             vec![("v1".to_owned(), "hello".to_owned())]
         );
         assert_eq!(store.position("SB_MATCHES").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_state_directory_is_its_owners_alone() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
     }
 
     #[test]
