@@ -87,7 +87,7 @@ async fn run_services(
     let gateway_tokens = gateway_config.tokens()?;
     let volunteer_sign_in: dispatch::VolunteerSignIn =
         std::sync::Arc::new(move |volunteer: &str| {
-            gateway_tokens.mint(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
+            gateway_tokens.mint_link(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
         });
     let listener = tokio::net::TcpListener::bind(args.http)
         .await

@@ -7,7 +7,9 @@
 use gateway::access::Principal;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::{gateway_token, hours_from_now, NatsServer, Options, Switchboard, EXPECT_WITHIN};
+use tests::{
+    gateway_link, gateway_token, hours_from_now, NatsServer, Options, Switchboard, EXPECT_WITHIN,
+};
 
 struct Web {
     base: String,
@@ -609,7 +611,21 @@ async fn every_role_sees_and_changes_only_what_is_its_own() {
     assert_eq!(done["view"]["done"][0]["task"], "t-intake", "{done}");
 
     // Tokens: forged ones fail; minted links and registration sign people in.
-    let forged = gateway_token(&ana).replace("v-ana", "v-bo");
+    // A token of another secret, and one with a byte of its sealed claims changed.
+    let other = gateway::GatewayConfig::new(b"another gateway's secret".to_vec());
+    let forged = other.tokens().unwrap().mint(&ana);
+    let me = web
+        .http
+        .get(format!("{}/api/me", web.base))
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    let mut forged = gateway_token(&ana).into_bytes();
+    let at = "v4.local.".len() + 5;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     let me = web
         .http
         .get(format!("{}/api/me", web.base))
@@ -720,7 +736,7 @@ async fn every_route_in_the_list_is_served_and_documented() {
             .replace("{operation}", "volunteer");
         // Coordinators name whose view they want.
         let query = match concrete.as_str() {
-            "/signin" => format!("?token={coordinator}"),
+            "/signin" => format!("?token={}", gateway_link(&Principal::Coordinator)),
             "/api/view/collective"
             | "/api/view/volunteer"
             | "/api/view/donor"

@@ -674,7 +674,12 @@ pub fn registration_schema(generator: &mut SchemaGenerator) -> Schema {
     Schema::new_ref(format!("#/{definitions}/{NAME}"))
 }
 
-fn link_of(headers: &HeaderMap, token: &str) -> String {
+/// A sign-in link: under the configured public URL; only without one (tests,
+/// a local `up`) under the host the request was sent to.
+fn link_of(gateway: &Gateway, headers: &HeaderMap, token: &str) -> String {
+    if let Some(public_url) = &gateway.public_url {
+        return format!("{public_url}/signin?token={token}");
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
@@ -713,8 +718,8 @@ pub async fn links(State(gateway): State<Gateway>, headers: HeaderMap, body: Byt
             )
         }
     };
-    let token = gateway.tokens.mint(&principal);
-    let link = link_of(&headers, &token);
+    let token = gateway.tokens.mint_link(&principal);
+    let link = link_of(&gateway, &headers, &token);
     Json(LinkMinted {
         ok: true,
         token,
@@ -768,9 +773,10 @@ pub async fn register(State(gateway): State<Gateway>, headers: HeaderMap, body: 
     if !reply.ok {
         return (status, Json(reply)).into_response();
     }
-    let token = gateway.tokens.mint(&Principal::Volunteer(id.clone()));
-    let link = link_of(&headers, &token);
-    let cookie = HeaderValue::from_str(&sign_in_cookie(&token));
+    let principal = Principal::Volunteer(id.clone());
+    let token = gateway.tokens.mint(&principal);
+    let link = link_of(&gateway, &headers, &gateway.tokens.mint_link(&principal));
+    let cookie = HeaderValue::from_str(&sign_in_cookie(&token, gateway.secure_cookies));
     let mut response = Json(Registered {
         ok: true,
         id,

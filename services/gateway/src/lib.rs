@@ -85,6 +85,14 @@ pub struct GatewayConfig {
     pub open_registration: bool,
     /// Per-client request allowances ([`limits`]).
     pub rate_limits: limits::RateLimits,
+    /// The URL people reach the gateway at (`https://switchboard.example.org`):
+    /// minted links are built from it, never from a request's `Host`
+    /// header, and cookies are `Secure` when it is `https://`. `None` only
+    /// for tests and a local `up`, where links name the request's host.
+    pub public_url: Option<String>,
+    /// How long a sign-in link may be used, in seconds (exchanged once for
+    /// a session that lives [`access::SESSION_AGE_S`]).
+    pub link_age_s: u64,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -94,6 +102,8 @@ impl std::fmt::Debug for GatewayConfig {
             .field("secret", &"<hidden>")
             .field("open_registration", &self.open_registration)
             .field("rate_limits", &self.rate_limits)
+            .field("public_url", &self.public_url)
+            .field("link_age_s", &self.link_age_s)
             .finish()
     }
 }
@@ -104,17 +114,20 @@ impl GatewayConfig {
             secret: secret.into(),
             open_registration: true,
             rate_limits: limits::RateLimits::default(),
+            public_url: None,
+            link_age_s: access::LINK_AGE_S_DEFAULT,
         }
     }
 
     /// The token checker and minter for this secret.
     pub fn tokens(&self) -> anyhow::Result<Tokens> {
-        Ok(Tokens::new(&self.secret)?)
+        Ok(Tokens::new(&self.secret)?
+            .with_link_age(std::time::Duration::from_secs(self.link_age_s)))
     }
 
     /// The coordinators' token, which `switchboard up` prints at start.
     pub fn coordinator_token(&self) -> anyhow::Result<String> {
-        Ok(self.tokens()?.mint(&access::Principal::Coordinator))
+        Ok(self.tokens()?.mint_link(&access::Principal::Coordinator))
     }
 
     /// The configuration of `switchboard up` and `switchboard gateway`:
@@ -132,6 +145,8 @@ impl GatewayConfig {
             secret,
             open_registration,
             rate_limits: limits::RateLimits::default(),
+            public_url: None,
+            link_age_s: access::LINK_AGE_S_DEFAULT,
         };
         // Refuse a short secret at start rather than at the first request.
         config.tokens()?;
@@ -147,7 +162,7 @@ impl GatewayConfig {
         );
         let token = self
             .tokens()?
-            .mint(&access::Principal::Vetter(id.to_owned()));
+            .mint_link(&access::Principal::Vetter(id.to_owned()));
         Ok(format!(
             "{}/signin?token={token}",
             base_url.trim_end_matches('/')
@@ -192,6 +207,10 @@ struct Gateway {
     shutdown: CancellationToken,
     tokens: Tokens,
     open_registration: bool,
+    /// [`GatewayConfig::public_url`], without a trailing slash.
+    public_url: Option<String>,
+    /// Cookies carry `Secure`: the public URL is `https://`.
+    secure_cookies: bool,
     model: Arc<RwLock<ReadModel>>,
     /// The model's version (stream positions applied), for read-your-writes.
     applied: tokio::sync::watch::Receiver<follow::Applied>,
@@ -216,6 +235,14 @@ pub fn router(
     let gateway = Gateway {
         tokens: config.tokens()?,
         open_registration: config.open_registration,
+        public_url: config
+            .public_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/').to_owned()),
+        secure_cookies: config
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
         context,
         shutdown,
         model,

@@ -126,7 +126,12 @@ const EMAILED_ANSWERS: [&str; 5] = ["accept", "decline", "checkin", "done", "dro
 /// cookie and the browser goes to its page; anything else is refused
 /// without saying why, so the endpoint is no oracle for forged tokens.
 pub async fn sign_in(State(gateway): State<Gateway>, Query(query): Query<SignInQuery>) -> Response {
-    let Some(principal) = gateway.tokens.verify(&query.token) else {
+    // Only a link's token signs in here; a session token never belongs in a URL.
+    let link = gateway
+        .tokens
+        .verify_claims(&query.token)
+        .filter(|claims| claims.purpose == crate::access::Purpose::Link);
+    let Some(principal) = link.map(|claims| claims.principal) else {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -144,7 +149,10 @@ pub async fn sign_in(State(gateway): State<Gateway>, Query(query): Query<SignInQ
         _ => principal.home_page().to_owned(),
     };
     let mut response = Redirect::to(&destination).into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&query.token)) {
+    // The link is exchanged for a session of its own: the cookie never
+    // holds what travelled in a URL.
+    let session = gateway.tokens.mint(&principal);
+    if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&session, gateway.secure_cookies)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
