@@ -356,6 +356,12 @@ impl Subjects {
         format!("{}_DLQ", self.prefix.to_ascii_uppercase())
     }
 
+    /// Key-value bucket of revoked and exchanged sign-in tokens, shared by
+    /// every gateway instance: `SB_REVOKED_TOKENS`.
+    pub fn token_revocation_bucket(&self) -> String {
+        format!("{}_REVOKED_TOKENS", self.prefix.to_ascii_uppercase())
+    }
+
     /// Key-value bucket of the solver instances' shard leases, one key per
     /// shard: `SB_SOLVER_LEASES` (its stream is `KV_SB_SOLVER_LEASES`).
     pub fn solver_lease_bucket(&self) -> String {

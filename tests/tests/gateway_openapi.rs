@@ -399,6 +399,23 @@ async fn every_route_answers_as_its_openapi_document_says_with_bodies_that_match
         minted["link"].as_str().unwrap().contains("/signin?token="),
         "{minted}"
     );
+    // A coordinator revokes a session (here a fresh one of the collective's).
+    let session = gateway_token(&Principal::Collective("c-tenants".into()));
+    let token_id = tests::gateway_config()
+        .tokens()
+        .unwrap()
+        .verify_claims(&session)
+        .unwrap()
+        .token_id;
+    let revoked = web
+        .ok(
+            Some(&coordinator),
+            M::POST,
+            "/api/revoke",
+            Some(&json!({"token_id": token_id})),
+        )
+        .await;
+    assert_eq!(revoked["id"], json!(token_id), "{revoked}");
     // A vetter's link is refused, as the document's enum of roles says.
     let vetter_link = json!({"role": "vetter", "id": "vt-x"});
     let links_body = "/paths/~1api~1links/post/requestBody/content/application~1json/schema";

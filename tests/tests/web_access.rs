@@ -109,6 +109,16 @@ fn offer(id: &str, skill: &str, name: &str) -> Value {
         "region": "detroit", "trust": 1, "name": name, "contact": format!("{name}@example.org")})
 }
 
+/// The id (`jti`) of a token of the test gateway.
+fn token_id_of(token: &str) -> String {
+    tests::gateway_config()
+        .tokens()
+        .unwrap()
+        .verify_claims(token)
+        .unwrap()
+        .token_id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_sees_and_changes_only_what_is_its_own() {
     let nats = NatsServer::start().await;
@@ -748,10 +758,18 @@ async fn every_route_in_the_list_is_served_and_documented() {
             "get" => http.get(&url),
             _ => http.post(&url).json(&match concrete.as_str() {
                 "/api/links" => json!({"role": "collective", "id": "c-1"}),
+                "/api/revoke" => {
+                    json!({"token_id": token_id_of(&gateway_token(&Principal::Coordinator))})
+                }
                 _ => offer("v-routes", "legal", "Route"),
             }),
         };
-        let response = request.bearer_auth(&coordinator).send().await.unwrap();
+        // Signing out ends the session it is sent with: a session of its own.
+        let session = match concrete.as_str() {
+            "/signout" => gateway_token(&Principal::Coordinator),
+            _ => coordinator.clone(),
+        };
+        let response = request.bearer_auth(&session).send().await.unwrap();
         let status = response.status().as_u16();
         assert!(
             [200, 303].contains(&status),

@@ -190,6 +190,8 @@ pub struct Tokens {
     link_age: Duration,
     /// Makes each token id unique within this gateway.
     minted: std::sync::Arc<AtomicU64>,
+    /// Ids of tokens ended before their expiry (`crate::revocation`).
+    revoked: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -216,6 +218,7 @@ impl Tokens {
             footer: std::sync::Arc::new(footer),
             link_age: Duration::seconds(LINK_AGE_S_DEFAULT as i64),
             minted: std::sync::Arc::new(AtomicU64::new(0)),
+            revoked: std::sync::Arc::default(),
         })
     }
 
@@ -322,12 +325,30 @@ impl Tokens {
         })
     }
 
-    /// The principal of a valid session token (a cookie or bearer token).
-    /// A link's token is no session: it must be exchanged at `/signin`.
+    /// The principal of a valid session token (a cookie or bearer token)
+    /// that was not revoked. A link's token is no session: it must be
+    /// exchanged at `/signin`.
     pub fn verify(&self, token: &str) -> Option<Principal> {
         self.verify_claims(token)
             .filter(|claims| claims.purpose == Purpose::Session)
+            .filter(|claims| !self.is_revoked(&claims.token_id))
             .map(|claims| claims.principal)
+    }
+
+    /// Whether the token `token_id` was revoked, as far as this instance knows.
+    pub fn is_revoked(&self, token_id: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(token_id)
+    }
+
+    /// Adds `token_id` to the revocation set this instance checks.
+    pub fn mark_revoked(&self, token_id: &str) {
+        self.revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token_id.to_owned());
     }
 
     /// A token id no other token of this gateway has: a MAC of the moment

@@ -349,6 +349,62 @@ pub async fn me(State(gateway): State<Gateway>, headers: HeaderMap) -> Response 
     }
 }
 
+/// `POST /api/revoke`: which token a coordinator ends.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// The token's id (`jti` in its claims), 32 hex digits.
+    pub token_id: String,
+}
+
+/// `POST /api/revoke`: a coordinator ends one token (a session or a link)
+/// for every gateway instance, before its expiry.
+pub async fn revoke(State(gateway): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    match gateway.principal(&headers) {
+        Ok(Principal::Coordinator) => {}
+        Ok(_) => return forbidden("only coordinators revoke tokens"),
+        Err(refused) => return refused,
+    }
+    let request: RevokeRequest = match decode(&body) {
+        Ok(request) => request,
+        Err(error) => return invalid(error),
+    };
+    if request.token_id.len() != 32
+        || !request
+            .token_id
+            .bytes()
+            .all(|byte| byte.is_ascii_hexdigit())
+    {
+        return refusal(
+            ErrorCode::Invalid,
+            Some("token_id"),
+            "token_id: must be the 32 hex digits of a token's id".to_owned(),
+        );
+    }
+    match gateway
+        .revocations
+        .revoke(&gateway.tokens, &request.token_id)
+        .await
+    {
+        Ok(()) => Json(Reply {
+            ok: true,
+            id: Some(request.token_id),
+            seq: None,
+            error: None,
+            note: None,
+        })
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot record a revocation");
+            refusal(
+                ErrorCode::Unavailable,
+                None,
+                "the revocation could not be recorded now; send it again".to_owned(),
+            )
+        }
+    }
+}
+
 /// `GET /api/plan`: the current `switchboard-plan/1` (coordinators only: it
 /// names every volunteer's work).
 pub async fn plan(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {

@@ -37,6 +37,7 @@ pub mod model;
 pub mod money;
 mod openapi;
 mod pages;
+mod revocation;
 mod routes;
 mod templates;
 pub mod views;
@@ -206,6 +207,8 @@ struct Gateway {
     /// graceful shutdown open for as long as a dashboard stays open.
     shutdown: CancellationToken,
     tokens: Tokens,
+    /// Revoked and exchanged tokens, shared by every instance.
+    revocations: revocation::Revocations,
     open_registration: bool,
     /// [`GatewayConfig::public_url`], without a trailing slash.
     public_url: Option<String>,
@@ -230,10 +233,15 @@ pub fn router(
     let openapi = openapi::document_bytes()?;
     let model = Arc::new(RwLock::new(ReadModel::default()));
     let applied = follow::spawn(context.clone(), model.clone(), shutdown.clone());
-    let limiters = limits::Limiters::new(config.rate_limits, config.tokens()?)?;
+    // One revocation set for the handlers and the rate limiter.
+    let tokens = config.tokens()?;
+    let limiters = limits::Limiters::new(config.rate_limits, tokens.clone())?;
     limiters.spawn_forgetting(shutdown.clone());
+    let revocations = revocation::Revocations::new(context.clone());
+    revocations.spawn_following(tokens.clone(), shutdown.clone());
     let gateway = Gateway {
-        tokens: config.tokens()?,
+        tokens,
+        revocations,
         open_registration: config.open_registration,
         public_url: config
             .public_url
