@@ -42,6 +42,7 @@ mod routes;
 mod templates;
 pub mod views;
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -194,10 +195,22 @@ impl GatewayConfig {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        // Only the switchboard's user may read the key every token is sealed with.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(SECRET_FILE_MODE)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, &secret)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(secret)
     }
 }
+
+/// The gateway secret's file mode: owner read and write only.
+const SECRET_FILE_MODE: u32 = 0o600;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -326,4 +339,26 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
 pub(crate) fn refusal(code: ErrorCode, field: Option<&str>, message: String) -> Response {
     let reply = Reply::refused(ErrorBody::new(code, field.map(str::to_owned), message));
     (status_of(code), Json(reply)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::GatewayConfig;
+
+    #[test]
+    fn a_generated_secret_file_is_readable_by_its_owner_only() {
+        let path = std::env::temp_dir().join(format!(
+            "switchboard-gateway-secret-test-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let secret = GatewayConfig::secret_from_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        // Read back the same on the next start.
+        assert_eq!(GatewayConfig::secret_from_file(&path).unwrap(), secret);
+        std::fs::remove_file(&path).unwrap();
+    }
 }
