@@ -47,6 +47,40 @@ impl Input {
         Input::Disburse,
     ];
 
+    /// The inputs that also have a per-sender subject
+    /// (`<prefix>.in.<name>.<sender>`): those a person sends about
+    /// themselves. Steer, vet and disburse are sent by coordinators,
+    /// vetters and the gateway on the shared subjects only.
+    pub const PER_SENDER: [Input; 6] = [
+        Input::Volunteer,
+        Input::Need,
+        Input::Pledge,
+        Input::Withdraw,
+        Input::Reply,
+        Input::Complete,
+    ];
+
+    /// Whether this input has a per-sender subject.
+    pub fn has_sender_subject(self) -> bool {
+        Input::PER_SENDER.contains(&self)
+    }
+
+    /// What the last token of a per-sender subject names: the volunteer
+    /// for offers and answers, the collective for needs and completions,
+    /// the pledge for pledges, and for withdrawals the volunteer, the
+    /// pledge or the collective owning the need or task withdrawn.
+    pub fn sender_role(self) -> &'static str {
+        match self {
+            Input::Volunteer | Input::Reply => "volunteer",
+            Input::Need | Input::Complete => "collective",
+            Input::Pledge => "pledge",
+            Input::Withdraw => "sender",
+            Input::Steer => "coordinator",
+            Input::Vet => "vetter",
+            Input::Disburse => "coordinator",
+        }
+    }
+
     /// The last token of the request subject, also the endpoint's name.
     pub fn token(self) -> &'static str {
         match self {
@@ -185,6 +219,40 @@ impl Subjects {
         format!("{}.in.{}", self.prefix, input.token())
     }
 
+    /// `sb.in.reply.v1`, `sb.in.need.c1`, …: the subject one sender's
+    /// requests go to, so NATS permissions can bind a person's credentials
+    /// to their own id. The service refuses a body whose id is not `sender`.
+    pub fn input_from(&self, input: Input, sender: &str) -> String {
+        format!("{}.in.{}.{sender}", self.prefix, input.token())
+    }
+
+    /// Every sender's subject of one input, `sb.in.reply.*`, for a service's endpoint.
+    pub fn input_from_any(&self, input: Input) -> String {
+        format!("{}.in.{}.*", self.prefix, input.token())
+    }
+
+    /// The input of a request subject, and its sender when it is a
+    /// per-sender one: `sb.in.reply` is `(Reply, None)`, `sb.in.reply.v1`
+    /// is `(Reply, Some("v1"))`. `None` for any other subject, including a
+    /// per-sender subject of an input that has none.
+    pub fn parse_input<'a>(&self, subject: &'a str) -> Option<(Input, Option<&'a str>)> {
+        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".in.")?;
+        let (token, sender) = match rest.split_once('.') {
+            Some((token, sender)) => (token, Some(sender)),
+            None => (rest, None),
+        };
+        let input = Input::ALL
+            .into_iter()
+            .find(|input| input.token() == token)?;
+        match sender {
+            None => Some((input, None)),
+            Some(sender) if input.has_sender_subject() && is_valid_id(sender) => {
+                Some((input, Some(sender)))
+            }
+            Some(_) => None,
+        }
+    }
+
     /// `sb.plan.get`: the current plan, answered by the solver.
     pub fn plan_get(&self) -> String {
         format!("{}.plan.get", self.prefix)
@@ -288,6 +356,12 @@ impl Subjects {
         format!("{}_DLQ", self.prefix.to_ascii_uppercase())
     }
 
+    /// Key-value bucket of revoked and exchanged sign-in tokens, shared by
+    /// every gateway instance: `SB_REVOKED_TOKENS`.
+    pub fn token_revocation_bucket(&self) -> String {
+        format!("{}_REVOKED_TOKENS", self.prefix.to_ascii_uppercase())
+    }
+
     /// Key-value bucket of the solver instances' shard leases, one key per
     /// shard: `SB_SOLVER_LEASES` (its stream is `KV_SB_SOLVER_LEASES`).
     pub fn solver_lease_bucket(&self) -> String {
@@ -349,6 +423,25 @@ mod tests {
             "other prefix"
         );
         assert_eq!(subjects.parse_match("demo.match.unheard_of"), None);
+    }
+
+    #[test]
+    fn per_sender_subjects_parse_back_to_their_input_and_sender() {
+        let subjects = Subjects::default();
+        assert_eq!(subjects.input_from(Input::Reply, "v1"), "sb.in.reply.v1");
+        assert_eq!(subjects.input_from_any(Input::Need), "sb.in.need.*");
+        for input in Input::ALL {
+            assert_eq!(
+                subjects.parse_input(&subjects.input(input)),
+                Some((input, None))
+            );
+            let per_sender = subjects.input_from(input, "x1");
+            let expected = input.has_sender_subject().then_some((input, Some("x1")));
+            assert_eq!(subjects.parse_input(&per_sender), expected, "{per_sender}");
+        }
+        assert_eq!(subjects.parse_input("sb.in.reply.v1.extra"), None);
+        assert_eq!(subjects.parse_input("sb.in.unheard_of"), None);
+        assert_eq!(subjects.parse_input("demo.in.reply"), None);
     }
 
     #[test]

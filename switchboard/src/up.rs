@@ -79,15 +79,17 @@ async fn run_services(
     };
 
     // The links in email sign volunteers in with the gateway's own tokens.
-    let gateway_config = gateway::GatewayConfig::from_secret_or_file(
+    let mut gateway_config = gateway::GatewayConfig::from_secret_or_file(
         args.access.gateway_secret.as_deref(),
         &args.data.join("gateway-secret"),
         !args.access.invite_only,
     )?;
+    // Minted links name the configured public URL, never a request's Host.
+    gateway_config.public_url = args.mail.public_url.clone();
     let gateway_tokens = gateway_config.tokens()?;
     let volunteer_sign_in: dispatch::VolunteerSignIn =
         std::sync::Arc::new(move |volunteer: &str| {
-            gateway_tokens.mint(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
+            gateway_tokens.mint_link(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
         });
     let listener = tokio::net::TcpListener::bind(args.http)
         .await

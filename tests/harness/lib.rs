@@ -517,6 +517,11 @@ pub fn gateway_token(principal: &gateway::access::Principal) -> String {
     gateway_config().tokens().unwrap().mint(principal)
 }
 
+/// A sign-in link's token of `principal` (short-lived, for `/signin`).
+pub fn gateway_link(principal: &gateway::access::Principal) -> String {
+    gateway_config().tokens().unwrap().mint_link(principal)
+}
+
 /// An HTTP client that signs every request as the coordinators.
 pub fn coordinator_http() -> reqwest::Client {
     let token = gateway_token(&gateway::access::Principal::Coordinator);

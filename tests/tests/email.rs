@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use proto::subjects::Input;
 use serde_json::{json, Value};
-use tests::{gateway_token, venv_python, Inbox, NatsServer, Options, Switchboard};
+use tests::{gateway_link, venv_python, Inbox, NatsServer, Options, Switchboard};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
@@ -90,7 +90,7 @@ fn smtp(sink: &Sink) -> dispatch::SmtpConfig {
         from: "Switchboard <switchboard@example.org>".to_owned(),
         public_url: format!("{PUBLIC_URL}/"),
         volunteer_sign_in: Some(Arc::new(|volunteer: &str| {
-            gateway_token(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
+            gateway_link(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
         })),
     }
 }
@@ -148,15 +148,21 @@ async fn a_proposal_is_emailed_with_answer_links_and_a_calendar_event() {
         .contains("Deliveries, north side"));
 
     let text = part(&email, "text/plain")["text"].as_str().unwrap();
-    let token = gateway_token(&gateway::access::Principal::Volunteer("v-ada".to_owned()));
-    let signed_in = format!("{PUBLIC_URL}/signin?token={token}&task=t-drive&round=");
+    let tokens = tests::gateway_config().tokens().unwrap();
     for answer in ["accept", "decline"] {
         let link = text
             .lines()
             .find(|line| line.contains(&format!("answer={answer}")))
             .unwrap_or_else(|| panic!("no {answer} link in {text}"));
+        let token = link
+            .split_once(&format!("{PUBLIC_URL}/signin?token="))
+            .and_then(|(_, rest)| rest.split_once("&task=t-drive&round="))
+            .map(|(token, _)| token)
+            .unwrap_or_else(|| panic!("the {answer} link is no sign-in link: {link}"));
+        let claims = tokens.verify_claims(token);
         assert!(
-            link.contains(&signed_in),
+            claims.is_some_and(|claims| claims.purpose == gateway::access::Purpose::Link
+                && claims.principal == gateway::access::Principal::Volunteer("v-ada".to_owned())),
             "the {answer} link signs v-ada in: {link}"
         );
     }

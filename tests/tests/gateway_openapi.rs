@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use gateway::access::Principal;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::{gateway_token, hours_from_now, NatsServer, Options, Switchboard, EXPECT_WITHIN};
+use tests::{
+    gateway_link, gateway_token, hours_from_now, NatsServer, Options, Switchboard, EXPECT_WITHIN,
+};
 
 /// Where the document is known to the validator; `$ref`s resolve against it.
 const DOCUMENT_URL: &str = "https://gateway.switchboard.invalid/api/openapi.json";
@@ -341,9 +343,13 @@ async fn every_route_answers_as_its_openapi_document_says_with_bodies_that_match
     for principal in [&coordinator, &pantry, &ana, &rosa, &donor] {
         let me = web.ok(Some(principal), M::GET, "/api/me", None).await;
         assert_eq!(me["id"].is_null(), *principal == coordinator, "{me}");
-        let signin = format!("/signin?token={}", gateway_token(principal));
+        let signin = format!("/signin?token={}", gateway_link(principal));
         let (status, _) = web.call(None, M::GET, &signin, None).await;
         assert_eq!(status, 303);
+        // A session token never signs in from a URL.
+        let signin = format!("/signin?token={}", gateway_token(principal));
+        let (status, _) = web.call(None, M::GET, &signin, None).await;
+        assert_eq!(status, 401);
     }
     let (status, refusal) = web.call(None, M::GET, "/api/me", None).await;
     assert_eq!(status, 401, "{refusal}");
@@ -393,6 +399,23 @@ async fn every_route_answers_as_its_openapi_document_says_with_bodies_that_match
         minted["link"].as_str().unwrap().contains("/signin?token="),
         "{minted}"
     );
+    // A coordinator revokes a session (here a fresh one of the collective's).
+    let session = gateway_token(&Principal::Collective("c-tenants".into()));
+    let token_id = tests::gateway_config()
+        .tokens()
+        .unwrap()
+        .verify_claims(&session)
+        .unwrap()
+        .token_id;
+    let revoked = web
+        .ok(
+            Some(&coordinator),
+            M::POST,
+            "/api/revoke",
+            Some(&json!({"token_id": token_id})),
+        )
+        .await;
+    assert_eq!(revoked["id"], json!(token_id), "{revoked}");
     // A vetter's link is refused, as the document's enum of roles says.
     let vetter_link = json!({"role": "vetter", "id": "vt-x"});
     let links_body = "/paths/~1api~1links/post/requestBody/content/application~1json/schema";

@@ -22,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 /// The people the tests issue users for, besides the four services.
 const VOLUNTEERS: [&str; 2] = ["v-maria", "v-ahmed"];
 const COLLECTIVE: &str = "c-tenants";
+/// A second collective, to try withdrawing the first one's need.
+const OTHER_COLLECTIVE: &str = "c-mutual-aid";
 const DONOR: &str = "d-rent";
+/// The pledge the donor holds: its per-sender subjects name the pledge.
+const PLEDGE: &str = "p-rent";
 const COORDINATOR: &str = "ana";
 const VETTER: &str = "vt-rosa";
 
@@ -59,6 +63,9 @@ impl Secured {
             arguments.extend(["--volunteer", id]);
         }
         arguments.extend(["--collective", COLLECTIVE, "--donor", DONOR]);
+        arguments.extend(["--collective", OTHER_COLLECTIVE]);
+        let pledge = format!("{DONOR}:{PLEDGE}");
+        arguments.extend(["--pledge", pledge.as_str()]);
         arguments.extend(["--coordinator", COORDINATOR, "--vetter", VETTER]);
         run_script("make-users", &arguments);
         let tls = directory.path().join("tls");
@@ -281,8 +288,12 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     let donor = secured.connect(&format!("donor-{DONOR}")).await;
     let maria = secured.connect("volunteer-v-maria").await;
     let coordinator = secured.connect(&format!("coordinator-{COORDINATOR}")).await;
-    wait_until_answering(&collective, subjects.input(Input::Withdraw)).await;
-    wait_until_answering(&maria, subjects.input(Input::Reply)).await;
+    wait_until_answering(
+        &collective,
+        subjects.input_from(Input::Withdraw, COLLECTIVE),
+    )
+    .await;
+    wait_until_answering(&maria, subjects.input_from(Input::Reply, "v-maria")).await;
     wait_until_answering(&coordinator, subjects.plan_get()).await;
 
     let mut proposals = maria
@@ -299,14 +310,18 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     coordinator.client.flush().await.unwrap();
 
     let reply = collective
-        .send(subjects.input(Input::Need), &clinic_need())
+        .send(subjects.input_from(Input::Need, COLLECTIVE), &clinic_need())
         .await;
     assert!(reply.ok, "{reply:?}");
-    let pledge = json!({"id": "p-rent", "amount_cents": 40000, "tags": ["housing"]});
-    let reply = donor.send(subjects.input(Input::Pledge), &pledge).await;
+    let pledge = json!({"id": PLEDGE, "amount_cents": 40000, "tags": ["housing"]});
+    let reply = donor
+        .send(subjects.input_from(Input::Pledge, PLEDGE), &pledge)
+        .await;
     assert!(reply.ok, "{reply:?}");
     let offer = volunteer("v-maria", json!({"translation-es": 4}));
-    let reply = maria.send(subjects.input(Input::Volunteer), &offer).await;
+    let reply = maria
+        .send(subjects.input_from(Input::Volunteer, "v-maria"), &offer)
+        .await;
     assert!(reply.ok, "{reply:?}");
     let vetter = secured.connect(&format!("vetter-{VETTER}")).await;
     let vetting = json!({"volunteer": "v-maria", "trust": 1, "vetter": VETTER});
@@ -320,7 +335,10 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     let proposal: serde_json::Value = serde_json::from_slice(&proposal.payload).unwrap();
     assert_eq!(proposal["task"], "t-intake", "{proposal}");
     let reply = maria
-        .send(subjects.input(Input::Reply), &proposal["accept"])
+        .send(
+            subjects.input_from(Input::Reply, "v-maria"),
+            &proposal["accept"],
+        )
         .await;
     assert!(reply.ok, "{reply:?}");
     let accepted = subjects.match_event(MatchKind::Accepted);
@@ -346,18 +364,26 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     // The ledger, as its own user, holds the money once the team accepted;
     // the coordinator audits the money stream; the collective confirms the
     // payment.
+    // It reads the stream message by message (direct get): coordinators
+    // may create no consumer (see the push consumer test below).
     let coordinator_jetstream = coordinator.context().jetstream;
-    let mut money =
-        plumbing::follow::Follower::start(&coordinator_jetstream, &subjects.ledger_stream(), 0)
-            .await
-            .unwrap();
+    let money = coordinator_jetstream
+        .get_stream_no_info(subjects.ledger_stream())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    let mut sequence = 1;
     loop {
-        let stored = tokio::time::timeout(EXPECT_WITHIN, money.next())
-            .await
-            .expect("the ledger never held the money")
-            .unwrap();
-        if stored.subject.starts_with("sb.ledger.held.") {
-            break;
+        match money.direct_get(sequence).await {
+            Ok(message) if message.subject.starts_with("sb.ledger.held.") => break,
+            Ok(_) => sequence += 1,
+            Err(error) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the ledger never held the money: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
     let reply = collective
@@ -426,7 +452,7 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     ahmed
         .client
         .publish_with_reply(
-            subjects.input(Input::Volunteer),
+            subjects.input_from(Input::Volunteer, "v-ahmed"),
             subjects.to_volunteer("v-maria"),
             Bytes::from(serde_json::to_vec(&offer).unwrap()),
         )
@@ -436,7 +462,7 @@ async fn each_service_as_its_own_user_carries_a_need_to_an_accepted_proposal_ove
     let answer = ahmed
         .client
         .request(
-            subjects.input(Input::Volunteer),
+            subjects.input_from(Input::Volunteer, "v-ahmed"),
             Bytes::from(serde_json::to_vec(&offer).unwrap()),
         )
         .await
@@ -465,9 +491,15 @@ async fn a_volunteer_may_read_only_its_own_subject_and_send_only_offers_and_answ
         let _refused = ahmed.client.subscribe(subject.clone()).await.unwrap();
         ahmed.refused("Subscription", &subject).await;
     }
-    // Writing: a need, a pledge, a plan request, the log and the match
-    // stream directly, and the JetStream API.
+    // Writing: the shared input subjects (trusted clients only), another
+    // volunteer's own subjects, a need, a pledge, a plan request, the log
+    // and the match stream directly, and the JetStream API.
     for subject in [
+        subjects.input(Input::Volunteer),
+        subjects.input(Input::Reply),
+        subjects.input_from(Input::Reply, "v-maria"),
+        subjects.input_from(Input::Volunteer, "v-maria"),
+        subjects.input_from(Input::Withdraw, "v-maria"),
         subjects.input(Input::Need),
         subjects.input(Input::Pledge),
         subjects.input(Input::Withdraw),
@@ -493,8 +525,9 @@ async fn a_volunteer_may_read_only_its_own_subject_and_send_only_offers_and_answ
         .await
         .unwrap();
     for subject in [
-        subjects.input(Input::Volunteer),
-        subjects.input(Input::Reply),
+        subjects.input_from(Input::Volunteer, "v-ahmed"),
+        subjects.input_from(Input::Reply, "v-ahmed"),
+        subjects.input_from(Input::Withdraw, "v-ahmed"),
     ] {
         ahmed
             .client
@@ -523,8 +556,9 @@ async fn a_volunteer_may_read_only_its_own_subject_and_send_only_offers_and_answ
         "{refused:#?}"
     );
     for allowed in [
-        subjects.input(Input::Volunteer),
-        subjects.input(Input::Reply),
+        subjects.input_from(Input::Volunteer, "v-ahmed"),
+        subjects.input_from(Input::Reply, "v-ahmed"),
+        subjects.input_from(Input::Withdraw, "v-ahmed"),
         subjects.to_volunteer("v-ahmed"),
     ] {
         let quoted = format!("\"{allowed}\"");
@@ -581,6 +615,11 @@ async fn collectives_donors_coordinators_and_vetters_are_each_held_to_their_role
         subjects.input(Input::Reply),
         subjects.input(Input::Volunteer),
         subjects.input(Input::Pledge),
+        subjects.input(Input::Need),
+        subjects.input(Input::Withdraw),
+        subjects.input_from(Input::Need, OTHER_COLLECTIVE),
+        subjects.input_from(Input::Withdraw, OTHER_COLLECTIVE),
+        subjects.input_from(Input::Complete, OTHER_COLLECTIVE),
     ] {
         collective
             .client
@@ -599,12 +638,18 @@ async fn collectives_donors_coordinators_and_vetters_are_each_held_to_their_role
         .await;
 
     // A donor pledges; it cannot post needs or see matches.
-    donor
-        .client
-        .publish(subjects.input(Input::Need), Bytes::new())
-        .await
-        .unwrap();
-    donor.refused("Publish", &subjects.input(Input::Need)).await;
+    for subject in [
+        subjects.input(Input::Need),
+        subjects.input(Input::Pledge),
+        subjects.input_from(Input::Pledge, "p-someone-else"),
+    ] {
+        donor
+            .client
+            .publish(subject.clone(), Bytes::new())
+            .await
+            .unwrap();
+        donor.refused("Publish", &subject).await;
+    }
     let _refused = donor
         .client
         .subscribe(subjects.matches_all())
@@ -641,8 +686,8 @@ async fn collectives_donors_coordinators_and_vetters_are_each_held_to_their_role
             .unwrap();
         coordinator.refused("Publish", &subject).await;
     }
-    // Following the match stream from its start works for the coordinator:
-    // the stream exists once a service has started.
+    // Reading the match stream works for the coordinator: the stream
+    // exists once a service has started.
     let ingest = secured.connect("sb-ingest").await;
     plumbing::streams::ensure(
         &ingest.context().jetstream,
@@ -656,9 +701,6 @@ async fn collectives_donors_coordinators_and_vetters_are_each_held_to_their_role
         .await
         .unwrap();
     assert_eq!(last, 0);
-    plumbing::follow::Follower::start(&jetstream, &subjects.matches_stream(), 0)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -722,4 +764,212 @@ async fn with_mutual_tls_only_a_client_holding_a_certificate_of_the_ca_connects(
         .await
         .unwrap();
     with.flush().await.unwrap();
+}
+
+/// Sends `body` on `subject` and checks the service refused it as sent by
+/// someone other than the subject's sender, naming `field`.
+async fn refused_as_another(
+    session: &Session,
+    subject: String,
+    body: &serde_json::Value,
+    field: &str,
+) {
+    let reply = session.send(subject.clone(), body).await;
+    assert!(!reply.ok, "{subject} accepted {body}: {reply:?}");
+    let error = reply.error.expect("a refusal carries an error");
+    assert_eq!(
+        error.code,
+        proto::wire::ErrorCode::Unauthorized,
+        "{error:?}"
+    );
+    assert_eq!(error.field.as_deref(), Some(field), "{error:?}");
+    assert!(error.message.contains("is not the sender"), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_their_own_subjects_nobody_answers_offers_or_withdraws_as_another() {
+    let secured = Secured::start(|config| config).await;
+    let state = tempfile::tempdir().unwrap();
+    let services = Services::start(&secured, state.path()).await;
+    let subjects = Subjects::default();
+    let collective = secured.connect(&format!("collective-{COLLECTIVE}")).await;
+    let other_collective = secured
+        .connect(&format!("collective-{OTHER_COLLECTIVE}"))
+        .await;
+    let donor = secured.connect(&format!("donor-{DONOR}")).await;
+    let maria = secured.connect("volunteer-v-maria").await;
+    let ahmed = secured.connect("volunteer-v-ahmed").await;
+    wait_until_answering(&collective, subjects.input_from(Input::Need, COLLECTIVE)).await;
+    wait_until_answering(&ahmed, subjects.input_from(Input::Reply, "v-ahmed")).await;
+
+    let mut proposals = ahmed
+        .client
+        .subscribe(subjects.to_volunteer("v-ahmed"))
+        .await
+        .unwrap();
+    ahmed.client.flush().await.unwrap();
+    let reply = collective
+        .send(subjects.input_from(Input::Need, COLLECTIVE), &clinic_need())
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let offer = volunteer("v-ahmed", json!({"translation-es": 4}));
+    let reply = ahmed
+        .send(subjects.input_from(Input::Volunteer, "v-ahmed"), &offer)
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    // The task costs money: it is proposed once a pledge can fund it.
+    let pledge = json!({"id": PLEDGE, "amount_cents": 40000, "tags": ["housing"]});
+    let reply = donor
+        .send(subjects.input_from(Input::Pledge, PLEDGE), &pledge)
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    // Trust is granted by vetters: without it nobody is proposed anything.
+    let vetter = secured.connect(&format!("vetter-{VETTER}")).await;
+    let vetting = json!({"volunteer": "v-ahmed", "trust": 1, "vetter": VETTER});
+    let reply = vetter.send(subjects.input(Input::Vet), &vetting).await;
+    assert!(reply.ok, "{reply:?}");
+    let maria_offer = volunteer("v-maria", json!({"legal": 2}));
+    let reply = maria
+        .send(
+            subjects.input_from(Input::Volunteer, "v-maria"),
+            &maria_offer,
+        )
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let proposal = tokio::time::timeout(EXPECT_WITHIN, proposals.next())
+        .await
+        .expect("no proposal reached v-ahmed")
+        .unwrap();
+    let proposal: serde_json::Value = serde_json::from_slice(&proposal.payload).unwrap();
+
+    // Answer as another: Maria declines Ahmed's proposal on her own subject.
+    let mut decline = proposal["accept"].clone();
+    decline["action"] = json!("decline");
+    refused_as_another(
+        &maria,
+        subjects.input_from(Input::Reply, "v-maria"),
+        &decline,
+        "volunteer",
+    )
+    .await;
+    // Re-offer as another: Maria re-posts Ahmed's offer with her own contact.
+    let mut hijack = offer.clone();
+    hijack["contact"] = json!("maria@example.org");
+    refused_as_another(
+        &maria,
+        subjects.input_from(Input::Volunteer, "v-maria"),
+        &hijack,
+        "id",
+    )
+    .await;
+    refused_as_another(
+        &maria,
+        subjects.input_from(Input::Withdraw, "v-maria"),
+        &json!({"kind": "volunteer", "id": "v-ahmed"}),
+        "id",
+    )
+    .await;
+    // Withdraw another's need, cancel or complete another's task, post
+    // under another's name.
+    for (input, body, field) in [
+        (
+            Input::Withdraw,
+            json!({"kind": "need", "id": "n-clinic"}),
+            "id",
+        ),
+        (
+            Input::Withdraw,
+            json!({"kind": "task", "id": "t-intake"}),
+            "id",
+        ),
+        (Input::Complete, json!({"task": "t-intake"}), "task"),
+        (Input::Need, clinic_need(), "collective"),
+    ] {
+        refused_as_another(
+            &other_collective,
+            subjects.input_from(input, OTHER_COLLECTIVE),
+            &body,
+            field,
+        )
+        .await;
+    }
+    // A donor pledges only under the pledge its subject names.
+    refused_as_another(
+        &donor,
+        subjects.input_from(Input::Pledge, PLEDGE),
+        &json!({"id": "p-someone-else", "amount_cents": 100}),
+        "id",
+    )
+    .await;
+
+    // Nothing refused happened: Ahmed's proposal is still his to accept,
+    // and the need is still its collective's to withdraw.
+    let reply = ahmed
+        .send(
+            subjects.input_from(Input::Reply, "v-ahmed"),
+            &proposal["accept"],
+        )
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let reply = collective
+        .send(
+            subjects.input_from(Input::Withdraw, COLLECTIVE),
+            &json!({"kind": "need", "id": "n-clinic"}),
+        )
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    services.stop().await;
+    assert_eq!(
+        secured.violations(),
+        Vec::<String>::new(),
+        "a person's own subjects were refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_cannot_point_a_push_consumer_at_a_volunteers_subject() {
+    let secured = Secured::start(|config| config).await;
+    let subjects = Subjects::default();
+    let ingest = secured.connect("sb-ingest").await;
+    plumbing::streams::ensure(
+        &ingest.context().jetstream,
+        &subjects,
+        plumbing::streams::Replication::default(),
+    )
+    .await
+    .unwrap();
+    let coordinator = secured.connect(&format!("coordinator-{COORDINATOR}")).await;
+    let jetstream = coordinator.context().jetstream;
+    let stream = jetstream
+        .get_stream(subjects.matches_stream())
+        .await
+        .unwrap();
+    for name in [Some("hijack".to_owned()), None] {
+        let created = stream
+            .create_consumer(async_nats::jetstream::consumer::push::Config {
+                durable_name: name.clone(),
+                deliver_subject: subjects.to_volunteer("v-maria"),
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            created.is_err(),
+            "a push consumer ({name:?}) delivering to a volunteer's subject was created"
+        );
+    }
+    // The JetStream API reads a push consumer's deliver subject from the
+    // body, which permissions cannot see; so coordinators create no
+    // consumer at all, and read the logs by direct get instead.
+    assert!(
+        plumbing::follow::Follower::start(&jetstream, &subjects.matches_stream(), 0)
+            .await
+            .is_err(),
+        "a coordinator created an ordered consumer"
+    );
+    let missing = stream.direct_get(1).await.unwrap_err();
+    assert_eq!(
+        missing.kind(),
+        async_nats::jetstream::stream::DirectGetErrorKind::NotFound,
+        "{missing}"
+    );
 }

@@ -7,7 +7,9 @@
 use gateway::access::Principal;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::{gateway_token, hours_from_now, NatsServer, Options, Switchboard, EXPECT_WITHIN};
+use tests::{
+    gateway_link, gateway_token, hours_from_now, NatsServer, Options, Switchboard, EXPECT_WITHIN,
+};
 
 struct Web {
     base: String,
@@ -105,6 +107,16 @@ fn offer(id: &str, skill: &str, name: &str) -> Value {
     json!({"id": id, "skills": {skill: 3}, "hours_per_week": 10.0,
         "available_from": hours_from_now(-1), "available_until": hours_from_now(21 * 24),
         "region": "detroit", "trust": 1, "name": name, "contact": format!("{name}@example.org")})
+}
+
+/// The id (`jti`) of a token of the test gateway.
+fn token_id_of(token: &str) -> String {
+    tests::gateway_config()
+        .tokens()
+        .unwrap()
+        .verify_claims(token)
+        .unwrap()
+        .token_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -611,7 +623,21 @@ async fn every_role_sees_and_changes_only_what_is_its_own() {
     assert_eq!(done["view"]["done"][0]["task"], "t-intake", "{done}");
 
     // Tokens: forged ones fail; minted links and registration sign people in.
-    let forged = gateway_token(&ana).replace("v-ana", "v-bo");
+    // A token of another secret, and one with a byte of its sealed claims changed.
+    let other = gateway::GatewayConfig::new(b"another gateway's secret".to_vec());
+    let forged = other.tokens().unwrap().mint(&ana);
+    let me = web
+        .http
+        .get(format!("{}/api/me", web.base))
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    let mut forged = gateway_token(&ana).into_bytes();
+    let at = "v4.local.".len() + 5;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     let me = web
         .http
         .get(format!("{}/api/me", web.base))
@@ -722,7 +748,7 @@ async fn every_route_in_the_list_is_served_and_documented() {
             .replace("{operation}", "volunteer");
         // Coordinators name whose view they want.
         let query = match concrete.as_str() {
-            "/signin" => format!("?token={coordinator}"),
+            "/signin" => format!("?token={}", gateway_link(&Principal::Coordinator)),
             "/api/view/collective"
             | "/api/view/volunteer"
             | "/api/view/donor"
@@ -734,10 +760,18 @@ async fn every_route_in_the_list_is_served_and_documented() {
             "get" => http.get(&url),
             _ => http.post(&url).json(&match concrete.as_str() {
                 "/api/links" => json!({"role": "collective", "id": "c-1"}),
+                "/api/revoke" => {
+                    json!({"token_id": token_id_of(&gateway_token(&Principal::Coordinator))})
+                }
                 _ => offer("v-routes", "legal", "Route"),
             }),
         };
-        let response = request.bearer_auth(&coordinator).send().await.unwrap();
+        // Signing out ends the session it is sent with: a session of its own.
+        let session = match concrete.as_str() {
+            "/signout" => gateway_token(&Principal::Coordinator),
+            _ => coordinator.clone(),
+        };
+        let response = request.bearer_auth(&session).send().await.unwrap();
         let status = response.status().as_u16();
         assert!(
             [200, 303].contains(&status),

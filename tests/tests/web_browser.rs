@@ -14,7 +14,7 @@ use std::process::Stdio;
 use fantoccini::{Client, ClientBuilder, Locator};
 use gateway::access::Principal;
 use serde_json::{json, Value};
-use tests::{gateway_token, NatsServer, Options, Switchboard, EXPECT_WITHIN};
+use tests::{gateway_link, NatsServer, Options, Switchboard, EXPECT_WITHIN};
 use tokio::process::{Child, Command};
 
 /// A phone's viewport in CSS pixels (a common 6-inch phone).
@@ -184,7 +184,7 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
 
     // A collective signs in with its link and posts a need; the first try
     // has a bad number of hours and shows the API's message on that field.
-    let collective = gateway_token(&Principal::Collective("c-tenants".into()));
+    let collective = gateway_link(&Principal::Collective("c-tenants".into()));
     browser
         .goto(&format!("{base}/signin?token={collective}"))
         .await
@@ -245,9 +245,16 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
         .unwrap();
     let link = wait_for(&browser, "#my-link").await.text().await.unwrap();
     let (_, token) = link
-        .split_once("/signin?token=v1.volunteer.")
-        .unwrap_or_else(|| panic!("not a volunteer's link: {link}"));
-    let maria = token.split('.').next().unwrap().to_owned();
+        .split_once("/signin?token=")
+        .unwrap_or_else(|| panic!("not a sign-in link: {link}"));
+    let claims = tests::gateway_config()
+        .tokens()
+        .unwrap()
+        .verify_claims(token)
+        .unwrap_or_else(|| panic!("not a valid link: {link}"));
+    let Principal::Volunteer(maria) = claims.principal else {
+        panic!("not a volunteer's link: {link}");
+    };
     assert_fits_the_phone(&browser, "the front page").await;
     screenshot(&browser, "volunteer-registered").await;
     // She answers from the proposal's email: its accept link (as dispatch
@@ -272,7 +279,7 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     console.extend(driver.console(&browser).await);
 
     // A vetter vouches for Maria, who showed them the id on her page.
-    let vetter = gateway_token(&Principal::Vetter("vt-rosa".into()));
+    let vetter = gateway_link(&Principal::Vetter("vt-rosa".into()));
     browser
         .goto(&format!("{base}/signin?token={vetter}"))
         .await
@@ -305,7 +312,7 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     console.extend(driver.console(&browser).await);
 
     // The coordinators see the match on the live stream and the dashboard.
-    let coordinator = gateway_token(&Principal::Coordinator);
+    let coordinator = gateway_link(&Principal::Coordinator);
     browser
         .goto(&format!("{base}/signin?token={coordinator}"))
         .await

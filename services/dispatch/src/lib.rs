@@ -2,7 +2,8 @@
 //!
 //! It delivers every proposal on `sb.to.volunteer.<id>` (kept in `SB_INBOX`
 //! so an offline phone catches up), serves `sb.in.reply` (accept, decline,
-//! checkin, done, drop) as a NATS micro service, owns the assignment state
+//! checkin, done, drop) and each volunteer's own `sb.in.reply.<volunteer>`
+//! (refusing an answer for anyone else) as a NATS micro service, owns the assignment state
 //! machine ([`assignments`]) and its clock: proposals nobody answered
 //! expire; accepted work without a check-in gets a reminder halfway through
 //! the check-in window and is released at its end (most volunteers who
@@ -165,12 +166,21 @@ pub async fn run(
         .start("sb-dispatch", env!("CARGO_PKG_VERSION"))
         .await
         .map_err(|error| anyhow::anyhow!("starting the sb-dispatch service: {error}"))?;
-    let mut replies = service
+    let shared_replies = service
         .endpoint_builder()
         .name(InputSubject::Reply.token())
         .add(context.subjects.input(InputSubject::Reply))
         .await
         .map_err(|error| anyhow::anyhow!("adding the reply endpoint: {error}"))?;
+    // Each volunteer's own subject, `sb.in.reply.<volunteer>`: the one
+    // their NATS credentials may publish answers on.
+    let own_replies = service
+        .endpoint_builder()
+        .name("reply-from-sender")
+        .add(context.subjects.input_from_any(InputSubject::Reply))
+        .await
+        .map_err(|error| anyhow::anyhow!("adding the per-sender reply endpoint: {error}"))?;
+    let mut replies = futures_util::stream::select(shared_replies, own_replies);
     context.health.set_caught_up();
     tracing::info!("dispatch ready");
 
@@ -670,9 +680,18 @@ impl Shell {
             let trace = TraceParent::continue_from(request.message.headers.as_ref());
             let span = tracing::info_span!("dispatch.reply", trace_id = %trace.trace_id_hex());
             let body = request.message.payload.clone();
+            let sender = self
+                .context
+                .subjects
+                .parse_input(&request.message.subject)
+                .and_then(|(_, sender)| sender.map(str::to_owned));
             let id = self.next_id();
             self.requests.insert(id, (request, Instant::now()));
-            let input = Input::Answer { request: id, body };
+            let input = Input::Answer {
+                request: id,
+                body,
+                sender,
+            };
             trace::scope(trace, self.handle("answering", input).instrument(span)).await?;
         }
         Ok(())

@@ -349,6 +349,62 @@ pub async fn me(State(gateway): State<Gateway>, headers: HeaderMap) -> Response 
     }
 }
 
+/// `POST /api/revoke`: which token a coordinator ends.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// The token's id (`jti` in its claims), 32 hex digits.
+    pub token_id: String,
+}
+
+/// `POST /api/revoke`: a coordinator ends one token (a session or a link)
+/// for every gateway instance, before its expiry.
+pub async fn revoke(State(gateway): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    match gateway.principal(&headers) {
+        Ok(Principal::Coordinator) => {}
+        Ok(_) => return forbidden("only coordinators revoke tokens"),
+        Err(refused) => return refused,
+    }
+    let request: RevokeRequest = match decode(&body) {
+        Ok(request) => request,
+        Err(error) => return invalid(error),
+    };
+    if request.token_id.len() != 32
+        || !request
+            .token_id
+            .bytes()
+            .all(|byte| byte.is_ascii_hexdigit())
+    {
+        return refusal(
+            ErrorCode::Invalid,
+            Some("token_id"),
+            "token_id: must be the 32 hex digits of a token's id".to_owned(),
+        );
+    }
+    match gateway
+        .revocations
+        .revoke(&gateway.tokens, &request.token_id)
+        .await
+    {
+        Ok(()) => Json(Reply {
+            ok: true,
+            id: Some(request.token_id),
+            seq: None,
+            error: None,
+            note: None,
+        })
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot record a revocation");
+            refusal(
+                ErrorCode::Unavailable,
+                None,
+                "the revocation could not be recorded now; send it again".to_owned(),
+            )
+        }
+    }
+}
+
 /// `GET /api/plan`: the current `switchboard-plan/1` (coordinators only: it
 /// names every volunteer's work).
 pub async fn plan(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
@@ -674,7 +730,12 @@ pub fn registration_schema(generator: &mut SchemaGenerator) -> Schema {
     Schema::new_ref(format!("#/{definitions}/{NAME}"))
 }
 
-fn link_of(headers: &HeaderMap, token: &str) -> String {
+/// A sign-in link: under the configured public URL; only without one (tests,
+/// a local `up`) under the host the request was sent to.
+fn link_of(gateway: &Gateway, headers: &HeaderMap, token: &str) -> String {
+    if let Some(public_url) = &gateway.public_url {
+        return format!("{public_url}/signin?token={token}");
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
@@ -713,8 +774,8 @@ pub async fn links(State(gateway): State<Gateway>, headers: HeaderMap, body: Byt
             )
         }
     };
-    let token = gateway.tokens.mint(&principal);
-    let link = link_of(&headers, &token);
+    let token = gateway.tokens.mint_link(&principal);
+    let link = link_of(&gateway, &headers, &token);
     Json(LinkMinted {
         ok: true,
         token,
@@ -768,9 +829,10 @@ pub async fn register(State(gateway): State<Gateway>, headers: HeaderMap, body: 
     if !reply.ok {
         return (status, Json(reply)).into_response();
     }
-    let token = gateway.tokens.mint(&Principal::Volunteer(id.clone()));
-    let link = link_of(&headers, &token);
-    let cookie = HeaderValue::from_str(&sign_in_cookie(&token));
+    let principal = Principal::Volunteer(id.clone());
+    let token = gateway.tokens.mint(&principal);
+    let link = link_of(&gateway, &headers, &gateway.tokens.mint_link(&principal));
+    let cookie = HeaderValue::from_str(&sign_in_cookie(&token, gateway.secure_cookies));
     let mut response = Json(Registered {
         ok: true,
         id,

@@ -37,10 +37,12 @@ pub mod model;
 pub mod money;
 mod openapi;
 mod pages;
+mod revocation;
 mod routes;
 mod templates;
 pub mod views;
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -85,6 +87,14 @@ pub struct GatewayConfig {
     pub open_registration: bool,
     /// Per-client request allowances ([`limits`]).
     pub rate_limits: limits::RateLimits,
+    /// The URL people reach the gateway at (`https://switchboard.example.org`):
+    /// minted links are built from it, never from a request's `Host`
+    /// header, and cookies are `Secure` when it is `https://`. `None` only
+    /// for tests and a local `up`, where links name the request's host.
+    pub public_url: Option<String>,
+    /// How long a sign-in link may be used, in seconds (exchanged once for
+    /// a session that lives [`access::SESSION_AGE_S`]).
+    pub link_age_s: u64,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -94,6 +104,8 @@ impl std::fmt::Debug for GatewayConfig {
             .field("secret", &"<hidden>")
             .field("open_registration", &self.open_registration)
             .field("rate_limits", &self.rate_limits)
+            .field("public_url", &self.public_url)
+            .field("link_age_s", &self.link_age_s)
             .finish()
     }
 }
@@ -104,17 +116,20 @@ impl GatewayConfig {
             secret: secret.into(),
             open_registration: true,
             rate_limits: limits::RateLimits::default(),
+            public_url: None,
+            link_age_s: access::LINK_AGE_S_DEFAULT,
         }
     }
 
     /// The token checker and minter for this secret.
     pub fn tokens(&self) -> anyhow::Result<Tokens> {
-        Ok(Tokens::new(&self.secret)?)
+        Ok(Tokens::new(&self.secret)?
+            .with_link_age(std::time::Duration::from_secs(self.link_age_s)))
     }
 
     /// The coordinators' token, which `switchboard up` prints at start.
     pub fn coordinator_token(&self) -> anyhow::Result<String> {
-        Ok(self.tokens()?.mint(&access::Principal::Coordinator))
+        Ok(self.tokens()?.mint_link(&access::Principal::Coordinator))
     }
 
     /// The configuration of `switchboard up` and `switchboard gateway`:
@@ -132,6 +147,8 @@ impl GatewayConfig {
             secret,
             open_registration,
             rate_limits: limits::RateLimits::default(),
+            public_url: None,
+            link_age_s: access::LINK_AGE_S_DEFAULT,
         };
         // Refuse a short secret at start rather than at the first request.
         config.tokens()?;
@@ -147,7 +164,7 @@ impl GatewayConfig {
         );
         let token = self
             .tokens()?
-            .mint(&access::Principal::Vetter(id.to_owned()));
+            .mint_link(&access::Principal::Vetter(id.to_owned()));
         Ok(format!(
             "{}/signin?token={token}",
             base_url.trim_end_matches('/')
@@ -178,10 +195,22 @@ impl GatewayConfig {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        // Only the switchboard's user may read the key every token is sealed with.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(SECRET_FILE_MODE)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, &secret)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(secret)
     }
 }
+
+/// The gateway secret's file mode: owner read and write only.
+const SECRET_FILE_MODE: u32 = 0o600;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -191,7 +220,13 @@ struct Gateway {
     /// graceful shutdown open for as long as a dashboard stays open.
     shutdown: CancellationToken,
     tokens: Tokens,
+    /// Revoked and exchanged tokens, shared by every instance.
+    revocations: revocation::Revocations,
     open_registration: bool,
+    /// [`GatewayConfig::public_url`], without a trailing slash.
+    public_url: Option<String>,
+    /// Cookies carry `Secure`: the public URL is `https://`.
+    secure_cookies: bool,
     model: Arc<RwLock<ReadModel>>,
     /// The model's version (stream positions applied), for read-your-writes.
     applied: tokio::sync::watch::Receiver<follow::Applied>,
@@ -211,11 +246,24 @@ pub fn router(
     let openapi = openapi::document_bytes()?;
     let model = Arc::new(RwLock::new(ReadModel::default()));
     let applied = follow::spawn(context.clone(), model.clone(), shutdown.clone());
-    let limiters = limits::Limiters::new(config.rate_limits, config.tokens()?)?;
+    // One revocation set for the handlers and the rate limiter.
+    let tokens = config.tokens()?;
+    let limiters = limits::Limiters::new(config.rate_limits, tokens.clone())?;
     limiters.spawn_forgetting(shutdown.clone());
+    let revocations = revocation::Revocations::new(context.clone());
+    revocations.spawn_following(tokens.clone(), shutdown.clone());
     let gateway = Gateway {
-        tokens: config.tokens()?,
+        tokens,
+        revocations,
         open_registration: config.open_registration,
+        public_url: config
+            .public_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/').to_owned()),
+        secure_cookies: config
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
         context,
         shutdown,
         model,
@@ -291,4 +339,26 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
 pub(crate) fn refusal(code: ErrorCode, field: Option<&str>, message: String) -> Response {
     let reply = Reply::refused(ErrorBody::new(code, field.map(str::to_owned), message));
     (status_of(code), Json(reply)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::GatewayConfig;
+
+    #[test]
+    fn a_generated_secret_file_is_readable_by_its_owner_only() {
+        let path = std::env::temp_dir().join(format!(
+            "switchboard-gateway-secret-test-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let secret = GatewayConfig::secret_from_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        // Read back the same on the next start.
+        assert_eq!(GatewayConfig::secret_from_file(&path).unwrap(), secret);
+        std::fs::remove_file(&path).unwrap();
+    }
 }

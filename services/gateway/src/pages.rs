@@ -126,14 +126,37 @@ const EMAILED_ANSWERS: [&str; 5] = ["accept", "decline", "checkin", "done", "dro
 /// cookie and the browser goes to its page; anything else is refused
 /// without saying why, so the endpoint is no oracle for forged tokens.
 pub async fn sign_in(State(gateway): State<Gateway>, Query(query): Query<SignInQuery>) -> Response {
-    let Some(principal) = gateway.tokens.verify(&query.token) else {
-        return (
+    // Only a link's token signs in here; a session token never belongs in a URL.
+    let link = gateway
+        .tokens
+        .verify_claims(&query.token)
+        .filter(|claims| claims.purpose == crate::access::Purpose::Link);
+    let refused = || {
+        (
             StatusCode::UNAUTHORIZED,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             "This sign-in link is not valid. Ask a coordinator for a new one.",
         )
-            .into_response();
+            .into_response()
     };
+    let Some(link) = link else {
+        return refused();
+    };
+    // A link signs in once, across every instance.
+    match gateway.revocations.use_once(&link.token_id).await {
+        Ok(true) => {}
+        Ok(false) => return refused(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot record a sign-in link's use");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "Signing in is not possible right now; try the link again in a minute.",
+            )
+                .into_response();
+        }
+    }
+    let principal = link.principal;
     let destination = match (&principal, &query.task, &query.answer) {
         (Principal::Volunteer(_), Some(task), Some(answer))
             if proto::ids::is_valid_id(task) && EMAILED_ANSWERS.contains(&answer.as_str()) =>
@@ -144,14 +167,30 @@ pub async fn sign_in(State(gateway): State<Gateway>, Query(query): Query<SignInQ
         _ => principal.home_page().to_owned(),
     };
     let mut response = Redirect::to(&destination).into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&query.token)) {
+    // The link is exchanged for a session of its own: the cookie never
+    // holds what travelled in a URL.
+    let session = gateway.tokens.mint(&principal);
+    if let Ok(cookie) = HeaderValue::from_str(&sign_in_cookie(&session, gateway.secure_cookies)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
 }
 
-/// `GET /signout`: forgets the cookie.
-pub async fn sign_out() -> Response {
+/// `GET /signout`: revokes the session and forgets the cookie.
+pub async fn sign_out(State(gateway): State<Gateway>, headers: axum::http::HeaderMap) -> Response {
+    let session = crate::access::token_of(&headers)
+        .and_then(|token| gateway.tokens.verify_claims(token))
+        .filter(|claims| claims.purpose == crate::access::Purpose::Session);
+    if let Some(session) = session {
+        if let Err(error) = gateway
+            .revocations
+            .revoke(&gateway.tokens, &session.token_id)
+            .await
+        {
+            // Still revoked on this instance; the others learn it when the bucket is back.
+            tracing::warn!(error = %format!("{error:#}"), "cannot record a sign-out in the bucket");
+        }
+    }
     let mut response = Redirect::to("/").into_response();
     let expired = format!("{TOKEN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     if let Ok(cookie) = HeaderValue::from_str(&expired) {

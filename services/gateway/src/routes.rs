@@ -324,7 +324,7 @@ pub const TABLE: &[Route] = &[
     Route {
         method: HttpMethod::Get,
         path: "/signout",
-        summary: "Forgets the sign-in cookie.",
+        summary: "Revokes the session and forgets the sign-in cookie.",
         description: None,
         access: Access::Open,
         parameters: &[],
@@ -579,6 +579,35 @@ pub const TABLE: &[Route] = &[
             },
         ],
         serve: |method| on(method, api::links),
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/api/revoke",
+        summary: "End one token (a session or a sign-in link) before its expiry, on every gateway instance (coordinators).",
+        description: None,
+        access: Access::SignedIn,
+        parameters: &[],
+        request: Some(Body::Json(schema_of::<api::RevokeRequest>)),
+        responses: &[
+            Answer {
+                status: 200,
+                description: "Revoked: `{\"ok\": true, \"id\": token_id}`.",
+                body: REPLY,
+            },
+            UNAUTHENTICATED,
+            FORBIDDEN,
+            Answer {
+                status: 422,
+                description: "`token_id` is not a token's id.",
+                body: REPLY,
+            },
+            Answer {
+                status: 503,
+                description: "The revocation could not be recorded now; send it again.",
+                body: REPLY,
+            },
+        ],
+        serve: |method| on(method, api::revoke),
     },
     Route {
         method: HttpMethod::Post,

@@ -1,8 +1,15 @@
 //! The ingest service: the front door for offers and needs.
 //!
 //! It serves `sb.in.volunteer`, `sb.in.need`, `sb.in.pledge`,
-//! `sb.in.withdraw`, `sb.in.complete` and `sb.in.steer` as a NATS micro service in a queue
-//! group, so `$SRV.PING/INFO/STATS` work and several instances share the load.
+//! `sb.in.withdraw`, `sb.in.complete`, `sb.in.steer` and `sb.in.vet` as a NATS
+//! micro service in a queue group, so `$SRV.PING/INFO/STATS` work and several
+//! instances share the load; and the per-sender subjects of the first five
+//! (`sb.in.volunteer.<volunteer>`, `sb.in.need.<collective>`,
+//! `sb.in.pledge.<pledge>`, `sb.in.withdraw.<sender>`,
+//! `sb.in.complete.<collective>`), where a body about anyone but the sender
+//! the subject names is refused `unauthorized` with the field named: NATS
+//! permissions let a person publish only on their own, so identity is bound
+//! to the message (`check_sender`).
 //! Each request is decoded, validated into domain types, checked against
 //! the world (dependencies, ownership, cycles), written to `SB_EVENTS` with a
 //! content-derived `Nats-Msg-Id`, and only when JetStream has acknowledged
@@ -40,7 +47,7 @@ use proto::subjects::{Input, QUEUE_GROUP_INGEST};
 use proto::validate::decode;
 use proto::wire::{
     ErrorBody, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, Vetting, VolunteerOffer,
-    Withdrawal,
+    WithdrawKind, Withdrawal,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -258,6 +265,16 @@ pub async fn run(
             .await
             .map_err(|error| anyhow::anyhow!("adding endpoint {}: {error}", input.token()))?;
         endpoints.push(endpoint);
+        if input.has_sender_subject() {
+            let name = format!("{}-from-sender", input.token());
+            let endpoint = service
+                .endpoint_builder()
+                .name(&name)
+                .add(ingest.context.subjects.input_from_any(input))
+                .await
+                .map_err(|error| anyhow::anyhow!("adding endpoint {name}: {error}"))?;
+            endpoints.push(endpoint);
+        }
     }
     let mut requests = futures_util::stream::select_all(endpoints);
     let mut in_flight: InFlight = FuturesOrdered::new();
@@ -405,9 +422,11 @@ impl Ingest {
         }
         let started = Instant::now();
         let subject = &request.message.subject;
-        let input = INPUTS
-            .iter()
-            .position(|input| self.context.subjects.input(*input) == subject.as_str());
+        let input = self
+            .context
+            .subjects
+            .parse_input(subject)
+            .and_then(|(parsed, _)| INPUTS.iter().position(|input| *input == parsed));
         let decided = idempotency_key(&request).and_then(|key| {
             self.accept(subject, &request.message.payload)
                 .map(|decision| (decision, key))
@@ -567,13 +586,15 @@ impl Ingest {
     fn accept(&self, subject: &str, body: &Bytes) -> Result<(Event, Option<String>), ErrorBody> {
         let mut note = None;
         let subjects = &self.context.subjects;
-        let input = INPUTS
-            .into_iter()
-            .find(|input| subjects.input(*input) == subject);
+        let (input, sender) = match subjects.parse_input(subject) {
+            Some((input, sender)) if INPUTS.contains(&input) => (Some(input), sender),
+            Some(_) | None => (None, None),
+        };
         let event = match input {
             Some(Input::Volunteer) => {
                 let mut offer: VolunteerOffer = decode(body)?;
                 offer.validate("")?;
+                check_sender(sender, "id", &offer.id)?;
                 // Trust is granted by vetters, never declared: the tier
                 // goes unlogged, and the volunteer is told.
                 if !self.config.declared_trust && offer.trust > 0 {
@@ -585,6 +606,7 @@ impl Ingest {
             Some(Input::Need) => {
                 let mut need: NeedPost = decode(body)?;
                 need.validate()?;
+                check_sender(sender, "collective", &need.collective)?;
                 self.view.check_need(&need)?;
                 // Each task carries its need and collective in the log, as in an instance.
                 for task in &mut need.tasks {
@@ -596,11 +618,26 @@ impl Ingest {
             Some(Input::Pledge) => {
                 let offer: PledgeOffer = decode(body)?;
                 offer.validate("")?;
+                check_sender(sender, "id", &offer.id)?;
                 Event::PledgeOffered(offer)
             }
             Some(Input::Withdraw) => {
                 let withdrawal: Withdrawal = decode(body)?;
                 withdrawal.validate()?;
+                match withdrawal.kind {
+                    WithdrawKind::Volunteer | WithdrawKind::Pledge => {
+                        check_sender(sender, "id", &withdrawal.id)?
+                    }
+                    // A need or task unknown to the view has no owner yet:
+                    // the withdrawal is refused below as naming nothing.
+                    WithdrawKind::Need | WithdrawKind::Task => {
+                        if let Some(owner) =
+                            self.view.collective_of(withdrawal.kind, &withdrawal.id)
+                        {
+                            check_sender(sender, "id", owner)?;
+                        }
+                    }
+                }
                 let event = Event::Withdrawn(withdrawal.clone());
                 // A repeat of the last withdrawal is answered as before,
                 // though what it withdrew is no longer open.
@@ -613,6 +650,12 @@ impl Ingest {
             Some(Input::Complete) => {
                 let completion: TaskCompletion = decode(body)?;
                 completion.validate()?;
+                if let Some(owner) = self
+                    .view
+                    .collective_of(WithdrawKind::Task, &completion.task)
+                {
+                    check_sender(sender, "task", owner)?;
+                }
                 let event = Event::TaskCompleted(completion.clone());
                 if !self.is_repeat(&event) {
                     self.view.check_completion(&completion.task)?;
@@ -710,6 +753,21 @@ pub const TRUST_IGNORED_NOTE: &str =
     "trust: the declared tier is ignored; vetters set trust tiers (sb.in.vet)";
 
 /// The client's idempotency key: the request's `Nats-Msg-Id` header, if any.
+/// On a per-sender subject (`sender` is its last token), refuses a body
+/// whose `field` names someone else: `actual` is the volunteer, pledge or
+/// collective the body is about. The shared subjects, which only trusted
+/// clients may publish on, carry no sender and are not checked.
+fn check_sender(sender: Option<&str>, field: &str, actual: &str) -> Result<(), ErrorBody> {
+    match sender {
+        Some(sender) if sender != actual => Err(ErrorBody::new(
+            proto::wire::ErrorCode::Unauthorized,
+            Some(field.to_owned()),
+            format!("{field}: {actual} is not the sender {sender} this subject belongs to"),
+        )),
+        Some(_) | None => Ok(()),
+    }
+}
+
 fn idempotency_key(request: &Request) -> Result<Option<String>, ErrorBody> {
     let Some(value) = request
         .message

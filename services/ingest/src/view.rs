@@ -394,6 +394,20 @@ impl View {
         ))
     }
 
+    /// The collective that posted a need or a task, when the view knows it
+    /// (withdrawn and done ones too: ownership does not end).
+    pub fn collective_of(&self, kind: WithdrawKind, id: &str) -> Option<&str> {
+        match kind {
+            WithdrawKind::Need => self
+                .current
+                .book
+                .need(id)
+                .map(|entry| entry.collective.as_str()),
+            WithdrawKind::Task => self.task(id).map(|entry| entry.collective()),
+            WithdrawKind::Volunteer | WithdrawKind::Pledge => None,
+        }
+    }
+
     /// Checks that a withdrawal names something open.
     pub fn check_withdrawal(&self, kind: WithdrawKind, id: &str) -> Result<(), ErrorBody> {
         let open = match kind {

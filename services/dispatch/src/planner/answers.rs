@@ -24,8 +24,14 @@ use crate::assignments::{key, transition, Assignment, State, Transition};
 pub const REASON_TASK_DONE: &str = "the task was marked done";
 
 impl Planner {
-    pub(super) fn answer(&mut self, request: RequestId, body: &[u8], effects: &mut Vec<Effect>) {
-        match self.judge_answer(body) {
+    pub(super) fn answer(
+        &mut self,
+        request: RequestId,
+        body: &[u8],
+        sender: Option<&str>,
+        effects: &mut Vec<Effect>,
+    ) {
+        match self.judge_answer(body, sender) {
             Ok(Judged::Repeat(reply)) => effects.push(Effect::Reply { request, reply }),
             Ok(Judged::Log {
                 answer,
@@ -52,9 +58,21 @@ impl Planner {
         }
     }
 
-    fn judge_answer(&self, body: &[u8]) -> Result<Judged, ErrorBody> {
+    fn judge_answer(&self, body: &[u8], sender: Option<&str>) -> Result<Judged, ErrorBody> {
         let mut answer: VolunteerReply = decode(body)?;
         answer.validate()?;
+        // On a volunteer's own subject, only their own answers: identity is
+        // bound to the subject, which NATS lets only them publish on.
+        if let Some(sender) = sender.filter(|sender| *sender != answer.volunteer) {
+            return Err(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                Some("volunteer".to_owned()),
+                format!(
+                    "volunteer: {} is not the sender {sender} this subject belongs to",
+                    answer.volunteer
+                ),
+            ));
+        }
         let Some(assignment) = self.assignment(&answer.volunteer, &answer.task) else {
             let someone_else = self
                 .assignments_for_task

@@ -96,8 +96,13 @@ pub enum Input {
     /// Proposals to deliver, as the durable consumer handed them over.
     Deliveries(Vec<Delivery>),
     /// A volunteer's answer (`sb.in.reply`), after the match stream was
-    /// read to its end.
-    Answer { request: RequestId, body: Bytes },
+    /// read to its end. `sender` is the volunteer of a per-sender subject
+    /// (`sb.in.reply.<volunteer>`): an answer for anyone else is refused.
+    Answer {
+        request: RequestId,
+        body: Bytes,
+        sender: Option<String>,
+    },
     /// The time asked for by the last [`Effect::WakeAt`] has come.
     Wake,
     /// The outcome of [`Effect::Send`]: `Err` says why nothing may be assumed sent.
@@ -370,7 +375,11 @@ impl Planner {
                 self.settle(keys, now, &mut effects);
             }
             Input::Deliveries(deliveries) => self.deliver(deliveries, &mut effects),
-            Input::Answer { request, body } => self.answer(request, &body, &mut effects),
+            Input::Answer {
+                request,
+                body,
+                sender,
+            } => self.answer(request, &body, sender.as_deref(), &mut effects),
             Input::Wake => self.run_due(now, &mut effects),
             Input::Sent {
                 purpose,

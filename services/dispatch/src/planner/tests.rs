@@ -157,6 +157,7 @@ impl Driver {
         Input::Answer {
             request: self.next_request,
             body,
+            sender: None,
         }
     }
 
