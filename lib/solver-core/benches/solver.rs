@@ -5,6 +5,15 @@
 //!
 //!     cargo bench -p solver-core --bench solver            # everything (~3 min)
 //!     cargo bench -p solver-core --bench solver -- quick   # without the 15,000-task runs
+//!     cargo bench -p solver-core --bench solver -- quick budget=5   # every instance 5 s
+//!     cargo bench -p solver-core --bench solver -- live-shifts      # live events only, 20,000 tasks, ~60% shifts
+//!
+//! Beside each of our runs the peer solver, OR-Tools CP-SAT with 2 workers
+//! and the same time limit (`deploy/bench/cpsat_peer.py`, its plan scored by
+//! the judge), on every instance up to [`PEER_TASKS_MAX`] tasks; it needs
+//! `ortools` in the Python it runs (`$SWITCHBOARD_PEER_PYTHON`, by default
+//! the venv `deploy/bin/install-prerequisites` makes: `pip install ortools`
+//! there). Without it the peer's columns say so.
 //!
 //! Generated instances are cached under `<target>/bench-instances/`.
 //! Peak RSS is per instance: the kernel's high-water mark is reset before
@@ -34,6 +43,69 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Largest instance the peer is run on: beyond it, building the CP-SAT
+/// model in Python (the judge's eligibility for every pair) takes minutes.
+const PEER_TASKS_MAX: usize = 1_500;
+
+/// What the peer found on one instance.
+struct Peer {
+    objective: f64,
+    status: String,
+    bound: Option<f64>,
+}
+
+fn peer_python() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_PEER_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let venv =
+                PathBuf::from(std::env::var_os("HOME")?).join(".cache/switchboard/venv/bin/python");
+            venv.exists().then_some(venv)
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// Runs CP-SAT on `instance` for `budget`; `Err` says why it did not run.
+fn peer(instance: &Path, budget: Duration) -> Result<Peer, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/bench/cpsat_peer.py");
+    let output = Command::new(peer_python())
+        .arg(script)
+        .arg(instance)
+        .args([
+            "--time-limit",
+            &budget.as_secs_f64().to_string(),
+            "--workers",
+            "2",
+        ])
+        .output()
+        .map_err(|error| format!("not run: {error}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(if stderr.contains("No module named 'ortools'") {
+            "not installed".to_owned()
+        } else {
+            format!("failed: {}", stderr.lines().last().unwrap_or(""))
+        });
+    }
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|error| format!("unreadable: {error}"))?;
+    let status = result["status"].as_str().unwrap_or("?").to_owned();
+    let feasible = result["feasible"].as_bool().unwrap_or(false);
+    Ok(Peer {
+        objective: if feasible {
+            result["objective"].as_f64().unwrap_or(0.0)
+        } else {
+            0.0
+        },
+        status: if feasible {
+            status
+        } else {
+            format!("{status}, no plan")
+        },
+        bound: result["bound"].as_f64(),
+    })
 }
 
 /// Budgets the brief sets: 1 s up to 600 tasks, 5 s up to 1,500, 10 s beyond.
@@ -88,6 +160,7 @@ fn shared_cases() -> Vec<Case> {
         ("time-scarce-300x600", 600),
         ("deep-deps-500x400", 400),
         ("money-scarce-400x400", 400),
+        ("shifts-300x250", 250),
         ("balanced-2000x1500", 1_500),
     ] {
         let entry = &reference[name];
@@ -227,8 +300,21 @@ fn live_timings(path: &Path) {
 
 fn main() {
     let quick = std::env::args().any(|argument| argument == "quick");
+    let budget_override: Option<Duration> = std::env::args()
+        .find_map(|argument| argument.strip_prefix("budget=")?.parse().ok())
+        .map(Duration::from_secs_f64);
+    if std::env::args().any(|argument| argument == "live-shifts") {
+        live_timings(&generated("shifts", 26_667, 20_000, 11).path);
+        return;
+    }
     let mut cases = shared_cases();
-    let regimes = ["balanced", "time-scarce", "money-scarce", "deep-deps"];
+    let regimes = [
+        "balanced",
+        "time-scarce",
+        "money-scarce",
+        "deep-deps",
+        "shifts",
+    ];
     let mut sizes = vec![(267, 200), (2_000, 1_500)];
     if !quick {
         sizes.push((20_000, 15_000));
@@ -239,14 +325,22 @@ fn main() {
         }
     }
 
+    // Shift instances of 300 to 600 tasks, the size the shift target names.
+    for (volunteers, tasks) in [(400, 300), (800, 600)] {
+        cases.push(generated("shifts", volunteers, tasks, 11));
+    }
+
     let mut largest = Path::new(SHARED_DIR).join("instances/balanced-2000x1500.json");
     if !quick {
         largest = generated("balanced", 20_000, 15_000, 11).path;
     }
 
-    println!("| instance | objective | share | greedy | own bound | gap to own bound | method | time (s) | index (s) | peak RSS (MiB) | judge |");
-    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
-    for case in cases {
+    println!("| instance | budget (s) | objective | share | greedy | own bound | gap to own bound | method | time (s) | index (s) | peak RSS (MiB) | judge | CP-SAT (2 workers) | ours / CP-SAT | CP-SAT status, bound |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|");
+    for mut case in cases {
+        if let Some(budget) = budget_override {
+            case.budget = budget;
+        }
         let instance: Instance =
             serde_json::from_slice(&std::fs::read(&case.path).unwrap()).unwrap();
         reset_peak_rss();
@@ -278,9 +372,37 @@ fn main() {
                 format!("{:.2}% of own bound", 100.0 * report.objective / bound)
             }),
         };
+        let tasks = problem.task_count();
+        let (peer_objective, ratio, peer_status) = if tasks > PEER_TASKS_MAX {
+            (
+                "-".to_owned(),
+                "-".to_owned(),
+                format!("not run above {PEER_TASKS_MAX} tasks"),
+            )
+        } else {
+            match peer(&case.path, case.budget) {
+                Ok(found) => (
+                    format!("{:.2}", found.objective),
+                    if found.objective > 0.0 {
+                        format!("{:.4}", report.objective / found.objective)
+                    } else {
+                        "-".to_owned()
+                    },
+                    format!(
+                        "{}, {}",
+                        found.status,
+                        found
+                            .bound
+                            .map_or("-".to_owned(), |bound| format!("{bound:.2}"))
+                    ),
+                ),
+                Err(why) => ("-".to_owned(), "-".to_owned(), why),
+            }
+        };
         println!(
-            "| {} | {:.2} | {} | {:.2} ({:+.2}%) | {} | {} | {:?} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {:.2} | {} | {:.2} ({:+.2}%) | {} | {} | {:?} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
             case.name,
+            case.budget.as_secs_f64(),
             report.objective,
             share,
             report.greedy_objective,
@@ -296,6 +418,9 @@ fn main() {
             index_seconds,
             peak,
             agree,
+            peer_objective,
+            ratio,
+            peer_status,
         );
     }
     live_timings(&largest);
