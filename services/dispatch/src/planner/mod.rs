@@ -450,7 +450,7 @@ impl Planner {
             Log::Events => {
                 let subjects = &self.config.subjects;
                 match Event::decode(subjects, &stored.subject, &stored.payload) {
-                    Ok(event) => due = self.apply_event(&event, stored.sequence, &mut writes),
+                    Ok(event) => due = self.apply_event(&event, stored.sequence, now, &mut writes),
                     Err(error) => effects.push(Effect::Skipped(format!(
                         "unreadable event at {}: {error}",
                         stored.sequence
@@ -497,6 +497,8 @@ impl Planner {
                     }
                     if let MatchEvent::CheckedIn(change) = event {
                         assignment.checked_in_at = Some(change.at);
+                        // The nudges count from the check-in.
+                        assignment.reminded = false;
                     }
                     self.put(assignment, writes);
                 }
@@ -510,6 +512,7 @@ impl Planner {
         &mut self,
         event: &Event,
         sequence: u64,
+        now: DateTime<Utc>,
         writes: &mut Vec<Write>,
     ) -> Vec<String> {
         let applied = self.needs.apply(event);
@@ -557,6 +560,12 @@ impl Planner {
                 let Some(mut assignment) = self.assignments.get(&pair).cloned() else {
                     return Vec::new();
                 };
+                if sequence > assignment.answered_sequence
+                    && answers::is_sign_of_life(Some(&assignment), answer)
+                {
+                    assignment.checked_in_at = Some(now);
+                    assignment.reminded = false;
+                }
                 assignment.answered_sequence = assignment.answered_sequence.max(sequence);
                 if answer.round == Some(assignment.round) {
                     assignment.last_answer = Some(answer.action);
