@@ -268,7 +268,8 @@ pub struct OpenWorld {
     pub live: LiveBook,
     /// The last round proposed per pair, so a new proposal has a new round.
     pub rounds: HashMap<String, u32>,
-    /// Pairs a volunteer declined or let expire: never proposed again.
+    /// Pairs a volunteer declined or let expire, or whose proposal was
+    /// withdrawn (released before an answer): never proposed again.
     pub declined: HashSet<String>,
     /// Pairs a coordinator vetoed: never proposed again.
     pub vetoed: HashSet<String>,
@@ -756,7 +757,19 @@ impl OpenWorld {
                 self.declined.insert(key.clone());
                 None
             }
-            MatchEvent::Released(_) => None,
+            MatchEvent::Released(_) => {
+                // A withdrawn proposal is remembered like a declined one:
+                // offered again, it was withdrawn again, round after round.
+                if self
+                    .live
+                    .get(&key)
+                    .is_some_and(|live| live.standing == Standing::Proposed)
+                {
+                    changes.put(KIND_DECLINED, &key, &true)?;
+                    self.declined.insert(key.clone());
+                }
+                None
+            }
         };
         match standing {
             Some(standing) => {
@@ -1312,4 +1325,54 @@ mod tests {
         );
     }
 
+    /// Issue 16: a withdrawn proposal was forgotten, so the same pair was
+    /// proposed and withdrawn again, thousands of rounds.
+    #[test]
+    fn a_withdrawn_proposal_is_not_offered_again_but_released_accepted_work_may_be() {
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let mut changes = Changes::default();
+        let proposed = |volunteer: &str, round: u32| {
+            MatchEvent::Proposed(
+                serde_json::from_value(serde_json::json!({
+                    "volunteer": volunteer, "task": "t1", "need": "n1", "collective": "c1",
+                    "impact": 1.0, "why": {}, "respond_by": "2026-11-23T00:00:00Z",
+                    "at": "2026-11-22T00:00:00Z", "round": round,
+                }))
+                .unwrap(),
+            )
+        };
+        use proto::subjects::MatchKind;
+        let changed = |kind: MatchKind, volunteer: &str| {
+            MatchEvent::changed(
+                kind,
+                proto::wire::MatchChanged {
+                    volunteer: volunteer.into(),
+                    task: "t1".into(),
+                    round: 0,
+                    reason: Some("the team could not be completed".into()),
+                    handoff: None,
+                    at: "2026-11-22T01:00:00Z".parse().unwrap(),
+                },
+            )
+            .unwrap()
+        };
+        for event in [
+            proposed("v1", 0),
+            changed(MatchKind::Released, "v1"),
+            proposed("v2", 0),
+            changed(MatchKind::Accepted, "v2"),
+            changed(MatchKind::Released, "v2"),
+        ] {
+            world.apply_match(&event, &mut changes).unwrap();
+        }
+        assert!(
+            world.is_forbidden(&pair_key("v1", "t1")),
+            "withdrawn before an answer: not offered again"
+        );
+        assert!(
+            !world.is_forbidden(&pair_key("v2", "t1")),
+            "v2 said yes; their work was released, not their will"
+        );
+        assert!(world.live.is_empty());
+    }
 }

@@ -369,7 +369,7 @@ impl Planner {
                 let keys: Vec<String> = self.assignments.keys().cloned().collect();
                 self.settle(keys, now, &mut effects);
             }
-            Input::Deliveries(deliveries) => self.deliver(deliveries, &mut effects),
+            Input::Deliveries(deliveries) => self.deliver(deliveries, now, &mut effects),
             Input::Answer { request, body } => self.answer(request, &body, &mut effects),
             Input::Wake => self.run_due(now, &mut effects),
             Input::Sent {
@@ -615,12 +615,18 @@ impl Planner {
     /// state learns them first (one store batch), their messages go out
     /// together, and each is acked only once its message is in the inbox
     /// ([`Planner::sent`]); an unreadable one is terminated.
-    fn deliver(&mut self, deliveries: Vec<Delivery>, effects: &mut Vec<Effect>) {
+    fn deliver(
+        &mut self,
+        deliveries: Vec<Delivery>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
         let mut writes = Vec::new();
         let mut messages = Vec::new();
         let mut delivered = Vec::new();
         let mut superseded = Vec::new();
         let mut unreadable = Vec::new();
+        let mut moot = Vec::new();
         for delivery in deliveries {
             let proposal: MatchProposed = match proto::validate::decode(&delivery.payload) {
                 Ok(proposal) => proposal,
@@ -642,6 +648,16 @@ impl Planner {
                 superseded.push(delivery.id);
                 continue;
             }
+            // A proposal planned before its task was completed never
+            // reaches the volunteer: it is learnt, and released as moot.
+            if self.needs.is_done(&proposal.task) {
+                if current.is_none_or(|current| current.round < proposal.round) {
+                    self.apply_match(&MatchEvent::Proposed(proposal.clone()), &mut writes);
+                }
+                moot.push(key(&proposal.volunteer, &proposal.task));
+                superseded.push(delivery.id);
+                continue;
+            }
             // The state may not have read this proposal yet; it must know it
             // before the volunteer can answer (applying it twice is harmless).
             if current.is_none_or(|current| current.round < proposal.round) {
@@ -656,6 +672,9 @@ impl Planner {
         }
         if !writes.is_empty() {
             effects.push(Effect::Commit(writes));
+        }
+        if self.caught_up && !moot.is_empty() {
+            self.settle(moot, now, effects);
         }
         if messages.is_empty() {
             if !superseded.is_empty() {

@@ -772,3 +772,27 @@ fn checked_in_work_due_soon_is_released_after_half_the_time_left_so_it_can_be_ba
         "released 24 h before its deadline: {got}"
     );
 }
+
+/// Issue 16: one proposal went out for a task already completed.
+#[test]
+fn a_proposal_for_a_completed_task_never_reaches_the_volunteer() {
+    let mut driver = Driver::new();
+    let need = driver.event(&need_posted("2026-12-10T00:00:00Z"));
+    driver.run(need);
+    let completed = driver.event(&Event::TaskCompleted(
+        serde_json::from_value(serde_json::json!({"task": "t1"})).unwrap(),
+    ));
+    driver.run(completed);
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    check(
+        &mut driver,
+        delivery,
+        "
+        commit v1/t1#0 proposed
+        publish released v1/t1#0 (the task was marked done)
+        commit v1/t1#0 released
+        send three_weeks:v1 for courtesy
+        ack [1]
+        ",
+    );
+}
