@@ -655,6 +655,9 @@ struct Ledger {
     done: BTreeMap<String, BTreeSet<String>>,
     /// Tasks the collectives marked complete (accepted by ingest).
     completed: BTreeSet<String>,
+    /// (volunteer, task) pairs checked in and still being worked on: these
+    /// volunteers answer dispatch's "still on it?" nudges.
+    working: BTreeSet<(String, String)>,
     traffic: Traffic,
 }
 
@@ -831,12 +834,27 @@ async fn play_people(
                 let Ok(proposal) = serde_json::from_slice::<VolunteerMessage>(&message.payload) else {
                     continue;
                 };
-                if proposal.kind != "proposal" || !seen_messages.insert(proposal.message_id.clone()) {
+                if !seen_messages.insert(proposal.message_id.clone()) {
+                    continue;
+                }
+                if proposal.kind == "reminder" {
+                    // Someone still working answers "still on it?" with the
+                    // check-in it offers, after their usual delay.
+                    let pair = (proposal.volunteer.clone(), proposal.task.clone());
+                    let Some(checkin) = proposal.checkin.clone() else { continue };
+                    if !lock(&ledger)?.working.contains(&pair) {
+                        continue;
+                    }
+                    let choice = behaviour(seed, &proposal.volunteer, &proposal.task);
+                    answers.spawn(answer_nudge(context.clone(), checkin, choice, stop.clone()));
+                    continue;
+                }
+                if proposal.kind != "proposal" {
                     continue;
                 }
                 let Some(task) = tasks.get(&proposal.task).cloned() else { continue };
                 let choice = behaviour(seed, &proposal.volunteer, &proposal.task);
-                answers.spawn(live_volunteer(context.clone(), proposal, task, choice, stop.clone()));
+                answers.spawn(live_volunteer(context.clone(), proposal, task, choice, ledger.clone(), stop.clone()));
             }
             message = matches.next() => {
                 let Some(message) = message else { break };
@@ -891,12 +909,27 @@ async fn play_people(
     Ok(())
 }
 
+/// A working volunteer's answer to a nudge, after their usual delay.
+async fn answer_nudge(
+    context: plumbing::Context,
+    checkin: VolunteerReply,
+    choice: Behaviour,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let answer_at = after_hours(context.clock.now(), choice.answer_delay_hours);
+    if wait_until(&context.clock, answer_at, &stop).await {
+        send(&context, Input::Reply, &checkin).await?;
+    }
+    Ok(())
+}
+
 /// One volunteer's handling of one proposal, every pause on the switchboard's clock.
 async fn live_volunteer(
     context: plumbing::Context,
     proposal: VolunteerMessage,
     task: TaskSpec,
     choice: Behaviour,
+    ledger: Arc<Mutex<Ledger>>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     if !choice.answers {
@@ -926,17 +959,22 @@ async fn live_volunteer(
     if !send(&context, Input::Reply, &reply(ReplyAction::Checkin)).await? {
         return Ok(());
     }
+    let pair = (proposal.volunteer.clone(), proposal.task.clone());
+    lock(&ledger)?.working.insert(pair.clone());
     let work_starts = checkin_at.max(task.earliest_start);
     let done_at = after_hours(work_starts, task.hours + choice.work_slack_hours);
-    if choice.drops {
-        let drop_at = after_hours(work_starts, task.hours / 2.0);
-        if wait_until(&context.clock, drop_at, &stop).await {
-            send(&context, Input::Reply, &reply(ReplyAction::Drop)).await?;
-        }
-        return Ok(());
-    }
-    if wait_until(&context.clock, done_at, &stop).await {
-        send(&context, Input::Reply, &reply(ReplyAction::Done)).await?;
+    let (at, last) = if choice.drops {
+        (
+            after_hours(work_starts, task.hours / 2.0),
+            ReplyAction::Drop,
+        )
+    } else {
+        (done_at, ReplyAction::Done)
+    };
+    let due = wait_until(&context.clock, at, &stop).await;
+    lock(&ledger)?.working.remove(&pair);
+    if due {
+        send(&context, Input::Reply, &reply(last)).await?;
     }
     Ok(())
 }

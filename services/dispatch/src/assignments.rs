@@ -125,9 +125,12 @@ pub struct Assignment {
     pub answered_sequence: u64,
     #[serde(default)]
     pub accepted_at: Option<DateTime<Utc>>,
+    /// When the volunteer last checked in this round (the check-in, or a
+    /// later answer to a nudge): their last sign of life on this work.
     #[serde(default)]
     pub checked_in_at: Option<DateTime<Utc>>,
-    /// A check-in reminder was sent for this round.
+    /// A check-in reminder was sent for this round since the last check-in
+    /// (for accepted work: since accepting).
     #[serde(default)]
     pub reminded: bool,
     /// The last answer logged for this round: its transition is due until
@@ -142,22 +145,38 @@ pub struct Assignment {
 pub enum Timer {
     /// Nobody answered the proposal by `respond_by`.
     Expire,
-    /// Accepted, halfway through the check-in window, no check-in yet.
+    /// Accepted, halfway through the check-in window, no check-in yet; or
+    /// checked in, halfway through the silence allowed since the last
+    /// check-in (a nudge: "still on it?").
     Remind,
-    /// Accepted, the check-in window over, no check-in: a silent drop-out.
+    /// Accepted, the check-in window over, no check-in; or checked in and
+    /// silent past the allowed silence: a silent drop-out.
     ReleaseSilent,
     /// The volunteer's availability ended with the work unfinished.
     ReleaseTenureEnd,
 }
 
+/// The longest silence allowed to checked-in work since its last check-in,
+/// however far its deadline: a volunteer who vanished is noticed within it.
+pub const CHECKED_IN_SILENCE_MAX_HOURS: i64 = 48;
+
 impl Assignment {
     /// The next thing the clock will do to this assignment, and when.
     /// `checkin_window`: how long after accepting a check-in is expected;
-    /// `tenure_ends`: when the volunteer's availability ends, if known.
+    /// `tenure_ends`: when the volunteer's availability ends, if known;
+    /// `deadline`: the task's deadline, if known.
+    ///
+    /// Checked-in work is checked again: it may stay silent for half the
+    /// time from its last check-in to the deadline (so that, released, it
+    /// leaves as long again for someone to backfill it), at least a quarter
+    /// of the check-in window and at most the check-in window or
+    /// [`CHECKED_IN_SILENCE_MAX_HOURS`], whichever is shorter; a nudge goes
+    /// out halfway and answering it is a check-in.
     pub fn next_timer(
         &self,
         checkin_window: chrono::Duration,
         tenure_ends: Option<DateTime<Utc>>,
+        deadline: Option<DateTime<Utc>>,
     ) -> Option<(DateTime<Utc>, Timer)> {
         let own = match self.state {
             State::Proposed => return Some((self.respond_by, Timer::Expire)),
@@ -169,7 +188,18 @@ impl Assignment {
                     Some((accepted_at + checkin_window / 2, Timer::Remind))
                 }
             }
-            State::CheckedIn => None,
+            State::CheckedIn => {
+                let seen = self
+                    .checked_in_at
+                    .or(self.accepted_at)
+                    .unwrap_or(self.proposal.at);
+                let silence = checked_in_silence(seen, checkin_window, deadline);
+                if self.reminded {
+                    Some((seen + silence, Timer::ReleaseSilent))
+                } else {
+                    Some((seen + silence / 2, Timer::Remind))
+                }
+            }
             State::Declined | State::Expired | State::Released | State::Completed => return None,
         };
         let tenure = tenure_ends.map(|ends| (ends, Timer::ReleaseTenureEnd));
@@ -177,6 +207,21 @@ impl Assignment {
             (Some(own), Some(tenure)) => Some(if tenure.0 < own.0 { tenure } else { own }),
             (own, tenure) => own.or(tenure),
         }
+    }
+}
+
+/// How long checked-in work last seen at `seen` may stay silent before it
+/// is released (see [`Assignment::next_timer`]).
+pub fn checked_in_silence(
+    seen: DateTime<Utc>,
+    checkin_window: chrono::Duration,
+    deadline: Option<DateTime<Utc>>,
+) -> chrono::Duration {
+    let longest = checkin_window.min(chrono::Duration::hours(CHECKED_IN_SILENCE_MAX_HOURS));
+    let shortest = (checkin_window / 4).min(longest);
+    match deadline {
+        Some(deadline) => ((deadline - seen) / 2).clamp(shortest, longest),
+        None => longest,
     }
 }
 
@@ -221,32 +266,58 @@ mod tests {
             .with_timezone(&Utc);
         let proposed = assignment(State::Proposed);
         assert_eq!(
-            proposed.next_timer(window, None),
+            proposed.next_timer(window, None, None),
             Some((proposed.respond_by, Timer::Expire))
         );
         let mut accepted = assignment(State::Accepted);
         assert_eq!(
-            accepted.next_timer(window, None),
+            accepted.next_timer(window, None, None),
             Some((start + window / 2, Timer::Remind))
         );
         accepted.reminded = true;
         assert_eq!(
-            accepted.next_timer(window, None),
+            accepted.next_timer(window, None, None),
             Some((start + window, Timer::ReleaseSilent))
         );
         let leaving = start + chrono::Duration::hours(10);
         assert_eq!(
-            accepted.next_timer(window, Some(leaving)),
+            accepted.next_timer(window, Some(leaving), None),
             Some((leaving, Timer::ReleaseTenureEnd))
         );
-        let checked_in = assignment(State::CheckedIn);
-        assert_eq!(checked_in.next_timer(window, None), None);
+        let mut checked_in = assignment(State::CheckedIn);
+        checked_in.checked_in_at = Some(start);
+        // Checked-in work is checked again: nudged after 24 h of silence,
+        // released after 48 h.
         assert_eq!(
-            checked_in.next_timer(window, Some(leaving)),
+            checked_in.next_timer(window, None, None),
+            Some((start + chrono::Duration::hours(24), Timer::Remind))
+        );
+        checked_in.reminded = true;
+        assert_eq!(
+            checked_in.next_timer(window, None, None),
+            Some((start + chrono::Duration::hours(48), Timer::ReleaseSilent))
+        );
+        // Near its deadline the silence shrinks to half the time left, so
+        // as long again is left to backfill it: due in 40 h, released
+        // after 20 h of silence.
+        let near = start + chrono::Duration::hours(40);
+        assert_eq!(
+            checked_in.next_timer(window, None, Some(near)),
+            Some((start + chrono::Duration::hours(20), Timer::ReleaseSilent))
+        );
+        // Never less than a quarter of the check-in window.
+        let past = start - chrono::Duration::hours(1);
+        assert_eq!(
+            checked_in.next_timer(window, None, Some(past)),
+            Some((start + chrono::Duration::hours(18), Timer::ReleaseSilent))
+        );
+        checked_in.reminded = false;
+        assert_eq!(
+            checked_in.next_timer(window, Some(leaving), None),
             Some((leaving, Timer::ReleaseTenureEnd))
         );
         assert_eq!(
-            assignment(State::Completed).next_timer(window, Some(leaving)),
+            assignment(State::Completed).next_timer(window, Some(leaving), None),
             None
         );
     }

@@ -1298,7 +1298,13 @@ impl Solver {
                 problem.volunteer_id(volunteer).as_str(),
                 problem.task_id(task).as_str(),
             );
-            if !self.world.live.contains_key(&key) {
+            // Never for a task completed or withdrawn since the snapshot.
+            let open = self
+                .world
+                .tasks
+                .contains_key(problem.task_id(task).as_str())
+                && !self.world.done.contains(problem.task_id(task).as_str());
+            if open && !self.world.live.contains_key(&key) {
                 proposals.entry(task).or_default().push(volunteer);
             }
         }

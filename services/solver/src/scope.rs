@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use proto::domain::CURRENCY_DEFAULT;
 use proto::wire::{PledgeOffer, TaskSpec, VolunteerOffer};
 
-use crate::world::{pair_key, OpenWorld};
+use crate::world::{pair_key, OpenWorld, Standing};
 
 /// Open tasks a touched volunteer brings into the scope, the most impact
 /// per hour of the team's time first (as the greedy ranks them).
@@ -490,7 +490,12 @@ impl OpenWorld {
         }
         for volunteer in &scope.volunteers {
             for task in self.live.tasks_of(volunteer) {
-                if !scope.tasks.contains(task) {
+                // Finished work books no more of their time.
+                let finished = self
+                    .live
+                    .get(&pair_key(volunteer, task))
+                    .is_some_and(|live| live.standing == Standing::Finished);
+                if !finished && !scope.tasks.contains(task) {
                     scope
                         .context
                         .entry(task.clone())

@@ -268,7 +268,8 @@ pub struct OpenWorld {
     pub live: LiveBook,
     /// The last round proposed per pair, so a new proposal has a new round.
     pub rounds: HashMap<String, u32>,
-    /// Pairs a volunteer declined or let expire: never proposed again.
+    /// Pairs a volunteer declined or let expire, or whose proposal was
+    /// withdrawn (released before an answer): never proposed again.
     pub declined: HashSet<String>,
     /// Pairs a coordinator vetoed: never proposed again.
     pub vetoed: HashSet<String>,
@@ -756,7 +757,19 @@ impl OpenWorld {
                 self.declined.insert(key.clone());
                 None
             }
-            MatchEvent::Released(_) => None,
+            MatchEvent::Released(_) => {
+                // A withdrawn proposal is remembered like a declined one:
+                // offered again, it was withdrawn again, round after round.
+                if self
+                    .live
+                    .get(&key)
+                    .is_some_and(|live| live.standing == Standing::Proposed)
+                {
+                    changes.put(KIND_DECLINED, &key, &true)?;
+                    self.declined.insert(key.clone());
+                }
+                None
+            }
         };
         match standing {
             Some(standing) => {
@@ -893,10 +906,21 @@ impl OpenWorld {
             .filter_map(|task| {
                 let mut weighted = task.clone();
                 weighted.impact = self.weighted_impact(task, now, &committed);
+                // Members who reported their part done owe no more hours:
+                // only the slots still open are planned, so a done slot is
+                // never staffed again.
+                let finished = self
+                    .live
+                    .of_task(&task.id)
+                    .filter(|live| live.standing == Standing::Finished)
+                    .count();
+                let finished = u8::try_from(finished).unwrap_or(u8::MAX);
+                weighted.slots = task.slots.saturating_sub(finished);
                 if held.contains(&task.id) {
                     let members = self
                         .live
                         .of_task(&task.id)
+                        .filter(|live| live.standing != Standing::Finished)
                         .filter(|live| available.contains(live.volunteer.as_str()))
                         .count();
                     weighted.slots = u8::try_from(members).ok().filter(|&slots| slots > 0)?;
@@ -905,11 +929,14 @@ impl OpenWorld {
                 weighted.hours = self.hours_left(task, now);
                 let held_cents = self.money.committed(&task.id).get();
                 if task.money_cents > 0 && held_cents > 0 {
-                    if held_cents >= task.money_cents && task.slots == 0 {
-                        secured.extend(Id::parse(&task.id, "task").ok());
-                        return None;
-                    }
                     weighted.money_cents = task.money_cents.saturating_sub(held_cents);
+                }
+                let money_left = task.money_cents > 0 && weighted.money_cents > 0;
+                if weighted.slots == 0 && !money_left {
+                    // Nothing left to plan (its team all reported done, or
+                    // its money is held): it satisfies what depends on it.
+                    secured.extend(Id::parse(&task.id, "task").ok());
+                    return None;
                 }
                 weighted
                     .validate_standalone("")
@@ -1019,6 +1046,8 @@ impl OpenWorld {
             .filter(|live| {
                 pin_proposals || live.standing != Standing::Proposed || held.contains(&live.task)
             })
+            // Finished work books no more time.
+            .filter(|live| live.standing != Standing::Finished)
             .filter(|live| !self.vetoed.contains(&pair_key(&live.volunteer, &live.task)))
             .map(|live| (live.volunteer.as_str(), live.task.as_str()));
         let coordinator = self
@@ -1230,5 +1259,120 @@ mod tests {
         };
         assert!(steady.reliability() > newcomer.reliability());
         assert!(!steady.is_newcomer());
+    }
+
+    /// Issue 16: a member who reported their part done still had the task's
+    /// hours booked against them and their slot was staffed again.
+    #[test]
+    fn a_member_who_reported_done_owes_no_hours_and_their_slot_is_not_staffed_again() {
+        let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        for id in ["v1", "v2", "v3"] {
+            world.volunteers.insert(id.to_owned(), offer(id, 0));
+        }
+        let mut pair_task = spec("t-pair", "c-any", now + chrono::Duration::days(3));
+        pair_task.slots = 2;
+        let solo = spec("t-solo", "c-any", now + chrono::Duration::days(3));
+        let mut after = spec("t-after", "c-any", now + chrono::Duration::days(5));
+        after.depends_on = vec!["t-solo".to_owned()];
+        for task in [&pair_task, &solo, &after] {
+            world.tasks.insert(task.id.clone(), task.clone());
+        }
+        for (volunteer, task, standing) in [
+            ("v1", "t-pair", Standing::Finished),
+            ("v2", "t-pair", Standing::Accepted),
+            ("v3", "t-solo", Standing::Finished),
+        ] {
+            let live = LiveAssignment {
+                volunteer: volunteer.into(),
+                task: task.into(),
+                round: 0,
+                standing,
+                since: Some(now - chrono::Duration::hours(2)),
+            };
+            world.live.insert(pair_key(volunteer, task), live);
+        }
+        let snapshot = world.snapshot(now, true, &HashSet::new(), &Sharding::whole());
+        let planned: HashMap<&str, u8> = snapshot
+            .tasks
+            .iter()
+            .map(|task| (task.id.as_str(), task.slots))
+            .collect();
+        assert_eq!(
+            planned.get("t-pair"),
+            Some(&1),
+            "one slot is done: only the other is planned"
+        );
+        assert!(
+            !planned.contains_key("t-solo"),
+            "its whole team is done: nothing to plan"
+        );
+        assert_eq!(
+            planned.get("t-after"),
+            Some(&1),
+            "what depends on finished work is planned"
+        );
+        assert!(snapshot.done.iter().any(|id| id.as_str() == "t-solo"));
+        let pinned: Vec<(&str, &str)> = snapshot
+            .pinned
+            .iter()
+            .map(|(volunteer, task)| (volunteer.as_str(), task.as_str()))
+            .collect();
+        assert_eq!(
+            pinned,
+            vec![("v2", "t-pair")],
+            "finished members book no more time"
+        );
+    }
+
+    /// Issue 16: a withdrawn proposal was forgotten, so the same pair was
+    /// proposed and withdrawn again, thousands of rounds.
+    #[test]
+    fn a_withdrawn_proposal_is_not_offered_again_but_released_accepted_work_may_be() {
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let mut changes = Changes::default();
+        let proposed = |volunteer: &str, round: u32| {
+            MatchEvent::Proposed(
+                serde_json::from_value(serde_json::json!({
+                    "volunteer": volunteer, "task": "t1", "need": "n1", "collective": "c1",
+                    "impact": 1.0, "why": {}, "respond_by": "2026-11-23T00:00:00Z",
+                    "at": "2026-11-22T00:00:00Z", "round": round,
+                }))
+                .unwrap(),
+            )
+        };
+        use proto::subjects::MatchKind;
+        let changed = |kind: MatchKind, volunteer: &str| {
+            MatchEvent::changed(
+                kind,
+                proto::wire::MatchChanged {
+                    volunteer: volunteer.into(),
+                    task: "t1".into(),
+                    round: 0,
+                    reason: Some("the team could not be completed".into()),
+                    handoff: None,
+                    at: "2026-11-22T01:00:00Z".parse().unwrap(),
+                },
+            )
+            .unwrap()
+        };
+        for event in [
+            proposed("v1", 0),
+            changed(MatchKind::Released, "v1"),
+            proposed("v2", 0),
+            changed(MatchKind::Accepted, "v2"),
+            changed(MatchKind::Released, "v2"),
+        ] {
+            world.apply_match(&event, &mut changes).unwrap();
+        }
+        assert!(
+            world.is_forbidden(&pair_key("v1", "t1")),
+            "withdrawn before an answer: not offered again"
+        );
+        assert!(
+            !world.is_forbidden(&pair_key("v2", "t1")),
+            "v2 said yes; their work was released, not their will"
+        );
+        assert!(world.live.is_empty());
     }
 }

@@ -37,13 +37,18 @@ impl Planner {
                 answer,
                 expected_last_sequence,
             }) => {
-                let message_id = format!(
+                let mut message_id = format!(
                     "answered:{}:{}:{}:{:?}",
                     answer.volunteer,
                     answer.task,
                     answer.round.unwrap_or_default(),
                     answer.action
                 );
+                if is_sign_of_life(self.assignment(&answer.volunteer, &answer.task), &answer) {
+                    // Check-ins are repeated on purpose: each is new, named
+                    // by the answer it follows.
+                    message_id.push_str(&format!(":{expected_last_sequence}"));
+                }
                 effects.push(Effect::LogAnswer {
                     request,
                     answer,
@@ -118,6 +123,12 @@ impl Planner {
         metrics::counter!("switchboard_dispatch_answers_total", "action" => action_name(answer.action))
             .increment(1);
         match transition(assignment.state, answer.action) {
+            // A check-in on checked-in work is a sign of life: logged, it
+            // restarts the silence the clock allows (the nudges' answer).
+            Transition::Repeat if is_sign_of_life(Some(assignment), &answer) => Ok(Judged::Log {
+                answer,
+                expected_last_sequence: assignment.answered_sequence,
+            }),
             Transition::To(_) => Ok(Judged::Log {
                 answer,
                 expected_last_sequence: assignment.answered_sequence,
@@ -150,6 +161,10 @@ impl Planner {
             effects.push(Effect::Reply { request, reply });
             return;
         };
+        if sequence > assignment.answered_sequence && is_sign_of_life(Some(&assignment), &answer) {
+            assignment.checked_in_at = Some(now);
+            assignment.reminded = false;
+        }
         assignment.answered_sequence = sequence;
         if answer.round == Some(assignment.round) {
             assignment.last_answer = Some(answer.action);
@@ -212,6 +227,16 @@ impl Planner {
         }
         None
     }
+}
+
+/// Whether `answer` is a check-in on work already checked in, this round:
+/// no transition, but a sign of life the clock counts from.
+pub(super) fn is_sign_of_life(assignment: Option<&Assignment>, answer: &VolunteerReply) -> bool {
+    assignment.is_some_and(|assignment| {
+        assignment.state == State::CheckedIn
+            && answer.action == ReplyAction::Checkin
+            && answer.round.is_none_or(|round| round == assignment.round)
+    })
 }
 
 /// What judging an answer came to, short of a refusal.

@@ -56,13 +56,22 @@ impl Agenda {
 impl Planner {
     /// Puts the assignment's next timer on the agenda (or takes it off).
     pub(super) fn schedule(&mut self, pair: &str) {
-        let at = self.assignments.get(pair).and_then(|assignment| {
-            let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
-            assignment
-                .next_timer(self.config.checkin_window, tenure_ends)
-                .map(|(at, _)| at)
-        });
+        let at = self
+            .assignments
+            .get(pair)
+            .and_then(|assignment| self.next_timer(assignment).map(|(at, _)| at));
         self.timers.set(pair, at);
+    }
+
+    /// The assignment's next timer, from what the planner knows of its
+    /// volunteer's tenure and its task's deadline.
+    fn next_timer(&self, assignment: &Assignment) -> Option<(DateTime<Utc>, Timer)> {
+        let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
+        let deadline = self
+            .needs
+            .task(&assignment.task)
+            .map(|entry| entry.spec.deadline);
+        assignment.next_timer(self.config.checkin_window, tenure_ends, deadline)
     }
 
     /// Puts the deadline reminder of the assignment at its time, or takes
@@ -125,8 +134,7 @@ impl Planner {
                 self.schedule(&pair);
                 continue;
             };
-            let tenure_ends = self.tenure.get(&assignment.volunteer).copied();
-            match assignment.next_timer(self.config.checkin_window, tenure_ends) {
+            match self.next_timer(&assignment) {
                 Some((at, timer)) if at <= now => self.timer_due(&assignment, timer, now, effects),
                 // The agenda is kept true on every change; should it not
                 // be, the entry is put right rather than left due forever.
@@ -159,13 +167,36 @@ impl Planner {
                 }
             }
             Timer::Remind => {
-                let releases_at =
-                    assignment.accepted_at.unwrap_or(now) + self.config.checkin_window;
-                let note = format!(
-                    "You accepted this; please check in to say you are still on it, or drop it so someone else can take it. It is released on {}.",
-                    releases_at.format("%b %d %H:%M UTC")
-                );
-                let mut message = self.notice(assignment, "reminder", note);
+                let releases_at = match self.next_timer(&Assignment {
+                    reminded: true,
+                    ..assignment.clone()
+                }) {
+                    Some((at, Timer::ReleaseSilent)) => at,
+                    _ => assignment.accepted_at.unwrap_or(now) + self.config.checkin_window,
+                };
+                let mut message = if assignment.state == State::CheckedIn {
+                    let note = format!(
+                        "Still on it? Check in again to say so, or drop it so someone else can take it. Without a word it is released on {}.",
+                        releases_at.format("%b %d %H:%M UTC")
+                    );
+                    let mut message = self.notice(assignment, "reminder", note);
+                    // One nudge per silence: the id names the check-in it follows.
+                    let last = assignment.checked_in_at.unwrap_or(now);
+                    message.message_id = format!(
+                        "nudge:{}:{}:{}:{}",
+                        assignment.volunteer,
+                        assignment.task,
+                        assignment.round,
+                        last.timestamp()
+                    );
+                    message
+                } else {
+                    let note = format!(
+                        "You accepted this; please check in to say you are still on it, or drop it so someone else can take it. It is released on {}.",
+                        releases_at.format("%b %d %H:%M UTC")
+                    );
+                    self.notice(assignment, "reminder", note)
+                };
                 message.checkin = Some(checkin(assignment));
                 effects.push(Effect::Send {
                     messages: vec![Outbound::Message(Box::new(message), None)],
@@ -177,7 +208,12 @@ impl Planner {
             }
             Timer::ReleaseSilent | Timer::ReleaseTenureEnd => {
                 let (reason, why_left) = if timer == Timer::ReleaseSilent {
-                    (proto::wire::REASON_SILENT_DROP_OUT, "did not check in")
+                    let why_left = if assignment.state == State::CheckedIn {
+                        "did not answer when asked whether they were still on it"
+                    } else {
+                        "did not check in"
+                    };
+                    (proto::wire::REASON_SILENT_DROP_OUT, why_left)
                 } else {
                     (
                         "the volunteer's time with the switchboard ended",

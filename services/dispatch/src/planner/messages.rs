@@ -78,7 +78,7 @@ impl Planner {
             .unwrap_or_default();
         let checked_in = assignment
             .checked_in_at
-            .map(|at| format!(", checked in on {}", at.format("%b %d %H:%M UTC")))
+            .map(|at| format!(", last checked in on {}", at.format("%b %d %H:%M UTC")))
             .unwrap_or_else(|| ", never checked in".to_owned());
         format!(
             "\"{title}\" for {}: {}{accepted}{checked_in}, and {why_left}. Ask {} where it stands before starting.",

@@ -374,7 +374,7 @@ impl Planner {
                 let keys: Vec<String> = self.assignments.keys().cloned().collect();
                 self.settle(keys, now, &mut effects);
             }
-            Input::Deliveries(deliveries) => self.deliver(deliveries, &mut effects),
+            Input::Deliveries(deliveries) => self.deliver(deliveries, now, &mut effects),
             Input::Answer {
                 request,
                 body,
@@ -459,7 +459,7 @@ impl Planner {
             Log::Events => {
                 let subjects = &self.config.subjects;
                 match Event::decode(subjects, &stored.subject, &stored.payload) {
-                    Ok(event) => due = self.apply_event(&event, stored.sequence, &mut writes),
+                    Ok(event) => due = self.apply_event(&event, stored.sequence, now, &mut writes),
                     Err(error) => effects.push(Effect::Skipped(format!(
                         "unreadable event at {}: {error}",
                         stored.sequence
@@ -506,6 +506,8 @@ impl Planner {
                     }
                     if let MatchEvent::CheckedIn(change) = event {
                         assignment.checked_in_at = Some(change.at);
+                        // The nudges count from the check-in.
+                        assignment.reminded = false;
                     }
                     self.put(assignment, writes);
                 }
@@ -519,6 +521,7 @@ impl Planner {
         &mut self,
         event: &Event,
         sequence: u64,
+        now: DateTime<Utc>,
         writes: &mut Vec<Write>,
     ) -> Vec<String> {
         let applied = self.needs.apply(event);
@@ -566,6 +569,12 @@ impl Planner {
                 let Some(mut assignment) = self.assignments.get(&pair).cloned() else {
                     return Vec::new();
                 };
+                if sequence > assignment.answered_sequence
+                    && answers::is_sign_of_life(Some(&assignment), answer)
+                {
+                    assignment.checked_in_at = Some(now);
+                    assignment.reminded = false;
+                }
                 assignment.answered_sequence = assignment.answered_sequence.max(sequence);
                 if answer.round == Some(assignment.round) {
                     assignment.last_answer = Some(answer.action);
@@ -615,12 +624,18 @@ impl Planner {
     /// state learns them first (one store batch), their messages go out
     /// together, and each is acked only once its message is in the inbox
     /// ([`Planner::sent`]); an unreadable one is terminated.
-    fn deliver(&mut self, deliveries: Vec<Delivery>, effects: &mut Vec<Effect>) {
+    fn deliver(
+        &mut self,
+        deliveries: Vec<Delivery>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
         let mut writes = Vec::new();
         let mut messages = Vec::new();
         let mut delivered = Vec::new();
         let mut superseded = Vec::new();
         let mut unreadable = Vec::new();
+        let mut moot = Vec::new();
         for delivery in deliveries {
             let proposal: MatchProposed = match proto::validate::decode(&delivery.payload) {
                 Ok(proposal) => proposal,
@@ -642,6 +657,16 @@ impl Planner {
                 superseded.push(delivery.id);
                 continue;
             }
+            // A proposal planned before its task was completed never
+            // reaches the volunteer: it is learnt, and released as moot.
+            if self.needs.is_done(&proposal.task) {
+                if current.is_none_or(|current| current.round < proposal.round) {
+                    self.apply_match(&MatchEvent::Proposed(proposal.clone()), &mut writes);
+                }
+                moot.push(key(&proposal.volunteer, &proposal.task));
+                superseded.push(delivery.id);
+                continue;
+            }
             // The state may not have read this proposal yet; it must know it
             // before the volunteer can answer (applying it twice is harmless).
             if current.is_none_or(|current| current.round < proposal.round) {
@@ -656,6 +681,9 @@ impl Planner {
         }
         if !writes.is_empty() {
             effects.push(Effect::Commit(writes));
+        }
+        if self.caught_up && !moot.is_empty() {
+            self.settle(moot, now, effects);
         }
         if messages.is_empty() {
             if !superseded.is_empty() {

@@ -687,3 +687,113 @@ fn a_store_that_fails_a_batch_is_fatal_to_the_service() {
     );
     assert!(text.contains("No space left on device"), "{text}");
 }
+
+/// Issue 16: a volunteer who checked in once was never checked again, so
+/// the work of one who vanished was released long after its deadline.
+#[test]
+fn checked_in_work_is_nudged_a_check_in_restarts_the_silence_and_silence_releases_it() {
+    let mut driver = proposed();
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    let checkin = driver.answer(answer("checkin", 0));
+    driver.run(checkin);
+    assert_eq!(
+        driver.planner.assignment("v1", "t1").unwrap().state,
+        State::CheckedIn
+    );
+    // The deadline is weeks away: nudged after 24 h of silence.
+    driver.now = at("2026-11-23T00:00:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        send nudge:v1:t1:0:1795305600 for check-in reminder
+        commit v1/t1#0 checked_in
+        wake at 24 00:00
+        ",
+    );
+    // Answering the nudge is a sign of life, logged anew though its body
+    // repeats the check-in: the silence starts again from it.
+    driver.now = at("2026-11-23T06:00:00Z");
+    let again = driver.answer(answer("checkin", 0));
+    check(
+        &mut driver,
+        again,
+        "
+        log answer checkin v1/t1#0 expecting 3
+        commit v1/t1#0 checked_in
+        reply #3 ok at 4
+        wake at 24 06:00
+        ",
+    );
+    driver.now = at("2026-11-24T06:00:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        send nudge:v1:t1:0:1795413600 for check-in reminder
+        commit v1/t1#0 checked_in
+        wake at 25 06:00
+        ",
+    );
+    // 48 h of silence: released, with weeks left to backfill it.
+    driver.now = at("2026-11-25T06:00:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        publish released v1/t1#0 (no check-in: a silent drop-out)
+        commit v1/t1#0 released
+        send three_weeks:v1 for courtesy
+        send released:v1:t1:0 for courtesy
+        wake never
+        ",
+    );
+}
+
+#[test]
+fn checked_in_work_due_soon_is_released_after_half_the_time_left_so_it_can_be_backfilled() {
+    let mut driver = Driver::new();
+    // Due 48 h after the check-in.
+    let need = driver.event(&need_posted("2026-11-24T00:00:00Z"));
+    driver.run(need);
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    driver.run(delivery);
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    let checkin = driver.answer(answer("checkin", 0));
+    let got = driver.run(checkin);
+    assert!(got.contains("wake at 22 12:00"), "nudged after 12 h: {got}");
+    driver.now = at("2026-11-22T12:00:00Z");
+    driver.run(Input::Wake);
+    driver.now = at("2026-11-23T00:00:00Z");
+    let got = driver.run(Input::Wake);
+    assert!(
+        got.contains("publish released v1/t1#0 (no check-in: a silent drop-out)"),
+        "released 24 h before its deadline: {got}"
+    );
+}
+
+/// Issue 16: one proposal went out for a task already completed.
+#[test]
+fn a_proposal_for_a_completed_task_never_reaches_the_volunteer() {
+    let mut driver = Driver::new();
+    let need = driver.event(&need_posted("2026-12-10T00:00:00Z"));
+    driver.run(need);
+    let completed = driver.event(&Event::TaskCompleted(
+        serde_json::from_value(serde_json::json!({"task": "t1"})).unwrap(),
+    ));
+    driver.run(completed);
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    check(
+        &mut driver,
+        delivery,
+        "
+        commit v1/t1#0 proposed
+        publish released v1/t1#0 (the task was marked done)
+        commit v1/t1#0 released
+        send three_weeks:v1 for courtesy
+        ack [1]
+        ",
+    );
+}
