@@ -158,29 +158,7 @@ pub async fn run(
         .messages()
         .await
         .context("reading proposals to deliver")?;
-    let service = context
-        .client
-        .service_builder()
-        .description("Answers to assignments: accept, decline, checkin, done, drop.")
-        .queue_group(QUEUE_GROUP_DISPATCH)
-        .start("sb-dispatch", env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|error| anyhow::anyhow!("starting the sb-dispatch service: {error}"))?;
-    let shared_replies = service
-        .endpoint_builder()
-        .name(InputSubject::Reply.token())
-        .add(context.subjects.input(InputSubject::Reply))
-        .await
-        .map_err(|error| anyhow::anyhow!("adding the reply endpoint: {error}"))?;
-    // Each volunteer's own subject, `sb.in.reply.<volunteer>`: the one
-    // their NATS credentials may publish answers on.
-    let own_replies = service
-        .endpoint_builder()
-        .name("reply-from-sender")
-        .add(context.subjects.input_from_any(InputSubject::Reply))
-        .await
-        .map_err(|error| anyhow::anyhow!("adding the per-sender reply endpoint: {error}"))?;
-    let mut replies = futures_util::stream::select(shared_replies, own_replies);
+    let (service, mut replies) = reply_endpoints(&context).await?;
     context.health.set_caught_up();
     tracing::info!("dispatch ready");
 
@@ -246,6 +224,40 @@ pub async fn run(
     shell.store.flush()?;
     tracing::info!("dispatch stopped");
     Ok(())
+}
+
+/// The `sb-dispatch` micro service and its answers: the shared subject
+/// (`sb.in.reply`, for trusted clients) and each volunteer's own
+/// (`sb.in.reply.<volunteer>`, the one their NATS credentials may publish
+/// answers on), as one stream of requests.
+async fn reply_endpoints(
+    context: &Context,
+) -> anyhow::Result<(
+    async_nats::service::Service,
+    impl futures_util::Stream<Item = async_nats::service::Request> + Unpin,
+)> {
+    let service = context
+        .client
+        .service_builder()
+        .description("Answers to assignments: accept, decline, checkin, done, drop.")
+        .queue_group(QUEUE_GROUP_DISPATCH)
+        .start("sb-dispatch", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|error| anyhow::anyhow!("starting the sb-dispatch service: {error}"))?;
+    let shared_replies = service
+        .endpoint_builder()
+        .name(InputSubject::Reply.token())
+        .add(context.subjects.input(InputSubject::Reply))
+        .await
+        .map_err(|error| anyhow::anyhow!("adding the reply endpoint: {error}"))?;
+    let own_replies = service
+        .endpoint_builder()
+        .name("reply-from-sender")
+        .add(context.subjects.input_from_any(InputSubject::Reply))
+        .await
+        .map_err(|error| anyhow::anyhow!("adding the per-sender reply endpoint: {error}"))?;
+    let replies = futures_util::stream::select(shared_replies, own_replies);
+    Ok((service, replies))
 }
 
 async fn sleep_or_forever(delay: Option<Duration>) {
