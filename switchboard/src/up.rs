@@ -86,7 +86,15 @@ async fn run_services(
     )?;
     // Minted links name the configured public URL, never a request's Host.
     gateway_config.public_url = args.mail.public_url.clone();
-    let gateway_tokens = gateway_config.tokens()?;
+    // A link in a proposal's email must still work when the volunteer
+    // answers near the end of their time to answer; it still signs in once.
+    let email_link_age = std::time::Duration::from_secs(
+        u64::try_from(args.lifecycle.response_window_hours.max(1)).unwrap_or(1) * 3600,
+    )
+    .max(std::time::Duration::from_secs(
+        gateway::access::LINK_AGE_S_DEFAULT,
+    ));
+    let gateway_tokens = gateway_config.tokens()?.with_link_age(email_link_age);
     let volunteer_sign_in: dispatch::VolunteerSignIn =
         std::sync::Arc::new(move |volunteer: &str| {
             gateway_tokens.mint_link(&gateway::access::Principal::Volunteer(volunteer.to_owned()))
