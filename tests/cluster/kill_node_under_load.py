@@ -1,7 +1,19 @@
 #!/usr/bin/env python3
-"""One node of a three-node nats-server cluster killed under load.
+"""One node of a three-node nats-server cluster killed, or cut off by a network partition, under load.
 
     kill_node_under_load.py --switchboard BIN [--duration 60] [--workers 8] [--rate 20] [--out FILE]
+    kill_node_under_load.py --switchboard BIN --fault partition [--partition-seconds 20] ...
+
+With `--fault partition` (root only: it makes a network namespace) node 3
+runs in its own network namespace, joined to the others by a veth pair
+(10.77.0.1 on this side, 10.77.0.2 on node 3's; nothing leaves the
+machine), is made the leader of SB_EVENTS (leader step-downs until it is),
+and instead of being killed has its link cut for `--partition-seconds`:
+its routes and every client connected to it go silent at once, as a
+pulled cable does. Then the link comes back, and the run also checks that
+node 3 rejoined (every replica of SB_EVENTS and SB_MATCHES current again)
+and reports how long that took. The namespace is deleted at the end
+whatever happens.
 
 Starts three nats-server nodes with deploy/nats/cluster/node-{1,2,3}.conf
 (on loopback ports given on the command line, which take precedence over
@@ -55,13 +67,87 @@ LEASE_TTL_MS = 3000
 QUIET_S = 3.0
 
 
-def node_command(number, client_ports, route_ports, monitor_ports, work):
-    routes = ",".join(f"nats://127.0.0.1:{port}" for port in route_ports)
+# The partition's network namespace and veth pair (loopback-only: the pair
+# joins two namespaces of this machine).
+NETNS = "sb-partition"
+VETH_HERE, VETH_THERE = "sbpart0", "sbpart1"
+ADDRESS_HERE, ADDRESS_THERE = "10.77.0.1", "10.77.0.2"
+# How long node 3 may take to rejoin after the link is back.
+REJOIN_S = 60.0
+
+
+def node_command(number, hosts, client_ports, route_ports, monitor_ports, work):
+    routes = ",".join(f"nats://{host}:{port}" for host, port in zip(hosts, route_ports))
     index = number - 1
-    return [fault.nats_server_binary(), "-c", NODE_CONFIG.format(number),
-            "-a", "127.0.0.1", "-p", str(client_ports[index]), "-m", str(monitor_ports[index]),
-            "--cluster", f"nats://127.0.0.1:{route_ports[index]}", "--routes", routes,
-            "-sd", os.path.join(work, f"js-{number}"), "-l", os.path.join(work, f"nats-{number}.log")]
+    host = hosts[index]
+    command = [fault.nats_server_binary(), "-c", NODE_CONFIG.format(number),
+               "-a", host, "-p", str(client_ports[index]), "-m", str(monitor_ports[index]),
+               "--cluster", f"nats://{host}:{route_ports[index]}", "--routes", routes,
+               "-sd", os.path.join(work, f"js-{number}"), "-l", os.path.join(work, f"nats-{number}.log")]
+    if host == ADDRESS_THERE:
+        command = ["ip", "netns", "exec", NETNS] + command
+    return command
+
+
+def ip(*arguments):
+    subprocess.run(["ip", *arguments], check=True, capture_output=True, timeout=10)
+
+
+def make_partitionable():
+    """Node 3's namespace and the veth pair to it; any left from an earlier run is removed first."""
+    remove_partitionable()
+    ip("netns", "add", NETNS)
+    ip("link", "add", VETH_HERE, "type", "veth", "peer", "name", VETH_THERE)
+    ip("link", "set", VETH_THERE, "netns", NETNS)
+    ip("addr", "add", f"{ADDRESS_HERE}/24", "dev", VETH_HERE)
+    ip("link", "set", VETH_HERE, "up")
+    ip("netns", "exec", NETNS, "ip", "addr", "add", f"{ADDRESS_THERE}/24", "dev", VETH_THERE)
+    ip("netns", "exec", NETNS, "ip", "link", "set", VETH_THERE, "up")
+    ip("netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+
+
+def remove_partitionable():
+    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, timeout=10)
+    subprocess.run(["ip", "link", "del", VETH_HERE], capture_output=True, timeout=10)
+
+
+async def lead_from(nc, js, stream, wanted):
+    """Asks the leader of `stream` to step down until `wanted` leads it (at most ten times)."""
+    for _ in range(10):
+        leader, _ = await stream_leader(js, stream)
+        if leader == wanted:
+            return leader
+        try:
+            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=5)
+        except Exception:
+            pass
+        await asyncio.sleep(1.0)
+    return (await stream_leader(js, stream))[0]
+
+
+async def wait_for_services(nc):
+    """Until the services answer, for up to three times fault.SETTLE_S: on a
+    fresh cluster each stream's creation has waited out one 10 s request
+    timeout (seen in every run here), so start-up can take over a minute."""
+    for attempt in range(3):
+        try:
+            await fault.wait_until_answering(nc, ["sb.in.withdraw", "sb.in.reply", "sb.plan.get"])
+            return
+        except RuntimeError:
+            if attempt == 2:
+                raise
+
+
+async def all_replicas_current(js, streams):
+    for stream in streams:
+        try:
+            info = await js.stream_info(stream)
+        except Exception:
+            return False
+        replicas = (info.cluster.replicas or []) if info.cluster else []
+        if len(replicas) != NODES - 1 or not all(replica.current for replica in replicas):
+            return False
+    return True
 
 
 async def wait_for_jetstream(nc):
@@ -94,12 +180,17 @@ async def stream_leader(js, stream):
 async def run(arguments):
     rng = random.Random(arguments.seed)
     work = tempfile.mkdtemp(prefix="sb-cluster-")
+    partition = arguments.fault == "partition"
+    hosts = ["127.0.0.1"] * NODES
+    if partition:
+        make_partitionable()
+        hosts = [ADDRESS_HERE] * (NODES - 1) + [ADDRESS_THERE]
     client_ports = [fault.free_port() for _ in range(NODES)]
     route_ports = [fault.free_port() for _ in range(NODES)]
     monitor_ports = [fault.free_port() for _ in range(NODES)]
-    urls = ",".join(f"nats://127.0.0.1:{port}" for port in client_ports)
+    urls = ",".join(f"nats://{host}:{port}" for host, port in zip(hosts, client_ports))
     nodes = {
-        f"nats-{number}": fault.Process(f"nats-{number}", node_command(number, client_ports, route_ports,
+        f"nats-{number}": fault.Process(f"nats-{number}", node_command(number, hosts, client_ports, route_ports,
                                                                       monitor_ports, work),
                                         os.path.join(work, f"nats-{number}.out"))
         for number in range(1, NODES + 1)
@@ -110,9 +201,10 @@ async def run(arguments):
     async def quiet(*_):
         """Disconnections are the point of this run; nats-py would print each."""
 
+    # Pings every 2 s: a partitioned server is noticed in seconds, not nats-py's default minutes.
     nc = await nats.connect(servers=urls.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.1,
                             connect_timeout=2, allow_reconnect=True, name="cluster-load", error_cb=quiet,
-                            disconnected_cb=quiet)
+                            disconnected_cb=quiet, ping_interval=2, max_outstanding_pings=2)
     await wait_for_jetstream(nc)
     common = ["--nats", urls, "--replicas", "3"]
     services = {
@@ -129,8 +221,10 @@ async def run(arguments):
     for process in processes.values():
         process.start()
     js = nc.jetstream()
-    await fault.wait_until_answering(nc, ["sb.in.withdraw", "sb.in.reply", "sb.plan.get"])
+    await wait_for_services(nc)
     leader, replicas = await stream_leader(js, "SB_EVENTS")
+    if partition:
+        leader = await lead_from(nc, js, "SB_EVENTS", "nats-3")
 
     ledger = fault.Ledger()
     answering = set()
@@ -152,10 +246,24 @@ async def run(arguments):
     await asyncio.sleep(arguments.duration / 3)
     acknowledged_before = len(ledger.acknowledged)
     proposals_before = len(proposal_times)
-    nodes[leader].kill()
+    cut_off = "nats-3" if partition else leader
+    if partition:
+        ip("link", "set", VETH_HERE, "down")
+    else:
+        nodes[leader].kill()
     killed_at = time.monotonic()
     ledger.watching["node"] = (killed_at, lambda subject: subject.startswith("sb.in."))
     new_leader, _ = await stream_leader(js, "SB_EVENTS")
+    rejoined_s = None
+    if partition:
+        await asyncio.sleep(max(0.0, killed_at + arguments.partition_seconds - time.monotonic()))
+        ip("link", "set", VETH_HERE, "up")
+        healed_at = time.monotonic()
+        while time.monotonic() < healed_at + REJOIN_S:
+            if await all_replicas_current(js, ["SB_EVENTS", "SB_MATCHES"]):
+                rejoined_s = round(time.monotonic() - healed_at, 2)
+                break
+            await asyncio.sleep(0.5)
 
     await asyncio.gather(*workers)
     load_seconds = time.monotonic() - began
@@ -223,7 +331,11 @@ async def run(arguments):
         "workers": arguments.workers,
         "offered_per_s": arguments.rate,
         "replicas": replicas,
-        "killed": leader,
+        "fault": arguments.fault,
+        "killed": cut_off,
+        "stream_leader_at_fault": leader,
+        "partition_s": arguments.partition_seconds if partition else None,
+        "rejoined_after_heal_s": rejoined_s,
         "new_stream_leader": new_leader,
         "requests": ledger.sent,
         "acknowledged": len(ledger.acknowledged),
@@ -253,7 +365,8 @@ async def run(arguments):
     }
     result["passed"] = (not lost and doubled_events == 0 and not repeated and not overstaffed and replicas == 3
                         and checked.returncode == 0 and len(after_kill) > 0
-                        and result["first_acknowledged_after_kill_s"] is not None)
+                        and result["first_acknowledged_after_kill_s"] is not None
+                        and (not partition or rejoined_s is not None))
     return result
 
 
@@ -265,12 +378,17 @@ def main():
     parser.add_argument("--rate", type=float, default=20.0, help="requests offered per second, all workers together")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", help="write the result here as JSON too")
+    parser.add_argument("--fault", choices=["kill", "partition"], default="kill",
+                        help="SIGKILL the leader of SB_EVENTS, or cut node 3 (made its leader) off the network")
+    parser.add_argument("--partition-seconds", type=float, default=20.0, help="how long the partition lasts")
     arguments = parser.parse_args()
     try:
         result = asyncio.run(run(arguments))
     finally:
         for process in fault.STARTED:
             process.stop()
+        if arguments.fault == "partition":
+            remove_partitionable()
     text = json.dumps(result, indent=2)
     print(text)
     if arguments.out:
