@@ -194,6 +194,16 @@ impl Walk<'_> {
         false
     }
 
+    fn function(&mut self, signature: &syn::Signature, body: &syn::Block) {
+        self.measure(
+            "function",
+            &signature.ident.to_string(),
+            signature.fn_token.span,
+            body.brace_token.span.close(),
+            FUNCTION_LINES_MAX,
+        );
+    }
+
     /// Measures from the `fn` or `impl` keyword at `start` to the closing brace.
     fn measure(
         &mut self,
@@ -237,13 +247,7 @@ impl<'ast> Visit<'ast> for Walk<'_> {
     }
 
     fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
-        self.measure(
-            "function",
-            &item.sig.ident.to_string(),
-            item.sig.fn_token.span,
-            item.block.brace_token.span.close(),
-            FUNCTION_LINES_MAX,
-        );
+        self.function(&item.sig, &item.block);
         syn::visit::visit_item_fn(self, item);
     }
 
@@ -251,13 +255,7 @@ impl<'ast> Visit<'ast> for Walk<'_> {
         if is_test_only(&item.attrs) {
             return;
         }
-        self.measure(
-            "function",
-            &item.sig.ident.to_string(),
-            item.sig.fn_token.span,
-            item.block.brace_token.span.close(),
-            FUNCTION_LINES_MAX,
-        );
+        self.function(&item.sig, &item.block);
         syn::visit::visit_impl_item_fn(self, item);
     }
 
