@@ -22,14 +22,17 @@ starts `switchboard ingest`, `dispatch` and two `solver` instances (leases
 on, one active) as separate processes, each given all three URLs and
 `--replicas 3`. It drives them as tests/fault/kill_under_load.py does
 (needs, pledges, volunteers, and every proposal answered at once), and a
-third of the way in kills with SIGKILL the node that leads SB_EVENTS. The
+third of the way in kills with SIGKILL the node that leads SB_EVENTS (with
+`--kill-lease-holder`, the solver instance planning the shard too, so the
+lease moves under load). The
 node stays down; the load goes on. Afterwards it reads the streams back
 from the surviving nodes and checks:
 
 - every request answered `ok` has its event in SB_EVENTS at the sequence
   the reply gave (nothing acknowledged lost), and no body is logged twice;
-- no match event is published twice and no task has more live acceptances
-  than slots;
+- no match event is published twice, every transition is legal from the
+  state before it (no `accepted` after a `released`), and no task has more
+  live acceptances than slots;
 - proposals kept flowing after the kill;
 - the plan passes shared/bench/check_plan.py against the instance rebuilt
   from SB_EVENTS with every live acceptance pinned, so no volunteer's
@@ -87,6 +90,16 @@ def node_command(number, hosts, client_ports, route_ports, monitor_ports, work):
     if host == ADDRESS_THERE:
         command = ["ip", "netns", "exec", NETNS] + command
     return command
+
+
+def lease_holder(work):
+    """The solver instance planning the shard now, read from the solvers' logs."""
+    for name in ("solver-a", "solver-b"):
+        with open(os.path.join(work, f"{name}.log"), errors="replace") as log:
+            changes = [line for line in log if "now plans the shard" in line or "no longer plans the shard" in line]
+        if changes and "now plans the shard" in changes[-1]:
+            return name
+    return None
 
 
 def ip(*arguments):
@@ -251,6 +264,13 @@ async def run(arguments):
         ip("link", "set", VETH_HERE, "down")
     else:
         nodes[leader].kill()
+    holder_killed = None
+    if arguments.kill_lease_holder:
+        # The lease must move under load: the instance planning now dies
+        # with the node, and the standby takes over from the stream.
+        holder_killed = lease_holder(work)
+        if holder_killed:
+            processes[holder_killed].kill()
     killed_at = time.monotonic()
     ledger.watching["node"] = (killed_at, lambda subject: subject.startswith("sb.in."))
     new_leader, _ = await stream_leader(js, "SB_EVENTS")
@@ -298,6 +318,7 @@ async def run(arguments):
                                  for subject, data in events.values())
     doubled_events = sum(1 for count in bodies.values() if count > 1)
     live, repeated, _ = fault.live_acceptances(matches)
+    illegal = fault.illegal_transitions(matches)
     slots = {}
     for subject, data in events.values():
         if subject.startswith("sb.ev.need."):
@@ -357,16 +378,20 @@ async def run(arguments):
         if "node" in ledger.first_ok_after else None,
         "first_proposal_after_kill_s": round(after_kill[0] - killed_at, 2) if after_kill else None,
         "match_events_published_twice": [list(key) for key in repeated],
+        "illegal_transitions": [list(entry) for entry in illegal],
         "overstaffed_tasks": overstaffed,
         "live_acceptances": len(live),
         "solver_takeovers": dict(lease_holders),
+        "lease_holder_killed": holder_killed,
         "check_plan": {"exit": checked.returncode, "output": (checked.stdout + checked.stderr).strip()[-2000:]},
         "work_dir": work,
     }
-    result["passed"] = (not lost and doubled_events == 0 and not repeated and not overstaffed and replicas == 3
+    result["passed"] = (not lost and doubled_events == 0 and not repeated and not illegal and not overstaffed
+                        and replicas == 3
                         and checked.returncode == 0 and len(after_kill) > 0
                         and result["first_acknowledged_after_kill_s"] is not None
-                        and (not partition or rejoined_s is not None))
+                        and (not partition or rejoined_s is not None)
+                        and (not arguments.kill_lease_holder or holder_killed is not None))
     return result
 
 
@@ -380,6 +405,8 @@ def main():
     parser.add_argument("--out", help="write the result here as JSON too")
     parser.add_argument("--fault", choices=["kill", "partition"], default="kill",
                         help="SIGKILL the leader of SB_EVENTS, or cut node 3 (made its leader) off the network")
+    parser.add_argument("--kill-lease-holder", action="store_true",
+                        help="at the fault, also SIGKILL the solver instance holding the lease, so it moves under load")
     parser.add_argument("--partition-seconds", type=float, default=20.0, help="how long the partition lasts")
     arguments = parser.parse_args()
     try:

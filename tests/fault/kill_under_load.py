@@ -15,7 +15,9 @@ streams back and checks:
   the reply gave, under the subject of its id: no acknowledged event lost;
 - no body is logged twice (retries are deduplicated);
 - no proposal, acceptance or other change is published twice for the same
-  (volunteer, task, round), and no task has more live acceptances than slots;
+  (volunteer, task, round), every transition is legal from the state before
+  it (no `accepted` after a `released`), and no task has more live
+  acceptances than slots;
 - the plan from sb.plan.get passes shared/bench/check_plan.py against the
   instance rebuilt from SB_EVENTS, with every live acceptance pinned;
 - SB_LEDGER folded in order never over-spends a pledge: no balance below
@@ -362,6 +364,41 @@ def money_problems(entries, events):
     return problems, totals
 
 
+# The assignment state machine of proto/README.md: what may follow each
+# state within one round (a new round starts with a new proposal).
+LEGAL_AFTER = {
+    None: {"proposed"},
+    "proposed": {"accepted", "declined", "expired", "released"},
+    "accepted": {"checked_in", "released", "completed"},
+    "checked_in": {"released", "completed"},
+}
+
+
+def illegal_transitions(matches):
+    """Replays SB_MATCHES: every transition that is not legal from the state
+    before it in its round (for example `accepted` after `released`), as
+    (sequence, volunteer, task, round, before, after)."""
+    state = {}
+    illegal = []
+    for seq in sorted(matches):
+        subject, data = matches[seq]
+        body = json.loads(data)
+        kind = subject.split(".")[2]
+        pair = (body["volunteer"], body["task"])
+        round_ = body.get("round", 0)
+        before_round, before = state.get(pair, (None, None))
+        if kind == "proposed":
+            if before_round is not None and round_ <= before_round:
+                illegal.append((seq, *pair, round_, before, kind))
+            state[pair] = (round_, "proposed")
+            continue
+        if round_ != before_round or kind not in LEGAL_AFTER.get(before, set()):
+            illegal.append((seq, *pair, round_, before, kind))
+            continue
+        state[pair] = (round_, kind)
+    return illegal
+
+
 def live_acceptances(matches):
     """Replays SB_MATCHES: the (volunteer, task) pairs accepted and not since
     released, expired, declined or completed; and any repeated publication."""
@@ -485,6 +522,7 @@ async def run(arguments):
     doubled_events = sum(1 for count in bodies.values() if count > 1)
     # No match event twice; no task over-staffed.
     live, repeated, _ = live_acceptances(matches)
+    illegal = illegal_transitions(matches)
     slots = {}
     for subject, data in events.values():
         if subject.startswith("sb.ev.need."):
@@ -528,6 +566,7 @@ async def run(arguments):
         "lost_acknowledged": lost,
         "events_logged_twice": doubled_events,
         "match_events_published_twice": [list(key) for key in repeated],
+        "illegal_transitions": [list(entry) for entry in illegal],
         "overstaffed_tasks": overstaffed,
         "plan_assignments": len(plan.get("assignments", [])),
         "money": money_totals,
@@ -540,7 +579,8 @@ async def run(arguments):
                                  else None for name, _, _, proof in faults if proof is not None},
         "work_dir": work,
     }
-    passed = (not lost and doubled_events == 0 and not repeated and not overstaffed and not money_broken
+    passed = (not lost and doubled_events == 0 and not repeated and not illegal and not overstaffed
+              and not money_broken
               and checked.returncode == 0 and len(serving) == len(faults)
               and all(value is not None for value in result["first_acknowledged_s"].values()))
     result["passed"] = passed

@@ -60,8 +60,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use planner::{
-    Delivery, DeliveryId, Effect, Input, NotLogged, Outbound, Planner, PlannerConfig, Publication,
-    RequestId, SendPurpose, Write,
+    Delivery, DeliveryId, Effect, Input, NotLogged, NotWritten, Outbound, Planner, PlannerConfig,
+    Publication, RequestId, SendPurpose, Write,
 };
 use plumbing::ack::AckGuard;
 use plumbing::fault::{Classify as _, Fault, Policy};
@@ -70,6 +70,10 @@ use plumbing::store::Store;
 use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
 
+/// Transitions in a row that met a write they had not seen, each read and
+/// decided again, before the next is treated as the stream being away (the
+/// solver writing without pause must not keep dispatch from ever writing).
+pub const PUBLISH_CONFLICTS_IN_A_ROW_MAX: u32 = 8;
 /// A delivery not acked in this time is sent again.
 pub const DELIVERY_ACK_WAIT_S: u64 = 30;
 /// Deliveries of one proposal before it is left to expire.
@@ -145,13 +149,19 @@ pub async fn run(
         saved,
     );
     let mut shell = Shell::new(context.clone(), store, planner, email);
+    shell.matches_position = positions
+        .iter()
+        .find(|(log, _)| *log == Log::Matches)
+        .map_or(0, |(_, position)| *position);
     let mut logs = Logs::catch_up(&context, SERVICE, &positions, |log, stored| {
         shell.apply_catching_up(log, stored)
     })
     .await?;
     // What the past left to do (a transition an answer called for) goes
     // out only now that both logs are applied to their ends.
-    shell.handle("catching up", Input::CaughtUp).await?;
+    shell
+        .handle(&mut logs, "catching up", Input::CaughtUp)
+        .await?;
 
     let deliveries = delivery_consumer(&context).await?;
     let mut deliveries = deliveries
@@ -210,11 +220,15 @@ pub async fn run(
             Next::Requests(requests) => shell.answer_all(requests, &mut logs).await?,
             Next::Stored(log, stored) => {
                 shell
-                    .handle("applying the logs", Input::Stored(log, stored))
+                    .handle(&mut logs, "applying the logs", Input::Stored(log, stored))
                     .await?
             }
-            Next::Deliveries(messages) => shell.deliver(messages).await?,
-            Next::Wake => shell.handle("running the clock", Input::Wake).await?,
+            Next::Deliveries(messages) => shell.deliver(messages, &mut logs).await?,
+            Next::Wake => {
+                shell
+                    .handle(&mut logs, "running the clock", Input::Wake)
+                    .await?
+            }
             Next::Shutdown => break,
         }
     }
@@ -345,6 +359,12 @@ struct Shell {
     wake_at: Option<DateTime<Utc>>,
     /// Effects of the catch-up that need NATS, carried out once it is over.
     deferred: Vec<Effect>,
+    /// The end of `SB_MATCHES` as this instance knows it: the last message
+    /// it applied, or wrote itself. Every transition is written only if the
+    /// stream still ends there.
+    matches_position: u64,
+    /// Transitions in a row that met a write they had not seen.
+    conflicts_in_a_row: u32,
     metrics: DispatchMetrics,
 }
 
@@ -366,6 +386,8 @@ impl Shell {
             next_id: 0,
             wake_at: None,
             deferred: Vec::new(),
+            matches_position: 0,
+            conflicts_in_a_row: 0,
             metrics: DispatchMetrics::new(),
         }
     }
@@ -379,6 +401,7 @@ impl Shell {
     /// that needs NATS after the catch-up.
     fn apply_catching_up(&mut self, log: Log, stored: &Stored) -> Result<(), Fault> {
         let now = self.context.clock.now();
+        self.note_read(log, stored);
         let mut skipped = None;
         for effect in self.planner.step(Input::Stored(log, stored.clone()), now) {
             match effect {
@@ -391,68 +414,84 @@ impl Shell {
         skipped.map_or(Ok(()), |reason| Err(Fault::Skip(reason)))
     }
 
+    /// Keeps the known end of the match stream.
+    fn note_read(&mut self, log: Log, stored: &Stored) {
+        if log == Log::Matches {
+            self.matches_position = self.matches_position.max(stored.sequence);
+        }
+    }
+
     /// Feeds `input` to the planner and carries out what it asks, each
     /// outcome fed back before the effects after it; `Err` only when the
     /// service must stop.
-    async fn handle(&mut self, step: &str, input: Input) -> anyhow::Result<()> {
+    async fn handle(&mut self, logs: &mut Logs, step: &str, input: Input) -> anyhow::Result<()> {
+        if let Input::Stored(log, stored) = &input {
+            self.note_read(*log, stored);
+        }
         let mut queue: VecDeque<Effect> = self.deferred.drain(..).collect();
         queue.extend(self.planner.step(input, self.context.clock.now()));
         while let Some(effect) = queue.pop_front() {
-            let outcome = match self.execute(effect).await {
-                Ok(outcome) => outcome,
+            let outcomes = match self.execute(effect, logs).await {
+                Ok(outcomes) => outcomes,
                 Err(fault) => {
                     self.policy.judge(step, Err(fault))?;
-                    None
+                    Vec::new()
                 }
             };
-            if let Some(input) = outcome {
-                let more = self.planner.step(input, self.context.clock.now());
-                for effect in more.into_iter().rev() {
-                    queue.push_front(effect);
+            let mut more = Vec::new();
+            for input in outcomes {
+                if let Input::Stored(log, stored) = &input {
+                    self.note_read(*log, stored);
                 }
+                more.extend(self.planner.step(input, self.context.clock.now()));
+            }
+            for effect in more.into_iter().rev() {
+                queue.push_front(effect);
             }
         }
         Ok(())
     }
 
-    async fn execute(&mut self, effect: Effect) -> Result<Option<Input>, Fault> {
+    /// Carries out one effect; what it returns is fed to the planner in
+    /// order (an outcome, after whatever had to be read to judge it).
+    async fn execute(&mut self, effect: Effect, logs: &mut Logs) -> Result<Vec<Input>, Fault> {
         match effect {
             Effect::Commit(writes) => {
-                commit_to(&self.store, &self.context.subjects, &writes).map(|()| None)
+                commit_to(&self.store, &self.context.subjects, &writes).map(|()| Vec::new())
             }
-            Effect::Send { messages, purpose } => Ok(Some(self.send(messages, purpose).await)),
+            Effect::Send { messages, purpose } => Ok(vec![self.send(messages, purpose).await]),
             Effect::Email { message, address } => {
                 if let Some(email) = &self.email {
                     email.send(&message, &address, self.context.clock.now());
                 }
-                Ok(None)
+                Ok(Vec::new())
             }
-            Effect::Publish(publication) => Ok(Some(self.publish(publication).await)),
+            Effect::Publish(publication) => Ok(self.publish(publication, logs).await),
             Effect::LogAnswer {
                 request,
                 answer,
                 message_id,
                 expected_last_sequence,
-            } => Ok(Some(
+            } => Ok(vec![
                 self.log_answer(request, answer, &message_id, expected_last_sequence)
                     .await,
-            )),
+            ]),
             Effect::Reply { request, reply } => {
                 self.reply(request, &reply).await;
-                Ok(None)
+                Ok(Vec::new())
             }
-            Effect::Ack(deliveries) => self.ack(&deliveries).await.map(|()| None),
-            Effect::Terminate(deliveries) => self.terminate(&deliveries).await.map(|()| None),
+            Effect::Ack(deliveries) => self.ack(&deliveries).await.map(|()| Vec::new()),
+            Effect::Terminate(deliveries) => self.terminate(&deliveries).await.map(|()| Vec::new()),
             Effect::Nak(deliveries) => {
                 // A dropped guard naks: the consumer delivers it again.
                 for delivery in deliveries {
                     self.deliveries.remove(&delivery);
                 }
-                Ok(None)
+                Ok(Vec::new())
             }
             Effect::WakeAt(at) => {
                 self.wake_at = at;
-                Ok(None)
+                Ok(Vec::new())
             }
             Effect::Skipped(reason) => Err(Fault::Skip(reason)),
         }
@@ -534,24 +573,62 @@ impl Shell {
         }
     }
 
-    async fn publish(&self, publication: Box<Publication>) -> Input {
+    /// Writes a transition, conditional on the match stream ending where
+    /// this instance knows it to. On a conflict (the solver wrote first)
+    /// it reads the stream to its end and returns what it read before the
+    /// outcome, so the planner decides again on what was written first.
+    async fn publish(&mut self, publication: Box<Publication>, logs: &mut Logs) -> Vec<Input> {
         let event = &publication.event;
-        metrics::counter!("switchboard_dispatch_transitions_total", "kind" => event.kind().token())
-            .increment(1);
         let subject = event.subject(&self.context.subjects);
-        let written = publish::durably_or_error(
+        let written = publish::durably_expecting(
             &self.context,
             &subject,
             &event.message_id(),
+            Some(publish::Expect::LastInStream(self.matches_position)),
             Bytes::from(event.encode()),
         )
         .await;
         match written {
-            Ok(_) => Input::Published(publication),
+            Ok(sequence) => {
+                metrics::counter!("switchboard_dispatch_transitions_total", "kind" => event.kind().token())
+                    .increment(1);
+                self.matches_position = self.matches_position.max(sequence);
+                self.conflicts_in_a_row = 0;
+                vec![Input::Published(publication)]
+            }
+            Err(publish::PublishError::Conflict { .. })
+                if self.conflicts_in_a_row < PUBLISH_CONFLICTS_IN_A_ROW_MAX =>
+            {
+                self.conflicts_in_a_row += 1;
+                metrics::counter!("switchboard_dispatch_transition_conflicts_total").increment(1);
+                let mut inputs = Vec::new();
+                let wait = Duration::from_millis(READ_TO_END_TIMEOUT_MS);
+                let to_end = logs
+                    .read_to_end(&self.context, Log::Matches, wait, |stored| {
+                        inputs.push(Input::Stored(Log::Matches, stored.clone()));
+                        Ok(())
+                    })
+                    .await;
+                let why = match to_end {
+                    Ok(true) => NotWritten::Conflict,
+                    outcome => {
+                        if let Err(fault) = outcome {
+                            let _ = self
+                                .policy
+                                .judge("reading the match stream to its end", Err(fault));
+                        }
+                        NotWritten::Unavailable
+                    }
+                };
+                inputs.push(Input::NotPublished(publication, why));
+                inputs
+            }
             Err(error) => {
-                let fault = Fault::Retry(error.context("publishing a transition"));
+                self.conflicts_in_a_row = 0;
+                let fault =
+                    Fault::Retry(anyhow::Error::new(error).context("publishing a transition"));
                 let _ = self.policy.judge("publishing a transition", Err(fault));
-                Input::NotPublished(publication)
+                vec![Input::NotPublished(publication, NotWritten::Unavailable)]
             }
         }
     }
@@ -639,6 +716,7 @@ impl Shell {
     async fn deliver(
         &mut self,
         messages: Vec<async_nats::jetstream::Message>,
+        logs: &mut Logs,
     ) -> anyhow::Result<()> {
         let received_at = Instant::now();
         let mut batch = Vec::with_capacity(messages.len());
@@ -660,7 +738,9 @@ impl Shell {
                 },
             );
         }
-        let handled = self.handle("delivering", Input::Deliveries(batch)).await;
+        let handled = self
+            .handle(logs, "delivering", Input::Deliveries(batch))
+            .await;
         self.deliveries.clear();
         handled
     }
@@ -682,8 +762,12 @@ impl Shell {
                 .judge("reading the match stream to its end", Err(fault))?;
         }
         for stored in read {
-            self.handle("applying the logs", Input::Stored(Log::Matches, stored))
-                .await?;
+            self.handle(
+                logs,
+                "applying the logs",
+                Input::Stored(Log::Matches, stored),
+            )
+            .await?;
         }
         for request in requests {
             if !reply::has_safe_reply_subject(&self.context, &request) {
@@ -704,7 +788,11 @@ impl Shell {
                 body,
                 sender,
             };
-            trace::scope(trace, self.handle("answering", input).instrument(span)).await?;
+            trace::scope(
+                trace,
+                self.handle(logs, "answering", input).instrument(span),
+            )
+            .await?;
         }
         Ok(())
     }

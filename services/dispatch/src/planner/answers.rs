@@ -5,10 +5,13 @@
 //! ([`crate::assignments::transition`]); a legal one is logged in
 //! `SB_EVENTS` conditional on the assignment's last answer, so two answers
 //! racing cannot both apply, and only then is its transition published and
-//! the volunteer told `ok`. Settling ([`Planner::settle`]) is the same rule
-//! read from the state: an assignment whose last logged answer, or whose
-//! task's completion, calls for a transition its state does not show yet
-//! gets it published. That covers a crash between logging and publishing,
+//! the volunteer told `ok`. A transition that meets a write it had not seen
+//! (the solver released the proposal meanwhile) is decided again on that
+//! write, so an accept is never written after a release.
+//!
+//! Settling ([`Planner::settle`]) is the same rule read from the state: an
+//! assignment whose last logged answer, or whose task's completion, calls
+//! for a transition its state does not show yet gets it published. That covers a crash between logging and publishing,
 //! and a server away when it was first tried.
 
 use chrono::{DateTime, Utc};
@@ -181,6 +184,50 @@ impl Planner {
         }
     }
 
+    /// An answer's transition met a write it had not seen (the shell has
+    /// read it since): published if the answer still calls for it, else
+    /// refused, naming what the assignment became (a proposal the solver
+    /// released while the answer was on its way is not accepted after all).
+    pub(super) fn answer_again(
+        &mut self,
+        wanted: &MatchEvent,
+        request: RequestId,
+        reply: Reply,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let (volunteer, task, round) = wanted.pair();
+        let Some(assignment) = self.assignment(volunteer, task).cloned() else {
+            return effects.push(refused_after_all(request, volunteer, task, "withdrawn"));
+        };
+        if assignment.round != round {
+            return effects.push(refused_after_all(
+                request,
+                volunteer,
+                task,
+                "proposed again",
+            ));
+        }
+        match self.due_change(&assignment, now) {
+            Some(event) if event.kind() == wanted.kind() => {
+                effects.push(Effect::Publish(Box::new(Publication {
+                    event,
+                    cause: Cause::Answer { request, reply },
+                })))
+            }
+            _ => {
+                // The logged answer calls for nothing now: nothing to settle.
+                self.unsettled.remove(&key(volunteer, task));
+                effects.push(refused_after_all(
+                    request,
+                    volunteer,
+                    task,
+                    assignment.state.token(),
+                ))
+            }
+        }
+    }
+
     /// Publishes the transition each of `pairs` is due, if any.
     pub(super) fn settle(
         &mut self,
@@ -263,6 +310,21 @@ pub(super) fn not_logged(request: RequestId, why: NotLogged) -> Effect {
     Effect::Reply {
         request,
         reply: Reply::refused(refusal),
+    }
+}
+
+/// The refusal of an answer whose assignment changed before it could take
+/// effect; `became` says how, in the wire's words.
+fn refused_after_all(request: RequestId, volunteer: &str, task: &str, became: &str) -> Effect {
+    Effect::Reply {
+        request,
+        reply: Reply::refused(ErrorBody::new(
+            ErrorCode::Conflict,
+            Some("task".to_owned()),
+            format!(
+                "the proposal of task {task} to {volunteer} is {became} now: it changed before this answer could take effect, so the answer was not applied"
+            ),
+        )),
     }
 }
 

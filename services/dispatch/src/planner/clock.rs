@@ -143,6 +143,24 @@ impl Planner {
         }
     }
 
+    /// The timer of `pair`, if still due, decided again (its transition
+    /// met a write it had not seen).
+    pub(super) fn timer_again(
+        &mut self,
+        pair: &str,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(assignment) = self.assignments.get(pair).cloned() else {
+            return;
+        };
+        if let Some((at, timer)) = self.next_timer(&assignment) {
+            if at <= now {
+                self.timer_due(&assignment, timer, now, effects);
+            }
+        }
+    }
+
     fn timer_due(
         &mut self,
         assignment: &Assignment,

@@ -113,8 +113,10 @@ pub enum Input {
     },
     /// The outcome of [`Effect::Publish`]: in `SB_MATCHES`.
     Published(Box<Publication>),
-    /// The outcome of [`Effect::Publish`]: not written.
-    NotPublished(Box<Publication>),
+    /// The outcome of [`Effect::Publish`]: not written, and why. On a
+    /// conflict the shell has read the match stream to its end first, so
+    /// the planner decides again on what now holds.
+    NotPublished(Box<Publication>, NotWritten),
     /// The outcome of [`Effect::LogAnswer`]: in `SB_EVENTS` at `sequence`.
     AnswerLogged {
         request: RequestId,
@@ -132,7 +134,7 @@ impl Input {
             self,
             Input::Sent { .. }
                 | Input::Published(_)
-                | Input::NotPublished(_)
+                | Input::NotPublished(..)
                 | Input::AnswerLogged { .. }
                 | Input::AnswerNotLogged { .. }
         )
@@ -146,6 +148,18 @@ pub enum NotLogged {
     Conflict,
     /// The stream did not acknowledge; the text says what failed.
     Unavailable(String),
+}
+
+/// Why a transition was not written to `SB_MATCHES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotWritten {
+    /// The stream had moved past what this instance had read: someone (the
+    /// solver) wrote first, and what they wrote may make the transition
+    /// moot (a proposal released before its acceptance could land).
+    Conflict,
+    /// The stream did not acknowledge; the state stays and the decision is
+    /// taken again later.
+    Unavailable,
 }
 
 /// What the shell is to do, in the order given.
@@ -164,7 +178,9 @@ pub enum Effect {
         message: Box<VolunteerMessage>,
         address: Address,
     },
-    /// A transition on `sb.match.*`; the outcome comes back as
+    /// A transition on `sb.match.*`, written only if the stream still ends
+    /// where this instance last read or wrote it (so a transition is never
+    /// written over one it has not seen); the outcome comes back as
     /// [`Input::Published`] or [`Input::NotPublished`].
     Publish(Box<Publication>),
     /// An answer written to `SB_EVENTS`, conditional on the assignment's
@@ -387,7 +403,9 @@ impl Planner {
                 outcome,
             } => self.sent(purpose, messages, outcome, now, &mut effects),
             Input::Published(publication) => self.published(publication, now, &mut effects),
-            Input::NotPublished(publication) => self.not_published(publication, now, &mut effects),
+            Input::NotPublished(publication, why) => {
+                self.not_published(publication, why, now, &mut effects)
+            }
             Input::AnswerLogged {
                 request,
                 answer,

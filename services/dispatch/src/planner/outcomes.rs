@@ -3,15 +3,20 @@
 //! and let their deliveries be acked, a published transition is applied,
 //! and a failure leaves the state as it was, so the decision is taken
 //! again (a delivery handed back, a timer held for a few seconds, a
-//! transition left to settle).
+//! transition left to settle). A transition someone else's write came
+//! before is decided again at once, on what that write changed: an
+//! acceptance of a proposal the solver released meanwhile is refused, not
+//! written after the release.
 
 use chrono::{DateTime, Utc};
 
+use proto::wire::Reply;
+
 use super::{
-    reminded_key, Cause, Effect, Outbound, Planner, Publication, SendPurpose, Write,
+    reminded_key, Cause, Effect, NotWritten, Outbound, Planner, Publication, SendPurpose, Write,
     RETRY_AFTER_FAILURE_S,
 };
-use crate::assignments::key;
+use crate::assignments::{key, State};
 
 impl Planner {
     /// What a write to the volunteers' subjects changes.
@@ -115,27 +120,66 @@ impl Planner {
         }
     }
 
-    /// A transition was not written: the state stays as it was and the
-    /// decision is taken again later.
+    /// A transition was not written. When the stream was away the state
+    /// stays as it was and the decision is taken again later; when someone
+    /// wrote first (the shell has read what they wrote), it is taken again
+    /// now, on what holds.
     pub(super) fn not_published(
         &mut self,
         publication: Box<Publication>,
+        why: NotWritten,
         now: DateTime<Utc>,
         effects: &mut Vec<Effect>,
     ) {
+        if why == NotWritten::Conflict {
+            return self.decide_again(publication, now, effects);
+        }
         let (volunteer, task, _) = publication.event.pair();
         self.hold(now);
         match publication.cause {
-            Cause::Answer { request, reply } => {
-                // The answer is logged: the transition follows from the log.
+            Cause::Answer { request, .. } => {
+                // The answer is logged and its transition follows from the
+                // log once the stream is back; the volunteer is not told
+                // `ok` before it is in effect, and sending it again is safe.
                 self.unsettled.insert(key(volunteer, task));
-                effects.push(Effect::Reply { request, reply });
+                effects.push(Effect::Reply {
+                    request,
+                    reply: Reply::refused(plumbing::reply::unavailable(
+                        "the answer is recorded but not yet in effect; send it again",
+                    )),
+                });
             }
             Cause::Log => {
                 self.unsettled.insert(key(volunteer, task));
             }
             // The timer stays due.
             Cause::Clock { .. } => {}
+        }
+    }
+
+    /// After a conflict: a transition the state already shows (an earlier
+    /// attempt landed, its ack lost; or someone wrote the same) counts as
+    /// published; otherwise it is decided again for what caused it.
+    fn decide_again(
+        &mut self,
+        publication: Box<Publication>,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let (volunteer, task, round) = publication.event.pair();
+        let pair = key(volunteer, task);
+        let shown = self.assignments.get(&pair).is_some_and(|assignment| {
+            assignment.round == round && assignment.state == State::after(publication.event.kind())
+        });
+        if shown {
+            return self.published(publication, now, effects);
+        }
+        match publication.cause {
+            Cause::Answer { request, reply } => {
+                self.answer_again(&publication.event, request, reply, now, effects)
+            }
+            Cause::Log => self.settle(vec![pair], now, effects),
+            Cause::Clock { .. } => self.timer_again(&pair, now, effects),
         }
     }
 

@@ -15,7 +15,7 @@ use plumbing::follow::{Log, Stored};
 use plumbing::store::Store;
 use plumbing::trace::TraceParent;
 use proto::events::{Event, MatchEvent};
-use proto::subjects::Subjects;
+use proto::subjects::{MatchKind, Subjects};
 use proto::wire::{MatchChanged, MatchProposed};
 
 use super::*;
@@ -81,6 +81,10 @@ struct Driver {
     writes: Vec<Write>,
     /// Effects of these kinds fail ("send", "publish", "log").
     failing: HashSet<&'static str>,
+    /// Match events another writer (the solver) gets into the stream just
+    /// before the next transition: that write meets a conflict, and the
+    /// shell reads these before telling the planner.
+    written_first: Vec<MatchEvent>,
     next_request: RequestId,
 }
 
@@ -104,6 +108,7 @@ impl Driver {
             matches_sequence: 0,
             writes: Vec::new(),
             failing: HashSet::new(),
+            written_first: Vec::new(),
             next_request: 0,
         }
     }
@@ -168,23 +173,24 @@ impl Driver {
             self.planner.step(input, self.now).into();
         while let Some(effect) = queue.pop_front() {
             lines.push(render(&effect));
-            if let Some(outcome) = self.outcome(effect) {
-                let more = self.planner.step(outcome, self.now);
-                for effect in more.into_iter().rev() {
-                    queue.push_front(effect);
-                }
+            let mut more = Vec::new();
+            for outcome in self.outcome(effect) {
+                more.extend(self.planner.step(outcome, self.now));
+            }
+            for effect in more.into_iter().rev() {
+                queue.push_front(effect);
             }
         }
         lines.join("\n")
     }
 
-    fn outcome(&mut self, effect: Effect) -> Option<Input> {
+    fn outcome(&mut self, effect: Effect) -> Vec<Input> {
         match effect {
             Effect::Commit(writes) => {
                 self.writes.extend(writes);
-                None
+                Vec::new()
             }
-            Effect::Send { messages, purpose } => Some(Input::Sent {
+            Effect::Send { messages, purpose } => vec![Input::Sent {
                 purpose,
                 messages,
                 outcome: if self.failing.contains("send") {
@@ -192,25 +198,33 @@ impl Driver {
                 } else {
                     Ok(())
                 },
-            }),
+            }],
             Effect::Publish(publication) if self.failing.contains("publish") => {
-                Some(Input::NotPublished(publication))
+                vec![Input::NotPublished(publication, NotWritten::Unavailable)]
+            }
+            Effect::Publish(publication) if !self.written_first.is_empty() => {
+                let mut inputs: Vec<Input> = std::mem::take(&mut self.written_first)
+                    .iter()
+                    .map(|event| self.matched(event))
+                    .collect();
+                inputs.push(Input::NotPublished(publication, NotWritten::Conflict));
+                inputs
             }
             Effect::Publish(publication) => {
                 self.matches_sequence += 1;
-                Some(Input::Published(publication))
+                vec![Input::Published(publication)]
             }
             Effect::LogAnswer {
                 request, answer, ..
             } => {
                 self.events_sequence += 1;
-                Some(Input::AnswerLogged {
+                vec![Input::AnswerLogged {
                     request,
                     answer,
                     sequence: self.events_sequence,
-                })
+                }]
             }
-            _ => None,
+            _ => Vec::new(),
         }
     }
 
@@ -417,6 +431,101 @@ fn an_accept_before_respond_by_is_logged_then_accepted_with_a_checkin_timer() {
     let assignment = driver.planner.assignment("v1", "t1").unwrap();
     assert_eq!(assignment.state, State::Accepted);
     assert_eq!(assignment.answered_sequence, 2);
+}
+
+#[test]
+fn an_accept_that_meets_the_solvers_release_of_its_proposal_is_refused_not_written_after_it() {
+    let mut driver = proposed();
+    driver.now = at("2026-11-22T06:00:00Z");
+    // The solver releases the proposal (its team could not be completed)
+    // while the volunteer's accept is on its way: the accept's transition
+    // meets the release, which the shell reads before the planner decides.
+    let released = MatchEvent::changed(
+        MatchKind::Released,
+        MatchChanged {
+            volunteer: "v1".to_owned(),
+            task: "t1".to_owned(),
+            round: 0,
+            reason: Some("the team could not be completed".to_owned()),
+            handoff: None,
+            at: driver.now,
+        },
+    )
+    .unwrap();
+    driver.written_first.push(released);
+    let accept = driver.answer(answer("accept", 0));
+    let got = driver.run(accept);
+    assert!(
+        got.contains("publish accepted v1/t1#0"),
+        "the accept is tried: {got}"
+    );
+    assert!(got.contains("commit v1/t1#0 released"), "{got}");
+    assert!(
+        got.contains(
+            "reply #1 refused conflict on task: the proposal of task t1 to v1 is released"
+        ),
+        "the volunteer is told it did not take effect: {got}"
+    );
+    assert_eq!(
+        got.matches("publish ").count(),
+        1,
+        "nothing is written after the release: {got}"
+    );
+    let assignment = driver.planner.assignment("v1", "t1").unwrap();
+    assert_eq!(assignment.state, State::Released);
+    // Settling later finds nothing due: the logged accept calls for nothing.
+    driver.now += chrono::Duration::minutes(5);
+    assert!(!driver.run(Input::Wake).contains("publish"));
+}
+
+#[test]
+fn an_accept_that_meets_a_write_about_someone_else_is_written_once_it_is_read() {
+    let mut driver = proposed();
+    driver.now = at("2026-11-22T06:00:00Z");
+    // Another volunteer's proposal got in first: nothing about v1 changed.
+    driver
+        .written_first
+        .push(MatchEvent::Proposed(proposal("v2", "t1", 0)));
+    let accept = driver.answer(answer("accept", 0));
+    let got = driver.run(accept);
+    assert_eq!(
+        got.matches("publish accepted v1/t1#0").count(),
+        2,
+        "tried again after reading: {got}"
+    );
+    assert!(got.contains("commit v1/t1#0 accepted"), "{got}");
+    assert!(got.ends_with("reply #1 ok at 2"), "{got}");
+}
+
+#[test]
+fn an_expiry_that_meets_the_volunteers_own_accept_is_dropped() {
+    let mut driver = proposed();
+    let mut accepted = driver.planner.assignment("v1", "t1").unwrap().clone();
+    accepted.state = State::Accepted;
+    driver.now = at("2026-11-23T00:00:00Z");
+    // An accept another dispatch instance wrote just before the expiry.
+    driver.written_first.push(
+        MatchEvent::changed(
+            MatchKind::Accepted,
+            MatchChanged {
+                volunteer: "v1".to_owned(),
+                task: "t1".to_owned(),
+                round: 0,
+                reason: Some("accepted by the volunteer".to_owned()),
+                handoff: None,
+                at: driver.now,
+            },
+        )
+        .unwrap(),
+    );
+    let got = driver.run(Input::Wake);
+    assert_eq!(got.matches("publish ").count(), 1, "{got}");
+    assert!(got.contains("commit v1/t1#0 accepted"), "{got}");
+    assert_eq!(
+        driver.planner.assignment("v1", "t1").unwrap().state,
+        State::Accepted,
+        "not expired over the accept: {got}"
+    );
 }
 
 #[test]
