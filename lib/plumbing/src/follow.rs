@@ -12,7 +12,13 @@
 //! the client's consumer can wait forever without an error (seen in
 //! `tests/cluster/run`). So a follower that has heard nothing for
 //! [`FOLLOW_STALL_CHECK_MS`] asks the stream where it ends, and if it ends
-//! beyond what was read, starts a new consumer right after that.
+//! beyond what was read, starts a new consumer right after that. The check
+//! runs as a task of its own: callers poll [`Follower::next`] inside
+//! `select!` and drop it whenever another branch is ready, and under steady
+//! load on another stream a check that lived in `next` was dropped before
+//! its round trip came back, every time, so a stalled follower stayed
+//! stalled (a solver taking over its lease read nothing more of
+//! `SB_MATCHES` and proposed nothing).
 
 use anyhow::Context as _;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
@@ -54,6 +60,9 @@ pub struct Follower {
     /// When a message last arrived (or the stream was last checked); kept
     /// here, not in `next`, because callers drop `next` inside `select!`.
     heard_at: Instant,
+    /// The stall check under way, if any: a task, so it survives the
+    /// caller dropping `next`.
+    checking: Option<tokio::task::JoinHandle<Checked>>,
     /// Messages of the stream after the last one read, when reported...
     lag: Option<metrics::Gauge>,
     /// ...and the sequence of the last one read.
@@ -74,6 +83,7 @@ impl Follower {
             messages,
             position: applied,
             heard_at: Instant::now(),
+            checking: None,
             lag: None,
             read: None,
         })
@@ -125,28 +135,49 @@ impl Follower {
             .with_context(|| format!("following {stream}"))
     }
 
-    /// After a silence, whether the stream ends beyond what was read; if so
-    /// a new consumer starts right after it. Errors mean the cluster is
-    /// still electing: the next silence checks again.
-    async fn restart_if_stalled(&mut self) {
-        self.heard_at = Instant::now();
-        let last = match crate::streams::last_sequence(&self.jetstream, &self.stream).await {
+    /// After a silence, whether the stream ends beyond `position`; if so, a
+    /// new consumer right after it. Errors mean the cluster is still
+    /// electing: the next silence checks again.
+    async fn check(
+        jetstream: async_nats::jetstream::Context,
+        stream: String,
+        position: u64,
+    ) -> Checked {
+        let last = match crate::streams::last_sequence(&jetstream, &stream).await {
             Ok(last) => last,
-            Err(error) => {
-                tracing::debug!(stream = %self.stream, error = %format!("{error:#}"), "cannot tell whether the follower stalled");
-                return;
-            }
+            Err(error) => return Checked::Unknown(format!("{error:#}")),
         };
-        if last <= self.position {
-            return;
+        if last <= position {
+            return Checked::Current;
         }
-        match Self::consume(&self.jetstream, &self.stream, self.position).await {
-            Ok(messages) => {
-                tracing::warn!(stream = %self.stream, from = self.position, to = last, "following stalled; started again after the last message read");
-                self.messages = messages;
+        match Self::consume(&jetstream, &stream, position).await {
+            Ok(messages) => Checked::Restarted {
+                messages: Box::new(messages),
+                from: position,
+                to: last,
+            },
+            Err(error) => Checked::CannotRestart(format!("{error:#}")),
+        }
+    }
+
+    /// Takes the outcome of a finished stall check.
+    fn checked(&mut self, outcome: Result<Checked, tokio::task::JoinError>) {
+        self.heard_at = Instant::now();
+        match outcome {
+            Ok(Checked::Current) => {}
+            Ok(Checked::Unknown(error)) => {
+                tracing::debug!(stream = %self.stream, %error, "cannot tell whether the follower stalled");
+            }
+            Ok(Checked::Restarted { messages, from, to }) => {
+                tracing::warn!(stream = %self.stream, from, to, "following stalled; started again after the last message read");
+                // Anything it repeats of what was read since is skipped.
+                self.messages = *messages;
+            }
+            Ok(Checked::CannotRestart(error)) => {
+                tracing::warn!(stream = %self.stream, %error, "following stalled and cannot start again yet");
             }
             Err(error) => {
-                tracing::warn!(stream = %self.stream, error = %format!("{error:#}"), "following stalled and cannot start again yet");
+                tracing::warn!(stream = %self.stream, %error, "the stall check ended without an answer");
             }
         }
     }
@@ -164,8 +195,17 @@ impl Follower {
             let check_at = self.heard_at + std::time::Duration::from_millis(FOLLOW_STALL_CHECK_MS);
             let next = tokio::select! {
                 next = self.messages.next() => next?,
-                () = tokio::time::sleep_until(check_at) => {
-                    self.restart_if_stalled().await;
+                outcome = finished(&mut self.checking) => {
+                    self.checking = None;
+                    self.checked(outcome);
+                    continue;
+                }
+                () = tokio::time::sleep_until(check_at), if self.checking.is_none() => {
+                    self.checking = Some(tokio::spawn(Self::check(
+                        self.jetstream.clone(),
+                        self.stream.clone(),
+                        self.position,
+                    )));
                     continue;
                 }
             };
@@ -215,6 +255,32 @@ impl Follower {
                 }
             }
         }
+    }
+}
+
+/// What a stall check found.
+enum Checked {
+    /// The stream ends where the follower is: nothing was missed.
+    Current,
+    /// The stream's end could not be read (a leader election).
+    Unknown(String),
+    /// It ends beyond: a consumer from the last message read.
+    Restarted {
+        messages: Box<Ordered>,
+        from: u64,
+        to: u64,
+    },
+    /// It ends beyond, and no consumer could be made yet.
+    CannotRestart(String),
+}
+
+/// The outcome of the check under way; never, when there is none.
+async fn finished(
+    checking: &mut Option<tokio::task::JoinHandle<Checked>>,
+) -> Result<Checked, tokio::task::JoinError> {
+    match checking {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -513,7 +513,9 @@ impl Solver {
                 self.apply_match_stored(&stored)?;
             }
         }
-        if !is_events {
+        // The fencing's position is the match stream's alone: the ledger's
+        // sequence says nothing about how far SB_MATCHES was read.
+        if !is_events && !is_money {
             self.matches_position = self.matches_position.max(position);
         }
         tracing::info!(stream, from = applied, to = position, "solver caught up");
