@@ -32,10 +32,13 @@ pub enum Input {
     Vet,
     /// A coordinator or collective confirms that held money was paid out.
     Disburse,
+    /// A volunteer or a donor asks to be forgotten: their data key is
+    /// deleted, so their private fields can no longer be read anywhere.
+    Forget,
 }
 
 impl Input {
-    pub const ALL: [Input; 9] = [
+    pub const ALL: [Input; 10] = [
         Input::Volunteer,
         Input::Need,
         Input::Pledge,
@@ -45,19 +48,21 @@ impl Input {
         Input::Steer,
         Input::Vet,
         Input::Disburse,
+        Input::Forget,
     ];
 
     /// The inputs that also have a per-sender subject
     /// (`<prefix>.in.<name>.<sender>`): those a person sends about
     /// themselves. Steer, vet and disburse are sent by coordinators,
     /// vetters and the gateway on the shared subjects only.
-    pub const PER_SENDER: [Input; 6] = [
+    pub const PER_SENDER: [Input; 7] = [
         Input::Volunteer,
         Input::Need,
         Input::Pledge,
         Input::Withdraw,
         Input::Reply,
         Input::Complete,
+        Input::Forget,
     ];
 
     /// Whether this input has a per-sender subject.
@@ -74,7 +79,7 @@ impl Input {
             Input::Volunteer | Input::Reply => "volunteer",
             Input::Need | Input::Complete => "collective",
             Input::Pledge => "pledge",
-            Input::Withdraw => "sender",
+            Input::Withdraw | Input::Forget => "sender",
             Input::Steer => "coordinator",
             Input::Vet => "vetter",
             Input::Disburse => "coordinator",
@@ -93,6 +98,7 @@ impl Input {
             Input::Steer => "steer",
             Input::Vet => "vet",
             Input::Disburse => "disburse",
+            Input::Forget => "forget",
         }
     }
 }
@@ -360,6 +366,13 @@ impl Subjects {
     /// every gateway instance: `SB_REVOKED_TOKENS`.
     pub fn token_revocation_bucket(&self) -> String {
         format!("{}_REVOKED_TOKENS", self.prefix.to_ascii_uppercase())
+    }
+
+    /// Key-value bucket of each person's data key (`SB_PEOPLE_KEYS`): their
+    /// private fields are sealed under it wherever they are kept, so
+    /// deleting the key erases them everywhere ("forget me").
+    pub fn people_key_bucket(&self) -> String {
+        format!("{}_PEOPLE_KEYS", self.prefix.to_ascii_uppercase())
     }
 
     /// Key-value bucket of the solver instances' shard leases, one key per

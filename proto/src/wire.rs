@@ -39,6 +39,11 @@ pub struct VolunteerOffer {
     /// How to reach the volunteer outside NATS, optional; never put on the match stream or in logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
+    /// Written by the switchboard, never by a client: in `SB_EVENTS` the
+    /// `name` and `contact` are absent and this holds them sealed under the
+    /// volunteer's own data key ([`Personal`]), which "forget me" deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     /// Languages spoken, optional.
     #[serde(
         default,
@@ -63,6 +68,25 @@ pub struct VolunteerOffer {
     /// Furthest distance, in km (great circle), from `home` to a task's place; absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_km: Option<f64>,
+}
+
+/// A person's private fields as sealed together (`sealed` of a volunteer
+/// offer or a pledge, opened with their data key).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Personal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub donor: Option<String>,
+}
+
+impl Personal {
+    /// Whether there is anything to seal.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.contact.is_none() && self.donor.is_none()
+    }
 }
 
 /// A point on the globe, in degrees (WGS 84).
@@ -202,6 +226,11 @@ pub struct PledgeOffer {
     /// The donor, optional; private: never published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub donor: Option<String>,
+    /// Written by the switchboard, never by a client: in `SB_EVENTS` the
+    /// `donor` is absent and this holds it sealed under the pledge's own
+    /// data key ([`Personal`]), which "forget me" deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     /// ISO 4217 code of `amount_cents` (`USD` when absent). One currency per
     /// pledge; it funds only tasks priced in the same currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -211,6 +211,7 @@ fn volunteer_offer() -> impl Strategy<Value = VolunteerOffer> {
                     trust,
                     name,
                     contact,
+                    sealed: None,
                     languages,
                     weekly: Vec::new(),
                     tz: None,
@@ -331,6 +332,7 @@ fn pledge_offer() -> impl Strategy<Value = PledgeOffer> {
                 tags,
                 expires_at,
                 donor,
+                sealed: None,
                 currency: None,
             },
         )

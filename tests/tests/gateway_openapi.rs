@@ -540,6 +540,9 @@ async fn every_route_answers_as_its_openapi_document_says_with_bodies_that_match
         .await;
     assert_eq!(status, 404);
     web.ok(Some(&donor), M::GET, "/donor", None).await;
+    // Forgetting the donor's name answers a page; the pledge stays.
+    web.ok(Some(&donor), M::POST, "/donor/forget", None).await;
+    web.ok(Some(&donor), M::GET, "/donor", None).await;
     web.ok(Some(&coordinator), M::GET, "/api/stream", None)
         .await;
     let (status, _) = web.call(None, M::GET, "/api/stream", None).await;

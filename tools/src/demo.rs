@@ -621,6 +621,7 @@ fn pledges(now: DateTime<Utc>) -> Vec<PledgeOffer> {
         tags: tags.map(|tags| tags.iter().map(|tag| (*tag).to_owned()).collect()),
         expires_at: expires.map(|days| at(now, days)),
         donor: None,
+        sealed: None,
         currency: None,
     };
     vec![
@@ -690,6 +691,7 @@ fn volunteer(rng: &mut StdRng, index: usize, now: DateTime<Utc>) -> VolunteerOff
         trust: if rng.random_bool(0.3) { 1 } else { 0 },
         name: None,
         contact: None,
+        sealed: None,
         languages: Vec::new(),
         weekly: Vec::new(),
         tz: None,

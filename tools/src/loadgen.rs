@@ -262,6 +262,7 @@ impl World {
             trust: self.rng.random_range(0..=2),
             name: None,
             contact: None,
+            sealed: None,
             languages: Vec::new(),
             weekly: Vec::new(),
             tz: None,
@@ -321,6 +322,7 @@ impl World {
             tags: None,
             expires_at: None,
             donor: None,
+            sealed: None,
             currency: None,
         }
     }

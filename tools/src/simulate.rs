@@ -189,6 +189,7 @@ impl Population {
                     trust: u8::from(rng.random_bool(0.3)),
                     name: None,
                     contact: None,
+                    sealed: None,
                     languages: Vec::new(),
                     weekly: Vec::new(),
                     tz: None,
@@ -220,6 +221,7 @@ impl Population {
                     tags: None,
                     expires_at: None,
                     donor: None,
+                    sealed: None,
                     currency: None,
                 };
                 (posted_at, pledge)

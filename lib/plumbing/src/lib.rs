@@ -16,6 +16,7 @@ pub mod fault;
 pub mod follow;
 pub mod nats;
 pub mod observe;
+pub mod people;
 pub mod prometheus;
 pub mod publish;
 pub mod reply;

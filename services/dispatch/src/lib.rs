@@ -38,6 +38,7 @@ pub mod assignments;
 pub mod notify;
 pub mod planner;
 pub mod state;
+mod writes;
 
 pub use notify::{SmtpConfig, VolunteerSignIn};
 pub use planner::THREE_WEEKS_NEXT_DAYS;
@@ -53,15 +54,14 @@ use async_nats::service::{Request, ServiceExt};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt as _, StreamExt};
-use proto::events::Event;
 use proto::subjects::{Input as InputSubject, MatchKind, Subjects, QUEUE_GROUP_DISPATCH};
-use proto::wire::{Reply, VolunteerReply};
+use proto::wire::Reply;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use planner::{
-    Delivery, DeliveryId, Effect, Input, NotLogged, NotWritten, Outbound, Planner, PlannerConfig,
-    Publication, RequestId, SendPurpose, Write,
+    Delivery, DeliveryId, Effect, Input, Outbound, Planner, PlannerConfig, RequestId, SendPurpose,
+    Write,
 };
 use plumbing::ack::AckGuard;
 use plumbing::fault::{Classify as _, Fault, Policy};
@@ -365,6 +365,8 @@ struct Shell {
     matches_position: u64,
     /// Transitions in a row that met a write they had not seen.
     conflicts_in_a_row: u32,
+    /// Volunteers' data keys, to open an address only to send to it.
+    people: plumbing::people::PeopleKeys,
     metrics: DispatchMetrics,
 }
 
@@ -375,6 +377,7 @@ impl Shell {
         planner: Planner,
         email: Option<notify::EmailNotifier>,
     ) -> Shell {
+        let people = plumbing::people::PeopleKeys::new(context.clone());
         Shell {
             context,
             store,
@@ -388,6 +391,7 @@ impl Shell {
             deferred: Vec::new(),
             matches_position: 0,
             conflicts_in_a_row: 0,
+            people,
             metrics: DispatchMetrics::new(),
         }
     }
@@ -460,9 +464,16 @@ impl Shell {
                 commit_to(&self.store, &self.context.subjects, &writes).map(|()| Vec::new())
             }
             Effect::Send { messages, purpose } => Ok(vec![self.send(messages, purpose).await]),
-            Effect::Email { message, address } => {
+            Effect::Email {
+                message,
+                sealed_contact,
+            } => {
                 if let Some(email) = &self.email {
-                    email.send(&message, &address, self.context.clock.now());
+                    if let Some(address) =
+                        self.open_contact(&message.volunteer, &sealed_contact).await
+                    {
+                        email.send(&message, &address, self.context.clock.now());
+                    }
                 }
                 Ok(Vec::new())
             }
@@ -570,100 +581,6 @@ impl Shell {
                 handled_us = handled.as_micros() as u64,
                 "proposal delivered"
             );
-        }
-    }
-
-    /// Writes a transition, conditional on the match stream ending where
-    /// this instance knows it to. On a conflict (the solver wrote first)
-    /// it reads the stream to its end and returns what it read before the
-    /// outcome, so the planner decides again on what was written first.
-    async fn publish(&mut self, publication: Box<Publication>, logs: &mut Logs) -> Vec<Input> {
-        let event = &publication.event;
-        let subject = event.subject(&self.context.subjects);
-        let written = publish::durably_expecting(
-            &self.context,
-            &subject,
-            &event.message_id(),
-            Some(publish::Expect::LastInStream(self.matches_position)),
-            Bytes::from(event.encode()),
-        )
-        .await;
-        match written {
-            Ok(sequence) => {
-                metrics::counter!("switchboard_dispatch_transitions_total", "kind" => event.kind().token())
-                    .increment(1);
-                self.matches_position = self.matches_position.max(sequence);
-                self.conflicts_in_a_row = 0;
-                vec![Input::Published(publication)]
-            }
-            Err(publish::PublishError::Conflict { .. })
-                if self.conflicts_in_a_row < PUBLISH_CONFLICTS_IN_A_ROW_MAX =>
-            {
-                self.conflicts_in_a_row += 1;
-                metrics::counter!("switchboard_dispatch_transition_conflicts_total").increment(1);
-                let mut inputs = Vec::new();
-                let wait = Duration::from_millis(READ_TO_END_TIMEOUT_MS);
-                let to_end = logs
-                    .read_to_end(&self.context, Log::Matches, wait, |stored| {
-                        inputs.push(Input::Stored(Log::Matches, stored.clone()));
-                        Ok(())
-                    })
-                    .await;
-                let why = match to_end {
-                    Ok(true) => NotWritten::Conflict,
-                    outcome => {
-                        if let Err(fault) = outcome {
-                            let _ = self
-                                .policy
-                                .judge("reading the match stream to its end", Err(fault));
-                        }
-                        NotWritten::Unavailable
-                    }
-                };
-                inputs.push(Input::NotPublished(publication, why));
-                inputs
-            }
-            Err(error) => {
-                self.conflicts_in_a_row = 0;
-                let fault =
-                    Fault::Retry(anyhow::Error::new(error).context("publishing a transition"));
-                let _ = self.policy.judge("publishing a transition", Err(fault));
-                vec![Input::NotPublished(publication, NotWritten::Unavailable)]
-            }
-        }
-    }
-
-    async fn log_answer(
-        &self,
-        request: RequestId,
-        answer: VolunteerReply,
-        message_id: &str,
-        expected_last_sequence: u64,
-    ) -> Input {
-        let event = Event::AssignmentAnswered(answer.clone());
-        let subject = event.subject(&self.context.subjects);
-        let written = publish::durably(
-            &self.context,
-            &subject,
-            message_id,
-            Some(expected_last_sequence),
-            Bytes::from(event.encode()),
-        )
-        .await;
-        match written {
-            Ok(sequence) => Input::AnswerLogged {
-                request,
-                answer,
-                sequence,
-            },
-            Err(publish::PublishError::Conflict { .. }) => Input::AnswerNotLogged {
-                request,
-                why: NotLogged::Conflict,
-            },
-            Err(error @ publish::PublishError::Unavailable { .. }) => Input::AnswerNotLogged {
-                request,
-                why: NotLogged::Unavailable(error.to_string()),
-            },
         }
     }
 

@@ -4,7 +4,6 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use lettre::Address;
 use plumbing::follow::Log;
 use plumbing::store::{Changes, Store};
 use proto::subjects::Subjects;
@@ -15,7 +14,9 @@ const KIND_ASSIGNMENT: &str = "assignment";
 const KIND_TASK: &str = "task";
 const KIND_NEED: &str = "need";
 const KIND_TENURE: &str = "tenure";
-const KIND_CONTACT: &str = "contact";
+/// Sealed, never an address in the clear (a store from before sealing kept
+/// `contact` entries: they are not read, and a rebuild drops them).
+const KIND_CONTACT: &str = "sealed_contact";
 const KIND_DEADLINE_REMINDED: &str = "deadline_reminded";
 
 /// The logs dispatch follows, in the order it catches up: transitions
@@ -37,11 +38,11 @@ pub fn changes(subjects: &Subjects, writes: &[Write]) -> anyhow::Result<Changes>
             Write::Task { id, entry } => changes.put(KIND_TASK, id, entry)?,
             Write::Contact {
                 volunteer,
-                address: Some(address),
-            } => changes.put(KIND_CONTACT, volunteer, address)?,
+                sealed: Some(sealed),
+            } => changes.put(KIND_CONTACT, volunteer, sealed)?,
             Write::Contact {
                 volunteer,
-                address: None,
+                sealed: None,
             } => changes.remove(KIND_CONTACT, volunteer),
             Write::DeadlineReminded { reminded } => {
                 changes.put(KIND_DEADLINE_REMINDED, reminded, &true)?
@@ -58,12 +59,7 @@ pub fn load(store: &Store, emails: bool) -> anyhow::Result<Saved> {
         store
             .load::<String>(KIND_CONTACT)?
             .into_iter()
-            .filter_map(|(volunteer, address)| {
-                address
-                    .parse::<Address>()
-                    .ok()
-                    .map(|address| (volunteer, address))
-            })
+            .filter(|(_, sealed)| sealed.starts_with(plumbing::people::SEALED_PREFIX))
             .collect()
     } else {
         Vec::new()

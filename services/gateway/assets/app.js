@@ -227,6 +227,15 @@ function volunteer() {
     if (reply.status === 200) { clearErrors(form); notice("offer-result", "Saved."); }
     else { showFieldError(form, reply.body && reply.body.error); notice("offer-result", refusalText(reply), true); }
   });
+  byId("forget-me").addEventListener("click", async () => {
+    if (!me) return;
+    const reply = await api("POST", "/api/forget", { kind: "volunteer", id: me.id });
+    if (reply.status === 200) {
+      form.elements.name.value = "";
+      form.elements.contact.value = "";
+      notice("forget-result", "Forgotten: your name and contact can no longer be read.");
+    } else notice("forget-result", refusalText(reply), true);
+  });
   let filled = false;
   follow("/api/view/volunteer", (view) => {
     currentVolunteer = view.volunteer;

@@ -34,7 +34,7 @@ use proto::money::Disbursal;
 use proto::subjects::Input;
 use proto::validate::decode;
 use proto::wire::{
-    ErrorCode, NeedPost, PledgeOffer, Reply, TaskCompletion, Vetting, VolunteerOffer,
+    ErrorCode, NeedPost, Personal, PledgeOffer, Reply, TaskCompletion, Vetting, VolunteerOffer,
     VolunteerReply, WithdrawKind, Withdrawal,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -85,6 +85,20 @@ impl Gateway {
         token_of(headers)
             .and_then(|token| self.tokens.verify(token))
             .ok_or_else(unauthenticated)
+    }
+
+    /// A person's private fields, opened from `sealed` with their data key
+    /// (`plumbing::people`): only for their own page; `None` once they
+    /// asked to be forgotten.
+    pub(crate) async fn personal(&self, person: &str, sealed: Option<&str>) -> Option<Personal> {
+        let opened = match self.people.open(person, sealed?).await {
+            Ok(opened) => opened?,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "reading a data key failed");
+                return None;
+            }
+        };
+        serde_json::from_slice(&opened).ok()
     }
 
     fn read<T>(&self, reader: impl FnOnce(&ReadModel) -> T) -> T {
@@ -155,7 +169,7 @@ impl Gateway {
 
     /// Sends `body` to `sb.in.<input>` and turns the reply into a response;
     /// an accepted write waits until the read model shows it.
-    async fn send(&self, input: Input, body: Bytes) -> (StatusCode, Reply) {
+    pub(crate) async fn send(&self, input: Input, body: Bytes) -> (StatusCode, Reply) {
         let subject = self.context.subjects.input(input);
         // The trace of the HTTP request goes on to the service it asks.
         let mut headers = async_nats::HeaderMap::new();
@@ -241,6 +255,12 @@ fn authorize(
                 .then_some(())
                 .ok_or_else(|| forbidden("a volunteer may withdraw only their own offer"))
         }
+        (Principal::Volunteer(me), "forget") => {
+            let forget: Withdrawal = decode(body).map_err(invalid)?;
+            (forget.kind == WithdrawKind::Volunteer && forget.id == *me)
+                .then_some(())
+                .ok_or_else(|| forbidden("a volunteer may ask only for themselves to be forgotten"))
+        }
         (Principal::Collective(me), "need") => {
             let need: NeedPost = decode(body).map_err(invalid)?;
             let owner = model.need_collective.get(&need.id);
@@ -292,6 +312,12 @@ fn authorize(
             (withdrawal.kind == WithdrawKind::Pledge && withdrawal.id == *me)
                 .then_some(())
                 .ok_or_else(|| forbidden("a donor may withdraw only their own pledge"))
+        }
+        (Principal::Donor(me), "forget") => {
+            let forget: Withdrawal = decode(body).map_err(invalid)?;
+            (forget.kind == WithdrawKind::Pledge && forget.id == *me)
+                .then_some(())
+                .ok_or_else(|| forbidden("a donor may ask only for their own name to be forgotten"))
         }
         _ => Err(forbidden(&format!(
             "{operation:?} is not among the operations of this sign-in"
@@ -543,7 +569,18 @@ pub async fn volunteer_view(
     };
     gateway.wait_if_asked(&query).await;
     let now = gateway.context.clock.now();
-    versioned(&gateway, |model| views::volunteer(model, &volunteer, now))
+    let version = gateway.version();
+    let mut view = gateway.read(|model| views::volunteer(model, &volunteer, now));
+    // Their own name and contact, opened for them alone.
+    if let Some(offer) = view.offer.as_mut() {
+        let person = plumbing::people::volunteer_key(&volunteer);
+        if let Some(personal) = gateway.personal(&person, offer.sealed.as_deref()).await {
+            offer.name = personal.name;
+            offer.contact = personal.contact;
+        }
+        offer.sealed = None;
+    }
+    Json(Versioned { version, view }).into_response()
 }
 
 /// `GET /api/view/donor[?id=]`: where one pledge's money went (the

@@ -222,6 +222,8 @@ struct Gateway {
     tokens: Tokens,
     /// Revoked and exchanged tokens, shared by every instance.
     revocations: revocation::Revocations,
+    /// People's data keys: a person's own page opens their sealed fields.
+    people: plumbing::people::PeopleKeys,
     open_registration: bool,
     /// [`GatewayConfig::public_url`], without a trailing slash.
     public_url: Option<String>,
@@ -253,6 +255,7 @@ pub fn router(
     let revocations = revocation::Revocations::new(context.clone());
     revocations.spawn_following(tokens.clone(), shutdown.clone());
     let gateway = Gateway {
+        people: plumbing::people::PeopleKeys::new(context.clone()),
         tokens,
         revocations,
         open_registration: config.open_registration,

@@ -196,7 +196,7 @@ fn operation_body(input: Input, generator: &mut SchemaGenerator) -> Schema {
         Input::Volunteer => schema_of::<VolunteerOffer>(generator),
         Input::Need => schema_of::<NeedPost>(generator),
         Input::Pledge => schema_of::<PledgeOffer>(generator),
-        Input::Withdraw => schema_of::<Withdrawal>(generator),
+        Input::Withdraw | Input::Forget => schema_of::<Withdrawal>(generator),
         Input::Reply => schema_of::<VolunteerReply>(generator),
         Input::Complete => schema_of::<TaskCompletion>(generator),
         Input::Steer => schema_of::<Steering>(generator),

@@ -93,14 +93,45 @@ pub async fn donor(State(gateway): State<Gateway>, headers: axum::http::HeaderMa
     let Some(crate::access::Principal::Donor(pledge)) = principal else {
         return html(templates::donor_sign_in());
     };
-    let view = {
+    let (mut view, sealed) = {
         let model = gateway
             .model
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::money::donor(&model, &pledge)
+        let sealed = model
+            .pledges_ever
+            .get(&pledge)
+            .and_then(|offer| offer.sealed.clone());
+        (crate::money::donor(&model, &pledge), sealed)
     };
+    // Their own name, opened for them alone.
+    let person = plumbing::people::pledge_key(&pledge);
+    if let Some(personal) = gateway.personal(&person, sealed.as_deref()).await {
+        view.donor = personal.donor;
+    }
     let mut response = html(templates::donor(&view));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `POST /donor/forget`: the signed-in donor's name is forgotten (their
+/// pledge's data key deleted through `sb.in.forget`); a form, no script.
+pub async fn donor_forget(
+    State(gateway): State<Gateway>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let principal =
+        crate::access::token_of(&headers).and_then(|token| gateway.tokens.verify(token));
+    let Some(crate::access::Principal::Donor(pledge)) = principal else {
+        return html(templates::donor_sign_in());
+    };
+    let body = serde_json::json!({"kind": "pledge", "id": pledge}).to_string();
+    let (_, reply) = gateway
+        .send(proto::subjects::Input::Forget, bytes::Bytes::from(body))
+        .await;
+    let mut response = html(templates::donor_forgotten(&pledge, &reply));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -527,6 +527,21 @@ pub const TABLE: &[Route] = &[
         serve: |method| on(method, pages::donor),
     },
     Route {
+        method: HttpMethod::Post,
+        path: "/donor/forget",
+        summary: "Forgets the signed-in donor's name: their pledge's data key is deleted, so the name can no longer be read from any copy of the log; the pledge and its money stay.",
+        description: None,
+        access: Access::Open,
+        parameters: &[],
+        request: None,
+        responses: &[Answer {
+            status: 200,
+            description: "HTML: what was forgotten.",
+            body: Body::Text("text/html"),
+        }],
+        serve: |method| on(method, pages::donor_forget),
+    },
+    Route {
         method: HttpMethod::Get,
         path: "/api/charts/{chart}",
         summary: "A dashboard chart as SVG (coordinators).",

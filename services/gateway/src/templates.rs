@@ -89,6 +89,15 @@ pub fn landing() -> Markup {
                 }
                 p id="offer-result" class="notice" hidden {}
             }
+            section {
+                h2 { "Forget me" }
+                p {
+                    "Deletes the key your name and contact are locked with: no copy of the switchboard's log can show them again. "
+                    "What you did stays, without your name. To stop getting work too, withdraw your offer."
+                }
+                button type="button" class="danger" id="forget-me" { "Forget my name and contact" }
+                p id="forget-result" class="notice" hidden {}
+            }
         },
     )
 }
@@ -310,6 +319,21 @@ fn amount(cents: u64, currency: &str) -> String {
 }
 
 /// `/donor` for a signed-in donor: where their pledge went.
+/// After `POST /donor/forget`: what became of the donor's name.
+pub fn donor_forgotten(pledge: &str, reply: &proto::wire::Reply) -> Markup {
+    donor_document(html! {
+        h1 { "Your pledge " (pledge) }
+        @if reply.ok {
+            p { "Your name is forgotten: the key it was locked with is deleted. Your pledge and where its money went stay, without your name." }
+        } @else {
+            p { "Your name could not be forgotten just now: "
+                (reply.error.as_ref().map_or("no reason given", |error| error.message.as_str()))
+                ". Nothing changed; try again." }
+        }
+        p { a href="/donor" { "Back to your pledge" } }
+    })
+}
+
 pub fn donor(view: &DonorView) -> Markup {
     let currency = view.currency.as_str();
     let task_rows = |money: &[TaskMoney]| {
@@ -354,6 +378,13 @@ pub fn donor(view: &DonorView) -> Markup {
             a href="/api/ledger.csv" { "Download as CSV" }
             " · "
             a href="/signout" { "Sign out" }
+        }
+        @if let Some(donor) = &view.donor {
+            h2 { "Forget my name" }
+            p { "Your name (" (donor) ") is locked with a key of its own. Deleting the key means no copy of the switchboard's log can show it again; your pledge and its money stay." }
+        }
+        form method="post" action="/donor/forget" {
+            button type="submit" class="danger" { "Forget my name" }
         }
     })
 }

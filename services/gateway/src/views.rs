@@ -604,6 +604,7 @@ mod tests {
             trust: 0,
             name: Some("Secret Name".into()),
             contact: Some("secret@example.org".into()),
+            sealed: None,
             languages: vec![],
             weekly: Vec::new(),
             tz: None,

@@ -10,6 +10,9 @@
 //! the subject names is refused `unauthorized` with the field named: NATS
 //! permissions let a person publish only on their own, so identity is bound
 //! to the message (`check_sender`).
+//! A volunteer's name and contact and a donor's name are sealed under that
+//! person's own data key before anything is written, and `sb.in.forget`
+//! (and `sb.in.forget.<sender>`) deletes the key ([`private`]).
 //! Each request is decoded, validated into domain types, checked against
 //! the world (dependencies, ownership, cycles), written to `SB_EVENTS` with a
 //! content-derived `Nats-Msg-Id`, and only when JetStream has acknowledged
@@ -31,6 +34,7 @@
 //! trace (its `traceparent` header, or a new one), which the logged event
 //! carries on. Metrics: `switchboard_ingest_*` (docs/instrumentation.md).
 
+mod private;
 pub mod view;
 
 use std::future::Future;
@@ -54,6 +58,7 @@ use tracing::Instrument as _;
 
 use plumbing::fault::{Classify as _, Fault, Policy};
 use plumbing::follow::{Log, Logs, Stored};
+use plumbing::people::PeopleKeys;
 use plumbing::publish::PublishError;
 use plumbing::store::{Changes, Store};
 use plumbing::trace::{self, TraceParent};
@@ -61,7 +66,7 @@ use plumbing::{publish, reply, streams, Context};
 use view::{View, Written};
 
 /// The inputs this service answers; `reply` belongs to dispatch, which owns assignments.
-pub const INPUTS: [Input; 7] = [
+pub const INPUTS: [Input; 8] = [
     Input::Volunteer,
     Input::Need,
     Input::Pledge,
@@ -69,7 +74,11 @@ pub const INPUTS: [Input; 7] = [
     Input::Complete,
     Input::Steer,
     Input::Vet,
+    Input::Forget,
 ];
+
+/// What a forgotten person is told: what is gone, and what stays.
+pub const FORGOTTEN_NOTE: &str = "your data key is deleted: your name, contact and donor name can no longer be read from any copy of the log; services that read them forget them within 60 seconds; what you did stays, without them";
 
 /// Writes awaiting JetStream's ack at once. One publisher waiting on each
 /// fsync gets about 2,400 writes/s (ADR 0001); overlapping the waits is how
@@ -168,6 +177,9 @@ struct Ingest {
     held: Option<Held>,
     /// A write conflicted: read the log to its end before validating again.
     behind: bool,
+    /// Each person's data key: their private fields are sealed under it
+    /// before anything is written (`plumbing::people`).
+    people: PeopleKeys,
     metrics: IngestMetrics,
 }
 
@@ -226,7 +238,9 @@ pub async fn run(
     let (store, view) = Store::open_and_load(config.state_directory.as_deref(), View::load)?;
     let stream = context.subjects.events_stream();
     let applied = store.position(&stream)?;
+    let people = PeopleKeys::new(context.clone());
     let mut ingest = Ingest {
+        people,
         context,
         config,
         store,
@@ -427,12 +441,25 @@ impl Ingest {
             .subjects
             .parse_input(subject)
             .and_then(|(parsed, _)| INPUTS.iter().position(|input| *input == parsed));
+        if input.map(|index| INPUTS[index]) == Some(Input::Forget) {
+            let reply = self.forget(subject, &request.message.payload).await;
+            self.reply(&request, input, &reply, started).await;
+            return;
+        }
         let decided = idempotency_key(&request).and_then(|key| {
             self.accept(subject, &request.message.payload)
                 .map(|decision| (decision, key))
         });
         let (event, note, key) = match decided {
             Ok(((event, note), key)) => (event, note, key),
+            Err(refusal) => {
+                self.reply(&request, input, &Reply::refused(refusal), started)
+                    .await;
+                return;
+            }
+        };
+        let event = match self.seal(event).await {
+            Ok(event) => event,
             Err(refusal) => {
                 self.reply(&request, input, &Reply::refused(refusal), started)
                     .await;
@@ -595,6 +622,7 @@ impl Ingest {
                 let mut offer: VolunteerOffer = decode(body)?;
                 offer.validate("")?;
                 check_sender(sender, "id", &offer.id)?;
+                refuse_sealed(offer.sealed.as_deref(), "name and contact")?;
                 // Trust is granted by vetters, never declared: the tier
                 // goes unlogged, and the volunteer is told.
                 if !self.config.declared_trust && offer.trust > 0 {
@@ -619,6 +647,7 @@ impl Ingest {
                 let offer: PledgeOffer = decode(body)?;
                 offer.validate("")?;
                 check_sender(sender, "id", &offer.id)?;
+                refuse_sealed(offer.sealed.as_deref(), "donor")?;
                 Event::PledgeOffered(offer)
             }
             Some(Input::Withdraw) => {
@@ -678,7 +707,7 @@ impl Ingest {
                 self.view.check_volunteer(&vetting.volunteer)?;
                 Event::Vetted(vetting)
             }
-            Some(Input::Reply | Input::Disburse) | None => {
+            Some(Input::Reply | Input::Disburse | Input::Forget) | None => {
                 return Err(ErrorBody::new(
                     proto::wire::ErrorCode::NotFound,
                     None,
@@ -757,6 +786,18 @@ pub const TRUST_IGNORED_NOTE: &str =
 /// whose `field` names someone else: `actual` is the volunteer, pledge or
 /// collective the body is about. The shared subjects, which only trusted
 /// clients may publish on, carry no sender and are not checked.
+/// `sealed` is the switchboard's to write: a client sends the plain fields.
+fn refuse_sealed(sealed: Option<&str>, plain: &str) -> Result<(), ErrorBody> {
+    match sealed {
+        Some(_) => Err(ErrorBody::new(
+            proto::wire::ErrorCode::Invalid,
+            Some("sealed".to_owned()),
+            format!("sealed: written by the switchboard only; send {plain} instead"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_sender(sender: Option<&str>, field: &str, actual: &str) -> Result<(), ErrorBody> {
     match sender {
         Some(sender) if sender != actual => Err(ErrorBody::new(

@@ -91,6 +91,7 @@ impl World {
                 let mut offer = offer.clone();
                 // The donor stays private: not even the ledger's store keeps it.
                 offer.donor = None;
+                offer.sealed = None;
                 let terms = PledgeTerms {
                     offer,
                     withdrawn: false,

@@ -576,6 +576,7 @@ mod tests {
             trust: 1,
             name: None,
             contact: None,
+            sealed: None,
             languages: Vec::new(),
             weekly: Vec::new(),
             tz: None,
@@ -609,6 +610,7 @@ mod tests {
             tags: None,
             expires_at: None,
             donor: None,
+            sealed: None,
             currency: None,
         }
     }

@@ -32,7 +32,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use lettre::Address;
 use needs_core::{NeedBook, NeedEntry, TaskEntry};
 use plumbing::follow::{Log, Stored};
 use plumbing::trace::TraceParent;
@@ -73,7 +72,9 @@ pub struct Saved {
     pub tenure: Vec<(String, DateTime<Utc>)>,
     pub needs: Vec<(String, NeedEntry)>,
     pub tasks: Vec<(String, TaskEntry)>,
-    pub contacts: Vec<(String, Address)>,
+    /// Volunteers' private fields as sealed in their offers (opened only
+    /// to send an email).
+    pub contacts: Vec<(String, String)>,
     pub deadline_reminded: Vec<String>,
 }
 
@@ -173,10 +174,11 @@ pub enum Effect {
         messages: Vec<Outbound>,
         purpose: SendPurpose,
     },
-    /// A courtesy copy by email, sent in the background, never retried.
+    /// A courtesy copy by email, sent in the background, never retried, to
+    /// the address the shell opens from the volunteer's sealed fields.
     Email {
         message: Box<VolunteerMessage>,
-        address: Address,
+        sealed_contact: String,
     },
     /// A transition on `sb.match.*`, written only if the stream still ends
     /// where this instance last read or wrote it (so a transition is never
@@ -232,10 +234,11 @@ pub enum Write {
         id: String,
         entry: Box<TaskEntry>,
     },
-    /// A volunteer's email address, or its removal.
+    /// A volunteer's sealed private fields (the email address among them),
+    /// or their removal.
     Contact {
         volunteer: String,
-        address: Option<String>,
+        sealed: Option<String>,
     },
     /// The deadline reminder of `volunteer/task#round` was sent.
     DeadlineReminded {
@@ -326,7 +329,7 @@ pub struct Planner {
     /// When each volunteer's availability ends.
     tenure: HashMap<String, DateTime<Utc>>,
     /// Email addresses by volunteer; empty unless email is configured.
-    contacts: HashMap<String, Address>,
+    contacts: HashMap<String, String>,
     /// Assignments (`key#round`) already reminded of their deadline.
     deadline_reminded: HashSet<String>,
     /// Assignments by the time the clock next acts on them.
@@ -571,7 +574,7 @@ impl Planner {
                     until: offer.available_until,
                 });
                 self.tenure.insert(offer.id.clone(), offer.available_until);
-                self.learn_contact(&offer.id, offer.contact.as_deref(), writes);
+                self.learn_contact(&offer.id, offer.sealed.as_deref(), writes);
                 let held = self
                     .assignments_of
                     .get(&offer.id)
@@ -612,26 +615,28 @@ impl Planner {
             .unwrap_or_default()
     }
 
-    /// Remembers (or forgets) a volunteer's email address from their offer.
-    /// A contact that is not an email address (a phone number, a handle)
-    /// is not kept: nothing here could use it.
-    fn learn_contact(&mut self, volunteer: &str, contact: Option<&str>, writes: &mut Vec<Write>) {
+    /// Remembers (or forgets) a volunteer's private fields, sealed as their
+    /// offer holds them: the planner never sees an address, the shell opens
+    /// it with the volunteer's key only to send an email (and cannot, once
+    /// they asked to be forgotten).
+    fn learn_contact(&mut self, volunteer: &str, sealed: Option<&str>, writes: &mut Vec<Write>) {
         if !self.config.emails {
             return;
         }
-        match contact.and_then(|contact| contact.trim().parse::<Address>().ok()) {
-            Some(address) => {
+        match sealed {
+            Some(sealed) => {
                 writes.push(Write::Contact {
                     volunteer: volunteer.to_owned(),
-                    address: Some(address.to_string()),
+                    sealed: Some(sealed.to_owned()),
                 });
-                self.contacts.insert(volunteer.to_owned(), address);
+                self.contacts
+                    .insert(volunteer.to_owned(), sealed.to_owned());
             }
             None => {
                 if self.contacts.remove(volunteer).is_some() {
                     writes.push(Write::Contact {
                         volunteer: volunteer.to_owned(),
-                        address: None,
+                        sealed: None,
                     });
                 }
             }

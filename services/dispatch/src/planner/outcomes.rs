@@ -47,10 +47,10 @@ impl Planner {
         // Email is a courtesy copy of what the inbox now holds.
         for outbound in &messages {
             if let Outbound::Message(message, _) = outbound {
-                if let Some(address) = self.contacts.get(&message.volunteer) {
+                if let Some(sealed) = self.contacts.get(&message.volunteer) {
                     effects.push(Effect::Email {
                         message: message.clone(),
-                        address: address.clone(),
+                        sealed_contact: sealed.clone(),
                     });
                 }
             }

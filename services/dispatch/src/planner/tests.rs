@@ -264,7 +264,10 @@ fn render(effect: &Effect) -> String {
                 .collect();
             format!("send {} for {purpose}", ids.join(" "))
         }
-        Effect::Email { message, address } => format!("email {} to {address}", message.message_id),
+        Effect::Email {
+            message,
+            sealed_contact,
+        } => format!("email {} to {sealed_contact}", message.message_id),
         Effect::Publish(publication) => {
             let (volunteer, task, round) = publication.event.pair();
             let reason = match &publication.event {
