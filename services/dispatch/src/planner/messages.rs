@@ -4,8 +4,10 @@
 //! ([`needs_core::NeedBook`]); a task not (yet) read is named by its id.
 
 use chrono::{DateTime, Utc};
+use proto::events::{Event, MatchEvent};
 use proto::wire::{
-    MatchProposed, PlannedWork, ReplyAction, VolunteerMessage, VolunteerPlan, VolunteerReply,
+    CalendarEntry, MatchProposed, PlannedWork, ReplyAction, VolunteerMessage, VolunteerPlan,
+    VolunteerReply,
 };
 
 use super::Planner;
@@ -13,6 +15,9 @@ use crate::assignments::{Assignment, State};
 
 /// "My three weeks" calls work starting within this many days "next".
 pub const THREE_WEEKS_NEXT_DAYS: i64 = 7;
+/// The right-hand side of every invite's UID (RFC 5545 §3.8.4.7 suggests
+/// a domain, so UIDs of different producers never meet).
+pub const CALENDAR_UID_DOMAIN: &str = "switchboard";
 
 impl Planner {
     /// The proposal as the volunteer sees it, with the answers to give.
@@ -46,7 +51,101 @@ impl Planner {
             decline: answer(ReplyAction::Decline),
             checkin: None,
             note: None,
+            shift: spec.and_then(|spec| spec.shift),
+            place: spec.and_then(|spec| spec.place.clone()),
+            instructions: spec.and_then(|spec| spec.instructions.clone()),
+            tz: self.zones.get(&proposal.volunteer).cloned(),
+            calendar: None,
         }
+    }
+
+    /// The assignment's calendar entry as it now stands: one UID for the
+    /// volunteer on the task, its revision as the sequence.
+    pub(super) fn calendar_entry(&self, assignment: &Assignment) -> CalendarEntry {
+        CalendarEntry {
+            uid: format!(
+                "{}/{}@{CALENDAR_UID_DOMAIN}",
+                assignment.volunteer, assignment.task
+            ),
+            sequence: assignment.revision,
+            cancelled: !matches!(assignment.state, State::Accepted | State::CheckedIn),
+        }
+    }
+
+    /// What a new transition of `pair` (from `before`) tells the
+    /// volunteer's calendar: accepted work is confirmed with its invite,
+    /// held work that is released is cancelled. Proposals carry no invite
+    /// (nothing is in a calendar before the volunteer said yes), so a
+    /// decline or an expiry has nothing to cancel.
+    pub(super) fn calendar_followup(
+        &self,
+        event: &MatchEvent,
+        before: Option<State>,
+    ) -> Option<VolunteerMessage> {
+        let (volunteer, task, _) = event.pair();
+        let assignment = self
+            .assignments
+            .get(&crate::assignments::key(volunteer, task))?;
+        let reason = match event {
+            MatchEvent::Released(change) => change.reason.as_deref(),
+            _ => None,
+        };
+        let (kind, note) = match (before, assignment.state) {
+            (Some(State::Proposed), State::Accepted) => (
+                "confirmed",
+                "You are on it: the event is in the attached invite.".to_owned(),
+            ),
+            (Some(State::Accepted | State::CheckedIn), State::Released) => (
+                "released",
+                format!(
+                    "This was released ({}); it is taken off your calendar.",
+                    reason.unwrap_or("no reason given")
+                ),
+            ),
+            _ => return None,
+        };
+        let mut message = self.notice(assignment, kind, note);
+        message.calendar = Some(self.calendar_entry(assignment));
+        Some(message)
+    }
+
+    /// The invites a change of a task revises: every volunteer holding it
+    /// gets the updated event (its cancellation comes with the release).
+    pub(super) fn task_followups(&self, event: &Event) -> Vec<VolunteerMessage> {
+        let Event::NeedPosted(need) = event else {
+            return Vec::new();
+        };
+        let mut notices = Vec::new();
+        for task in &need.tasks {
+            for pair in self
+                .assignments_for_task
+                .get(&task.id)
+                .into_iter()
+                .flatten()
+            {
+                let Some(assignment) = self.assignments.get(pair) else {
+                    continue;
+                };
+                if !matches!(assignment.state, State::Accepted | State::CheckedIn)
+                    || !self
+                        .needs
+                        .task(&task.id)
+                        .is_some_and(|entry| entry.is_open())
+                {
+                    continue;
+                }
+                let mut message = self.notice(
+                    assignment,
+                    "updated",
+                    "The details of this work changed; the attached invite replaces the old one."
+                        .to_owned(),
+                );
+                message.message_id = format!("{}:{}", message.message_id, assignment.revision);
+                message.calendar = Some(self.calendar_entry(assignment));
+                notices.push(message);
+            }
+        }
+        notices
     }
 
     /// A message of `kind` about work the volunteer holds.
