@@ -476,7 +476,8 @@ pub struct VolunteerMessage {
     /// calendar entry), `updated` when held work's task changed,
     /// `reminder` for accepted work awaiting a check-in, `shift_reminder`
     /// 24 h and 2 h before a held shift starts, `released` when the work
-    /// is taken back; more kinds may come (clients ignore unknown ones).
+    /// is taken back, `cancelled` when the collective cancelled held work;
+    /// more kinds may come (clients ignore unknown ones).
     pub kind: String,
     /// Unique per message; a client that sees one twice drops the repeat.
     pub message_id: String,
@@ -518,7 +519,7 @@ pub struct VolunteerMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
     /// The calendar entry of this assignment, on `confirmed`, `updated`,
-    /// `shift_reminder` and `released` (where it is cancelled).
+    /// `shift_reminder`, and `released` and `cancelled` (where it is cancelled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<CalendarEntry>,
 }

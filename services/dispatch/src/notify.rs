@@ -157,6 +157,7 @@ impl EmailNotifier {
                 crate::calendar::local_when(message)
             ),
             "released" => format!("Released: {}", message.title),
+            "cancelled" => format!("Cancelled: {}", message.title),
             _ => message.title.clone(),
         };
         let builder = Message::builder()

@@ -4,7 +4,8 @@
 //! ([`needs_core::NeedBook`]); a task not (yet) read is named by its id.
 
 use chrono::{DateTime, Utc};
-use proto::events::{Event, MatchEvent};
+use needs_core::{TaskChange, TaskStatus};
+use proto::events::MatchEvent;
 use proto::wire::{
     CalendarEntry, MatchProposed, PlannedWork, ReplyAction, VolunteerMessage, VolunteerPlan,
     VolunteerReply,
@@ -68,8 +69,16 @@ impl Planner {
                 assignment.volunteer, assignment.task
             ),
             sequence: assignment.revision,
-            cancelled: !matches!(assignment.state, State::Accepted | State::CheckedIn),
+            cancelled: !matches!(assignment.state, State::Accepted | State::CheckedIn)
+                || self.is_cancelled(&assignment.task),
         }
+    }
+
+    /// Whether the task was cancelled (left out of its need, withdrawn).
+    fn is_cancelled(&self, task: &str) -> bool {
+        self.needs
+            .task(task)
+            .is_some_and(|entry| entry.status == TaskStatus::Cancelled)
     }
 
     /// What a new transition of `pair` (from `before`) tells the
@@ -95,13 +104,18 @@ impl Planner {
                 "confirmed",
                 "You are on it: the event is in the attached invite.".to_owned(),
             ),
-            (Some(State::Accepted | State::CheckedIn), State::Released) => (
-                "released",
-                format!(
-                    "This was released ({}); it is taken off your calendar.",
-                    reason.unwrap_or("no reason given")
-                ),
-            ),
+            // A cancelled task's invite was withdrawn when it was cancelled.
+            (Some(State::Accepted | State::CheckedIn), State::Released)
+                if !self.is_cancelled(&assignment.task) =>
+            {
+                (
+                    "released",
+                    format!(
+                        "This was released ({}); it is taken off your calendar.",
+                        reason.unwrap_or("no reason given")
+                    ),
+                )
+            }
             _ => return None,
         };
         let mut message = self.notice(assignment, kind, note);
@@ -109,43 +123,34 @@ impl Planner {
         Some(message)
     }
 
-    /// The invites a change of a task revises: every volunteer holding it
-    /// gets the updated event (its cancellation comes with the release).
-    pub(super) fn task_followups(&self, event: &Event) -> Vec<VolunteerMessage> {
-        let Event::NeedPosted(need) = event else {
-            return Vec::new();
-        };
-        let mut notices = Vec::new();
-        for task in &need.tasks {
-            for pair in self
-                .assignments_for_task
-                .get(&task.id)
-                .into_iter()
-                .flatten()
-            {
-                let Some(assignment) = self.assignments.get(pair) else {
-                    continue;
-                };
-                if !matches!(assignment.state, State::Accepted | State::CheckedIn)
-                    || !self
-                        .needs
-                        .task(&task.id)
-                        .is_some_and(|entry| entry.is_open())
-                {
-                    continue;
-                }
-                let mut message = self.notice(
-                    assignment,
-                    "updated",
-                    "The details of this work changed; the attached invite replaces the old one."
-                        .to_owned(),
-                );
-                message.message_id = format!("{}:{}", message.message_id, assignment.revision);
-                message.calendar = Some(self.calendar_entry(assignment));
-                notices.push(message);
-            }
+    /// What a change of its task tells the calendar of a volunteer
+    /// holding `pair`: the new details (`updated`), or that the task was
+    /// cancelled (`cancelled`, the invite withdrawn: the solver may release
+    /// the member later, or never, and the event must go now).
+    pub(super) fn task_followup(
+        &self,
+        pair: &str,
+        change: &TaskChange,
+    ) -> Option<VolunteerMessage> {
+        let assignment = self.assignments.get(pair)?;
+        if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
+            return None;
         }
-        notices
+        let (kind, note) = match change {
+            TaskChange::Opened(_) => (
+                "updated",
+                "The details of this work changed; the attached invite replaces the old one.",
+            ),
+            TaskChange::Cancelled(_) => (
+                "cancelled",
+                "The collective cancelled this work; it is taken off your calendar. Thank you for offering your time.",
+            ),
+            TaskChange::Completed(_) | TaskChange::UpdatedWhileDone(_) => return None,
+        };
+        let mut message = self.notice(assignment, kind, note.to_owned());
+        message.message_id = format!("{}:{}", message.message_id, assignment.revision);
+        message.calendar = Some(self.calendar_entry(assignment));
+        Some(message)
     }
 
     /// A message of `kind` about work the volunteer holds.

@@ -517,10 +517,13 @@ impl Planner {
                 let subjects = &self.config.subjects;
                 match Event::decode(subjects, &stored.subject, &stored.payload) {
                     Ok(event) => {
-                        due = self.apply_event(&event, stored.sequence, now, &mut writes);
-                        if self.caught_up {
-                            notices.extend(self.task_followups(&event));
-                        }
+                        due = self.apply_event(
+                            &event,
+                            stored.sequence,
+                            now,
+                            &mut writes,
+                            &mut notices,
+                        )
                     }
                     Err(error) => effects.push(Effect::Skipped(format!(
                         "unreadable event at {}: {error}",
@@ -609,13 +612,15 @@ impl Planner {
     }
 
     /// Applies an event of `SB_EVENTS`; returns the assignments whose
-    /// transition it may have made due.
+    /// transition it may have made due. Once caught up, the calendar
+    /// notices of changed or cancelled tasks go to `notices`.
     fn apply_event(
         &mut self,
         event: &Event,
         sequence: u64,
         now: DateTime<Utc>,
         writes: &mut Vec<Write>,
+        notices: &mut Vec<VolunteerMessage>,
     ) -> Vec<String> {
         let applied = self.needs.apply(event);
         for need in &applied.needs {
@@ -642,6 +647,9 @@ impl Planner {
                     Some(mut assignment) if revised => {
                         assignment.revision += 1;
                         self.put(assignment, writes);
+                        if self.caught_up {
+                            notices.extend(self.task_followup(&pair, change));
+                        }
                     }
                     _ => self.schedule_reminder(&pair),
                 }
@@ -688,7 +696,10 @@ impl Planner {
             _ => Vec::new(),
         }
     }
+}
 
+/// What the planner learns from offers, and the proposals it delivers.
+impl Planner {
     fn keys_for_task(&self, task: &str) -> Vec<String> {
         self.assignments_for_task
             .get(task)

@@ -1149,6 +1149,28 @@ fn a_released_member_and_a_cancelled_shift_get_no_reminder() {
         .unwrap(),
     ));
     cancelled.run(without);
+    // The member's invite is withdrawn at once, not when (or if) the
+    // solver releases them; a later release sends no second cancel.
+    let notice = last_of_kind(&cancelled, "cancelled").clone();
+    let entry = notice.calendar.clone().unwrap();
+    assert!(entry.cancelled);
+    assert_eq!(entry.uid, "v1/t1@switchboard");
+    assert_eq!(
+        crate::calendar::invite(&notice, None, start())
+            .unwrap()
+            .method,
+        "CANCEL"
+    );
+    let release = cancelled.matched(&MatchEvent::Released(MatchChanged {
+        volunteer: "v1".into(),
+        task: "t1".into(),
+        round: 0,
+        reason: Some("the volunteer or the task is no longer available".into()),
+        handoff: None,
+        at: start(),
+    }));
+    let sent = cancelled.run(release);
+    assert!(!sent.contains("released:v1:t1:0"), "{sent}");
     cancelled.now = at("2026-11-23T05:00:00Z");
     let woken = cancelled.run(Input::Wake);
     assert!(!woken.contains("shift_reminder"), "{woken}");
