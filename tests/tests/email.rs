@@ -426,7 +426,8 @@ async fn a_cancelled_shift_cancels_its_members_invite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_shift_is_reminded_two_hours_ahead_on_nats_and_by_email() {
+async fn a_held_shift_is_reminded_two_hours_ahead_on_nats_and_by_email_and_not_again_after_a_restart(
+) {
     let nats = NatsServer::start().await;
     let mut sink = Sink::start().await;
     let state = tempfile::tempdir().unwrap();
@@ -441,7 +442,7 @@ async fn a_held_shift_is_reminded_two_hours_ahead_on_nats_and_by_email() {
         smtp: Some(smtp(&sink)),
         ..Options::default()
     };
-    let switchboard = Switchboard::start(&nats, state.path(), options).await;
+    let switchboard = Switchboard::start(&nats, state.path(), options.clone()).await;
     let mut inbox = Inbox::open(
         &switchboard.client,
         switchboard.subjects.to_volunteer("v-ada"),
@@ -481,5 +482,37 @@ async fn a_held_shift_is_reminded_two_hours_ahead_on_nats_and_by_email() {
     let email = sink.next_email("Shift reminder: Distribution crew").await;
     let text = part(&email, "text/plain")["text"].as_str().unwrap();
     assert!(text.contains("Your shift starts in 2 hours"), "{text}");
+
+    // Restarted before the shift starts, dispatch knows the reminder went
+    // out (its store says so) and sends it no second time: the next email
+    // v-ada gets is the proposal of new work posted after the restart.
+    switchboard.stop().await;
+    let switchboard = Switchboard::start(&nats, state.path(), options).await;
+    let need = json!({"id": "n-after", "collective": "c-pantry", "title": "Pantry", "tasks": [
+        {"id": "t-after", "title": "Call the donors", "skills": {}, "hours": 1.0, "slots": 1,
+         "earliest_start": at(&clock, 0), "deadline": at(&clock, 24 * 5), "impact": 5.0}]});
+    switchboard.accept(Input::Need, &need).await;
+    let wait = async {
+        loop {
+            let line = sink
+                .lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the sink stopped");
+            let email: Value = serde_json::from_str(&line).unwrap();
+            let subject = email["subject"].as_str().unwrap_or("").to_owned();
+            assert!(
+                !subject.starts_with("Shift reminder"),
+                "a second reminder after the restart: {subject}"
+            );
+            if subject.starts_with("Can you take this on? Call the donors") {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(EMAIL_WAIT_S_MAX), wait)
+        .await
+        .expect("no proposal of the new work in time");
     switchboard.stop().await;
 }
