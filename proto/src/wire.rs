@@ -501,9 +501,12 @@ pub struct MatchChanged {
 /// What a volunteer receives on `sb.to.volunteer.<id>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VolunteerMessage {
-    /// `proposal` for new work, `reminder` for accepted work awaiting a
-    /// check-in, `released` when the switchboard takes work back; more kinds
-    /// may come (clients ignore unknown ones).
+    /// `proposal` for new work, `confirmed` once accepted (with its
+    /// calendar entry), `updated` when held work's task changed,
+    /// `reminder` for accepted work awaiting a check-in, `shift_reminder`
+    /// 24 h and 2 h before a held shift starts, `released` when the work
+    /// is taken back, `cancelled` when the collective cancelled held work;
+    /// more kinds may come (clients ignore unknown ones).
     pub kind: String,
     /// Unique per message; a client that sees one twice drops the repeat.
     pub message_id: String,
@@ -531,6 +534,38 @@ pub struct VolunteerMessage {
     /// A sentence for the volunteer, on kinds other than `proposal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The task's fixed time, when it is a shift (the window is then the shift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<Shift>,
+    /// Where the work happens, when the task names a place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    /// What the team should know (who to ask for, what to bring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// The volunteer's IANA time zone (from their offer's `tz`), in which
+    /// times are shown to them; absent: `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+    /// The calendar entry of this assignment, on `confirmed`, `updated`,
+    /// `shift_reminder`, and `released` and `cancelled` (where it is cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarEntry>,
+}
+
+/// The identity and revision of an assignment's calendar entry, so that a
+/// client writing its own calendar event updates or cancels one event
+/// rather than adding another (RFC 5545 `UID` and `SEQUENCE`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CalendarEntry {
+    /// Stable for the volunteer on the task, across rounds and updates.
+    pub uid: String,
+    /// Raised on every change of the assignment or its task; a calendar
+    /// keeps the event of the highest sequence.
+    pub sequence: u32,
+    /// The entry is withdrawn: the volunteer was released or the task cancelled.
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 /// One assignment in a volunteer's plan.

@@ -9,7 +9,7 @@ use proto::instance::Instance;
 use proto::money::{Disbursal, LedgerEntry};
 use proto::wire::{
     MatchChanged, MatchProposed, NeedPost, PledgeOffer, Reply, Steering, TaskCompletion, Vetting,
-    VolunteerOffer, VolunteerReply, Withdrawal,
+    VolunteerMessage, VolunteerOffer, VolunteerReply, Withdrawal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,6 +59,12 @@ fn every_golden_fixture_round_trips_and_validates() {
     assert!(!round_trip::<Reply>("response-error").ok);
     round_trip::<MatchProposed>("match-proposed");
     round_trip::<MatchChanged>("match-changed");
+    // A message as v1 wrote it still reads; one with a shift's details and
+    // its calendar entry round-trips.
+    let old = round_trip::<VolunteerMessage>("volunteer-message");
+    assert!(old.shift.is_none() && old.calendar.is_none() && old.tz.is_none());
+    let shift = round_trip::<VolunteerMessage>("volunteer-message-shift");
+    assert_eq!(shift.calendar.map(|entry| entry.sequence), Some(2));
     round_trip::<Disbursal>("disburse").validate().unwrap();
     let entry = round_trip::<LedgerEntry>("ledger-entry");
     assert_eq!(entry.total_cents(), 40000);

@@ -138,6 +138,15 @@ pub struct Assignment {
     /// publishing its transition leaves it here for the restart to settle).
     #[serde(default)]
     pub last_answer: Option<ReplyAction>,
+    /// How many changes of this pair (a new round, a new state) and of its
+    /// task (updated, cancelled) the logs have brought since the pair was
+    /// first proposed: the `SEQUENCE` of its calendar invite. It is counted
+    /// as `SB_MATCHES` and `SB_EVENTS` are applied and kept in the store
+    /// with their positions, so a restart goes on from it; a store rebuilt
+    /// from the logs counts every task change again, which only raises it
+    /// (a calendar keeps the highest sequence, so higher is always safe).
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// What the clock does to an assignment when its time comes.
@@ -255,6 +264,7 @@ mod tests {
             checked_in_at: None,
             reminded: false,
             last_answer: None,
+            revision: 0,
         }
     }
 

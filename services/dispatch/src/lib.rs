@@ -35,6 +35,7 @@
 //! message is skipped.
 
 pub mod assignments;
+pub mod calendar;
 pub mod notify;
 pub mod planner;
 pub mod state;

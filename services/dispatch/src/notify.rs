@@ -11,10 +11,12 @@
 //! retried, because SMTP has no idempotency key and a retry after an
 //! unclear failure would send the mail twice.
 //!
-//! A proposal's email carries accept and decline links to the gateway and
-//! an `.ics` attachment (RFC 5545, one VEVENT spanning the task's window,
-//! UID = the message id, so a calendar updates rather than duplicates it
-//! when the same message is mailed again). The links sign the volunteer in
+//! A proposal's email carries accept and decline links to the gateway. A
+//! message with a calendar entry (`confirmed`, `updated`,
+//! `shift_reminder`, a `released` that cancels) carries it as an `.ics`
+//! attachment ([`crate::calendar`]: the shift's own times, its place and
+//! instructions, one UID per assignment with a rising SEQUENCE, and
+//! `METHOD:CANCEL` when the work is taken back). The links sign the volunteer in
 //! and land on their page, where the answer is one button: a link that
 //! answered on GET would be "clicked" by every mail scanner that prefetches
 //! links.
@@ -23,8 +25,10 @@
 //! email is configured; they never reach a log line or a stream.
 //!
 //! Reminders go the same way: the check-in reminder (see
-//! [`crate::assignments::Timer::Remind`]) and one reminder before the
-//! deadline of accepted work, [`DEADLINE_REMINDER_LEAD_HOURS`] ahead.
+//! [`crate::assignments::Timer::Remind`]), one reminder before the
+//! deadline of accepted flexible work, [`DEADLINE_REMINDER_LEAD_HOURS`]
+//! ahead, and for a shift one at each of [`SHIFT_REMINDER_LEADS_HOURS`]
+//! before it starts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +40,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use proto::wire::{ReplyAction, VolunteerMessage};
 
-pub use crate::planner::DEADLINE_REMINDER_LEAD_HOURS;
+pub use crate::planner::{DEADLINE_REMINDER_LEAD_HOURS, SHIFT_REMINDER_LEADS_HOURS};
 /// One SMTP conversation (connect, greet, send) gives up after this long.
 pub const SMTP_TIMEOUT_S: u64 = 20;
 /// Emails being sent at once; more wait, so a dead relay cannot pile up tasks.
@@ -144,8 +148,16 @@ impl EmailNotifier {
     ) -> anyhow::Result<Message> {
         let subject = match message.kind.as_str() {
             "proposal" => format!("Can you take this on? {}", message.title),
+            "confirmed" => format!("Confirmed: {}", message.title),
+            "updated" => format!("Changed: {}", message.title),
             "reminder" => format!("Reminder: {}", message.title),
+            "shift_reminder" => format!(
+                "Shift reminder: {}, {}",
+                message.title,
+                crate::calendar::local_when(message)
+            ),
             "released" => format!("Released: {}", message.title),
+            "cancelled" => format!("Cancelled: {}", message.title),
             _ => message.title.clone(),
         };
         let builder = Message::builder()
@@ -153,10 +165,19 @@ impl EmailNotifier {
             .to(Mailbox::new(None, address.clone()))
             .subject(subject);
         let text = self.text(message);
-        let email = if message.kind == "proposal" {
-            let calendar = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")?;
-            let attachment =
-                Attachment::new("task.ics".to_owned()).body(calendar_event(message, now), calendar);
+        let organizer = self.from.email.to_string();
+        let invite = crate::calendar::invite(message, Some(&organizer), now);
+        let email = if let Some(invite) = invite {
+            let calendar = ContentType::parse(&format!(
+                "text/calendar; charset=utf-8; method={}",
+                invite.method
+            ))?;
+            let name = if message.shift.is_some() {
+                "shift.ics"
+            } else {
+                "task.ics"
+            };
+            let attachment = Attachment::new(name.to_owned()).body(invite.text, calendar);
             builder.multipart(
                 MultiPart::mixed()
                     .singlepart(SinglePart::plain(text))
@@ -168,17 +189,42 @@ impl EmailNotifier {
         Ok(email)
     }
 
-    /// The plain-text body: what the task is, when, and what to do.
+    /// The plain-text body: what the task is, when and where, and what to do.
     fn text(&self, message: &VolunteerMessage) -> String {
-        let mut text = format!(
-            "{}\nfor {} ({}), about {} hours, between {} and {}.\n",
-            message.title,
-            message.collective,
-            message.region.as_deref().unwrap_or("remote"),
-            message.hours,
-            message.earliest_start.format("%b %d %H:%M UTC"),
-            message.deadline.format("%b %d %H:%M UTC"),
-        );
+        let mut text = if message.shift.is_some() {
+            format!(
+                "{}\nfor {}, {}.\n",
+                message.title,
+                message.collective,
+                crate::calendar::local_when(message),
+            )
+        } else {
+            format!(
+                "{}\nfor {} ({}), about {} hours, between {} and {}.\n",
+                message.title,
+                message.collective,
+                message.region.as_deref().unwrap_or("remote"),
+                message.hours,
+                message.earliest_start.format("%b %d %H:%M UTC"),
+                message.deadline.format("%b %d %H:%M UTC"),
+            )
+        };
+        if let Some(place) = &message.place {
+            let named = [place.name.as_deref(), place.address.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            // A map link from the coordinates, readable on any phone.
+            text.push_str(&format!(
+                "Where: {named} https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}\n",
+                lat = place.lat,
+                lon = place.lon
+            ));
+        }
+        if let Some(instructions) = &message.instructions {
+            text.push_str(&format!("\n{instructions}\n"));
+        }
         if let Some(note) = &message.note {
             text.push_str(&format!("\n{note}\n"));
         }
@@ -234,93 +280,5 @@ impl EmailNotifier {
             ),
             None => format!("{}/volunteer?for={}", self.public_url, message.volunteer),
         }
-    }
-}
-
-/// The task's window as an RFC 5545 calendar with one event.
-pub fn calendar_event(message: &VolunteerMessage, now: DateTime<Utc>) -> String {
-    let stamp = |at: DateTime<Utc>| at.format("%Y%m%dT%H%M%SZ").to_string();
-    let description = format!(
-        "For {}, about {} hours. Answer by {}.",
-        message.collective,
-        message.hours,
-        message.respond_by.format("%b %d %H:%M UTC")
-    );
-    let lines = [
-        "BEGIN:VCALENDAR".to_owned(),
-        "VERSION:2.0".to_owned(),
-        "PRODID:-//Switchboard//dispatch//EN".to_owned(),
-        "METHOD:PUBLISH".to_owned(),
-        "BEGIN:VEVENT".to_owned(),
-        format!("UID:{}", escape_text(&message.message_id)),
-        format!("DTSTAMP:{}", stamp(now)),
-        format!("DTSTART:{}", stamp(message.earliest_start)),
-        format!(
-            "DTEND:{}",
-            stamp(message.deadline.max(message.earliest_start))
-        ),
-        format!("SUMMARY:{}", escape_text(&message.title)),
-        format!("DESCRIPTION:{}", escape_text(&description)),
-        "END:VEVENT".to_owned(),
-        "END:VCALENDAR".to_owned(),
-    ];
-    lines.iter().map(|line| fold_line(line)).collect()
-}
-
-/// RFC 5545 §3.3.11 TEXT: backslash, semicolon, comma and newline escaped.
-fn escape_text(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '\\' => escaped.push_str("\\\\"),
-            ';' => escaped.push_str("\\;"),
-            ',' => escaped.push_str("\\,"),
-            '\n' => escaped.push_str("\\n"),
-            '\r' => {}
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
-/// Content lines longer than this many octets are folded (RFC 5545 §3.1).
-const ICS_LINE_OCTETS_MAX: usize = 75;
-
-/// One content line, folded at [`ICS_LINE_OCTETS_MAX`] octets without
-/// splitting a UTF-8 character, ending in CRLF.
-fn fold_line(line: &str) -> String {
-    let mut folded = String::with_capacity(line.len() + 8);
-    let mut octets_on_line = 0;
-    for character in line.chars() {
-        if octets_on_line + character.len_utf8() > ICS_LINE_OCTETS_MAX {
-            folded.push_str("\r\n ");
-            // The leading space counts towards the continuation line.
-            octets_on_line = 1;
-        }
-        folded.push(character);
-        octets_on_line += character.len_utf8();
-    }
-    folded.push_str("\r\n");
-    folded
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn long_lines_fold_at_seventy_five_octets_without_splitting_characters() {
-        let line = format!("SUMMARY:{}", "é".repeat(60));
-        let folded = fold_line(&line);
-        for physical in folded.split("\r\n").filter(|line| !line.is_empty()) {
-            assert!(physical.len() <= ICS_LINE_OCTETS_MAX, "{physical:?}");
-        }
-        assert_eq!(folded.replace("\r\n ", ""), format!("{line}\r\n"));
-    }
-
-    #[test]
-    fn text_values_escape_the_characters_rfc_5545_reserves() {
-        assert_eq!(escape_text("a,b;c\\d\ne"), "a\\,b\\;c\\\\d\\ne");
     }
 }

@@ -18,6 +18,8 @@ const KIND_TENURE: &str = "tenure";
 /// `contact` entries: they are not read, and a rebuild drops them).
 const KIND_CONTACT: &str = "sealed_contact";
 const KIND_DEADLINE_REMINDED: &str = "deadline_reminded";
+const KIND_ZONE: &str = "zone";
+const KIND_SHIFT_REMINDED: &str = "shift_reminded";
 
 /// The logs dispatch follows, in the order it catches up: transitions
 /// first, then answers, so an answer replayed against the final state of
@@ -47,6 +49,17 @@ pub fn changes(subjects: &Subjects, writes: &[Write]) -> anyhow::Result<Changes>
             Write::DeadlineReminded { reminded } => {
                 changes.put(KIND_DEADLINE_REMINDED, reminded, &true)?
             }
+            Write::Zone {
+                volunteer,
+                tz: Some(tz),
+            } => changes.put(KIND_ZONE, volunteer, tz)?,
+            Write::Zone {
+                volunteer,
+                tz: None,
+            } => changes.remove(KIND_ZONE, volunteer),
+            Write::ShiftReminded { reminded } => {
+                changes.put(KIND_SHIFT_REMINDED, reminded, &true)?
+            }
             Write::Position { log, sequence } => changes.position(&log.stream(subjects), *sequence),
         }
     }
@@ -72,6 +85,12 @@ pub fn load(store: &Store, emails: bool) -> anyhow::Result<Saved> {
         contacts,
         deadline_reminded: store
             .load::<bool>(KIND_DEADLINE_REMINDED)?
+            .into_iter()
+            .map(|(reminded, _)| reminded)
+            .collect(),
+        zones: store.load::<String>(KIND_ZONE)?,
+        shift_reminded: store
+            .load::<bool>(KIND_SHIFT_REMINDED)?
             .into_iter()
             .map(|(reminded, _)| reminded)
             .collect(),

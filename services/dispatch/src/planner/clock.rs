@@ -14,11 +14,18 @@ use proto::subjects::MatchKind;
 use proto::wire::{ReplyAction, VolunteerReply};
 
 use super::answers::change;
-use super::{reminded_key, Cause, Effect, Outbound, Planner, Publication, SendPurpose};
+use super::{
+    reminded_key, shift_reminded_key, Cause, Effect, Outbound, Planner, Publication, SendPurpose,
+    Write,
+};
 use crate::assignments::{Assignment, State, Timer};
 
 /// Accepted work gets one reminder this long before its deadline.
 pub const DEADLINE_REMINDER_LEAD_HOURS: i64 = 24;
+/// A held shift gets a reminder this many hours before it starts, longest
+/// lead first (a shift has these instead of the deadline reminder).
+pub const SHIFT_REMINDER_LEADS_HOURS: [i64; 2] = [24, 2];
+const _: () = assert!(SHIFT_REMINDER_LEADS_HOURS[0] > SHIFT_REMINDER_LEADS_HOURS[1]);
 
 /// Keys by the time something is due for them, one time per key.
 #[derive(Debug, Default)]
@@ -82,6 +89,41 @@ impl Planner {
             .get(pair)
             .and_then(|assignment| self.deadline_reminder_at(pair, assignment));
         self.reminders.set(pair, at);
+        let at = self
+            .assignments
+            .get(pair)
+            .and_then(|assignment| self.shift_reminder_at(pair, assignment))
+            .map(|(at, _)| at);
+        self.shift_reminders.set(pair, at);
+    }
+
+    /// The next shift reminder `assignment` is owed, and its lead in hours:
+    /// to held work only (accepted or checked in; a released member is
+    /// owed none), of an open task (a cancelled shift none), not yet sent
+    /// this round, and only a reminder whose time came after accepting
+    /// (whoever accepts a shift an hour ahead knows it is near).
+    fn shift_reminder_at(
+        &self,
+        pair: &str,
+        assignment: &Assignment,
+    ) -> Option<(DateTime<Utc>, i64)> {
+        if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
+            return None;
+        }
+        let entry = self
+            .needs
+            .task(&assignment.task)
+            .filter(|entry| entry.is_open())?;
+        let start = entry.spec.shift?.start;
+        let accepted_at = assignment.accepted_at?;
+        SHIFT_REMINDER_LEADS_HOURS.iter().find_map(|&lead| {
+            let remind_at = start - chrono::Duration::hours(lead);
+            let owed = accepted_at < remind_at
+                && !self
+                    .shift_reminded
+                    .contains(&shift_reminded_key(pair, assignment.round, lead));
+            owed.then_some((remind_at, lead))
+        })
     }
 
     /// When `assignment` is to be reminded of its deadline: accepted work
@@ -91,7 +133,12 @@ impl Planner {
         if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
             return None;
         }
-        let deadline = self.needs.task(&assignment.task)?.spec.deadline;
+        let spec = &self.needs.task(&assignment.task)?.spec;
+        // A shift is reminded of before it starts instead.
+        if spec.shift.is_some() {
+            return None;
+        }
+        let deadline = spec.deadline;
         let remind_at = deadline - chrono::Duration::hours(DEADLINE_REMINDER_LEAD_HOURS);
         let accepted_at = assignment.accepted_at?;
         if accepted_at >= remind_at
@@ -109,10 +156,15 @@ impl Planner {
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
         let retry = (!self.unsettled.is_empty())
             .then(|| self.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC));
-        let earliest = [self.timers.first(), self.reminders.first(), retry]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let earliest = [
+            self.timers.first(),
+            self.reminders.first(),
+            self.shift_reminders.first(),
+            retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(match self.held_until {
             Some(held_until) if held_until > earliest => held_until,
             _ => earliest,
@@ -129,6 +181,7 @@ impl Planner {
         let unsettled: Vec<String> = self.unsettled.iter().cloned().collect();
         self.settle(unsettled, now, effects);
         self.remind_before_deadlines(now, effects);
+        self.remind_before_shifts(now, effects);
         for pair in self.timers.due(now) {
             let Some(assignment) = self.assignments.get(&pair).cloned() else {
                 self.schedule(&pair);
@@ -288,6 +341,102 @@ impl Planner {
                 purpose: SendPurpose::DeadlineReminder {
                     pair,
                     round: assignment.round,
+                },
+            });
+        }
+    }
+}
+
+impl Planner {
+    /// Reminds every member holding a shift that starts soon. Of the
+    /// reminders owed, the one with the shortest lead whose time has come
+    /// goes out and stands for the longer ones (a dispatch that was away
+    /// for the 24 h reminder sends the 2 h one, not both); once the shift
+    /// has started none is sent, and the moot ones are marked done.
+    fn remind_before_shifts(&mut self, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
+        for pair in self.shift_reminders.due(now) {
+            let Some(assignment) = self.assignments.get(&pair).cloned() else {
+                self.schedule_reminder(&pair);
+                continue;
+            };
+            let start = self
+                .needs
+                .task(&assignment.task)
+                .and_then(|entry| entry.spec.shift)
+                .map(|shift| shift.start);
+            let (Some(start), Some(accepted_at)) = (start, assignment.accepted_at) else {
+                self.schedule_reminder(&pair);
+                continue;
+            };
+            let owed: Vec<i64> = SHIFT_REMINDER_LEADS_HOURS
+                .iter()
+                .copied()
+                .filter(|&lead| {
+                    let remind_at = start - chrono::Duration::hours(lead);
+                    remind_at <= now
+                        && accepted_at < remind_at
+                        && !self.shift_reminded.contains(&shift_reminded_key(
+                            &pair,
+                            assignment.round,
+                            lead,
+                        ))
+                })
+                .collect();
+            let due_now = self
+                .shift_reminder_at(&pair, &assignment)
+                .is_some_and(|(at, _)| at <= now);
+            if owed.is_empty() || !due_now {
+                // The agenda is kept true on every change; should it not
+                // be, the entry is put right rather than left due forever.
+                self.schedule_reminder(&pair);
+                continue;
+            }
+            if now >= start {
+                let mut writes = Vec::new();
+                for lead in owed {
+                    let reminded = shift_reminded_key(&pair, assignment.round, lead);
+                    writes.push(Write::ShiftReminded {
+                        reminded: reminded.clone(),
+                    });
+                    self.shift_reminded.insert(reminded);
+                }
+                effects.push(Effect::Commit(writes));
+                self.schedule_reminder(&pair);
+                continue;
+            }
+            let Some(&lead) = owed.last() else {
+                continue;
+            };
+            let mut message = self.notice(&assignment, "shift_reminder", String::new());
+            let place = message
+                .place
+                .as_ref()
+                .and_then(|place| place.address.clone().or_else(|| place.name.clone()))
+                .map(|place| format!(" at {place}"))
+                .unwrap_or_default();
+            let mut note = format!(
+                "Your shift starts in {lead} hours: {}{place}.",
+                crate::calendar::local_when(&message)
+            );
+            if let Some(instructions) = &message.instructions {
+                note.push(' ');
+                note.push_str(instructions);
+            }
+            if assignment.state == State::Accepted {
+                message.checkin = Some(checkin(&assignment));
+            }
+            message.note = Some(note);
+            message.message_id = format!(
+                "shift_reminder:{}:{}:{}:{lead}h",
+                assignment.volunteer, assignment.task, assignment.round
+            );
+            message.calendar = Some(self.calendar_entry(&assignment));
+            effects.push(Effect::Send {
+                messages: vec![Outbound::Message(Box::new(message), None)],
+                purpose: SendPurpose::ShiftReminder {
+                    pair,
+                    round: assignment.round,
+                    leads: owed,
                 },
             });
         }

@@ -4,8 +4,11 @@
 //! ([`needs_core::NeedBook`]); a task not (yet) read is named by its id.
 
 use chrono::{DateTime, Utc};
+use needs_core::{TaskChange, TaskStatus};
+use proto::events::MatchEvent;
 use proto::wire::{
-    MatchProposed, PlannedWork, ReplyAction, VolunteerMessage, VolunteerPlan, VolunteerReply,
+    CalendarEntry, MatchProposed, PlannedWork, ReplyAction, VolunteerMessage, VolunteerPlan,
+    VolunteerReply,
 };
 
 use super::Planner;
@@ -13,6 +16,9 @@ use crate::assignments::{Assignment, State};
 
 /// "My three weeks" calls work starting within this many days "next".
 pub const THREE_WEEKS_NEXT_DAYS: i64 = 7;
+/// The right-hand side of every invite's UID (RFC 5545 §3.8.4.7 suggests
+/// a domain, so UIDs of different producers never meet).
+pub const CALENDAR_UID_DOMAIN: &str = "switchboard";
 
 impl Planner {
     /// The proposal as the volunteer sees it, with the answers to give.
@@ -46,7 +52,105 @@ impl Planner {
             decline: answer(ReplyAction::Decline),
             checkin: None,
             note: None,
+            shift: spec.and_then(|spec| spec.shift),
+            place: spec.and_then(|spec| spec.place.clone()),
+            instructions: spec.and_then(|spec| spec.instructions.clone()),
+            tz: self.zones.get(&proposal.volunteer).cloned(),
+            calendar: None,
         }
+    }
+
+    /// The assignment's calendar entry as it now stands: one UID for the
+    /// volunteer on the task, its revision as the sequence.
+    pub(super) fn calendar_entry(&self, assignment: &Assignment) -> CalendarEntry {
+        CalendarEntry {
+            uid: format!(
+                "{}/{}@{CALENDAR_UID_DOMAIN}",
+                assignment.volunteer, assignment.task
+            ),
+            sequence: assignment.revision,
+            cancelled: !matches!(assignment.state, State::Accepted | State::CheckedIn)
+                || self.is_cancelled(&assignment.task),
+        }
+    }
+
+    /// Whether the task was cancelled (left out of its need, withdrawn).
+    fn is_cancelled(&self, task: &str) -> bool {
+        self.needs
+            .task(task)
+            .is_some_and(|entry| entry.status == TaskStatus::Cancelled)
+    }
+
+    /// What a new transition of `pair` (from `before`) tells the
+    /// volunteer's calendar: accepted work is confirmed with its invite,
+    /// held work that is released is cancelled. Proposals carry no invite
+    /// (nothing is in a calendar before the volunteer said yes), so a
+    /// decline or an expiry has nothing to cancel.
+    pub(super) fn calendar_followup(
+        &self,
+        event: &MatchEvent,
+        before: Option<State>,
+    ) -> Option<VolunteerMessage> {
+        let (volunteer, task, _) = event.pair();
+        let assignment = self
+            .assignments
+            .get(&crate::assignments::key(volunteer, task))?;
+        let reason = match event {
+            MatchEvent::Released(change) => change.reason.as_deref(),
+            _ => None,
+        };
+        let (kind, note) = match (before, assignment.state) {
+            (Some(State::Proposed), State::Accepted) => (
+                "confirmed",
+                "You are on it: the event is in the attached invite.".to_owned(),
+            ),
+            // A cancelled task's invite was withdrawn when it was cancelled.
+            (Some(State::Accepted | State::CheckedIn), State::Released)
+                if !self.is_cancelled(&assignment.task) =>
+            {
+                (
+                    "released",
+                    format!(
+                        "This was released ({}); it is taken off your calendar.",
+                        reason.unwrap_or("no reason given")
+                    ),
+                )
+            }
+            _ => return None,
+        };
+        let mut message = self.notice(assignment, kind, note);
+        message.calendar = Some(self.calendar_entry(assignment));
+        Some(message)
+    }
+
+    /// What a change of its task tells the calendar of a volunteer
+    /// holding `pair`: the new details (`updated`), or that the task was
+    /// cancelled (`cancelled`, the invite withdrawn: the solver may release
+    /// the member later, or never, and the event must go now).
+    pub(super) fn task_followup(
+        &self,
+        pair: &str,
+        change: &TaskChange,
+    ) -> Option<VolunteerMessage> {
+        let assignment = self.assignments.get(pair)?;
+        if !matches!(assignment.state, State::Accepted | State::CheckedIn) {
+            return None;
+        }
+        let (kind, note) = match change {
+            TaskChange::Opened(_) => (
+                "updated",
+                "The details of this work changed; the attached invite replaces the old one.",
+            ),
+            TaskChange::Cancelled(_) => (
+                "cancelled",
+                "The collective cancelled this work; it is taken off your calendar. Thank you for offering your time.",
+            ),
+            TaskChange::Completed(_) | TaskChange::UpdatedWhileDone(_) => return None,
+        };
+        let mut message = self.notice(assignment, kind, note.to_owned());
+        message.message_id = format!("{}:{}", message.message_id, assignment.revision);
+        message.calendar = Some(self.calendar_entry(assignment));
+        Some(message)
     }
 
     /// A message of `kind` about work the volunteer holds.

@@ -32,7 +32,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use needs_core::{NeedBook, NeedEntry, TaskEntry};
+use needs_core::{NeedBook, NeedEntry, TaskChange, TaskEntry};
 use plumbing::follow::{Log, Stored};
 use plumbing::trace::TraceParent;
 use proto::events::{Event, MatchEvent};
@@ -43,7 +43,7 @@ use crate::assignments::{key, Assignment, State};
 use clock::Agenda;
 
 pub use answers::{action_name, REASON_TASK_DONE};
-pub use clock::DEADLINE_REMINDER_LEAD_HOURS;
+pub use clock::{DEADLINE_REMINDER_LEAD_HOURS, SHIFT_REMINDER_LEADS_HOURS};
 pub use messages::THREE_WEEKS_NEXT_DAYS;
 
 /// After an effect failed (the server away), the clock's work waits this
@@ -76,6 +76,10 @@ pub struct Saved {
     /// to send an email).
     pub contacts: Vec<(String, String)>,
     pub deadline_reminded: Vec<String>,
+    /// Volunteers' time zones, from their offers.
+    pub zones: Vec<(String, String)>,
+    /// Shift reminders sent ([`shift_reminded_key`]).
+    pub shift_reminded: Vec<String>,
 }
 
 /// A proposal the durable consumer handed over.
@@ -244,6 +248,15 @@ pub enum Write {
     DeadlineReminded {
         reminded: String,
     },
+    /// A volunteer's time zone (from their offer), or its removal.
+    Zone {
+        volunteer: String,
+        tz: Option<String>,
+    },
+    /// The shift reminder [`shift_reminded_key`] was sent (or is moot).
+    ShiftReminded {
+        reminded: String,
+    },
     /// Everything of the log up to `sequence` is applied.
     Position {
         log: Log,
@@ -290,6 +303,13 @@ pub enum SendPurpose {
     CheckinReminder { pair: String, round: u32 },
     /// The deadline reminder of `pair`'s round.
     DeadlineReminder { pair: String, round: u32 },
+    /// The shift reminder of `pair`'s round; `leads` are the reminders
+    /// (hours ahead) it stands for: a late one makes the earlier ones moot.
+    ShiftReminder {
+        pair: String,
+        round: u32,
+        leads: Vec<i64>,
+    },
     /// Plans and release notices: a failure is logged, nothing more.
     Courtesy,
 }
@@ -332,10 +352,16 @@ pub struct Planner {
     contacts: HashMap<String, String>,
     /// Assignments (`key#round`) already reminded of their deadline.
     deadline_reminded: HashSet<String>,
+    /// Shift reminders sent, by [`shift_reminded_key`].
+    shift_reminded: HashSet<String>,
+    /// Volunteers' IANA time zones, for the times their messages show.
+    zones: HashMap<String, String>,
     /// Assignments by the time the clock next acts on them.
     timers: Agenda,
     /// Deadline reminders by when they are due.
     reminders: Agenda,
+    /// Shift reminders by when the next one of each assignment is due.
+    shift_reminders: Agenda,
     /// Assignments whose due transition could not be published yet.
     unsettled: BTreeSet<String>,
     /// After a failure, the clock's work waits until then.
@@ -362,12 +388,15 @@ impl Planner {
                 HashMap::new()
             },
             deadline_reminded: saved.deadline_reminded.into_iter().collect(),
+            shift_reminded: saved.shift_reminded.into_iter().collect(),
+            zones: saved.zones.into_iter().collect(),
             config,
             assignments: HashMap::new(),
             assignments_of: HashMap::new(),
             assignments_for_task: HashMap::new(),
             timers: Agenda::default(),
             reminders: Agenda::default(),
+            shift_reminders: Agenda::default(),
             unsettled: BTreeSet::new(),
             held_until: None,
             caught_up: false,
@@ -466,11 +495,21 @@ impl Planner {
     ) {
         let mut writes = Vec::new();
         let mut due = Vec::new();
+        let mut notices = Vec::new();
         match log {
             Log::Matches => {
                 let subjects = &self.config.subjects;
                 match MatchEvent::decode(subjects, &stored.subject, &stored.payload) {
-                    Ok(event) => self.apply_match(&event, &mut writes),
+                    Ok(event) => {
+                        // A transition published by another service (the
+                        // solver's releases) is first seen here.
+                        let (volunteer, task, _) = event.pair();
+                        let pair = key(volunteer, task);
+                        let before = self.assignments.get(&pair).map(|current| current.state);
+                        if self.apply_match(&event, &mut writes) && self.caught_up {
+                            notices.extend(self.calendar_followup(&event, before));
+                        }
+                    }
                     Err(error) => effects.push(Effect::Skipped(format!(
                         "unreadable match event at {}: {error}",
                         stored.sequence
@@ -480,7 +519,15 @@ impl Planner {
             Log::Events => {
                 let subjects = &self.config.subjects;
                 match Event::decode(subjects, &stored.subject, &stored.payload) {
-                    Ok(event) => due = self.apply_event(&event, stored.sequence, now, &mut writes),
+                    Ok(event) => {
+                        due = self.apply_event(
+                            &event,
+                            stored.sequence,
+                            now,
+                            &mut writes,
+                            &mut notices,
+                        )
+                    }
                     Err(error) => effects.push(Effect::Skipped(format!(
                         "unreadable event at {}: {error}",
                         stored.sequence
@@ -499,14 +546,27 @@ impl Planner {
         });
         effects.push(Effect::Commit(writes));
         // Until both logs are read, what they call for waits for `CaughtUp`,
-        // which sees the whole past: nothing is published before.
+        // which sees the whole past: nothing is published before. Calendar
+        // notices of what was read meanwhile are not sent at all: a store
+        // rebuilt from the logs would otherwise mail every invite again.
         if self.caught_up {
             self.settle(due, now, effects);
         }
+        if !notices.is_empty() {
+            effects.push(Effect::Send {
+                messages: notices
+                    .into_iter()
+                    .map(|notice| Outbound::Message(Box::new(notice), None))
+                    .collect(),
+                purpose: SendPurpose::Courtesy,
+            });
+        }
     }
 
-    /// Applies a match event (from the log, or once published).
-    fn apply_match(&mut self, event: &MatchEvent, writes: &mut Vec<Write>) {
+    /// Applies a match event (from the log, or once published); returns
+    /// whether it changed the assignment's round or state (an event seen
+    /// twice, once published and once read back, changes it once).
+    fn apply_match(&mut self, event: &MatchEvent, writes: &mut Vec<Write>) -> bool {
         let (volunteer, task, round) = event.pair();
         let current = self.assignments.get(&key(volunteer, task)).cloned();
         match event {
@@ -514,14 +574,29 @@ impl Planner {
                 if current.as_ref().is_some_and(|current| {
                     current.round >= round && current.state != State::Proposed
                 }) {
-                    return;
+                    return false;
                 }
-                let answered_sequence = current.map_or(0, |current| current.answered_sequence);
-                self.put(new_assignment(proposal, answered_sequence), writes);
+                let answered_sequence = current
+                    .as_ref()
+                    .map_or(0, |current| current.answered_sequence);
+                let mut assignment = new_assignment(proposal, answered_sequence);
+                // The invite's sequence goes on across rounds.
+                let changed = current
+                    .as_ref()
+                    .is_none_or(|current| current.round != round);
+                assignment.revision =
+                    current.map_or(0, |current| current.revision + u32::from(changed));
+                self.put(assignment, writes);
+                changed
             }
             _ => {
                 if let Some(mut assignment) = current.filter(|current| current.round == round) {
-                    assignment.state = State::after(event.kind());
+                    let after = State::after(event.kind());
+                    let changed = assignment.state != after;
+                    if changed {
+                        assignment.revision += 1;
+                    }
+                    assignment.state = after;
                     if let MatchEvent::Accepted(change) = event {
                         assignment.accepted_at = Some(change.at);
                     }
@@ -531,19 +606,24 @@ impl Planner {
                         assignment.reminded = false;
                     }
                     self.put(assignment, writes);
+                    changed
+                } else {
+                    false
                 }
             }
         }
     }
 
     /// Applies an event of `SB_EVENTS`; returns the assignments whose
-    /// transition it may have made due.
+    /// transition it may have made due. Once caught up, the calendar
+    /// notices of changed or cancelled tasks go to `notices`.
     fn apply_event(
         &mut self,
         event: &Event,
         sequence: u64,
         now: DateTime<Utc>,
         writes: &mut Vec<Write>,
+        notices: &mut Vec<VolunteerMessage>,
     ) -> Vec<String> {
         let applied = self.needs.apply(event);
         for need in &applied.needs {
@@ -562,9 +642,20 @@ impl Planner {
                     entry: Box::new(entry.clone()),
                 });
             }
-            // A moved deadline moves the reminders of the task's work.
+            // A moved deadline moves the reminders of the task's work, and
+            // a changed or cancelled task is a new revision of its invites.
+            let revised = matches!(change, TaskChange::Opened(_) | TaskChange::Cancelled(_));
             for pair in self.keys_for_task(task) {
-                self.schedule_reminder(&pair);
+                match self.assignments.get(&pair).cloned() {
+                    Some(mut assignment) if revised => {
+                        assignment.revision += 1;
+                        self.put(assignment, writes);
+                        if self.caught_up {
+                            notices.extend(self.task_followup(&pair, change));
+                        }
+                    }
+                    _ => self.schedule_reminder(&pair),
+                }
             }
         }
         match event {
@@ -575,6 +666,7 @@ impl Planner {
                 });
                 self.tenure.insert(offer.id.clone(), offer.available_until);
                 self.learn_contact(&offer.id, offer.sealed.as_deref(), writes);
+                self.learn_zone(&offer.id, offer.tz.as_deref(), writes);
                 let held = self
                     .assignments_of
                     .get(&offer.id)
@@ -607,12 +699,31 @@ impl Planner {
             _ => Vec::new(),
         }
     }
+}
 
+/// What the planner learns from offers, and the proposals it delivers.
+impl Planner {
     fn keys_for_task(&self, task: &str) -> Vec<String> {
         self.assignments_for_task
             .get(task)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Remembers (or forgets) the time zone a volunteer reads times in.
+    fn learn_zone(&mut self, volunteer: &str, tz: Option<&str>, writes: &mut Vec<Write>) {
+        let tz = tz.map(str::to_owned);
+        if self.zones.get(volunteer) == tz.as_ref() {
+            return;
+        }
+        match &tz {
+            Some(tz) => self.zones.insert(volunteer.to_owned(), tz.clone()),
+            None => self.zones.remove(volunteer),
+        };
+        writes.push(Write::Zone {
+            volunteer: volunteer.to_owned(),
+            tz,
+        });
     }
 
     /// Remembers (or forgets) a volunteer's private fields, sealed as their
@@ -737,10 +848,16 @@ fn new_assignment(proposal: &MatchProposed, answered_sequence: u64) -> Assignmen
         checked_in_at: None,
         reminded: false,
         last_answer: None,
+        revision: 0,
     }
 }
 
 /// The key of an assignment's round among the deadline reminders sent.
 pub fn reminded_key(pair: &str, round: u32) -> String {
     format!("{pair}#{round}")
+}
+
+/// The key of an assignment's round's shift reminder `lead_hours` ahead.
+pub fn shift_reminded_key(pair: &str, round: u32, lead_hours: i64) -> String {
+    format!("{pair}#{round}@{lead_hours}h")
 }

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use proto::wire::Reply;
 
 use super::{
-    reminded_key, Cause, Effect, NotWritten, Outbound, Planner, Publication, SendPurpose, Write,
-    RETRY_AFTER_FAILURE_S,
+    reminded_key, shift_reminded_key, Cause, Effect, NotWritten, Outbound, Planner, Publication,
+    SendPurpose, Write, RETRY_AFTER_FAILURE_S,
 };
 use crate::assignments::{key, State};
 
@@ -37,9 +37,9 @@ impl Planner {
                     delivered.extend(superseded);
                     effects.push(Effect::Nak(delivered));
                 }
-                SendPurpose::CheckinReminder { .. } | SendPurpose::DeadlineReminder { .. } => {
-                    self.hold(now)
-                }
+                SendPurpose::CheckinReminder { .. }
+                | SendPurpose::DeadlineReminder { .. }
+                | SendPurpose::ShiftReminder { .. } => self.hold(now),
                 SendPurpose::Courtesy => {}
             }
             return;
@@ -82,6 +82,18 @@ impl Planner {
                 self.deadline_reminded.insert(reminded);
                 self.schedule_reminder(&pair);
             }
+            SendPurpose::ShiftReminder { pair, round, leads } => {
+                let mut writes = Vec::new();
+                for lead in leads {
+                    let reminded = shift_reminded_key(&pair, round, lead);
+                    writes.push(Write::ShiftReminded {
+                        reminded: reminded.clone(),
+                    });
+                    self.shift_reminded.insert(reminded);
+                }
+                effects.push(Effect::Commit(writes));
+                self.schedule_reminder(&pair);
+            }
             SendPurpose::Courtesy => {}
         }
     }
@@ -95,28 +107,50 @@ impl Planner {
         effects: &mut Vec<Effect>,
     ) {
         let mut writes = Vec::new();
-        self.apply_match(&publication.event, &mut writes);
-        effects.push(Effect::Commit(writes));
         let (volunteer, task, _) = publication.event.pair();
         let pair = key(volunteer, task);
+        let before = self.assignments.get(&pair).map(|current| current.state);
+        let followup = if self.apply_match(&publication.event, &mut writes) {
+            self.calendar_followup(&publication.event, before)
+        } else {
+            None
+        };
+        effects.push(Effect::Commit(writes));
         let plan = self.three_weeks(volunteer, now);
         effects.push(Effect::Send {
             messages: vec![Outbound::Plan(Box::new(plan))],
             purpose: SendPurpose::Courtesy,
         });
         self.unsettled.remove(&pair);
-        match publication.cause {
-            Cause::Answer { request, reply } => effects.push(Effect::Reply { request, reply }),
-            // An answer settled, the completion of its task may be due next.
-            Cause::Log => self.settle(vec![pair], now, effects),
-            Cause::Clock { notice } => {
-                if let Some(notice) = notice {
-                    effects.push(Effect::Send {
-                        messages: vec![Outbound::Message(notice, None)],
-                        purpose: SendPurpose::Courtesy,
-                    });
-                }
+        let notice = match publication.cause {
+            Cause::Answer { request, reply } => {
+                effects.push(Effect::Reply { request, reply });
+                followup
             }
+            // An answer settled, the completion of its task may be due next.
+            Cause::Log => {
+                self.settle(vec![pair.clone()], now, effects);
+                followup
+            }
+            // The clock's own notice says why; it carries the cancel.
+            Cause::Clock { notice } => match notice {
+                Some(mut notice) => {
+                    if followup.is_some() {
+                        notice.calendar = self
+                            .assignments
+                            .get(&pair)
+                            .map(|assignment| self.calendar_entry(assignment));
+                    }
+                    Some(*notice)
+                }
+                None => followup,
+            },
+        };
+        if let Some(notice) = notice {
+            effects.push(Effect::Send {
+                messages: vec![Outbound::Message(Box::new(notice), None)],
+                purpose: SendPurpose::Courtesy,
+            });
         }
     }
 

@@ -16,7 +16,7 @@ use plumbing::store::Store;
 use plumbing::trace::TraceParent;
 use proto::events::{Event, MatchEvent};
 use proto::subjects::{MatchKind, Subjects};
-use proto::wire::{MatchChanged, MatchProposed};
+use proto::wire::{MatchChanged, MatchProposed, ReplyAction, VolunteerMessage};
 
 use super::*;
 
@@ -86,6 +86,8 @@ struct Driver {
     /// shell reads these before telling the planner.
     written_first: Vec<MatchEvent>,
     next_request: RequestId,
+    /// Every message to a volunteer that reached the inbox, in order.
+    inbox: Vec<VolunteerMessage>,
 }
 
 impl Driver {
@@ -110,6 +112,7 @@ impl Driver {
             failing: HashSet::new(),
             written_first: Vec::new(),
             next_request: 0,
+            inbox: Vec::new(),
         }
     }
 
@@ -190,15 +193,25 @@ impl Driver {
                 self.writes.extend(writes);
                 Vec::new()
             }
-            Effect::Send { messages, purpose } => vec![Input::Sent {
-                purpose,
-                messages,
-                outcome: if self.failing.contains("send") {
-                    Err("no responders".to_owned())
-                } else {
-                    Ok(())
-                },
-            }],
+            Effect::Send { messages, purpose } => {
+                let failing = self.failing.contains("send");
+                if !failing {
+                    self.inbox
+                        .extend(messages.iter().filter_map(|outbound| match outbound {
+                            Outbound::Message(message, _) => Some((**message).clone()),
+                            Outbound::Plan(_) => None,
+                        }));
+                }
+                vec![Input::Sent {
+                    purpose,
+                    messages,
+                    outcome: if failing {
+                        Err("no responders".to_owned())
+                    } else {
+                        Ok(())
+                    },
+                }]
+            }
             Effect::Publish(publication) if self.failing.contains("publish") => {
                 vec![Input::NotPublished(publication, NotWritten::Unavailable)]
             }
@@ -253,6 +266,7 @@ fn render(effect: &Effect) -> String {
                 } => format!("delivering {delivered:?} (superseded {superseded:?})"),
                 SendPurpose::CheckinReminder { .. } => "check-in reminder".to_owned(),
                 SendPurpose::DeadlineReminder { .. } => "deadline reminder".to_owned(),
+                SendPurpose::ShiftReminder { leads, .. } => format!("shift reminder {leads:?}"),
                 SendPurpose::Courtesy => "courtesy".to_owned(),
             };
             let ids: Vec<String> = ids
@@ -328,6 +342,8 @@ fn render_write(write: &Write) -> String {
         Write::Task { id, .. } => format!("task {id}"),
         Write::Contact { volunteer, .. } => format!("contact of {volunteer}"),
         Write::DeadlineReminded { reminded } => format!("reminded {reminded}"),
+        Write::Zone { volunteer, tz } => format!("zone of {volunteer} {tz:?}"),
+        Write::ShiftReminded { reminded } => format!("shift reminded {reminded}"),
         Write::Position { log, sequence } => format!("{log:?} at {sequence}"),
     }
 }
@@ -427,8 +443,9 @@ fn an_accept_before_respond_by_is_logged_then_accepted_with_a_checkin_timer() {
         publish accepted v1/t1#0 (accepted by the volunteer)
         commit v1/t1#0 accepted
         send three_weeks:v1 for courtesy
-        wake at 23 18:00
         reply #1 ok at 2
+        send confirmed:v1:t1:0 for courtesy
+        wake at 23 18:00
         ",
     );
     let assignment = driver.planner.assignment("v1", "t1").unwrap();
@@ -497,7 +514,11 @@ fn an_accept_that_meets_a_write_about_someone_else_is_written_once_it_is_read() 
         "tried again after reading: {got}"
     );
     assert!(got.contains("commit v1/t1#0 accepted"), "{got}");
-    assert!(got.ends_with("reply #1 ok at 2"), "{got}");
+    // The answer is replied to, then the member's calendar entry follows.
+    assert!(
+        got.ends_with("reply #1 ok at 2\nsend confirmed:v1:t1:0 for courtesy"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -721,6 +742,7 @@ fn an_answer_logged_before_a_crash_gets_its_transition_once_the_logs_are_read() 
         publish accepted v1/t1#0 (accepted by the volunteer)
         commit v1/t1#0 accepted
         send three_weeks:v1 for courtesy
+        send confirmed:v1:t1:0 for courtesy
         wake at 23 12:00
         ",
     );
@@ -908,4 +930,275 @@ fn a_proposal_for_a_completed_task_never_reaches_the_volunteer() {
         ack [1]
         ",
     );
+}
+
+/// A Saturday shift in Detroit, 06:00-10:00 UTC on Nov 23 (01:00-05:00
+/// local), 30 hours after the scenes start, at the pantry.
+fn shift_need(start: &str, end: &str) -> Event {
+    Event::NeedPosted(
+        serde_json::from_value(serde_json::json!({
+            "id": "n1", "collective": "c-pantry", "title": "pantry",
+            "tasks": [{
+                "id": "t1", "title": "night sort", "hours": 4.0, "slots": 1,
+                "earliest_start": start, "deadline": end, "impact": 1.0,
+                "shift": {"start": start, "end": end},
+                "place": {"lat": 42.3314, "lon": -83.0458, "name": "Eastside pantry",
+                          "address": "4100 Gratiot Ave"},
+                "instructions": "Ask for Rosa at the side door.",
+            }],
+        }))
+        .unwrap(),
+    )
+}
+
+const SHIFT_START: &str = "2026-11-23T06:00:00Z";
+const SHIFT_END: &str = "2026-11-23T10:00:00Z";
+
+fn offered_in_detroit() -> Event {
+    Event::VolunteerOffered(
+        serde_json::from_value(serde_json::json!({
+            "id": "v1", "skills": {}, "hours_per_week": 10.0,
+            "available_from": "2026-11-21T00:00:00Z", "available_until": "2026-12-20T00:00:00Z",
+            "tz": "America/Detroit",
+        }))
+        .unwrap(),
+    )
+}
+
+/// v1 in Detroit has accepted round 0 of the shift t1.
+fn shift_accepted() -> Driver {
+    let mut driver = Driver::new();
+    let offer = driver.event(&offered_in_detroit());
+    driver.run(offer);
+    let need = driver.event(&shift_need(SHIFT_START, SHIFT_END));
+    driver.run(need);
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    driver.run(delivery);
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    driver
+}
+
+fn last_of_kind<'a>(driver: &'a Driver, kind: &str) -> &'a VolunteerMessage {
+    driver
+        .inbox
+        .iter()
+        .rev()
+        .find(|message| message.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} message in {:#?}", driver.inbox))
+}
+
+#[test]
+fn an_accepted_shift_is_confirmed_with_its_invite_updated_when_it_moves_and_cancelled_on_release() {
+    let mut driver = shift_accepted();
+    let confirmed = last_of_kind(&driver, "confirmed").clone();
+    assert_eq!(confirmed.tz.as_deref(), Some("America/Detroit"));
+    assert_eq!(confirmed.shift.unwrap().start, at(SHIFT_START));
+    assert_eq!(
+        confirmed.place.as_ref().unwrap().address.as_deref(),
+        Some("4100 Gratiot Ave")
+    );
+    assert_eq!(
+        confirmed.instructions.as_deref(),
+        Some("Ask for Rosa at the side door.")
+    );
+    let first = confirmed.calendar.clone().unwrap();
+    assert_eq!(first.uid, "v1/t1@switchboard");
+    assert!(!first.cancelled);
+    // The proposal carried no invite: nothing is in a calendar before a yes.
+    assert!(last_of_kind(&driver, "proposal").calendar.is_none());
+
+    // The collective moves the shift an hour later: the holder's invite is
+    // replaced (same UID, higher SEQUENCE).
+    let moved = driver.event(&shift_need("2026-11-23T07:00:00Z", "2026-11-23T11:00:00Z"));
+    driver.run(moved);
+    let updated = last_of_kind(&driver, "updated").clone();
+    let second = updated.calendar.clone().unwrap();
+    assert_eq!(second.uid, first.uid);
+    assert!(
+        second.sequence > first.sequence,
+        "{second:?} after {first:?}"
+    );
+    assert_eq!(updated.shift.unwrap().start, at("2026-11-23T07:00:00Z"));
+
+    // The revision is in the store: a restarted dispatch goes on from it.
+    let restarted = Driver::restored(driver.saved());
+    assert_eq!(
+        restarted.planner.assignment("v1", "t1").unwrap().revision,
+        driver.planner.assignment("v1", "t1").unwrap().revision
+    );
+
+    // The solver releases the member (the plan changed): the invite is
+    // cancelled, same UID, higher SEQUENCE still.
+    let released = driver.matched(&MatchEvent::Released(MatchChanged {
+        volunteer: "v1".into(),
+        task: "t1".into(),
+        round: 0,
+        reason: Some("the plan changed".into()),
+        handoff: None,
+        at: start(),
+    }));
+    driver.run(released);
+    let cancel = last_of_kind(&driver, "released").clone();
+    let third = cancel.calendar.clone().unwrap();
+    assert_eq!(third.uid, first.uid);
+    assert!(third.cancelled);
+    assert!(third.sequence > second.sequence);
+    let invite = crate::calendar::invite(&cancel, None, start()).unwrap();
+    assert_eq!(invite.method, "CANCEL");
+
+    // Read back from the log once more (a lost position), it sends nothing.
+    let before = driver.inbox.len();
+    driver.matches_sequence -= 1;
+    let again = driver.matched(&MatchEvent::Released(MatchChanged {
+        volunteer: "v1".into(),
+        task: "t1".into(),
+        round: 0,
+        reason: Some("the plan changed".into()),
+        handoff: None,
+        at: start(),
+    }));
+    driver.run(again);
+    assert_eq!(driver.inbox.len(), before);
+}
+
+#[test]
+fn a_held_shift_is_reminded_24_and_2_hours_ahead_once_each_and_not_again_after_a_restart() {
+    let mut driver = shift_accepted();
+    driver.now = at("2026-11-22T06:00:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        send shift_reminder:v1:t1:0:24h for shift reminder [24]
+        commit shift reminded v1/t1#0@24h
+        wake at 23 04:00
+        ",
+    );
+    let reminder = last_of_kind(&driver, "shift_reminder").clone();
+    let note = reminder.note.clone().unwrap();
+    assert!(
+        note.starts_with(
+            "Your shift starts in 24 hours: Mon Nov 23 01:00-05:00 (America/Detroit) at 4100 Gratiot Ave."
+        ),
+        "{note}"
+    );
+    assert!(note.contains("Ask for Rosa"), "{note}");
+    assert_eq!(reminder.checkin.unwrap().action, ReplyAction::Checkin);
+
+    // A restart between the two: the 24 h reminder is not sent again.
+    let mut restarted = Driver::restored(driver.saved());
+    // Its store holds what the first one wrote, and what it writes itself.
+    restarted.writes.splice(0..0, driver.writes.clone());
+    restarted.now = at("2026-11-22T07:00:00Z");
+    check(&mut restarted, Input::Wake, "");
+    assert_eq!(
+        restarted.planner.next_wake(),
+        Some(at("2026-11-23T04:00:00Z"))
+    );
+    restarted.now = at("2026-11-23T04:00:00Z");
+    check(
+        &mut restarted,
+        Input::Wake,
+        "
+        send shift_reminder:v1:t1:0:2h for shift reminder [2]
+        commit shift reminded v1/t1#0@2h
+        wake at 23 12:00
+        ",
+    );
+    // Both sent: a second restart owes none (the next wake is the check-in's).
+    let again = Driver::restored(restarted.saved());
+    assert_eq!(again.planner.next_wake(), Some(at("2026-11-23T12:00:00Z")));
+}
+
+#[test]
+fn a_dispatch_away_for_the_24_hour_reminder_sends_only_the_2_hour_one() {
+    let mut driver = shift_accepted();
+    driver.now = at("2026-11-23T04:30:00Z");
+    check(
+        &mut driver,
+        Input::Wake,
+        "
+        send shift_reminder:v1:t1:0:2h for shift reminder [24, 2]
+        commit shift reminded v1/t1#0@24h, shift reminded v1/t1#0@2h
+        wake at 23 12:00
+        ",
+    );
+}
+
+#[test]
+fn a_released_member_and_a_cancelled_shift_get_no_reminder() {
+    let mut released = shift_accepted();
+    let release = released.matched(&MatchEvent::Released(MatchChanged {
+        volunteer: "v1".into(),
+        task: "t1".into(),
+        round: 0,
+        reason: Some("the plan changed".into()),
+        handoff: None,
+        at: start(),
+    }));
+    released.run(release);
+    released.now = at("2026-11-23T05:00:00Z");
+    let woken = released.run(Input::Wake);
+    assert!(!woken.contains("shift_reminder"), "{woken}");
+    assert_eq!(released.planner.next_wake(), None);
+
+    let mut cancelled = shift_accepted();
+    // The need is posted again without the shift: it is cancelled.
+    let without = cancelled.event(&Event::NeedPosted(
+        serde_json::from_value(serde_json::json!({
+            "id": "n1", "collective": "c-pantry", "title": "pantry", "tasks": [],
+        }))
+        .unwrap(),
+    ));
+    cancelled.run(without);
+    // The member's invite is withdrawn at once, not when (or if) the
+    // solver releases them; a later release sends no second cancel.
+    let notice = last_of_kind(&cancelled, "cancelled").clone();
+    let entry = notice.calendar.clone().unwrap();
+    assert!(entry.cancelled);
+    assert_eq!(entry.uid, "v1/t1@switchboard");
+    assert_eq!(
+        crate::calendar::invite(&notice, None, start())
+            .unwrap()
+            .method,
+        "CANCEL"
+    );
+    let release = cancelled.matched(&MatchEvent::Released(MatchChanged {
+        volunteer: "v1".into(),
+        task: "t1".into(),
+        round: 0,
+        reason: Some("the volunteer or the task is no longer available".into()),
+        handoff: None,
+        at: start(),
+    }));
+    let sent = cancelled.run(release);
+    assert!(!sent.contains("released:v1:t1:0"), "{sent}");
+    cancelled.now = at("2026-11-23T05:00:00Z");
+    let woken = cancelled.run(Input::Wake);
+    assert!(!woken.contains("shift_reminder"), "{woken}");
+}
+
+#[test]
+fn a_shift_accepted_within_a_reminders_lead_gets_only_the_later_one_and_no_deadline_reminder() {
+    let mut driver = Driver::new();
+    let need = driver.event(&shift_need(SHIFT_START, SHIFT_END));
+    driver.run(need);
+    let delivery = driver.delivery(1, &proposal("v1", "t1", 0));
+    driver.run(delivery);
+    // Accepted 20 hours ahead: the 24 h reminder is moot, the 2 h one is owed.
+    driver.now = at("2026-11-22T10:00:00Z");
+    let accept = driver.answer(answer("accept", 0));
+    driver.run(accept);
+    assert_eq!(driver.planner.next_wake(), Some(at("2026-11-23T04:00:00Z")));
+    driver.now = at("2026-11-23T04:00:00Z");
+    let woken = driver.run(Input::Wake);
+    assert!(woken.contains("shift_reminder:v1:t1:0:2h"), "{woken}");
+    assert!(!woken.contains("deadline_reminder"), "{woken}");
+    // Without an offer naming a zone, times are in UTC.
+    let note = last_of_kind(&driver, "shift_reminder")
+        .note
+        .clone()
+        .unwrap();
+    assert!(note.contains("Mon Nov 23 06:00-10:00 (UTC)"), "{note}");
 }
