@@ -58,6 +58,37 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Print a sign-in link that only the holder of the gateway's secret may mint (vetters, coordinators).
     Link(LinkArgs),
+    /// Write the static NATS users of deploy/nats/secure.conf (users.conf, credentials.json; what deploy/nats/make-users runs).
+    NatsUsers(NatsUsersArgs),
+}
+
+/// The users to issue; ids match `[A-Za-z0-9_-]{1,64}`.
+#[derive(Args, Debug)]
+pub struct NatsUsersArgs {
+    /// Folder for users.conf and credentials.json (both written 0600; passwords already issued there are kept).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Subject prefix.
+    #[arg(long, default_value = proto::subjects::PREFIX_DEFAULT)]
+    pub prefix: String,
+    /// A volunteer's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub volunteer: Vec<String>,
+    /// A collective's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub collective: Vec<String>,
+    /// A donor's id (repeatable); their pledges come with --pledge.
+    #[arg(long, value_name = "ID")]
+    pub donor: Vec<String>,
+    /// A coordinator's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub coordinator: Vec<String>,
+    /// A vetter's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub vetter: Vec<String>,
+    /// A pledge id the donor may pledge and withdraw under over NATS (repeatable).
+    #[arg(long, value_name = "DONOR:PLEDGE")]
+    pub pledge: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -496,7 +527,9 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up(args) if !args.quiet => "warn",
-            Command::Watch(_) | Command::Solve(_) | Command::Link(_) => "warn",
+            Command::Watch(_) | Command::Solve(_) | Command::Link(_) | Command::NatsUsers(_) => {
+                "warn"
+            }
             _ => "info",
         }
     }
@@ -512,6 +545,7 @@ impl Command {
             Command::Ledger(args) => crate::services::ledger(args, shutdown).await,
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
             Command::Link(args) => crate::services::link(args),
+            Command::NatsUsers(args) => crate::nats_users::run(args),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod fleet;
 pub mod local_nats;
+pub mod nats_users;
 pub mod services;
 pub mod solve;
 pub mod up;
