@@ -343,27 +343,7 @@ impl Subjects {
                 publish.extend(key_value(&self.token_revocation_bucket(), true));
                 deny = self.protect_delivery();
             }
-            Service::Callout => {
-                // It reads the revoked tokens, and answers the server's
-                // requests on their reply subjects (`allow_responses`):
-                // nothing but the server may publish on its subject.
-                return Permissions {
-                    publish: Rule {
-                        allow: dedupe(
-                            ["$JS.API.INFO".to_owned()]
-                                .into_iter()
-                                .chain(key_value(&self.token_revocation_bucket(), true))
-                                .collect(),
-                        ),
-                        deny: Vec::new(),
-                    },
-                    subscribe: Rule {
-                        allow: vec!["_INBOX.>".to_owned(), AUTH_CALLOUT_SUBJECT.to_owned()],
-                        deny: Vec::new(),
-                    },
-                    allow_responses: true,
-                };
-            }
+            Service::Callout => return self.callout_permissions(),
         }
         // Replies go to the requester's inbox. Not `allow_responses`: that
         // lets a service answer on any reply subject the requester names,
@@ -380,6 +360,28 @@ impl Subjects {
                 deny: Vec::new(),
             },
             allow_responses: false,
+        }
+    }
+
+    /// The callout reads the revoked tokens, and answers the server's
+    /// requests on their reply subjects (`allow_responses`): nothing but
+    /// the server may publish on its subject.
+    fn callout_permissions(&self) -> Permissions {
+        Permissions {
+            publish: Rule {
+                allow: dedupe(
+                    ["$JS.API.INFO".to_owned()]
+                        .into_iter()
+                        .chain(key_value(&self.token_revocation_bucket(), true))
+                        .collect(),
+                ),
+                deny: Vec::new(),
+            },
+            subscribe: Rule {
+                allow: vec!["_INBOX.>".to_owned(), AUTH_CALLOUT_SUBJECT.to_owned()],
+                deny: Vec::new(),
+            },
+            allow_responses: true,
         }
     }
 

@@ -18,6 +18,7 @@ pub fn connection(connection: &Connection) -> anyhow::Result<FleetConnection> {
         url: connection.url.clone(),
         subjects: proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?,
         credentials: connection.auth.credentials()?,
+        users: std::collections::BTreeMap::new(),
         replication: plumbing::streams::Replication::new(connection.replicas)
             .context("--replicas")?,
     })
