@@ -246,6 +246,9 @@ pub struct UpArgs {
     /// Do not print the match stream on the terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the local nats-server with no users at all, as before accounts: then ANY process on this machine can read every volunteer's contact in SB_EVENTS, write straight into the logs and the money stream (a forged pledge included), answer, offer or withdraw as anyone, and delete or reconfigure the streams. Without it (the default), the services log in as their own users, the CLI as the local administrator (DATA/nats/admin.password), and people with their session token through the auth callout.
+    #[arg(long, env = "SWITCHBOARD_INSECURE_LOCAL")]
+    pub insecure_local: bool,
     #[command(flatten)]
     pub time: Time,
     #[command(flatten)]
@@ -601,6 +604,22 @@ mod tests {
             Some(std::path::Path::new("/etc/switchboard/ca.pem"))
         );
         assert!(!format!("{credentials:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn up_is_secure_unless_told_otherwise_and_the_flag_says_what_it_gives_away() {
+        let Command::Up(args) = parse(&["up"]).unwrap().command else {
+            panic!("not the up command")
+        };
+        assert!(!args.insecure_local);
+        let Command::Up(args) = parse(&["up", "--insecure-local"]).unwrap().command else {
+            panic!("not the up command")
+        };
+        assert!(args.insecure_local);
+        let help = parse(&["up", "--help"]).unwrap_err().to_string();
+        for given_away in ["ANY process", "SB_EVENTS", "as anyone", "streams"] {
+            assert!(help.contains(given_away), "{given_away:?} not in:\n{help}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::nats_users::{self, Issued, User};
 pub const ACCOUNT: &str = "SWITCHBOARD";
 /// The local administrator: every subject, for the CLI on this machine.
 pub const ADMIN_USER: &str = "sb-admin";
+/// The administrator's password, alone in a file (0600) beside the
+/// credentials, for `--nats-password-file`.
+pub const ADMIN_PASSWORD_FILE: &str = "admin.password";
 /// A client has this long to send its credentials, and the callout to
 /// answer, in seconds.
 const AUTHORIZATION_TIMEOUT_S: u32 = 2;
@@ -59,6 +62,12 @@ impl LocalAccess {
             permissions: None,
         });
         let issued = nats_users::write(directory, &users)?;
+        if let Some(admin) = issued.get(ADMIN_USER) {
+            nats_users::write_private(
+                &directory.join(ADMIN_PASSWORD_FILE),
+                &format!("{}\n", admin.password),
+            )?;
+        }
         let (issuer_seed, issuer_public) = gateway::callout::fresh_issuer()?;
         Ok(LocalAccess {
             issuer_seed,
