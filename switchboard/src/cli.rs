@@ -58,8 +58,36 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Print a sign-in link that only the holder of the gateway's secret may mint (vetters, coordinators).
     Link(LinkArgs),
+    /// Run the NATS auth callout alone: people log in to NATS with their session token (docs/adr/0006-auth-callout.md).
+    Callout(CalloutArgs),
     /// Write the static NATS users of deploy/nats/secure.conf (users.conf, credentials.json; what deploy/nats/make-users runs).
     NatsUsers(NatsUsersArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CalloutArgs {
+    /// Where NATS is; log in as the callout's own user (`--nats-user sb-callout`, listed in the server's `auth_users`).
+    #[command(flatten)]
+    pub connection: Connection,
+    /// File holding the seed (`SA…`) of the account key the server's `auth_callout` names as `issuer` (`nats-users --callout` writes callout.seed).
+    #[arg(long, env = "SWITCHBOARD_CALLOUT_ISSUER_SEED_FILE")]
+    pub issuer_seed_file: PathBuf,
+    /// The account people are placed in (secure.conf's and `up`'s: SWITCHBOARD).
+    #[arg(long, env = "SWITCHBOARD_CALLOUT_ACCOUNT", default_value = crate::local_access::ACCOUNT)]
+    pub account: String,
+    /// The gateway's secret (tokens are checked with it); without it, the one kept in --gateway-secret-file.
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_SECRET", hide_env_values = true)]
+    pub gateway_secret: Option<String>,
+    /// Where the gateway keeps its secret; it must exist (the callout never makes one).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_SECRET_FILE",
+        default_value = ".switchboard/gateway-secret"
+    )]
+    pub gateway_secret_file: PathBuf,
+    /// Serve /metrics (Prometheus), /health and /ready here; off when not given.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The users to issue; ids match `[A-Za-z0-9_-]{1,64}`.
@@ -89,6 +117,9 @@ pub struct NatsUsersArgs {
     /// A pledge id the donor may pledge and withdraw under over NATS (repeatable).
     #[arg(long, value_name = "DONOR:PLEDGE")]
     pub pledge: Vec<String>,
+    /// Also issue the auth callout's user (sb-callout), its account key (callout.seed, 0600, kept if present) and callout.conf, the `authorization` block that sends everyone but the fixed users to the callout.
+    #[arg(long)]
+    pub callout: bool,
 }
 
 #[derive(Args, Debug)]
@@ -549,6 +580,7 @@ impl Command {
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
             Command::Link(args) => crate::services::link(args),
             Command::NatsUsers(args) => crate::nats_users::run(args),
+            Command::Callout(args) => crate::services::callout(args, shutdown).await,
         }
     }
 }

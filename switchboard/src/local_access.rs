@@ -92,19 +92,27 @@ impl LocalAccess {
     /// What the server's configuration adds for these users: the account
     /// (its users in `users.conf` beside it) and the callout for everyone else.
     pub fn config_section(&self) -> String {
-        let auth_users = self
-            .issued
-            .keys()
-            .map(|user| format!("\"{user}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
         format!(
             "\n# Written by `switchboard up` (switchboard/src/local_access.rs): services and the\n\
              # local administrator as fixed users, people through the auth callout.\n\
-             accounts {{\n  {ACCOUNT} {{\n    jetstream: enabled\n    include \"users.conf\"\n  }}\n}}\n\
-             authorization {{\n  timeout: {AUTHORIZATION_TIMEOUT_S}\n  auth_callout {{\n    \
-             issuer: \"{issuer}\"\n    account: \"{ACCOUNT}\"\n    auth_users: [{auth_users}]\n  }}\n}}\n",
-            issuer = self.issuer_public,
+             accounts {{\n  {ACCOUNT} {{\n    jetstream: enabled\n    include \"users.conf\"\n  }}\n}}\n{}",
+            authorization_block(&self.issuer_public, self.issued.keys().map(String::as_str)),
         )
     }
+}
+
+/// The `authorization` block that sends every connection but those of
+/// `fixed_users` (by password) to the auth callout whose key is `issuer_public`.
+pub fn authorization_block<'a>(
+    issuer_public: &str,
+    fixed_users: impl Iterator<Item = &'a str>,
+) -> String {
+    let auth_users = fixed_users
+        .map(|user| format!("\"{user}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "authorization {{\n  timeout: {AUTHORIZATION_TIMEOUT_S}\n  auth_callout {{\n    \
+         issuer: \"{issuer_public}\"\n    account: \"{ACCOUNT}\"\n    auth_users: [{auth_users}]\n  }}\n}}\n"
+    )
 }

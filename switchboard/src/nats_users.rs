@@ -23,6 +23,10 @@ use serde::{Deserialize, Serialize};
 const PASSWORD_BYTES: usize = 24;
 /// The file of issued credentials, beside `users.conf`.
 pub const CREDENTIALS_FILE: &str = "credentials.json";
+/// The callout's account key, with `--callout`.
+pub const CALLOUT_SEED_FILE: &str = "callout.seed";
+/// The `authorization` block for the callout, with `--callout`.
+pub const CALLOUT_CONFIG_FILE: &str = "callout.conf";
 /// The users, included by the server's configuration.
 pub const USERS_FILE: &str = "users.conf";
 
@@ -213,8 +217,14 @@ pub fn run(args: crate::cli::NatsUsersArgs) -> anyhow::Result<()> {
         Service::Gateway,
     ];
     let mut users = service_users(&subjects, &services);
+    if args.callout {
+        users.extend(service_users(&subjects, &[Service::Callout]));
+    }
     users.extend(person_users(&subjects, &people)?);
-    write(&args.out, &users)?;
+    let issued = write(&args.out, &users)?;
+    if args.callout {
+        write_callout(&args.out, &issued)?;
+    }
     println!(
         "wrote {} users to {} and {}",
         users.len(),
@@ -222,6 +232,32 @@ pub fn run(args: crate::cli::NatsUsersArgs) -> anyhow::Result<()> {
         CREDENTIALS_FILE
     );
     Ok(())
+}
+
+/// The callout's account key (its seed, written once, kept after) and
+/// `callout.conf`: every issued user logs in by password, everyone else
+/// through the callout (`switchboard callout --issuer-seed-file DIR/callout.seed`).
+fn write_callout(directory: &Path, issued: &BTreeMap<String, Issued>) -> anyhow::Result<()> {
+    let seed_path = directory.join(CALLOUT_SEED_FILE);
+    let seed = match std::fs::read_to_string(&seed_path) {
+        Ok(seed) => seed.trim().to_owned(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let (seed, _) = gateway::callout::fresh_issuer()?;
+            write_private(&seed_path, &format!("{seed}\n"))?;
+            seed
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("reading {}", seed_path.display()))
+        }
+    };
+    let public = gateway::callout::issuer_public_key(&seed)
+        .with_context(|| format!("the key in {}", seed_path.display()))?;
+    let text = format!(
+        "# Written by `switchboard nats-users --callout`: include it instead of secure.conf's\n\
+         # `authorization` block, and run `switchboard callout` as sb-callout.\n{}",
+        crate::local_access::authorization_block(&public, issued.keys().map(String::as_str))
+    );
+    write_private(&directory.join(CALLOUT_CONFIG_FILE), &text)
 }
 
 /// `switchboard nats-users ARGUMENTS…`, exactly as `deploy/nats/make-users`

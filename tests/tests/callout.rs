@@ -356,3 +356,128 @@ async fn no_credential_a_forged_a_link_an_expired_or_a_revoked_token_is_refused_
         assert!(log.contains(reason), "no refusal for {reason:?} in:\n{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_secure_conf_the_callout_runs_alone_as_its_own_user_and_static_users_still_log_in() {
+    // deploy/nats/secure.conf with its `authorization` block replaced by
+    // the one `nats-users --callout` writes, as deploy/nats/README.md says.
+    let directory = tempfile::tempdir().unwrap();
+    let deploy = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
+    let config = std::fs::read_to_string(deploy.join("secure.conf")).unwrap();
+    let block = "authorization {\n  timeout: 2\n}\n";
+    assert!(
+        config.contains(block),
+        "secure.conf's authorization block moved"
+    );
+    std::fs::write(
+        directory.path().join("secure.conf"),
+        config.replace(block, "include \"callout.conf\"\n"),
+    )
+    .unwrap();
+    let out = directory.path().to_str().unwrap();
+    switchboard::nats_users::run_command_line(&[
+        "--out",
+        out,
+        "--volunteer",
+        OTHER_VOLUNTEER,
+        "--callout",
+    ])
+    .unwrap();
+    let tls = directory.path().join("tls");
+    let made = std::process::Command::new(deploy.join("make-certs"))
+        .arg(&tls)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let nats = NatsServer::start_with_config(directory.path(), "secure.conf").await;
+    let issued: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(directory.path().join("credentials.json")).unwrap())
+            .unwrap();
+    let password_file = directory.path().join("callout.password");
+    std::fs::write(
+        &password_file,
+        issued["sb-callout"]["password"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    // The production command line, as a deployment runs it.
+    let ca = tls.join("ca.pem");
+    let seed = directory.path().join("callout.seed");
+    let secret = std::str::from_utf8(tests::GATEWAY_SECRET).unwrap();
+    let command_line = [
+        "switchboard",
+        "callout",
+        "--nats",
+        &nats.url.replace("nats://", "tls://"),
+        "--nats-user",
+        "sb-callout",
+        "--nats-password-file",
+        password_file.to_str().unwrap(),
+        "--nats-ca",
+        ca.to_str().unwrap(),
+        "--issuer-seed-file",
+        seed.to_str().unwrap(),
+        "--gateway-secret",
+        secret,
+    ];
+    let cli = <switchboard::cli::Cli as clap::Parser>::try_parse_from(command_line).unwrap();
+    let shutdown = CancellationToken::new();
+    let callout = tokio::spawn(cli.command.run(shutdown.clone()));
+
+    let connect = |options: async_nats::ConnectOptions| {
+        options
+            .add_root_certificates(ca.clone())
+            .require_tls(true)
+            .connect(nats.url.clone())
+    };
+    // A person's session token gets in once the callout answers.
+    let token = gateway_token(&Principal::Volunteer(VOLUNTEER.into()));
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    let person = loop {
+        let (options, _errors) = options();
+        match connect(
+            options
+                .token(token.clone())
+                .custom_inbox_prefix(inbox_of_volunteer(VOLUNTEER)),
+        )
+        .await
+        {
+            Ok(client) => break client,
+            Err(error) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the callout never admitted a live session: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    person
+        .publish(
+            Subjects::default().input_from(Input::Reply, VOLUNTEER),
+            Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    person.flush().await.unwrap();
+    // No credential: refused. A static user: still in, by password.
+    let (bare, _errors) = options();
+    assert!(connect(bare).await.is_err(), "no credential got in");
+    let (as_maria, _errors) = options();
+    let maria = &issued[format!("volunteer-{OTHER_VOLUNTEER}")];
+    let static_user = connect(as_maria.user_and_password(
+        maria["user"].as_str().unwrap().to_owned(),
+        maria["password"].as_str().unwrap().to_owned(),
+    ))
+    .await;
+    assert!(static_user.is_ok(), "a static user was sent to the callout");
+    let log = nats.log();
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("Violation") && line.contains("sb.in.reply.v-ahmed")),
+        "the person's own subject was refused:\n{log}"
+    );
+    shutdown.cancel();
+    callout.await.unwrap().unwrap();
+}
