@@ -481,3 +481,24 @@ async fn on_secure_conf_the_callout_runs_alone_as_its_own_user_and_static_users_
     shutdown.cancel();
     callout.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_logs_in_with_the_session_token_as_the_contract_says() {
+    let secured = Secured::start().await;
+    let token = gateway_token(&Principal::Volunteer(VOLUNTEER.into()));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/token_client.py");
+    let output = tokio::process::Command::new(tests::venv_python())
+        .arg(&script)
+        .arg(&secured.nats.url)
+        .arg(&token)
+        .arg(VOLUNTEER)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the Python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
