@@ -535,6 +535,22 @@ mod tests {
     }
 
     #[test]
+    fn a_client_with_only_a_password_field_may_send_the_token_as_its_password() {
+        let server = nkeys::KeyPair::new_server();
+        let mut claims = request_claims(&server, "");
+        claims["nats"]["connect_opts"] = serde_json::json!({"user": "ahmed", "pass": "t0k3n"});
+        let text = signed_request(&server, &claims);
+        let request = parse_request(text.as_bytes(), Utc::now()).unwrap();
+        assert_eq!(request.token.as_deref(), Some("t0k3n"));
+        claims["nats"]["connect_opts"] = serde_json::json!({});
+        let text = signed_request(&server, &claims);
+        assert_eq!(
+            parse_request(text.as_bytes(), Utc::now()).unwrap().token,
+            None
+        );
+    }
+
+    #[test]
     fn a_volunteers_session_grants_their_own_subjects_until_it_expires() {
         let tokens = tokens();
         let token = tokens.mint(&Principal::Volunteer("v1".into()));
