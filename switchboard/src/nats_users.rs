@@ -59,7 +59,7 @@ pub struct User {
     pub permissions: Option<Permissions>,
 }
 
-/// The five services' users, as `secure.conf` has them.
+/// The users of `services`, with their roles' permissions.
 pub fn service_users(subjects: &Subjects, services: &[Service]) -> Vec<User> {
     services
         .iter()
