@@ -466,6 +466,12 @@ async fn answer(
         Ok(granted) => tracing::debug!(user = %granted.name, "callout.granted"),
         Err(reason) => tracing::debug!(%reason, "callout.refused"),
     }
+    let outcome = if decision.is_ok() {
+        "granted"
+    } else {
+        "refused"
+    };
+    metrics::counter!("switchboard_callout_connections_total", "outcome" => outcome).increment(1);
     respond(
         &config.issuer_seed,
         &config.account,
