@@ -78,6 +78,9 @@ pub struct CalloutArgs {
     /// The gateway's secret (tokens are checked with it); without it, the one kept in --gateway-secret-file.
     #[arg(long, env = "SWITCHBOARD_GATEWAY_SECRET", hide_env_values = true)]
     pub gateway_secret: Option<String>,
+    /// Longest log-in, in seconds: the connection is then closed and the client's reconnection checked again (so a revoked session lasts at most this long on an open connection).
+    #[arg(long, env = "SWITCHBOARD_CALLOUT_CONNECTION_AGE_S", default_value_t = gateway::callout::CONNECTION_AGE_S_DEFAULT)]
+    pub connection_age_s: u64,
     /// Where the gateway keeps its secret; it must exist (the callout never makes one).
     #[arg(
         long,

@@ -170,6 +170,7 @@ pub async fn callout(args: CalloutArgs, shutdown: CancellationToken) -> anyhow::
         issuer_seed: seed.trim().to_owned(),
         account: args.account,
         tokens: gateway::GatewayConfig::new(secret).tokens()?,
+        connection_age: std::time::Duration::from_secs(args.connection_age_s),
     };
     let fleet =
         Fleet::new(connection(&args.connection)?, plumbing::Clock::system()).callout(config);

@@ -145,6 +145,9 @@ async fn run_services(
             issuer_seed: access.issuer_seed.clone(),
             account: ACCOUNT.to_owned(),
             tokens: gateway_config.tokens()?,
+            connection_age: std::time::Duration::from_secs(
+                gateway::callout::CONNECTION_AGE_S_DEFAULT,
+            ),
         }),
         None => None,
     };

@@ -36,6 +36,14 @@ struct Secured {
 
 impl Secured {
     async fn start() -> Secured {
+        Secured::start_with_connection_age(Duration::from_secs(
+            gateway::callout::CONNECTION_AGE_S_DEFAULT,
+        ))
+        .await
+    }
+
+    /// With each log-in through the callout lasting `connection_age` at most.
+    async fn start_with_connection_age(connection_age: Duration) -> Secured {
         let directory = tempfile::tempdir().unwrap();
         let subjects = Subjects::default();
         let access = LocalAccess::prepare(directory.path(), &subjects).unwrap();
@@ -72,6 +80,7 @@ impl Secured {
                 issuer_seed: access.issuer_seed.clone(),
                 account: ACCOUNT.to_owned(),
                 tokens: gateway_config().tokens().unwrap(),
+                connection_age,
             })
             .start(&shutdown)
             .await
@@ -501,4 +510,61 @@ async fn a_python_client_logs_in_with_the_session_token_as_the_contract_says() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_keeps_an_open_connection_only_until_its_log_in_expires() {
+    // Log-ins of two seconds: an hour by default.
+    let secured = Secured::start_with_connection_age(Duration::from_secs(2)).await;
+    let tokens = gateway_config().tokens().unwrap();
+    let subjects = Subjects::default();
+    let inbox = inbox_of_volunteer(VOLUNTEER);
+    let kept = tokens.mint(&Principal::Volunteer(VOLUNTEER.into()));
+    let ended = tokens.mint(&Principal::Volunteer(VOLUNTEER.into()));
+    let kept_session = secured.connect_with_token(&kept, &inbox).await.unwrap();
+    let ended_session = secured.connect_with_token(&ended, &inbox).await.unwrap();
+    let token_id = tokens.verify_claims(&ended).unwrap().token_id;
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/api/revoke", secured.http))
+        .bearer_auth(gateway_token(&Principal::Coordinator))
+        .json(&serde_json::json!({"token_id": token_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status().as_u16(), 200);
+
+    // When its log-in expires, the server closes the connection, and the
+    // client's reconnection with the revoked token is refused (nothing
+    // else in this test connects with it).
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    while !secured.nats.log().contains("the token was revoked") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revoked session was never turned away:\n{}",
+            secured.nats.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        ended_session.client.connection_state(),
+        async_nats::connection::State::Connected
+    );
+    // The other session, whose log-in expired at the same moment, logged
+    // in again with its token and still answers.
+    let own = subjects.input_from(Input::Reply, VOLUNTEER);
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    loop {
+        let reply = kept_session
+            .client
+            .request(own.clone(), Bytes::from_static(b"{}"))
+            .await;
+        if reply.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the live session lost its connection: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -14,7 +14,9 @@
 //! answer is an authorization response JWT signed by the callout's
 //! account key (the `issuer` of the server's configuration), holding
 //! either a user JWT for the connection's nkey, placed in the
-//! switchboard's account and expiring with the token, whose permissions
+//! switchboard's account and expiring with the token or after
+//! [`CONNECTION_AGE_S_DEFAULT`] (so an open connection of a revoked token
+//! ends within the hour), whose permissions
 //! are `Subjects::person_permissions`, the very function `make-users`
 //! writes static users with; or the reason it is refused.
 //!
@@ -50,6 +52,12 @@ const REQUEST_BYTES_MAX: usize = 64 * 1024;
 /// NATS JWTs' "no limit" for subscriptions, data and payload: the
 /// server's own limits (`max_payload`, ...) apply.
 const NO_LIMIT: i64 = -1;
+/// How long one log-in lasts at most, in seconds: the user JWT expires
+/// then (or with the token, if sooner), the server closes the connection,
+/// the client reconnects with its token, and the callout checks it again,
+/// so a revoked or signed-out session keeps an open connection an hour at
+/// most.
+pub const CONNECTION_AGE_S_DEFAULT: u64 = 60 * 60;
 /// The JWT claims version nats-server 2.10+ reads.
 const CLAIMS_VERSION: u8 = 2;
 
@@ -63,6 +71,8 @@ pub struct CalloutConfig {
     pub account: String,
     /// The gateway's tokens (the same secret as the gateway's).
     pub tokens: Tokens,
+    /// How long one log-in lasts at most ([`CONNECTION_AGE_S_DEFAULT`]).
+    pub connection_age: std::time::Duration,
 }
 
 impl std::fmt::Debug for CalloutConfig {
@@ -71,6 +81,7 @@ impl std::fmt::Debug for CalloutConfig {
             .debug_struct("CalloutConfig")
             .field("issuer_seed", &"<hidden>")
             .field("account", &self.account)
+            .field("connection_age", &self.connection_age)
             .finish()
     }
 }
@@ -226,14 +237,16 @@ fn person_of(principal: &Principal) -> (Person, &str, Vec<&str>) {
 }
 
 /// Decides a request: the permissions of the token's person, or why not.
-/// `revoked` says whether a token id is in the revocation set. Pure: the
-/// time and the revocation set are given.
+/// `revoked` says whether a token id is in the revocation set; the log-in
+/// lasts until the token expires, or `connection_age`, whichever is
+/// sooner. Pure: the time and the revocation set are given.
 pub fn decide(
     subjects: &Subjects,
     tokens: &Tokens,
     token: Option<&str>,
     revoked: impl FnOnce(&str) -> bool,
     now: DateTime<Utc>,
+    connection_age: std::time::Duration,
 ) -> Result<Granted, String> {
     let token = token.ok_or(
         "no credential: connect with your session token as the token (auth_token) or the password",
@@ -254,8 +267,12 @@ pub fn decide(
     Ok(Granted {
         name: person.user(id),
         permissions: subjects.person_permissions(person, id, &pledges),
-        expires_at: claims.expires_at,
+        expires_at: claims.expires_at.min(now + age(connection_age)),
     })
+}
+
+fn age(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 #[derive(Serialize)]
@@ -460,6 +477,7 @@ async fn answer(
                     .is_some_and(|(id, revoked)| id == token_id && matches!(revoked, Ok(true)))
             },
             now,
+            config.connection_age,
         ),
     };
     match &decision {
@@ -485,6 +503,8 @@ async fn answer(
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(CONNECTION_AGE_S_DEFAULT);
 
     fn tokens() -> Tokens {
         Tokens::new(b"a test secret of enough bytes").unwrap()
@@ -561,13 +581,23 @@ mod tests {
         let tokens = tokens();
         let token = tokens.mint(&Principal::Volunteer("v1".into()));
         let subjects = Subjects::default();
-        let granted = decide(&subjects, &tokens, Some(&token), |_| false, Utc::now()).unwrap();
+        let granted = decide(
+            &subjects,
+            &tokens,
+            Some(&token),
+            |_| false,
+            Utc::now(),
+            HOUR,
+        )
+        .unwrap();
         assert_eq!(granted.name, "volunteer-v1");
         assert_eq!(
             granted.permissions,
             subjects.person_permissions(Person::Volunteer, "v1", &[])
         );
+        // A 30-day session logs in for an hour at a time.
         assert!(granted.expires_at > Utc::now());
+        assert!(granted.expires_at <= Utc::now() + age(HOUR));
     }
 
     #[test]
@@ -576,7 +606,7 @@ mod tests {
         let subjects = Subjects::default();
         let volunteer = Principal::Volunteer("v1".into());
         let refused = |token: Option<&str>, revoked: bool| {
-            decide(&subjects, &tokens, token, |_| revoked, Utc::now()).unwrap_err()
+            decide(&subjects, &tokens, token, |_| revoked, Utc::now(), HOUR).unwrap_err()
         };
         assert!(refused(None, false).contains("no credential"));
         assert!(refused(Some("v4.local.garbage"), false).contains("not a valid"));
@@ -604,7 +634,14 @@ mod tests {
             user_nkey: "UCONNECTION".into(),
             token: Some(token.clone()),
         };
-        let decision = decide(&subjects, &tokens, Some(&token), |_| false, Utc::now());
+        let decision = decide(
+            &subjects,
+            &tokens,
+            Some(&token),
+            |_| false,
+            Utc::now(),
+            HOUR,
+        );
         let response = respond(&seed, "SWITCHBOARD", &request, &decision, Utc::now()).unwrap();
         let issuer = nkeys::KeyPair::from_public_key(&public).unwrap();
         let (signed, signature) = response.rsplit_once('.').unwrap();
