@@ -78,23 +78,7 @@ async fn run_services(
     shutdown: CancellationToken,
     demo: Option<Companion>,
 ) -> anyhow::Result<()> {
-    let mut connection = crate::services::connection(&Connection {
-        url: url.to_owned(),
-        prefix: args.prefix.clone(),
-        auth: Default::default(),
-        replicas: args.replicas,
-    })?;
-    if let Some(access) = access {
-        // Each service as its own user; the watch and the demo, run
-        // beside them, as the local administrator.
-        for service in Service::ALL {
-            let user = service.user();
-            connection
-                .users
-                .insert(user.clone(), access.credentials(&user)?);
-        }
-        connection.credentials = access.credentials(ADMIN_USER)?;
-    }
+    let connection = fleet_connection(args, url, access)?;
     let state = args.data.join("state");
     // One listener for every service's /metrics, /health and /ready; the
     // recorder goes in before any service makes its metric handles.
@@ -140,17 +124,7 @@ async fn run_services(
             )
         })?;
     let coordinator_link = gateway_config.coordinator_link(args.http)?;
-    let callout = match access {
-        Some(access) => Some(gateway::callout::CalloutConfig {
-            issuer_seed: access.issuer_seed.clone(),
-            account: ACCOUNT.to_owned(),
-            tokens: gateway_config.tokens()?,
-            connection_age: std::time::Duration::from_secs(
-                gateway::callout::CONNECTION_AGE_S_DEFAULT,
-            ),
-        }),
-        None => None,
-    };
+    let callout = callout_config(access, &gateway_config)?;
     let mut fleet = Fleet::new(connection, args.time.clock())
         .ingest(ingest::IngestConfig {
             state_directory: Some(state.join("ingest")),
@@ -213,4 +187,46 @@ async fn run_services(
         running.spawn("demo", demo(context, token));
     }
     running.until_stopped().await
+}
+
+/// The services' connection: on `up`'s secured server each service as its
+/// own user, and the watch and the demo, run beside them, as the local
+/// administrator.
+fn fleet_connection(
+    args: &UpArgs,
+    url: &str,
+    access: Option<&LocalAccess>,
+) -> anyhow::Result<crate::fleet::Connection> {
+    let mut connection = crate::services::connection(&Connection {
+        url: url.to_owned(),
+        prefix: args.prefix.clone(),
+        auth: Default::default(),
+        replicas: args.replicas,
+    })?;
+    if let Some(access) = access {
+        for service in Service::ALL {
+            let user = service.user();
+            connection
+                .users
+                .insert(user.clone(), access.credentials(&user)?);
+        }
+        connection.credentials = access.credentials(ADMIN_USER)?;
+    }
+    Ok(connection)
+}
+
+/// The auth callout of `up`'s secured server, checking the gateway's tokens.
+fn callout_config(
+    access: Option<&LocalAccess>,
+    gateway_config: &gateway::GatewayConfig,
+) -> anyhow::Result<Option<gateway::callout::CalloutConfig>> {
+    let Some(access) = access else {
+        return Ok(None);
+    };
+    Ok(Some(gateway::callout::CalloutConfig {
+        issuer_seed: access.issuer_seed.clone(),
+        account: ACCOUNT.to_owned(),
+        tokens: gateway_config.tokens()?,
+        connection_age: std::time::Duration::from_secs(gateway::callout::CONNECTION_AGE_S_DEFAULT),
+    }))
 }
