@@ -16,6 +16,7 @@ pub mod events;
 pub mod ids;
 pub mod instance;
 pub mod money;
+pub mod permissions;
 pub mod schema;
 pub mod subjects;
 pub mod validate;

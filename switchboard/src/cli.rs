@@ -58,6 +58,71 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Print a sign-in link that only the holder of the gateway's secret may mint (vetters, coordinators).
     Link(LinkArgs),
+    /// Run the NATS auth callout alone: people log in to NATS with their session token (docs/adr/0008-auth-callout.md).
+    Callout(CalloutArgs),
+    /// Write the static NATS users of deploy/nats/secure.conf (users.conf, credentials.json; what deploy/nats/make-users runs).
+    NatsUsers(NatsUsersArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CalloutArgs {
+    /// Where NATS is; log in as the callout's own user (`--nats-user sb-callout`, listed in the server's `auth_users`).
+    #[command(flatten)]
+    pub connection: Connection,
+    /// File holding the seed (`SA…`) of the account key the server's `auth_callout` names as `issuer` (`nats-users --callout` writes callout.seed).
+    #[arg(long, env = "SWITCHBOARD_CALLOUT_ISSUER_SEED_FILE")]
+    pub issuer_seed_file: PathBuf,
+    /// The account people are placed in (secure.conf's and `up`'s: SWITCHBOARD).
+    #[arg(long, env = "SWITCHBOARD_CALLOUT_ACCOUNT", default_value = crate::local_access::ACCOUNT)]
+    pub account: String,
+    /// The gateway's secret (tokens are checked with it); without it, the one kept in --gateway-secret-file.
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_SECRET", hide_env_values = true)]
+    pub gateway_secret: Option<String>,
+    /// Longest log-in, in seconds: the connection is then closed and the client's reconnection checked again (so a revoked session lasts at most this long on an open connection).
+    #[arg(long, env = "SWITCHBOARD_CALLOUT_CONNECTION_AGE_S", default_value_t = gateway::callout::CONNECTION_AGE_S_DEFAULT)]
+    pub connection_age_s: u64,
+    /// Where the gateway keeps its secret; it must exist (the callout never makes one).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_SECRET_FILE",
+        default_value = ".switchboard/gateway-secret"
+    )]
+    pub gateway_secret_file: PathBuf,
+    /// Serve /metrics (Prometheus), /health and /ready here; off when not given.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The users to issue; ids match `[A-Za-z0-9_-]{1,64}`.
+#[derive(Args, Debug)]
+pub struct NatsUsersArgs {
+    /// Folder for users.conf and credentials.json (both written 0600; passwords already issued there are kept).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Subject prefix.
+    #[arg(long, default_value = proto::subjects::PREFIX_DEFAULT)]
+    pub prefix: String,
+    /// A volunteer's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub volunteer: Vec<String>,
+    /// A collective's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub collective: Vec<String>,
+    /// A donor's id (repeatable); their pledges come with --pledge.
+    #[arg(long, value_name = "ID")]
+    pub donor: Vec<String>,
+    /// A coordinator's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub coordinator: Vec<String>,
+    /// A vetter's id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub vetter: Vec<String>,
+    /// A pledge id the donor may pledge and withdraw under over NATS (repeatable).
+    #[arg(long, value_name = "DONOR:PLEDGE")]
+    pub pledge: Vec<String>,
+    /// Also issue the auth callout's user (sb-callout), its account key (callout.seed, 0600, kept if present) and callout.conf, the `authorization` block that sends everyone but the fixed users to the callout.
+    #[arg(long)]
+    pub callout: bool,
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +280,9 @@ pub struct UpArgs {
     /// Do not print the match stream on the terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the local nats-server with no users at all, as before accounts: then ANY process on this machine can read every volunteer's contact in SB_EVENTS, write straight into the logs and the money stream (a forged pledge included), answer, offer or withdraw as anyone, and delete or reconfigure the streams. Without it (the default), the services log in as their own users, the CLI as the local administrator (DATA/nats/admin.password), and people with their session token through the auth callout.
+    #[arg(long, env = "SWITCHBOARD_INSECURE_LOCAL")]
+    pub insecure_local: bool,
     #[command(flatten)]
     pub time: Time,
     #[command(flatten)]
@@ -496,7 +564,9 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up(args) if !args.quiet => "warn",
-            Command::Watch(_) | Command::Solve(_) | Command::Link(_) => "warn",
+            Command::Watch(_) | Command::Solve(_) | Command::Link(_) | Command::NatsUsers(_) => {
+                "warn"
+            }
             _ => "info",
         }
     }
@@ -512,6 +582,8 @@ impl Command {
             Command::Ledger(args) => crate::services::ledger(args, shutdown).await,
             Command::Gateway(args) => crate::services::gateway(args, shutdown).await,
             Command::Link(args) => crate::services::link(args),
+            Command::NatsUsers(args) => crate::nats_users::run(args),
+            Command::Callout(args) => crate::services::callout(args, shutdown).await,
         }
     }
 }
@@ -567,6 +639,22 @@ mod tests {
             Some(std::path::Path::new("/etc/switchboard/ca.pem"))
         );
         assert!(!format!("{credentials:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn up_is_secure_unless_told_otherwise_and_the_flag_says_what_it_gives_away() {
+        let Command::Up(args) = parse(&["up"]).unwrap().command else {
+            panic!("not the up command")
+        };
+        assert!(!args.insecure_local);
+        let Command::Up(args) = parse(&["up", "--insecure-local"]).unwrap().command else {
+            panic!("not the up command")
+        };
+        assert!(args.insecure_local);
+        let help = parse(&["up", "--help"]).unwrap_err().to_string();
+        for given_away in ["ANY process", "SB_EVENTS", "as anyone", "streams"] {
+            assert!(help.contains(given_away), "{given_away:?} not in:\n{help}");
+        }
     }
 
     #[test]

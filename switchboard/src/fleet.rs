@@ -27,8 +27,12 @@ pub struct Connection {
     pub url: String,
     /// Every subject and stream name of this switchboard.
     pub subjects: proto::subjects::Subjects,
-    /// Presented by every service's connection (empty for a local server).
+    /// Presented by every connection not named in `users` (empty for a
+    /// local server that asks nothing).
     pub credentials: plumbing::nats::Credentials,
+    /// Credentials by client name (`sb-ingest`, ...: each service's own
+    /// user, as `up`'s local server has them), used instead of `credentials`.
+    pub users: std::collections::BTreeMap<String, plumbing::nats::Credentials>,
     /// How many servers hold each stream the services create.
     pub replication: plumbing::streams::Replication,
 }
@@ -40,6 +44,7 @@ impl Connection {
             url: url.to_owned(),
             subjects: proto::subjects::Subjects::default(),
             credentials: plumbing::nats::Credentials::default(),
+            users: std::collections::BTreeMap::new(),
             replication: plumbing::streams::Replication::default(),
         }
     }
@@ -51,7 +56,8 @@ impl Connection {
         client_name: &str,
         clock: plumbing::Clock,
     ) -> anyhow::Result<plumbing::Context> {
-        let client = plumbing::nats::connect_as(&self.url, client_name, &self.credentials)
+        let credentials = self.users.get(client_name).unwrap_or(&self.credentials);
+        let client = plumbing::nats::connect_as(&self.url, client_name, credentials)
             .await
             .with_context(|| format!("connecting {client_name} to {}", self.url))?;
         Ok(plumbing::Context::new(client, self.subjects.clone(), clock)
@@ -66,6 +72,7 @@ enum Member {
     Ledger(ledger::LedgerConfig),
     Dispatch(dispatch::DispatchConfig),
     Gateway(gateway::GatewayConfig, tokio::net::TcpListener),
+    Callout(gateway::callout::CalloutConfig),
 }
 
 impl Member {
@@ -76,6 +83,7 @@ impl Member {
             Member::Ledger(_) => "ledger",
             Member::Dispatch(_) => "dispatch",
             Member::Gateway(..) => "gateway",
+            Member::Callout(_) => "callout",
         }
     }
 }
@@ -129,6 +137,13 @@ impl Fleet {
         self
     }
 
+    /// The NATS auth callout (`gateway::callout`): people's connections
+    /// log in with their session tokens.
+    pub fn callout(mut self, config: gateway::callout::CalloutConfig) -> Fleet {
+        self.members.push(Member::Callout(config));
+        self
+    }
+
     /// Serves `/metrics`, `/health` and `/ready` for every member on
     /// `listener`. The caller installs the metrics recorder
     /// (`plumbing::prometheus::install`) before building the services'
@@ -173,6 +188,9 @@ impl Fleet {
                 }
                 Member::Gateway(config, listener) => {
                     running.spawn(name, gateway::run(context, config, listener, stop))
+                }
+                Member::Callout(config) => {
+                    running.spawn(name, gateway::callout::run(context, config, stop))
                 }
             }
         }

@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod fleet;
+pub mod local_access;
 pub mod local_nats;
+pub mod nats_users;
 pub mod services;
 pub mod solve;
 pub mod up;

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
+use crate::local_access::LocalAccess;
+
 /// The nats-server configuration `up` runs with (documented in deploy/nats/).
 const CONFIG: &str = include_str!("../../deploy/nats/switchboard.conf");
 /// The port a newcomer's other NATS clients expect; another is used if it is taken.
@@ -49,6 +51,22 @@ pub enum Durability {
     /// fsynced every two minutes, so a power cut loses acknowledged input.
     /// For measuring (`loadgen --fast`) only, never for a switchboard people use.
     Fast,
+}
+
+/// The configuration the local server runs with: [`CONFIG`], and with
+/// `access` its account, users and auth callout (`crate::local_access`).
+pub fn config_text(durability: Durability, access: Option<&LocalAccess>) -> String {
+    let text = match durability {
+        Durability::SyncAlways => CONFIG.to_owned(),
+        Durability::Fast => CONFIG.replace(
+            SYNC_ALWAYS_LINE,
+            "# loadgen --fast: the server's default sync (every two minutes); NOT durable",
+        ),
+    };
+    match access {
+        Some(access) => text + &access.config_section(),
+        None => text,
+    }
 }
 
 pub struct LocalNats {
@@ -129,19 +147,32 @@ impl LocalNats {
 
     /// [`LocalNats::start`] with a choice of durability.
     pub async fn start_with(directory: &Path, durability: Durability) -> anyhow::Result<LocalNats> {
+        LocalNats::launch(directory, durability, None).await
+    }
+
+    /// Starts nats-server with JetStream, its store in `directory`, and
+    /// only the users of `access` and people through its auth callout
+    /// (`crate::local_access`); `access` was prepared in `directory`.
+    pub async fn start_secured(
+        directory: &Path,
+        access: &LocalAccess,
+    ) -> anyhow::Result<LocalNats> {
+        LocalNats::launch(directory, Durability::SyncAlways, Some(access)).await
+    }
+
+    async fn launch(
+        directory: &Path,
+        durability: Durability,
+        access: Option<&LocalAccess>,
+    ) -> anyhow::Result<LocalNats> {
         let binary = find_binary()?;
         check_version(&binary).await?;
         std::fs::create_dir_all(directory)
             .with_context(|| format!("creating {}", directory.display()))?;
         let config = directory.join("switchboard.conf");
-        let text = match durability {
-            Durability::SyncAlways => CONFIG.to_owned(),
-            Durability::Fast => CONFIG.replace(
-                SYNC_ALWAYS_LINE,
-                "# loadgen --fast: the server's default sync (every two minutes); NOT durable",
-            ),
-        };
-        std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+        let text = config_text(durability, access);
+        // It names the callout's key and the users' file: the owner's only.
+        crate::nats_users::write_private(&config, &text)?;
         let port = choose_port()?;
         let log = directory.join("nats-server.log");
         let errors = std::fs::File::create(directory.join("nats-server.stderr"))

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use crate::fleet::{Connection as FleetConnection, Fleet};
 
 use crate::cli::{
-    Connection, DispatchArgs, GatewayArgs, IngestArgs, LedgerArgs, LinkArgs, LinkRole, MailArgs,
-    SolverArgs,
+    CalloutArgs, Connection, DispatchArgs, GatewayArgs, IngestArgs, LedgerArgs, LinkArgs, LinkRole,
+    MailArgs, SolverArgs,
 };
 
 /// The services' connection as the command line gives it.
@@ -18,6 +18,7 @@ pub fn connection(connection: &Connection) -> anyhow::Result<FleetConnection> {
         url: connection.url.clone(),
         subjects: proto::subjects::Subjects::new(&connection.prefix).context("--prefix")?,
         credentials: connection.auth.credentials()?,
+        users: std::collections::BTreeMap::new(),
         replication: plumbing::streams::Replication::new(connection.replicas)
             .context("--replicas")?,
     })
@@ -143,6 +144,36 @@ pub async fn gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     );
     let fleet = Fleet::new(connection(&args.connection)?, plumbing::Clock::system())
         .gateway(config, listener);
+    alone(fleet, args.metrics_addr, shutdown).await
+}
+
+/// The auth callout alone, beside a server whose `auth_callout` names
+/// its key (`nats-users --callout` writes both).
+pub async fn callout(args: CalloutArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let seed = std::fs::read_to_string(&args.issuer_seed_file).with_context(|| {
+        format!(
+            "--issuer-seed-file: reading {}",
+            args.issuer_seed_file.display()
+        )
+    })?;
+    gateway::callout::issuer_public_key(&seed).context("--issuer-seed-file")?;
+    let secret = match &args.gateway_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => std::fs::read(&args.gateway_secret_file).with_context(|| {
+            format!(
+                "--gateway-secret-file: reading {} (the gateway's; the callout never makes one)",
+                args.gateway_secret_file.display()
+            )
+        })?,
+    };
+    let config = gateway::callout::CalloutConfig {
+        issuer_seed: seed.trim().to_owned(),
+        account: args.account,
+        tokens: gateway::GatewayConfig::new(secret).tokens()?,
+        connection_age: std::time::Duration::from_secs(args.connection_age_s),
+    };
+    let fleet =
+        Fleet::new(connection(&args.connection)?, plumbing::Clock::system()).callout(config);
     alone(fleet, args.metrics_addr, shutdown).await
 }
 

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Connection, UpArgs};
 use crate::fleet::Fleet;
+use crate::local_access::{LocalAccess, ACCOUNT, ADMIN_PASSWORD_FILE, ADMIN_USER};
 use crate::local_nats::LocalNats;
+use proto::permissions::Service;
 
 /// What runs beside the services in `up`: the demo, from the tools
 /// binary. It gets a client context and the token the services stop on.
@@ -35,16 +37,34 @@ pub async fn run(
     );
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("creating {}", args.data.display()))?;
-    let local = match &args.nats {
-        Some(_) => None,
-        None => Some(LocalNats::start(&args.data.join("nats")).await?),
+    let nats_directory = args.data.join("nats");
+    // Secure by default: fixed users for the services and the CLI, the
+    // auth callout for people (crate::local_access). A server of one's own
+    // (`--nats`) brings its own security.
+    let access = match (&args.nats, args.insecure_local) {
+        (None, false) => Some(LocalAccess::prepare(
+            &nats_directory,
+            &proto::subjects::Subjects::new(&args.prefix).context("--prefix")?,
+        )?),
+        _ => None,
+    };
+    let local = match (&args.nats, &access) {
+        (Some(_), _) => None,
+        (None, Some(access)) => Some(LocalNats::start_secured(&nats_directory, access).await?),
+        (None, None) => {
+            eprintln!(
+                "switchboard: --insecure-local: NATS has no users; any process on this machine \
+                 can read every contact and write into the logs"
+            );
+            Some(LocalNats::start(&nats_directory).await?)
+        }
     };
     let url = match (&args.nats, &local) {
         (Some(url), _) => url.clone(),
         (None, Some(local)) => local.url.clone(),
         (None, None) => unreachable!("a local server is started when no URL is given"),
     };
-    let outcome = run_services(&args, &url, shutdown, demo).await;
+    let outcome = run_services(&args, &url, access.as_ref(), shutdown, demo).await;
     if let Some(local) = local {
         local.stop().await;
     }
@@ -54,15 +74,11 @@ pub async fn run(
 async fn run_services(
     args: &UpArgs,
     url: &str,
+    access: Option<&LocalAccess>,
     shutdown: CancellationToken,
     demo: Option<Companion>,
 ) -> anyhow::Result<()> {
-    let connection = crate::services::connection(&Connection {
-        url: url.to_owned(),
-        prefix: args.prefix.clone(),
-        auth: Default::default(),
-        replicas: args.replicas,
-    })?;
+    let connection = fleet_connection(args, url, access)?;
     let state = args.data.join("state");
     // One listener for every service's /metrics, /health and /ready; the
     // recorder goes in before any service makes its metric handles.
@@ -108,6 +124,7 @@ async fn run_services(
             )
         })?;
     let coordinator_link = gateway_config.coordinator_link(args.http)?;
+    let callout = callout_config(access, &gateway_config)?;
     let mut fleet = Fleet::new(connection, args.time.clock())
         .ingest(ingest::IngestConfig {
             state_directory: Some(state.join("ingest")),
@@ -135,6 +152,9 @@ async fn run_services(
             )?,
         })
         .gateway(gateway_config, listener);
+    if let Some(callout) = callout {
+        fleet = fleet.callout(callout);
+    }
     if let Some(listener) = metrics_listener {
         fleet = fleet.observe_on(listener);
     }
@@ -146,6 +166,13 @@ async fn run_services(
         args.data.display()
     );
     println!("coordinators sign in at {coordinator_link}");
+    if access.is_some() {
+        println!(
+            "NATS asks who you are: the CLI logs in with --nats-user {ADMIN_USER} --nats-password-file {}; \
+             people with their session token as the connection's token",
+            args.data.join("nats").join(ADMIN_PASSWORD_FILE).display()
+        );
+    }
     if let Some(address) = metrics_address {
         println!("metrics at http://{address}/metrics, readiness at /ready");
     }
@@ -160,4 +187,46 @@ async fn run_services(
         running.spawn("demo", demo(context, token));
     }
     running.until_stopped().await
+}
+
+/// The services' connection: on `up`'s secured server each service as its
+/// own user, and the watch and the demo, run beside them, as the local
+/// administrator.
+fn fleet_connection(
+    args: &UpArgs,
+    url: &str,
+    access: Option<&LocalAccess>,
+) -> anyhow::Result<crate::fleet::Connection> {
+    let mut connection = crate::services::connection(&Connection {
+        url: url.to_owned(),
+        prefix: args.prefix.clone(),
+        auth: Default::default(),
+        replicas: args.replicas,
+    })?;
+    if let Some(access) = access {
+        for service in Service::ALL {
+            let user = service.user();
+            connection
+                .users
+                .insert(user.clone(), access.credentials(&user)?);
+        }
+        connection.credentials = access.credentials(ADMIN_USER)?;
+    }
+    Ok(connection)
+}
+
+/// The auth callout of `up`'s secured server, checking the gateway's tokens.
+fn callout_config(
+    access: Option<&LocalAccess>,
+    gateway_config: &gateway::GatewayConfig,
+) -> anyhow::Result<Option<gateway::callout::CalloutConfig>> {
+    let Some(access) = access else {
+        return Ok(None);
+    };
+    Ok(Some(gateway::callout::CalloutConfig {
+        issuer_seed: access.issuer_seed.clone(),
+        account: ACCOUNT.to_owned(),
+        tokens: gateway_config.tokens()?,
+        connection_age: std::time::Duration::from_secs(gateway::callout::CONNECTION_AGE_S_DEFAULT),
+    }))
 }

@@ -67,7 +67,8 @@ impl Secured {
         let pledge = format!("{DONOR}:{PLEDGE}");
         arguments.extend(["--pledge", pledge.as_str()]);
         arguments.extend(["--coordinator", COORDINATOR, "--vetter", VETTER]);
-        run_script("make-users", &arguments);
+        // What deploy/nats/make-users runs (`switchboard nats-users`).
+        switchboard::nats_users::run_command_line(&arguments).unwrap();
         let tls = directory.path().join("tls");
         run_script(
             "make-certs",

@@ -291,7 +291,7 @@ async fn delivery_consumer(
         .get_stream(subjects.matches_stream())
         .await
         .context("looking up the matches stream")?;
-    let name = format!("{}-dispatch-deliver", subjects.prefix());
+    let name = subjects.delivery_consumer();
     context
         .health
         .expect_consumer(&subjects.matches_stream(), &name);

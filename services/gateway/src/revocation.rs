@@ -76,6 +76,19 @@ impl Revocations {
         Ok(())
     }
 
+    /// Whether the token `token_id` is revoked, read from the bucket now
+    /// (the auth callout's check at each connection), not from the set
+    /// this instance follows.
+    pub async fn is_revoked(&self, token_id: &str) -> anyhow::Result<bool> {
+        let entry = self
+            .store()
+            .await?
+            .get(token_id)
+            .await
+            .map_err(|error| anyhow::anyhow!("reading a revoked token: {error}"))?;
+        Ok(entry.is_some())
+    }
+
     /// Records that the link `token_id` was exchanged: `true` the first
     /// time across every instance, `false` ever after.
     pub async fn use_once(&self, token_id: &str) -> anyhow::Result<bool> {
