@@ -277,6 +277,29 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     assert_fits_the_phone(&browser, "the volunteer page").await;
     screenshot(&browser, "volunteer-accepted").await;
     console.extend(driver.console(&browser).await);
+    // Her own page shows her own name, opened from its sealed form; then
+    // she asks to be forgotten, and it is gone from her offer.
+    let name_field = || async {
+        browser
+            .find(Locator::Css("#offer-form [name='name']"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(name_field().await, "Maria", "her own name, opened for her");
+    browser
+        .find(Locator::Css("#forget-me"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "#forget-result:not([hidden])").await;
+    assert_eq!(name_field().await, "", "forgotten");
+    screenshot(&browser, "volunteer-forgotten").await;
 
     // A vetter vouches for Maria, who showed them the id on her page.
     let vetter = gateway_link(&Principal::Vetter("vt-rosa".into()));

@@ -227,7 +227,8 @@ function volunteer() {
     if (reply.status === 200) { clearErrors(form); notice("offer-result", "Saved."); }
     else { showFieldError(form, reply.body && reply.body.error); notice("offer-result", refusalText(reply), true); }
   });
-  byId("forget-me").addEventListener("click", async () => {
+  const forget = byId("forget-me");
+  if (forget) forget.addEventListener("click", async () => {
     if (!me) return;
     const reply = await api("POST", "/api/forget", { kind: "volunteer", id: me.id });
     if (reply.status === 200) {

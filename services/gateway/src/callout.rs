@@ -662,7 +662,7 @@ mod tests {
         assert_eq!(user["name"], "donor-p1");
         assert_eq!(
             user["nats"]["pub"]["allow"],
-            serde_json::json!(["sb.in.pledge.p1", "sb.in.withdraw.p1"])
+            serde_json::json!(["sb.in.pledge.p1", "sb.in.withdraw.p1", "sb.in.forget.p1"])
         );
 
         let refused = respond(

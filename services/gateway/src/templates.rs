@@ -89,15 +89,6 @@ pub fn landing() -> Markup {
                 }
                 p id="offer-result" class="notice" hidden {}
             }
-            section {
-                h2 { "Forget me" }
-                p {
-                    "Deletes the key your name and contact are locked with: no copy of the switchboard's log can show them again. "
-                    "What you did stays, without your name. To stop getting work too, withdraw your offer."
-                }
-                button type="button" class="danger" id="forget-me" { "Forget my name and contact" }
-                p id="forget-result" class="notice" hidden {}
-            }
         },
     )
 }
@@ -255,6 +246,15 @@ pub fn volunteer() -> Markup {
                     button type="submit" { "Save my offer" }
                 }
                 p id="offer-result" class="notice" hidden {}
+            }
+            section {
+                h2 { "Forget me" }
+                p {
+                    "Deletes the key your name and contact are locked with: no copy of the switchboard's log can show them again. "
+                    "What you did stays, without your name. To stop getting work too, withdraw your offer."
+                }
+                button type="button" class="danger" id="forget-me" { "Forget my name and contact" }
+                p id="forget-result" class="notice" hidden {}
             }
         },
     )
