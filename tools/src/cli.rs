@@ -168,6 +168,9 @@ pub struct SimulateArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file (the table still goes to stdout).
+    #[arg(long)]
+    pub json_file: Option<PathBuf>,
     #[command(flatten)]
     pub lifecycle: Lifecycle,
     /// Budget of one matching run, in milliseconds.

@@ -458,8 +458,9 @@ pub struct Reports {
 
 pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let json = args.json;
+    let configs = SimulationConfig::from_args(&args)?;
     let mut runs = Vec::new();
-    for config in SimulationConfig::from_args(&args)? {
+    for config in configs {
         if shutdown.is_cancelled() {
             break;
         }
@@ -470,10 +471,16 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
         }
         runs.push(report);
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&Reports { runs })?);
-    } else if runs.len() > 1 {
+    if !json && runs.len() > 1 {
         print!("{}", render_summary(&runs));
+    }
+    let reports = Reports { runs };
+    if let Some(path) = &args.json_file {
+        let text = serde_json::to_string_pretty(&reports)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(())
 }
