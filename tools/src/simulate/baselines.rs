@@ -51,9 +51,9 @@ pub struct NaiveTraffic {
     pub proposals: usize,
     pub accepted: usize,
     pub released_as_gone: usize,
-    /// People it took for gone (silent for the notice time after being asked).
+    /// People it took for gone (holding work, silent for the notice time after a nudge).
     pub noticed_gone: usize,
-    /// Of those, people who were in fact still there (they missed one answer).
+    /// Of those, people who were in fact still there.
     pub noticed_gone_while_present: usize,
     pub proposals_to_vanished: usize,
 }
@@ -71,7 +71,7 @@ pub fn naive(
     let jobs = world.jobs.len();
     let mut traffic = NaiveTraffic::default();
     let mut last_sign: Vec<DateTime<Utc>> = board.offered.clone();
-    let mut last_ask: Vec<Option<DateTime<Utc>>> = vec![None; people];
+    let mut last_nudge: Vec<Option<DateTime<Utc>>> = vec![None; people];
     let mut gone: Vec<bool> = vec![false; people];
     // Outstanding proposals, with when they were made.
     let mut asked: BTreeMap<(usize, usize), DateTime<Utc>> = BTreeMap::new();
@@ -113,11 +113,16 @@ pub fn naive(
             }
             open
         });
-        // Silence after being asked, for long enough: gone, for all their work.
+        // Silence of someone holding work, after a nudge, for long enough:
+        // gone, for all their work. An unanswered proposal only expires
+        // (one missed answer is not a drop-out).
         for person in 0..people {
-            let asked_since = last_ask[person].is_some_and(|ask| ask > last_sign[person]);
+            let holds =
+                (0..jobs).any(|job| team[job].contains(&person) && !done[job].contains(&person));
+            let nudged_since = last_nudge[person].is_some_and(|nudge| nudge > last_sign[person]);
             if gone[person]
-                || !asked_since
+                || !holds
+                || !nudged_since
                 || hours_between(last_sign[person], now) < config.notice_hours
             {
                 continue;
@@ -143,7 +148,7 @@ pub fn naive(
                 for person in team[job].clone() {
                     if !done[job].contains(&person) && !gone[person] {
                         world.nudge(now, person, job);
-                        last_ask[person] = Some(now);
+                        last_nudge[person] = Some(now);
                     }
                 }
             }
@@ -209,7 +214,6 @@ pub fn naive(
             for (_, person) in candidates.into_iter().take(missing) {
                 world.propose(now, person, job);
                 asked.insert((person, job), now);
-                last_ask[person] = Some(now);
                 promised[person] += spec.hours;
                 traffic.proposals += 1;
                 if !world.people[person].present(now) {
@@ -334,6 +338,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::super::world::tests::{eager, job, person, t0};
+    use super::super::world::Rates;
     use super::*;
 
     #[test]
@@ -374,6 +379,29 @@ mod tests {
         // And v1 is proposed in their place and finishes in time.
         assert_eq!(outcome.tasks_completed, 1, "{outcome:?}");
         assert_eq!(traffic.proposals, 2, "{traffic:?}");
+    }
+
+    #[test]
+    fn the_naive_replanner_lets_an_unanswered_proposal_expire_without_taking_the_person_for_gone() {
+        let silent = Rates {
+            answer_share: 0.0,
+            ..eager()
+        };
+        let people = vec![person("v0", 16.8, None)];
+        let end = after_hours(t0(), 21.0 * 24.0);
+        let world = World::new(people, vec![job("j", 4.0, 1, 500.0)], 1, silent, t0(), end);
+        let board = Board {
+            eligible: vec![vec![0]],
+            posted: vec![t0()],
+            offered: vec![t0()],
+        };
+        let (world, traffic) = naive(world, &board, NaiveConfig::default(), end);
+        assert_eq!(
+            traffic.proposals, 1,
+            "the pair is not offered again: {traffic:?}"
+        );
+        assert_eq!(traffic.noticed_gone, 0, "{traffic:?}");
+        assert_eq!(world.score("naive").tasks_completed, 0);
     }
 
     #[test]
