@@ -316,6 +316,10 @@ pub struct Traffic {
     /// (their due time against the clock when sent): the fast clock's cost.
     pub reply_late_hours_mean: f64,
     pub reply_late_hours_max: f64,
+    /// How long the switchboard took to answer those replies (request to
+    /// reply), in simulated hours: the services' own lag on the fast clock.
+    pub reply_round_trip_hours_mean: f64,
+    pub reply_round_trip_hours_max: f64,
 }
 
 /// Each policy's impact as a share of the hindsight optimum's.
@@ -798,6 +802,8 @@ async fn run_live(
         completed: BTreeSet::new(),
         late_hours_sum: 0.0,
         late_count: 0,
+        round_trip_hours_sum: 0.0,
+        round_trip_count: 0,
     }));
     let began = Instant::now();
     let people = running.token().child_token();
@@ -857,6 +863,10 @@ async fn run_live(
     let mut ledger = lock(&ledger)?.clone();
     if ledger.late_count > 0 {
         ledger.traffic.reply_late_hours_mean = ledger.late_hours_sum / ledger.late_count as f64;
+    }
+    if ledger.round_trip_count > 0 {
+        ledger.traffic.reply_round_trip_hours_mean =
+            ledger.round_trip_hours_sum / ledger.round_trip_count as f64;
     }
     Ok((population, ledger, real_seconds))
 }
@@ -933,6 +943,8 @@ struct Ledger {
     completed: BTreeSet<String>,
     late_hours_sum: f64,
     late_count: usize,
+    round_trip_hours_sum: f64,
+    round_trip_count: usize,
 }
 
 impl Ledger {
@@ -1092,15 +1104,18 @@ async fn play_people(
     let mut ticker = tokio::time::interval(tick_real);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut seen_messages: HashSet<String> = HashSet::new();
-    let mut replies: JoinSet<anyhow::Result<(Said, bool)>> = JoinSet::new();
+    let mut replies: JoinSet<anyhow::Result<(Said, bool, f64)>> = JoinSet::new();
     loop {
         // Time moves first, so whatever arrives lands after the work done until now.
         let mut spoken: Vec<(Said, VolunteerReply)> = Vec::new();
         tokio::select! {
             () = stop.cancelled() => break,
             Some(finished) = replies.join_next(), if !replies.is_empty() => {
-                let (said, ok) = finished.context("a simulated reply panicked")??;
+                let (said, ok, round_trip) = finished.context("a simulated reply panicked")??;
                 let mut ledger = lock(&ledger)?;
+                ledger.round_trip_hours_sum += round_trip;
+                ledger.round_trip_count += 1;
+                ledger.traffic.reply_round_trip_hours_max = ledger.traffic.reply_round_trip_hours_max.max(round_trip);
                 if !ok {
                     ledger.traffic.replies_refused += 1;
                 }
@@ -1199,8 +1214,9 @@ async fn play_people(
         for (said, body) in spoken {
             let context = context.clone();
             replies.spawn(async move {
+                let sent = context.clock.now();
                 let ok = send(&context, Input::Reply, &body).await?;
-                Ok((said, ok))
+                Ok((said, ok, hours_between(sent, context.clock.now())))
             });
         }
     }
@@ -1480,8 +1496,11 @@ pub fn render(report: &Report) -> String {
         text.push_str(&format!("  released {count:>5}: {reason}\n"));
     }
     text.push_str(&format!(
-        "people's answers went out {:.2} simulated hours late on average, {:.2} at most\n",
-        traffic.reply_late_hours_mean, traffic.reply_late_hours_max
+        "people's answers went out {:.2} simulated hours late on average, {:.2} at most; the switchboard answered them in {:.2} simulated hours on average, {:.2} at most\n",
+        traffic.reply_late_hours_mean,
+        traffic.reply_late_hours_max,
+        traffic.reply_round_trip_hours_mean,
+        traffic.reply_round_trip_hours_max
     ));
     let naive = &report.naive_traffic;
     text.push_str(&format!(
