@@ -1410,12 +1410,12 @@ pub fn render(report: &Report) -> String {
         report.impact_posted
     );
     text.push_str(&format!(
-        "{:<30} {:>12} {:>15} {:>12} {:>10}\n",
+        "{:<33} {:>12} {:>15} {:>12} {:>10}\n",
         "", "switchboard", "self-selection", "naive", "hindsight"
     ));
     let mut row = |label: &str, cells: Vec<String>| {
         text.push_str(&format!(
-            "{:<30} {:>12} {:>15} {:>12} {:>10}\n",
+            "{:<33} {:>12} {:>15} {:>12} {:>10}\n",
             label, cells[0], cells[1], cells[2], cells[3]
         ));
     };
@@ -1434,6 +1434,16 @@ pub fn render(report: &Report) -> String {
         "  wasted (task never completed)",
         each(&|o| format!("{:.1} {}", o.hours_wasted, share_text(Some(o.wasted_share)))),
     );
+    for cause in [
+        world::WASTE_UNSTAFFED,
+        world::WASTE_UNFINISHED,
+        world::WASTE_PREREQUISITE,
+    ] {
+        row(
+            &format!("   {cause}"),
+            each(&|o| format!("{:.1}", o.wasted_because.get(cause).copied().unwrap_or(0.0))),
+        );
+    }
     row(
         "people who got work",
         each(&|o| o.people_with_work.to_string()),

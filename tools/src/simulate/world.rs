@@ -18,7 +18,7 @@
 //!   deadline.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
@@ -232,7 +232,17 @@ pub struct Outcome {
     pub impact_by_day: Vec<f64>,
     /// How long after a person vanished the work they held was released.
     pub release_after_vanish: ReleaseLag,
+    /// Wasted hours by why their task did not complete (the first that applies):
+    /// `team never fully staffed` (fewer distinct people ever held it than it
+    /// needs), `not everyone finished in time` (staffed, but some member
+    /// vanished, was released or ran out of window before doing their hours),
+    /// `money or a dependency missing` (the team did its hours).
+    pub wasted_because: BTreeMap<String, f64>,
 }
+
+pub const WASTE_UNSTAFFED: &str = "team never fully staffed";
+pub const WASTE_UNFINISHED: &str = "not everyone finished in time";
+pub const WASTE_PREREQUISITE: &str = "money or a dependency missing";
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ReleaseLag {
@@ -551,6 +561,22 @@ impl World {
                 outcome.impact_by_day[day] += self.jobs[index].impact;
             }
         }
+        let mut holders: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); self.jobs.len()];
+        for (person, holdings) in self.holdings.iter().enumerate() {
+            for holding in holdings {
+                holders[holding.job].insert(person);
+            }
+        }
+        let cause = |job: usize| -> &'static str {
+            let slots = usize::from(self.jobs[job].slots);
+            if holders[job].len() < slots {
+                WASTE_UNSTAFFED
+            } else if dones[job].len() < slots {
+                WASTE_UNFINISHED
+            } else {
+                WASTE_PREREQUISITE
+            }
+        };
         let mut lags: Vec<f64> = Vec::new();
         let mut never = 0;
         for (person, holdings) in self.holdings.iter().enumerate() {
@@ -561,6 +587,12 @@ impl World {
                 outcome.hours_worked += holding.worked;
                 if completed_at[holding.job].is_none() {
                     outcome.hours_wasted += holding.worked;
+                    if holding.worked > 0.0 {
+                        *outcome
+                            .wasted_because
+                            .entry(cause(holding.job).to_owned())
+                            .or_insert(0.0) += holding.worked;
+                    }
                 }
             }
             let Some(vanished) = self.people[person].vanishes else {
@@ -766,6 +798,7 @@ pub(crate) mod tests {
         let outcome = world.score("test");
         assert!((outcome.hours_worked - 2.0).abs() < 0.01, "{outcome:?}");
         assert!((outcome.hours_wasted - 2.0).abs() < 0.01);
+        assert!((outcome.wasted_because[WASTE_UNFINISHED] - 2.0).abs() < 0.01);
     }
 
     #[test]
@@ -792,6 +825,18 @@ pub(crate) mod tests {
         assert_eq!(outcome.tasks_completed, 0, "{outcome:?}");
         // Every hour worked was wasted: a, b's half hour, c and d.
         assert!((outcome.hours_wasted - 3.5).abs() < 0.01, "{outcome:?}");
+        // The pair was staffed but b never finished; the others did their
+        // hours on tasks whose dependency or money was missing.
+        let because = &outcome.wasted_because;
+        assert!(
+            (because[WASTE_UNFINISHED] - 1.5).abs() < 0.01,
+            "{because:?}"
+        );
+        assert!(
+            (because[WASTE_PREREQUISITE] - 2.0).abs() < 0.01,
+            "{because:?}"
+        );
+        assert!(!because.contains_key(WASTE_UNSTAFFED), "{because:?}");
 
         // Backfilled in time, funded: all three complete, and b's half
         // hour on the pair went to a task that completed.
