@@ -1434,11 +1434,7 @@ pub fn render(report: &Report) -> String {
         "  wasted (task never completed)",
         each(&|o| format!("{:.1} {}", o.hours_wasted, share_text(Some(o.wasted_share)))),
     );
-    for cause in [
-        world::WASTE_UNSTAFFED,
-        world::WASTE_UNFINISHED,
-        world::WASTE_PREREQUISITE,
-    ] {
+    for cause in world::WASTE_CAUSES {
         row(
             &format!("   {cause}"),
             each(&|o| format!("{:.1}", o.wasted_because.get(cause).copied().unwrap_or(0.0))),

@@ -234,15 +234,27 @@ pub struct Outcome {
     pub release_after_vanish: ReleaseLag,
     /// Wasted hours by why their task did not complete (the first that applies):
     /// `team never fully staffed` (fewer distinct people ever held it than it
-    /// needs), `not everyone finished in time` (staffed, but some member
-    /// vanished, was released or ran out of window before doing their hours),
-    /// `money or a dependency missing` (the team did its hours).
+    /// needs); staffed, but a member who did not do their hours had
+    /// `vanished or left` before the deadline, or was `released while
+    /// present` by the switchboard, or `ran out of window` (still there and
+    /// holding it, too slow for the time left); `money or a dependency
+    /// missing` (the team did its hours).
     pub wasted_because: BTreeMap<String, f64>,
 }
 
 pub const WASTE_UNSTAFFED: &str = "team never fully staffed";
-pub const WASTE_UNFINISHED: &str = "not everyone finished in time";
+pub const WASTE_LEFT: &str = "a member vanished or left";
+pub const WASTE_RELEASED: &str = "a member released while present";
+pub const WASTE_OUT_OF_WINDOW: &str = "a member ran out of window";
 pub const WASTE_PREREQUISITE: &str = "money or a dependency missing";
+/// Every cause, in the order they are tried.
+pub const WASTE_CAUSES: [&str; 5] = [
+    WASTE_UNSTAFFED,
+    WASTE_LEFT,
+    WASTE_RELEASED,
+    WASTE_OUT_OF_WINDOW,
+    WASTE_PREREQUISITE,
+];
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ReleaseLag {
@@ -568,14 +580,39 @@ impl World {
             }
         }
         let cause = |job: usize| -> &'static str {
-            let slots = usize::from(self.jobs[job].slots);
+            let spec = &self.jobs[job];
+            let slots = usize::from(spec.slots);
             if holders[job].len() < slots {
-                WASTE_UNSTAFFED
-            } else if dones[job].len() < slots {
-                WASTE_UNFINISHED
-            } else {
-                WASTE_PREREQUISITE
+                return WASTE_UNSTAFFED;
             }
+            if dones[job].len() >= slots {
+                return WASTE_PREREQUISITE;
+            }
+            // The members who did not do their hours, and what stopped them.
+            let unfinished = self
+                .holdings
+                .iter()
+                .enumerate()
+                .flat_map(|(person, holdings)| {
+                    holdings
+                        .iter()
+                        .filter(move |holding| holding.job == job && holding.done_at.is_none())
+                        .map(move |holding| (person, holding))
+                });
+            let mut found = WASTE_OUT_OF_WINDOW;
+            for (person, holding) in unfinished {
+                let gone = self.people[person].gone_at();
+                let released_first = holding
+                    .released_at
+                    .is_some_and(|released| released < gone && released < spec.deadline);
+                if gone < spec.deadline && !released_first {
+                    return WASTE_LEFT;
+                }
+                if released_first {
+                    found = WASTE_RELEASED;
+                }
+            }
+            found
         };
         let mut lags: Vec<f64> = Vec::new();
         let mut never = 0;
@@ -798,7 +835,7 @@ pub(crate) mod tests {
         let outcome = world.score("test");
         assert!((outcome.hours_worked - 2.0).abs() < 0.01, "{outcome:?}");
         assert!((outcome.hours_wasted - 2.0).abs() < 0.01);
-        assert!((outcome.wasted_because[WASTE_UNFINISHED] - 2.0).abs() < 0.01);
+        assert!((outcome.wasted_because[WASTE_OUT_OF_WINDOW] - 2.0).abs() < 0.01);
     }
 
     #[test]
@@ -828,10 +865,7 @@ pub(crate) mod tests {
         // The pair was staffed but b never finished; the others did their
         // hours on tasks whose dependency or money was missing.
         let because = &outcome.wasted_because;
-        assert!(
-            (because[WASTE_UNFINISHED] - 1.5).abs() < 0.01,
-            "{because:?}"
-        );
+        assert!((because[WASTE_LEFT] - 1.5).abs() < 0.01, "{because:?}");
         assert!(
             (because[WASTE_PREREQUISITE] - 2.0).abs() < 0.01,
             "{because:?}"
@@ -875,6 +909,26 @@ pub(crate) mod tests {
         world.assign(4, 0);
         let _ = world.advance(after_hours(t0(), 400.0));
         world
+    }
+
+    #[test]
+    fn wasted_hours_of_a_member_released_while_working_are_put_down_to_the_release() {
+        let mut world = world(
+            vec![person("a", 16.8, None), person("b", 16.8, None)],
+            vec![job("pair", 2.0, 2, 300.0)],
+        );
+        world.assign(0, 0);
+        world.assign(1, 0);
+        let _ = world.advance(after_hours(t0(), 10.0));
+        world.release(after_hours(t0(), 10.0), 1, 0);
+        let _ = world.advance(after_hours(t0(), 400.0));
+        let outcome = world.score("test");
+        assert_eq!(outcome.tasks_completed, 0);
+        assert!(
+            (outcome.wasted_because[WASTE_RELEASED] - 3.0).abs() < 0.01,
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.wasted_because.len(), 1, "{outcome:?}");
     }
 
     #[test]
