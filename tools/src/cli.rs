@@ -127,18 +127,50 @@ pub struct SimulateArgs {
     /// Simulated seconds per real second (20000: three weeks in about 90 s).
     #[arg(long, default_value_t = 20_000.0)]
     pub speed: f64,
-    /// Volunteers arriving over the period.
-    #[arg(long, default_value_t = 150)]
+    /// People arriving over the period (the population's size).
+    #[arg(long, visible_alias = "people", default_value_t = 150)]
     pub volunteers: usize,
-    /// Needs posted over the period (one to three tasks each).
-    #[arg(long, default_value_t = 60)]
-    pub needs: usize,
-    /// Seed of the population and of everyone's choices.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    /// Needs posted over the period (one to three tasks each); by default two for every five people.
+    #[arg(long)]
+    pub needs: Option<usize>,
+    /// Seeds of the population and of everyone's choices, one run each: `--seeds 7,11,13`.
+    #[arg(
+        long,
+        visible_alias = "seed",
+        value_delimiter = ',',
+        default_value = "7"
+    )]
+    pub seeds: Vec<u64>,
+    /// Share of people who vanish without a word at a random point of their tenure.
+    #[arg(long, default_value_t = 1.0 / 3.0)]
+    pub vanish_share: f64,
+    /// Share of proposals a present person answers at all (the rest expire).
+    #[arg(long, default_value_t = 0.93)]
+    pub answer_share: f64,
+    /// Share of answered proposals that are accepted.
+    #[arg(long, default_value_t = 0.82)]
+    pub accept_share: f64,
+    /// Longest time a person takes to answer a proposal or a nudge, in simulated hours (at least 0.25).
+    #[arg(long, default_value_t = 8.0)]
+    pub answer_delay_hours_max: f64,
+    /// Share of needs posted after the period starts (the rest are there at the start).
+    #[arg(long, default_value_t = 0.5)]
+    pub needs_later_share: f64,
+    /// The naive re-planner re-plans this often, in simulated hours.
+    #[arg(long, default_value_t = 6.0)]
+    pub naive_replan_hours: f64,
+    /// The naive re-planner takes a person for gone this long after their last sign of life, in simulated hours.
+    #[arg(long, default_value_t = 48.0)]
+    pub naive_notice_hours: f64,
+    /// Time budget of the hindsight optimum (the full optimiser on the realised instance), in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub hindsight_budget_s: f64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file (the table still goes to stdout).
+    #[arg(long)]
+    pub json_file: Option<PathBuf>,
     #[command(flatten)]
     pub lifecycle: Lifecycle,
     /// Budget of one matching run, in milliseconds.
