@@ -36,7 +36,8 @@ from the surviving nodes and checks:
   live acceptances than slots;
 - proposals kept flowing after the kill;
 - the plan passes shared/bench/check_plan.py against the instance rebuilt
-  from SB_EVENTS with every live acceptance pinned, so no volunteer's
+  from SB_EVENTS with every live acceptance pinned (but those of a team
+  held together incomplete, reported as `held_incomplete`), so no volunteer's
   accepted work exceeds their hours (nobody double-booked);
 
 and reports the time from the kill to the first acknowledged write and to
@@ -333,7 +334,9 @@ async def run(arguments):
                 slots[task["id"]] = task["slots"]
     per_task = collections.Counter(task for _, task in live)
     overstaffed = {task: count for task, count in per_task.items() if count > slots.get(task, 0)}
-    instance = fault.rebuild_instance(events, start, live)
+    # Teams the solver holds together incomplete are not in its plan.
+    held = fault.held_back(live, plan, slots)
+    instance = fault.rebuild_instance(events, start, live - held)
     instance_path = os.path.join(work, "instance.json")
     plan_path = os.path.join(work, "plan.json")
     with open(instance_path, "w") as file:
@@ -389,6 +392,7 @@ async def run(arguments):
         "late_finals": [list(entry) for entry in late_finals],
         "overstaffed_tasks": overstaffed,
         "live_acceptances": len(live),
+        "held_incomplete": sorted([list(pair) for pair in held]),
         "solver_takeovers": dict(lease_holders),
         "lease_holder_killed": holder_killed,
         "check_plan": {"exit": checked.returncode, "output": (checked.stdout + checked.stderr).strip()[-2000:]},

@@ -20,7 +20,10 @@ streams back and checks:
   reported as `late_finals`), and no task has more live
   acceptances than slots;
 - the plan from sb.plan.get passes shared/bench/check_plan.py against the
-  instance rebuilt from SB_EVENTS, with every live acceptance pinned;
+  instance rebuilt from SB_EVENTS, with every live acceptance pinned but
+  those of a team the solver holds together incomplete (its task not in the
+  plan, which holds only complete tasks, and fewer live members than
+  slots; reported as `held_incomplete`);
 - SB_LEDGER folded in order never over-spends a pledge: no balance below
   zero, per pledge available + held + disbursed + returned = pledged, no
   pledge given more than it pledged, no task held twice or above the money
@@ -262,6 +265,17 @@ async def read_stream(js, stream):
         stored = await js.get_msg(stream, seq)
         messages[seq] = (stored.subject, stored.data)
     return messages
+
+
+def held_back(live, plan, slots):
+    """Live acceptances of teams the solver holds together incomplete: their
+    task is not in the plan (which holds only complete tasks) and has fewer
+    live members than slots. They are not pinned for the judge, and are
+    reported; the rest of the live acceptances must all be in the plan."""
+    planned = {assignment["task"] for assignment in plan.get("assignments", [])}
+    members = collections.Counter(task for _, task in live)
+    return {(volunteer, task) for volunteer, task in live
+            if task not in planned and members[task] < slots.get(task, 0)}
 
 
 def rebuild_instance(events, now, pinned):
@@ -538,9 +552,11 @@ async def run(arguments):
     per_task = collections.Counter(task for _, task in live)
     overstaffed = {task: count for task, count in per_task.items() if count > slots.get(task, 0)}
 
-    # The plan against the instance rebuilt from the log, every live acceptance pinned.
+    # The plan against the instance rebuilt from the log, every live
+    # acceptance pinned but those of teams held together incomplete.
     now = start
-    instance = rebuild_instance(events, now, live)
+    held = held_back(live, plan, slots)
+    instance = rebuild_instance(events, now, live - held)
     instance_path = os.path.join(work, "instance.json")
     plan_path = os.path.join(work, "plan.json")
     with open(instance_path, "w") as file:
@@ -576,6 +592,7 @@ async def run(arguments):
         "illegal_transitions": [list(entry) for entry in illegal],
         "late_finals": [list(entry) for entry in late_finals],
         "overstaffed_tasks": overstaffed,
+        "held_incomplete": sorted([list(pair) for pair in held]),
         "plan_assignments": len(plan.get("assignments", [])),
         "money": money_totals,
         "money_problems": money_broken[:20],
