@@ -317,11 +317,30 @@ function drawMyAssignments(view) {
     return el("li", { "data-task": item.task, "data-state": item.state },
       chosen ? el("p", { class: "notice", "data-emailed": item.task }, "You chose “" + chosen.textContent + "” in your email: press it to confirm.") : null,
       el("b", {}, item.title), " ", badge(item.state),
-      el("div", { class: "muted" }, item.hours + " h, " + when(item.earliest_start) + " – " + when(item.deadline) + (item.region ? ", " + item.region : ", remote"),
-        item.state === "proposed" ? ". Answer by " + when(item.respond_by) : ""),
+      item.shift
+        ? el("div", { "data-shift": item.task }, shiftText(item.shift))
+        : el("div", { class: "muted" }, item.hours + " h, " + when(item.earliest_start) + " – " + when(item.deadline) + (item.region ? ", " + item.region : ", remote")),
+      item.place ? placeLine(item.place) : null,
+      item.instructions ? el("p", { "data-instructions": item.task }, item.instructions) : null,
+      item.state === "proposed" ? el("div", { class: "muted" }, "Answer by " + when(item.respond_by)) : null,
       whyDetails(item.why),
       actions.length ? el("div", { class: "actions" }, actions) : null);
   }));
+}
+
+// A shift in the reader's own time: day, date, start and end.
+function shiftText(shift) {
+  const start = new Date(shift.start), end = new Date(shift.end);
+  const day = start.toLocaleDateString(undefined, { weekday: "long", month: "short", day: "numeric" });
+  const time = (at) => at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return day + ", " + time(start) + "–" + time(end);
+}
+
+// Where: the name and address, and a map link built from the coordinates.
+function placeLine(place) {
+  const map = "https://www.openstreetmap.org/?mlat=" + place.lat + "&mlon=" + place.lon + "#map=17/" + place.lat + "/" + place.lon;
+  const words = [place.name, place.address].filter(Boolean).join(", ") || (place.lat + ", " + place.lon);
+  return el("div", { "data-place": "" }, words, " (", el("a", { href: map, rel: "noopener" }, "map"), ")");
 }
 
 function drawWeeks(view) {

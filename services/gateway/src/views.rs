@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use proto::instance::Plan;
-use proto::wire::{NeedPost, TaskSpec, VolunteerOffer, Why};
+use proto::wire::{NeedPost, Place, Shift, TaskSpec, VolunteerOffer, Why};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -184,6 +184,15 @@ pub struct MyAssignment {
     pub earliest_start: Option<DateTime<Utc>>,
     pub deadline: Option<DateTime<Utc>>,
     pub region: Option<String>,
+    /// When a shift's whole team works (absent: hours anywhere in the window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift: Option<Shift>,
+    /// Where it happens: the point (for a map link) and the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    /// What the collective tells the team (where to go in, what to bring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
     pub state: AssignmentState,
     pub round: u32,
     pub why: Why,
@@ -522,6 +531,9 @@ pub fn volunteer(model: &ReadModel, volunteer: &str, now: DateTime<Utc>) -> Volu
             earliest_start: spec.map(|spec| spec.earliest_start),
             deadline: spec.map(|spec| spec.deadline),
             region: spec.and_then(|spec| spec.region.clone()),
+            shift: spec.and_then(|spec| spec.shift),
+            place: spec.and_then(|spec| spec.place.clone()),
+            instructions: spec.and_then(|spec| spec.instructions.clone()),
             state: assignment.state,
             round: assignment.round,
             why: assignment.why.clone(),
@@ -657,6 +669,51 @@ mod tests {
         assert!(text.contains("\"t1\""));
         assert!(!text.contains("\"t2\""), "{text}");
         assert!(!text.contains("Secret Name"), "{text}");
+    }
+
+    #[test]
+    fn a_volunteers_shift_shows_its_time_place_and_instructions() {
+        let mut model = ReadModel::default();
+        let mut shift = task("t-crew", "legal", 1);
+        let start = at(28) + Duration::hours(9);
+        shift.shift = Some(Shift {
+            start,
+            end: start + Duration::hours(3),
+        });
+        shift.earliest_start = start;
+        shift.deadline = start + Duration::hours(3);
+        shift.place = Some(Place {
+            lat: 42.3314,
+            lon: -83.0458,
+            name: Some("Eastside pantry".into()),
+            address: Some("1 Example St, Detroit".into()),
+        });
+        shift.instructions = Some("Side door; bring gloves.".into());
+        let post = NeedPost {
+            id: "n-crew".into(),
+            collective: "c1".into(),
+            title: "Saturday crew".into(),
+            tasks: vec![shift],
+        };
+        model.apply_event(Event::NeedPosted(post), 1, at(22));
+        model.apply_event(Event::VolunteerOffered(person("v1", "legal")), 2, at(22));
+        let proposal: proto::wire::MatchProposed = serde_json::from_value(serde_json::json!({
+            "volunteer": "v1", "task": "t-crew", "need": "n-crew", "collective": "c1",
+            "impact": 1.0, "respond_by": at(23),
+            "why": {"impact": 1.0, "skills": {}, "slack_hours": 0.0, "tenure_left_hours": 1.0,
+                    "binding": "", "team": ["v1"]}
+        }))
+        .unwrap();
+        model.apply_match(proto::events::MatchEvent::Proposed(proposal), 1);
+        let view = volunteer(&model, "v1", at(22));
+        let mine = &view.assignments[0];
+        assert_eq!(mine.shift.map(|shift| shift.start), Some(start));
+        let place = mine.place.as_ref().unwrap();
+        assert_eq!(place.address.as_deref(), Some("1 Example St, Detroit"));
+        assert_eq!(
+            mine.instructions.as_deref(),
+            Some("Side door; bring gloves.")
+        );
     }
 
     #[test]
