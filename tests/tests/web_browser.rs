@@ -2,7 +2,10 @@
 //! chromedriver with fantoccini, on a phone-sized window, against a real
 //! switchboard. A collective posts a need (and first sees the API's own
 //! validation message on the field at fault), a volunteer offers time and
-//! accepts the proposal, and the coordinators' dashboard shows the match.
+//! accepts the proposal, and the coordinators' dashboard shows the match;
+//! a collective posts a shift with its place and instructions, and the
+//! volunteer proposed it sees its local time, address, map link and
+//! instructions.
 //! Screenshots are kept under `target/browser-artifacts/`; the browser's
 //! console must hold no error.
 
@@ -364,6 +367,136 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
             let message = entry["message"].as_str().unwrap_or_default();
             !(entry["source"] == "network" && message.contains("422"))
         })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await.unwrap();
+    switchboard.stop().await;
+}
+
+/// Sets a form field's value as a script would (date and time inputs take
+/// keys in the browser's locale, which the test cannot know).
+async fn set_value(browser: &Client, name: &str, value: &str) {
+    browser
+        .execute(
+            "document.querySelector(`[name='${arguments[0]}']`).value = arguments[1];",
+            vec![json!(name), json!(value)],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collective_posts_a_shift_and_its_volunteer_sees_its_time_place_and_instructions() {
+    let nats = NatsServer::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let switchboard = Switchboard::start(
+        &nats,
+        state.path(),
+        Options {
+            gateway: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = format!("http://{}", switchboard.http.unwrap());
+    let driver = ChromeDriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+
+    // The collective posts a Saturday-style crew: a fixed time, a place, instructions.
+    let collective = gateway_link(&Principal::Collective("c-pantry".into()));
+    browser
+        .goto(&format!("{base}/signin?token={collective}"))
+        .await
+        .unwrap();
+    wait_for(&browser, "#need-form [name='tasks.0.shift_start']").await;
+    fill(&browser, "id", "n-crew").await;
+    fill(&browser, "title", "Distribution crew").await;
+    fill(&browser, "tasks.0.id", "t-crew").await;
+    fill(&browser, "tasks.0.title", "Hand out boxes").await;
+    fill(&browser, "tasks.0.skills", "cooking:1").await;
+    fill(&browser, "tasks.0.region", "detroit").await;
+    // Tomorrow 09:00-12:00 in the browser's own time.
+    let tomorrow = browser
+        .execute(
+            "const d = new Date(Date.now() + 86400000); const p = (n) => String(n).padStart(2, '0'); \
+             return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let day = tomorrow.as_str().unwrap();
+    set_value(&browser, "tasks.0.shift_start", &format!("{day}T09:00")).await;
+    set_value(&browser, "tasks.0.shift_end", &format!("{day}T12:00")).await;
+    fill(&browser, "tasks.0.place_point", "42.3314, -83.0458").await;
+    fill(&browser, "tasks.0.place_name", "Eastside pantry").await;
+    fill(&browser, "tasks.0.place_address", "1 Example St, Detroit").await;
+    fill(&browser, "tasks.0.instructions", "Side door; bring gloves.").await;
+    browser
+        .find(Locator::Css("#need-form button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "#needs [data-need='n-crew'] [data-task='t-crew']").await;
+    // What was posted is a shift: its window and hours follow from it.
+    let events = switchboard
+        .stream_messages(&switchboard.subjects.events_stream())
+        .await;
+    let (_, posted) = events
+        .iter()
+        .find(|(subject, _)| subject.ends_with(".need.n-crew"))
+        .unwrap();
+    let task = &posted["tasks"][0];
+    assert_eq!(task["hours"], json!(3.0), "{posted}");
+    assert_eq!(task["earliest_start"], task["shift"]["start"], "{posted}");
+    assert_eq!(task["place"]["address"], "1 Example St, Detroit");
+
+    // Someone who cooks is proposed it, and sees when, where and how.
+    switchboard
+        .accept(
+            proto::subjects::Input::Volunteer,
+            &tests::volunteer("v-ana", json!({"cooking": 2})),
+        )
+        .await;
+    let volunteer = gateway_link(&Principal::Volunteer("v-ana".into()));
+    browser
+        .goto(&format!("{base}/signin?token={volunteer}"))
+        .await
+        .unwrap();
+    let shift = wait_for(&browser, "[data-shift='t-crew']").await;
+    let when = shift.text().await.unwrap();
+    assert!(
+        when.contains("09:00") || when.contains("9:00"),
+        "the local start time: {when}"
+    );
+    let place = wait_for(&browser, "[data-task='t-crew'] [data-place]").await;
+    assert!(place
+        .text()
+        .await
+        .unwrap()
+        .contains("1 Example St, Detroit"));
+    let map = browser
+        .find(Locator::Css("[data-task='t-crew'] [data-place] a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(map.contains("mlat=42.3314&mlon=-83.0458"), "{map}");
+    let instructions = wait_for(&browser, "[data-instructions='t-crew']").await;
+    assert_eq!(
+        instructions.text().await.unwrap(),
+        "Side door; bring gloves."
+    );
+    screenshot(&browser, "volunteer-shift").await;
+    let errors: Vec<Value> = driver
+        .console(&browser)
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE")
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await.unwrap();

@@ -374,7 +374,37 @@ function taskFieldset(index) {
       field("Impact", "impact", { inputmode: "decimal", value: "10" }),
       field("Tags, comma separated", "tags", {}),
       field("Trust needed (0-2)", "sensitivity", { inputmode: "numeric", value: "0" }),
-      field("Depends on (task ids)", "depends_on", {})));
+      field("Depends on (task ids)", "depends_on", {}),
+      // A fixed time for the whole team: its window and hours follow from it.
+      field("Shift starts (optional)", "shift_start", { type: "datetime-local", "data-field": "tasks[" + index + "].shift.start" }),
+      field("Shift ends", "shift_end", { type: "datetime-local", "data-field": "tasks[" + index + "].shift.end" }),
+      field("Place: latitude, longitude", "place_point", { placeholder: "42.3314, -83.0458", "data-field": "tasks[" + index + "].place.lat" }),
+      field("Place name", "place_name", { "data-field": "tasks[" + index + "].place.name" }),
+      field("Address", "place_address", { "data-field": "tasks[" + index + "].place.address" }),
+      field("Instructions for the team", "instructions", { "data-field": "tasks[" + index + "].instructions" })));
+}
+
+// A task's optional shift, place and instructions, as the contract spells them.
+function shiftAndPlace(task) {
+  const extra = {};
+  const start = task("shift_start"), end = task("shift_end");
+  if (start || end) {
+    extra.shift = { start: start ? new Date(start).toISOString() : null, end: end ? new Date(end).toISOString() : null };
+    if (start && end) {
+      extra.earliest_start = extra.shift.start;
+      extra.deadline = extra.shift.end;
+      extra.hours = (new Date(end) - new Date(start)) / 3600000;
+    }
+  }
+  const point = task("place_point").split(",").map((part) => part.trim()).filter(Boolean);
+  const name = task("place_name").trim(), address = task("place_address").trim();
+  if (point.length || name || address) {
+    extra.place = { lat: numberOr(point[0], null), lon: numberOr(point[1], null) };
+    if (name) extra.place.name = name;
+    if (address) extra.place.address = address;
+  }
+  if (task("instructions").trim()) extra.instructions = task("instructions").trim();
+  return extra;
 }
 
 function listOf(text) { return text.split(",").map((part) => part.trim()).filter(Boolean); }
@@ -385,7 +415,7 @@ function needBody(form, collective) {
   for (let index = 0; index < taskRows; index += 1) {
     const task = (name) => value("tasks." + index + "." + name);
     const dollars = numberOr(task("money_cents"), 0);
-    tasks.push({
+    tasks.push(Object.assign({
       id: task("id").trim(),
       title: task("title").trim(),
       skills: parseSkills(task("skills")),
@@ -399,7 +429,7 @@ function needBody(form, collective) {
       tags: listOf(task("tags")),
       sensitivity: numberOr(task("sensitivity"), 0),
       depends_on: listOf(task("depends_on")),
-    });
+    }, shiftAndPlace(task)));
   }
   return { id: value("id").trim(), collective, title: value("title").trim(), tasks };
 }
