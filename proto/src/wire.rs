@@ -396,6 +396,18 @@ pub struct Reply {
 /// about the same thing is a repeat, and anything else a new update.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Nats-Msg-Id";
 
+/// The header every event in `SB_EVENTS` carries naming who caused it
+/// ("who did it"): `volunteer:<id>`, `collective:<id>`, `pledge:<id>` or
+/// `sender:<id>` from a per-sender subject (NATS let only that person
+/// publish there); on a shared subject, what the trusted client sent in
+/// this header (the gateway names its signed-in principal:
+/// `coordinator`, `vetter:<id>`, ...), else `trusted`. A client's own value
+/// on a per-sender subject is ignored: the subject decides.
+pub const ACTOR_HEADER: &str = "Sb-Actor";
+
+/// The actor of a request on a shared subject that names none.
+pub const ACTOR_TRUSTED: &str = "trusted";
+
 impl Reply {
     pub fn accepted(id: impl Into<String>, seq: u64) -> Reply {
         Reply {

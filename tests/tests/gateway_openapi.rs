@@ -484,6 +484,21 @@ async fn every_route_answers_as_its_openapi_document_says_with_bodies_that_match
         None,
     )
     .await;
+    // Who did it: the coordinators' trail, whole and filtered.
+    let trail = web
+        .ok(Some(&coordinator), M::GET, "/api/view/audit", None)
+        .await;
+    assert!(
+        !trail["view"]["entries"].as_array().unwrap().is_empty(),
+        "{trail}"
+    );
+    web.ok(
+        Some(&coordinator),
+        M::GET,
+        "/api/view/audit?actor=coordinator&entity=c-pantry",
+        None,
+    )
+    .await;
     web.ok(Some(&coordinator), M::GET, "/api/view/pool", None)
         .await;
     let plan = web.ok(Some(&coordinator), M::GET, "/api/plan", None).await;

@@ -42,6 +42,8 @@ pub struct Stored {
     /// The `Nats-Msg-Id` it was written with, if any: a writer tells its own
     /// writes from others' by it.
     pub message_id: Option<String>,
+    /// Who caused it, from `proto::wire::ACTOR_HEADER` (events ingest wrote).
+    pub actor: Option<String>,
     /// When the server stored it (its clock): how long a message waited
     /// before a service acted on it is measured from here.
     pub stored_at: std::time::SystemTime,
@@ -245,6 +247,12 @@ impl Follower {
                             .headers
                             .as_ref()
                             .and_then(|headers| headers.get(async_nats::header::NATS_MESSAGE_ID))
+                            .map(|value| value.as_str().to_owned()),
+                        actor: message
+                            .message
+                            .headers
+                            .as_ref()
+                            .and_then(|headers| headers.get(proto::wire::ACTOR_HEADER))
                             .map(|value| value.as_str().to_owned()),
                         stored_at,
                         pending,

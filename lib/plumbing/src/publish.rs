@@ -141,8 +141,9 @@ pub async fn durably_expecting_on(
     filter: &str,
     expected: u64,
     payload: Bytes,
+    extra: Option<&async_nats::HeaderMap>,
 ) -> Result<u64, PublishError> {
-    let mut headers = async_nats::HeaderMap::new();
+    let mut headers = extra.cloned().unwrap_or_default();
     headers.insert(
         async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
         expected.to_string().as_str(),

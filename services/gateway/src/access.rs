@@ -84,6 +84,17 @@ impl Principal {
         }
     }
 
+    /// Who this principal is in the log ("who did it",
+    /// `proto::wire::ACTOR_HEADER`): `coordinator`, or the role and id.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Coordinator => "coordinator".to_owned(),
+            // A donor is named by their pledge, as on the wire.
+            Principal::Donor(pledge) => format!("pledge:{pledge}"),
+            other => format!("{}:{}", other.role(), other.id()),
+        }
+    }
+
     /// The page this principal lands on after signing in.
     pub fn home_page(&self) -> &'static str {
         match self {

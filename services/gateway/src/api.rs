@@ -169,10 +169,13 @@ impl Gateway {
 
     /// Sends `body` to `sb.in.<input>` and turns the reply into a response;
     /// an accepted write waits until the read model shows it.
-    pub(crate) async fn send(&self, input: Input, body: Bytes) -> (StatusCode, Reply) {
+    /// `actor` is who asked (the signed-in principal), recorded on the
+    /// event as `proto::wire::ACTOR_HEADER`.
+    pub(crate) async fn send(&self, input: Input, body: Bytes, actor: &str) -> (StatusCode, Reply) {
         let subject = self.context.subjects.input(input);
         // The trace of the HTTP request goes on to the service it asks.
         let mut headers = async_nats::HeaderMap::new();
+        headers.insert(proto::wire::ACTOR_HEADER, actor);
         if let Some(trace) = plumbing::trace::current() {
             trace.insert_into(&mut headers);
         }
@@ -361,7 +364,8 @@ pub async fn forward(
         .map(|parent| parent.child())
         .unwrap_or_else(TraceParent::root);
     let span = tracing::info_span!("gateway.forward", %operation, trace_id = %trace.trace_id_hex());
-    let (status, reply) = plumbing::trace::scope(trace, gateway.send(input, body))
+    let actor = principal.actor();
+    let (status, reply) = plumbing::trace::scope(trace, gateway.send(input, body, &actor))
         .instrument(span)
         .await;
     (status, Json(reply)).into_response()
@@ -636,6 +640,40 @@ pub async fn pool_view(
     versioned(&gateway, |model| money::pool(model, now))
 }
 
+/// What the audit view is asked for.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    entity: Option<String>,
+    #[serde(default)]
+    newer_than: Option<u64>,
+}
+
+/// `GET /api/view/audit[?actor=][&entity=]`: who did what, for coordinators.
+pub async fn audit_view(
+    State(gateway): State<Gateway>,
+    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match gateway.principal(&headers) {
+        Ok(Principal::Coordinator) => {}
+        Ok(_) => return forbidden("the audit trail is for coordinators"),
+        Err(refused) => return refused,
+    }
+    let wait = ViewQuery {
+        id: None,
+        newer_than: query.newer_than,
+    };
+    gateway.wait_if_asked(&wait).await;
+    versioned(&gateway, |model| {
+        model
+            .audit
+            .view(query.actor.as_deref(), query.entity.as_deref())
+    })
+}
+
 /// `GET /api/ledger.csv`: the movements this sign-in may see, as CSV.
 pub async fn ledger_csv(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
     let principal = match gateway.principal(&headers) {
@@ -862,7 +900,8 @@ pub async fn register(State(gateway): State<Gateway>, headers: HeaderMap, body: 
         Ok(encoded) => Bytes::from(encoded),
         Err(error) => return refusal(ErrorCode::Invalid, None, error.to_string()),
     };
-    let (status, reply) = gateway.send(Input::Volunteer, encoded).await;
+    let actor = format!("volunteer:{}", offer.id);
+    let (status, reply) = gateway.send(Input::Volunteer, encoded, &actor).await;
     if !reply.ok {
         return (status, Json(reply)).into_response();
     }

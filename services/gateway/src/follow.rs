@@ -70,6 +70,10 @@ fn apply(
             .map(|event| {
                 let now = context.clock.now();
                 let mut model = model.write().unwrap_or_else(PoisonError::into_inner);
+                let at = chrono::DateTime::<chrono::Utc>::from(stored.stored_at);
+                model
+                    .audit
+                    .record(&event, stored.sequence, at, stored.actor.as_deref());
                 model.apply_event(event, stored.sequence, now);
             })
             .map_err(|error| Fault::skip(format_args!("unreadable event: {error}"))),

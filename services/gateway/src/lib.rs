@@ -30,6 +30,7 @@
 
 pub mod access;
 mod api;
+pub mod audit;
 pub mod callout;
 pub mod charts;
 mod follow;

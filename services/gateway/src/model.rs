@@ -78,6 +78,8 @@ pub struct Delivered {
 /// Everything the pages are built from.
 #[derive(Default)]
 pub struct ReadModel {
+    /// Who did what in `SB_EVENTS` ("who did it"), the newest events.
+    pub audit: crate::audit::AuditTrail,
     pub volunteers: BTreeMap<String, VolunteerOffer>,
     /// Needs as last posted, less tasks withdrawn or left out since.
     pub needs: BTreeMap<String, NeedPost>,

@@ -129,7 +129,11 @@ pub async fn donor_forget(
     };
     let body = serde_json::json!({"kind": "pledge", "id": pledge}).to_string();
     let (_, reply) = gateway
-        .send(proto::subjects::Input::Forget, bytes::Bytes::from(body))
+        .send(
+            proto::subjects::Input::Forget,
+            bytes::Bytes::from(body),
+            &crate::access::Principal::Donor(pledge.clone()).actor(),
+        )
         .await;
     let mut response = html(templates::donor_forgotten(&pledge, &reply));
     response

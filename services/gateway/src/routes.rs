@@ -15,6 +15,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use crate::access::Me;
 use crate::api::{self, Health, LinkMinted, LinkRequest, Registered, Versioned};
+use crate::audit::AuditView;
 use crate::charts::Chart;
 use crate::money::{DonorView, FundingView, PoolView};
 use crate::views::{CollectiveView, CoordinatorView, VolunteerView};
@@ -235,6 +236,23 @@ const WHOSE_VIEW: Parameter = Parameter {
 const WHICH_PLEDGE: Parameter = Parameter {
     description: Some("Coordinators only: which pledge."),
     ..WHOSE_VIEW
+};
+
+const BY_ACTOR: Parameter = Parameter {
+    name: "actor",
+    location: Location::Query,
+    required: false,
+    description: Some(
+        "Only events by this actor (`collective:c-1`, `coordinator`, `trusted`, ...).",
+    ),
+    schema: schema_of::<String>,
+};
+const ABOUT_ENTITY: Parameter = Parameter {
+    name: "entity",
+    location: Location::Query,
+    required: false,
+    description: Some("Only events about this volunteer, need, pledge, task or collective id."),
+    schema: schema_of::<String>,
 };
 
 /// The 200 of a view: the view of this type and the model's version.
@@ -484,6 +502,13 @@ pub const TABLE: &[Route] = &[
         &[NEWER_THAN, WHOSE_VIEW],
         &[view_of!(FundingView), UNAUTHENTICATED, FORBIDDEN],
         |method| on(method, api::funding_view),
+    ),
+    view(
+        "/api/view/audit",
+        "Coordinators only: who did what (the newest events of SB_EVENTS with their actor), filterable by actor and entity.",
+        &[NEWER_THAN, BY_ACTOR, ABOUT_ENTITY],
+        &[view_of!(AuditView), UNAUTHENTICATED, FORBIDDEN],
+        |method| on(method, api::audit_view),
     ),
     view(
         "/api/view/pool",

@@ -497,15 +497,22 @@ impl Ingest {
             .context
             .subjects
             .event(proto::subjects::EventKind::NeedPosted, &["*"]);
+        // Who did it, on the event itself (`proto::wire::ACTOR_HEADER`).
+        let mut extra = async_nats::HeaderMap::new();
+        extra.insert(
+            proto::wire::ACTOR_HEADER,
+            actor_of(&self.context, &request).as_str(),
+        );
         let write = async move {
             let outcome = match condition {
                 Condition::Subject(expected) => {
-                    publish::durably(
+                    publish::durably_with_headers(
                         &context,
                         &written.subject,
                         &written.message_id,
-                        Some(expected),
+                        Some(publish::Expect::LastOnSubject(expected)),
                         payload,
+                        Some(&extra),
                     )
                     .await
                 }
@@ -517,6 +524,7 @@ impl Ingest {
                         &need_posts,
                         expected,
                         payload,
+                        Some(&extra),
                     )
                     .await
                 }
@@ -786,6 +794,25 @@ pub const TRUST_IGNORED_NOTE: &str =
 /// whose `field` names someone else: `actual` is the volunteer, pledge or
 /// collective the body is about. The shared subjects, which only trusted
 /// clients may publish on, carry no sender and are not checked.
+/// Who sent `request`: the person a per-sender subject belongs to (NATS let
+/// only them publish there), else what the trusted client named in
+/// [`proto::wire::ACTOR_HEADER`], else `trusted`.
+fn actor_of(context: &Context, request: &Request) -> String {
+    if let Some((input, Some(sender))) = context.subjects.parse_input(&request.message.subject) {
+        return format!("{}:{sender}", input.sender_role());
+    }
+    request
+        .message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(proto::wire::ACTOR_HEADER))
+        .map(|value| value.as_str().to_owned())
+        .filter(|actor| {
+            !actor.is_empty() && actor.len() <= 160 && actor.chars().all(|c| c.is_ascii_graphic())
+        })
+        .unwrap_or_else(|| proto::wire::ACTOR_TRUSTED.to_owned())
+}
+
 /// `sealed` is the switchboard's to write: a client sends the plain fields.
 fn refuse_sealed(sealed: Option<&str>, plain: &str) -> Result<(), ErrorBody> {
     match sealed {

@@ -130,6 +130,7 @@ impl Driver {
                 sequence: *sequence,
                 trace: None,
                 message_id: None,
+                actor: None,
                 stored_at: std::time::SystemTime::UNIX_EPOCH,
                 pending: 0,
             },

@@ -118,6 +118,7 @@ impl Driver {
                 sequence: self.sequences[slot],
                 trace: None,
                 message_id: None,
+                actor: None,
                 stored_at: std::time::SystemTime::UNIX_EPOCH,
                 pending: 0,
             },
