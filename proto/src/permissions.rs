@@ -451,13 +451,7 @@ fn reading_directly(stream: &str) -> Vec<String> {
 /// its stream).
 fn key_value(bucket: &str, watched: bool) -> Vec<String> {
     let stream = format!("KV_{bucket}");
-    let mut api = vec![
-        format!("$JS.API.STREAM.CREATE.{stream}"),
-        format!("$JS.API.STREAM.UPDATE.{stream}"),
-        format!("$JS.API.STREAM.INFO.{stream}"),
-        format!("$JS.API.STREAM.MSG.GET.{stream}"),
-        format!("$JS.API.DIRECT.GET.{stream}.>"),
-    ];
+    let mut api = reading_keys(bucket);
     if watched {
         api.extend([
             format!("$JS.API.CONSUMER.CREATE.{stream}"),
@@ -469,7 +463,8 @@ fn key_value(bucket: &str, watched: bool) -> Vec<String> {
 }
 
 /// A key-value bucket its user may open (create if absent) and read, key by
-/// key, but not write: the people's keys, for dispatch and the gateway.
+/// key, but not write: the people's keys, for dispatch and the gateway; and
+/// what every other user of a bucket may do besides writing.
 fn reading_keys(bucket: &str) -> Vec<String> {
     let stream = format!("KV_{bucket}");
     vec![

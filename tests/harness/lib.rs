@@ -524,7 +524,12 @@ pub fn gateway_link(principal: &gateway::access::Principal) -> String {
 
 /// An HTTP client that signs every request as the coordinators.
 pub fn coordinator_http() -> reqwest::Client {
-    let token = gateway_token(&gateway::access::Principal::Coordinator);
+    http_as(&gateway::access::Principal::Coordinator)
+}
+
+/// An HTTP client that sends `principal`'s session token on every request.
+pub fn http_as(principal: &gateway::access::Principal) -> reqwest::Client {
+    let token = gateway_token(principal);
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,

@@ -11,21 +11,7 @@ use gateway::access::Principal;
 use proto::subjects::Input;
 use proto::wire::Reply;
 use serde_json::{json, Value};
-use tests::{gateway_token, hours_from_now, volunteer, NatsServer, Options, Switchboard};
-
-fn client_as(principal: &Principal) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", gateway_token(principal))
-            .parse()
-            .unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
+use tests::{hours_from_now, volunteer, NatsServer, Options, Switchboard};
 
 fn entries(view: &Value) -> Vec<(String, String, String)> {
     view["view"]["entries"]
@@ -59,7 +45,7 @@ async fn every_event_names_who_did_it_and_coordinators_filter_the_trail() {
     let subjects = switchboard.subjects.clone();
 
     // A collective posts through the gateway, signed in.
-    let collective = client_as(&Principal::Collective("c-1".into()));
+    let collective = tests::http_as(&Principal::Collective("c-1".into()));
     let need = json!({"id": "n-1", "collective": "c-1", "title": "Pantry", "tasks": [
         {"id": "t-1", "title": "Drive", "skills": {"driving": 2}, "hours": 2.0, "slots": 1,
          "earliest_start": hours_from_now(0), "deadline": hours_from_now(96), "impact": 5.0}]});
