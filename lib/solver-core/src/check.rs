@@ -209,7 +209,7 @@ pub(crate) fn time_violations(problem: &Problem, volunteer: usize, tasks: &[usiz
     }
     let mut weeks: BTreeMap<i64, f64> = BTreeMap::new();
     for &task in tasks {
-        for &(week, hours) in &problem.tasks[task].week_hours {
+        for (week, hours) in problem.week_hours_of(volunteer, task) {
             *weeks.entry(week).or_default() += hours;
         }
     }
@@ -247,12 +247,12 @@ fn flexible_violations(problem: &Problem, volunteer: usize, tasks: &[usize]) -> 
             }
             let need: f64 = tasks
                 .iter()
-                .map(|&task| &problem.tasks[task])
-                .filter(|task| {
+                .filter(|&&task| {
+                    let task = &problem.tasks[task];
                     task.start_hours >= start - HOURS_TOLERANCE
                         && task.deadline_hours <= end + HOURS_TOLERANCE
                 })
-                .map(|task| task.hours)
+                .map(|&task| problem.hours_of(volunteer, task))
                 .sum();
             let have = facts.capacity_between(start, end);
             if need > have + HOURS_TOLERANCE {

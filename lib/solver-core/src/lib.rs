@@ -25,6 +25,7 @@ mod greedy;
 mod live;
 mod milp;
 mod optimise;
+mod owed;
 mod problem;
 mod reliability;
 mod solution;

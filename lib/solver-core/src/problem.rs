@@ -230,6 +230,10 @@ pub struct Problem {
     /// a newcomer (1.0 for everyone unless the live service says otherwise;
     /// `reliability.rs`).
     pub(crate) reliability: Vec<f64>,
+    /// Per volunteer: `(task, hours)` of work they are on and owe less of
+    /// than the task's `hours` (`owed.rs`; empty unless the live service
+    /// says so).
+    pub(crate) owed: Vec<Vec<(usize, f64)>>,
     /// Whether any task is a shift: rules 5 (flexible tasks only), 5b and 5c
     /// apply in this form only then.
     pub(crate) has_shifts: bool,
@@ -418,6 +422,7 @@ impl Problem {
             topological_order,
             pins,
             reliability: vec![1.0; world.volunteers.len()],
+            owed: vec![Vec::new(); world.volunteers.len()],
             has_shifts,
             zones,
             local_shifts,

@@ -146,7 +146,7 @@ impl Subproblem {
                             || pinned.contains(&(volunteer, task));
                         let busy: f64 = state.load[volunteer]
                             .iter()
-                            .map(|&other| problem.tasks[other].hours)
+                            .map(|&other| problem.hours_of(volunteer, other))
                             .sum();
                         let capacity = problem.volunteers[volunteer]
                             .capacity_between(0.0, facts.deadline_hours)
@@ -316,14 +316,14 @@ impl Subproblem {
         let budget = problem.volunteers[volunteer].hours_per_week;
         let mut fixed: BTreeMap<i64, f64> = BTreeMap::new();
         for &task in &state.load[volunteer] {
-            for &(week, hours) in &problem.tasks[task].week_hours {
+            for (week, hours) in problem.week_hours_of(volunteer, task) {
                 *fixed.entry(week).or_default() += hours;
             }
         }
         let mut free: BTreeMap<i64, Vec<(usize, f64)>> = BTreeMap::new();
         for &pair in pairs {
             let pair = &self.pairs[pair];
-            for &(week, hours) in &problem.tasks[pair.task].week_hours {
+            for (week, hours) in problem.week_hours_of(volunteer, pair.task) {
                 free.entry(week).or_default().push((pair.column, hours));
             }
         }
@@ -348,15 +348,18 @@ impl Subproblem {
             if !counts_in_rule_five(problem, self.pairs[pair].task) {
                 continue;
             }
-            let task = &problem.tasks[self.pairs[pair].task];
-            items.push((task.start_hours, task.deadline_hours, task.hours, true));
+            let index = self.pairs[pair].task;
+            let task = &problem.tasks[index];
+            let hours = problem.hours_of(volunteer, index);
+            items.push((task.start_hours, task.deadline_hours, hours, true));
         }
         for &task in &state.load[volunteer] {
             if !counts_in_rule_five(problem, task) {
                 continue;
             }
+            let hours = problem.hours_of(volunteer, task);
             let task = &problem.tasks[task];
-            items.push((task.start_hours, task.deadline_hours, task.hours, false));
+            items.push((task.start_hours, task.deadline_hours, hours, false));
         }
         items.sort_by(|a, b| a.1.total_cmp(&b.1));
         let latest_free_start = items
@@ -420,13 +423,13 @@ impl Subproblem {
         let fixed_hours: f64 = state.load[volunteer]
             .iter()
             .filter(|&&task| inside(task))
-            .map(|&task| problem.tasks[task].hours)
+            .map(|&task| problem.hours_of(volunteer, task))
             .sum();
         let terms: Vec<(usize, f64)> = self.pairs_of_volunteer[&volunteer]
             .iter()
             .map(|&pair| &self.pairs[pair])
             .filter(|pair| inside(pair.task))
-            .map(|pair| (pair.column, problem.tasks[pair.task].hours))
+            .map(|pair| (pair.column, problem.hours_of(volunteer, pair.task)))
             .collect();
         if terms.is_empty() {
             return false;
@@ -608,12 +611,12 @@ pub(crate) fn overfull_intervals(
             }
             let need: f64 = load
                 .iter()
-                .map(|&task| &problem.tasks[task])
-                .filter(|task| {
+                .filter(|&&task| {
+                    let task = &problem.tasks[task];
                     task.start_hours >= start - HOURS_TOLERANCE
                         && task.deadline_hours <= end + HOURS_TOLERANCE
                 })
-                .map(|task| task.hours)
+                .map(|&task| problem.hours_of(volunteer, task))
                 .sum();
             if need > facts.capacity_between(start, end) + FIT_SLACK_HOURS {
                 overfull.push((start, end));

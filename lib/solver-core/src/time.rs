@@ -64,12 +64,12 @@ fn fits_week_and_shifts(problem: &Problem, volunteer: usize, load: &[usize], tas
         }
     }
     let budget = problem.volunteers[volunteer].hours_per_week + FIT_SLACK_HOURS;
-    new_task.week_hours.iter().all(|&(week, hours)| {
+    problem.week_hours_of(volunteer, task).all(|(week, hours)| {
         let held: f64 = load
             .iter()
-            .flat_map(|&other| problem.tasks[other].week_hours.iter())
-            .filter(|&&(other_week, _)| other_week == week)
-            .map(|&(_, other_hours)| other_hours)
+            .flat_map(|&other| problem.week_hours_of(volunteer, other))
+            .filter(|&(other_week, _)| other_week == week)
+            .map(|(_, other_hours)| other_hours)
             .sum();
         hours + held <= budget
     })
@@ -81,7 +81,8 @@ fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usiz
     let new_task = &problem.tasks[task];
     let new_start = new_task.start_hours;
     let new_deadline = new_task.deadline_hours;
-    if new_task.hours > facts.capacity_between(new_start, new_deadline) + FIT_SLACK_HOURS {
+    let new_hours = problem.hours_of(volunteer, task);
+    if new_hours > facts.capacity_between(new_start, new_deadline) + FIT_SLACK_HOURS {
         return false;
     }
     // Candidate interval starts: the new window's own start and every start at
@@ -92,12 +93,13 @@ fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usiz
             .filter(|&start| start <= new_start + HOURS_TOLERANCE),
     );
     for interval_start in starts {
-        let mut need = new_task.hours;
+        let mut need = new_hours;
         let mut new_task_counted = false;
         let mut position = 0;
         // Walk the load by deadline; the new task joins the sum at its own deadline.
         loop {
-            let next = load.get(position).map(|&other| &problem.tasks[other]);
+            let next_index = load.get(position).copied();
+            let next = next_index.map(|other| &problem.tasks[other]);
             let next_deadline = next.map_or(f64::INFINITY, |other| other.deadline_hours);
             if !new_task_counted && next_deadline > new_deadline + HOURS_TOLERANCE {
                 new_task_counted = true;
@@ -106,9 +108,11 @@ fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usiz
                     return false;
                 }
             }
-            let Some(other) = next else { break };
+            let (Some(other), Some(other_index)) = (next, next_index) else {
+                break;
+            };
             if other.start_hours >= interval_start - HOURS_TOLERANCE {
-                need += other.hours;
+                need += problem.hours_of(volunteer, other_index);
                 if new_task_counted
                     && need
                         > facts.capacity_between(interval_start, other.deadline_hours)
@@ -171,12 +175,12 @@ pub(crate) fn slack_around(
         for &end in &ends {
             let need: f64 = members
                 .iter()
-                .map(|&other| &problem.tasks[other])
-                .filter(|other| {
+                .filter(|&&other| {
+                    let other = &problem.tasks[other];
                     other.start_hours >= start - HOURS_TOLERANCE
                         && other.deadline_hours <= end + HOURS_TOLERANCE
                 })
-                .map(|other| other.hours)
+                .map(|&other| problem.hours_of(volunteer, other))
                 .sum();
             let spare = facts.capacity_between(start, end) - need;
             if spare < best.0 {
