@@ -104,7 +104,11 @@ mod tests {
     fn a_member_charged_the_whole_task_is_dropped_but_one_owing_what_is_left_is_kept() {
         let whole = problem(&leaving_member());
         let report = solve(&whole, &SolveOptions::default());
-        assert_eq!(report.dropped_pins, vec![0], "10 h do not fit 3 days at 1 h a day");
+        assert_eq!(
+            report.dropped_pins,
+            vec![0],
+            "10 h do not fit 3 days at 1 h a day"
+        );
 
         let mut left = problem(&leaving_member());
         left.set_owed(0, 0, 2.0);

@@ -38,6 +38,7 @@
 //! Produces: `sb.match.proposed`, `sb.match.released` in `SB_MATCHES`.
 
 pub mod lease;
+pub mod progress;
 pub mod scope;
 pub mod shard;
 pub mod world;
@@ -679,6 +680,15 @@ impl Solver {
                     .collect()
             };
         problem.forbid(&forbidden);
+        // Members under way owe what is left of their part, at their own rate.
+        for (volunteer, task, hours) in self.world.owed(snapshot.now) {
+            if let (Some(volunteer), Some(task)) = (
+                problem.volunteer_index(&volunteer),
+                problem.task_index(&task),
+            ) {
+                problem.set_owed(volunteer, task, hours);
+            }
+        }
         // Plan for expected impact: each volunteer's estimated chance of
         // finishing, relative to a newcomer's (solver-core `reliability`).
         if self.config.starter_policy {

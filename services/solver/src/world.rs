@@ -55,11 +55,9 @@ const KIND_WEIGHT: &str = "weight";
 const KIND_RECORD: &str = "record";
 const KIND_VETTED: &str = "vetted";
 
-/// The least a live task is counted at, in hours, however near its end.
+/// The least a member still on work is charged for it, in hours, however
+/// far they have got: they have not said it is done.
 const HOURS_LEFT_MIN: f64 = 0.01;
-/// Live work is discounted for its progress only once it has been under
-/// way this long.
-const HOURS_LEFT_AFTER_HOURS: i64 = 1;
 
 /// How far before its deadline a task starts to count for more.
 pub const URGENCY_HORIZON_HOURS: f64 = 72.0;
@@ -665,39 +663,60 @@ impl OpenWorld {
         (task.impact * campaign * urgency * equity).min(proto::validate::IMPACT_MAX)
     }
 
-    /// The hours each member still has to give to `task` at `now`. Work
-    /// that people are already on progresses at an even rate from when it
-    /// was proposed (or its earliest start, if later), as problem.md's
-    /// capacity does; counting the whole of it again from `now` would make
-    /// a team that fitted when it was formed stop fitting as time passes,
-    /// and release people who are doing the work. Work nobody is on needs
-    /// all its hours.
-    fn hours_left(&self, task: &TaskSpec, now: DateTime<Utc>) -> f64 {
-        // A shift's team works the whole shift: its hours are its length,
-        // which validation holds it to.
-        if task.shift.is_some() {
-            return task.hours;
-        }
-        let started = self
+    /// What each member on flexible work still owes of it at `now`, as
+    /// `(volunteer, task, hours)`: their held pieces worked at their own
+    /// rate, earliest deadline first, from when each was given to them
+    /// (`progress`). A member is charged that, not the task's whole hours,
+    /// so a team that fitted when it was formed keeps fitting while its
+    /// people work; anyone new to a task owes all of it. Shifts keep their
+    /// hours (the team works the whole shift).
+    pub fn owed(&self, now: DateTime<Utc>) -> Vec<(String, String, f64)> {
+        let mut owed = Vec::new();
+        let working = self
             .live
-            .of_task(&task.id)
-            .filter_map(|live| live.since)
-            .min();
-        let Some(started) = started else {
-            return task.hours;
-        };
-        let start = started.max(task.earliest_start);
-        // Within the first hour nothing is discounted: a plan made right
-        // after a proposal is checked against the hours as posted.
-        if now - start < chrono::Duration::hours(HOURS_LEFT_AFTER_HOURS) {
-            return task.hours;
+            .values()
+            .filter(|live| live.standing == Standing::Accepted);
+        let mut by_volunteer: HashMap<&str, Vec<(&str, crate::progress::Piece)>> = HashMap::new();
+        for live in working {
+            let Some(task) = self
+                .tasks
+                .get(&live.task)
+                .filter(|task| task.shift.is_none())
+            else {
+                continue;
+            };
+            let opens = live
+                .since
+                .map_or(task.earliest_start, |since| since.max(task.earliest_start));
+            by_volunteer
+                .entry(live.volunteer.as_str())
+                .or_default()
+                .push((
+                    live.task.as_str(),
+                    crate::progress::Piece {
+                        opens,
+                        deadline: task.deadline,
+                        hours: task.hours,
+                    },
+                ));
         }
-        let window = (task.deadline - start).num_seconds() as f64;
-        let left = (task.deadline - now).num_seconds() as f64;
-        if window <= 0.0 || left >= window {
-            return task.hours;
+        for (volunteer, held) in by_volunteer {
+            let Some(offer) = self.volunteers.get(volunteer) else {
+                continue;
+            };
+            let pieces: Vec<crate::progress::Piece> =
+                held.iter().map(|(_, piece)| piece.clone()).collect();
+            let rate = offer.hours_per_week / 168.0;
+            let left = crate::progress::owed_at(rate, offer.available_from, &pieces, now);
+            for ((task, _), hours) in held.iter().zip(left) {
+                owed.push((
+                    volunteer.to_owned(),
+                    (*task).to_owned(),
+                    hours.max(HOURS_LEFT_MIN),
+                ));
+            }
         }
-        (task.hours * (left / window).max(0.0)).max(HOURS_LEFT_MIN)
+        owed
     }
 
     /// Volunteers who said yes to each collective's and task's work and are
@@ -926,7 +945,6 @@ impl OpenWorld {
                     weighted.slots = u8::try_from(members).ok().filter(|&slots| slots > 0)?;
                     weighted.impact = 0.0;
                 }
-                weighted.hours = self.hours_left(task, now);
                 let held_cents = self.money.committed(&task.id).get();
                 if task.money_cents > 0 && held_cents > 0 {
                     weighted.money_cents = task.money_cents.saturating_sub(held_cents);
@@ -986,7 +1004,6 @@ impl OpenWorld {
                 booked.impact = 0.0;
                 booked.money_cents = 0;
                 booked.depends_on.clear();
-                booked.hours = self.hours_left(task, now);
                 if let Ok(booked) = booked
                     .validate_standalone("")
                     .map_err(|error| tracing::warn!(%error, "booked task left out"))
@@ -1194,29 +1211,38 @@ mod tests {
     }
 
     #[test]
-    fn live_work_is_counted_for_what_is_left_of_it_and_work_nobody_is_on_in_full() {
+    fn a_member_owes_what_is_left_at_their_own_rate_and_proposals_owe_nothing_yet() {
         let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
         let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
-        let mut task = spec("t-half", "c-any", now + chrono::Duration::days(2));
+        let mut offer = offer("v1", 0);
+        offer.available_from = now - chrono::Duration::days(7);
+        // 16.8 h a week is 0.1 h an hour.
+        offer.hours_per_week = 16.8;
+        world.volunteers.insert("v1".into(), offer);
+        let mut task = spec("t-long", "c-any", now + chrono::Duration::days(10));
+        task.hours = 10.0;
         task.earliest_start = now - chrono::Duration::days(4);
-        assert_eq!(world.hours_left(&task, now), 1.0, "nobody on it: all of it");
+        world.tasks.insert("t-long".into(), task);
         let live = LiveAssignment {
             volunteer: "v1".into(),
-            task: "t-half".into(),
+            task: "t-long".into(),
             round: 0,
-            standing: Standing::Accepted,
-            since: Some(now - chrono::Duration::days(2)),
+            standing: Standing::Proposed,
+            since: Some(now - chrono::Duration::hours(40)),
         };
-        world.live.insert(pair_key("v1", "t-half"), live.clone());
-        // Proposed two days into a window of four before the deadline: half left.
-        assert!((world.hours_left(&task, now) - 0.5).abs() < 1e-9);
-        // Proposed a minute ago: nothing discounted yet.
-        let fresh = LiveAssignment {
-            since: Some(now - chrono::Duration::minutes(1)),
-            ..live
-        };
-        world.live.insert(pair_key("v1", "t-half"), fresh);
-        assert_eq!(world.hours_left(&task, now), 1.0);
+        world.live.insert(pair_key("v1", "t-long"), live.clone());
+        assert!(world.owed(now).is_empty(), "a proposal is not under way");
+        world.live.insert(
+            pair_key("v1", "t-long"),
+            LiveAssignment {
+                standing: Standing::Accepted,
+                ..live
+            },
+        );
+        // 40 h at 0.1 h an hour: 4 of 10 h done, whatever the deadline.
+        let owed = world.owed(now);
+        assert_eq!(owed.len(), 1);
+        assert!((owed[0].2 - 6.0).abs() < 1e-6, "{owed:?}");
     }
 
     #[test]
