@@ -37,6 +37,7 @@
 //! lease bucket `SB_SOLVER_LEASES` (with leases on).
 //! Produces: `sb.match.proposed`, `sb.match.released` in `SB_MATCHES`.
 
+mod difference;
 pub mod lease;
 pub mod progress;
 pub mod scope;
@@ -55,11 +56,11 @@ use futures_util::StreamExt;
 use proto::domain::World;
 use proto::events::{Event, MatchEvent};
 use proto::instance::Plan;
-use proto::subjects::{MatchKind, QUEUE_GROUP_SOLVER};
-use proto::wire::{MatchChanged, MatchProposed};
+use proto::subjects::QUEUE_GROUP_SOLVER;
 use solver_core::{Problem, SolveOptions, SolveReport};
 use tokio_util::sync::CancellationToken;
 
+use difference::Difference;
 use lease::{LeaseConfig, LeaseKeeper};
 use plumbing::follow::{Follower, Stored};
 use plumbing::publish::{Expect, PublishError};
@@ -68,7 +69,7 @@ use plumbing::trace::{self, TraceParent};
 use plumbing::{publish, reply, streams, Context};
 use scope::{Scope, Touched};
 use shard::Sharding;
-use world::{pair_key, LiveAssignment, OpenWorld, Record, Standing};
+use world::{pair_key, OpenWorld, Record, Standing};
 pub use world::{Priorities, TrustSource};
 
 /// Longest wait after the first unmatched change before matching, so a
@@ -1221,113 +1222,12 @@ impl Solver {
         if !self.may_publish() {
             return Ok(());
         }
-        let planned: HashSet<String> = report
-            .solution
-            .assignments
-            .iter()
-            .map(|&(volunteer, task)| {
-                pair_key(
-                    problem.volunteer_id(volunteer).as_str(),
-                    problem.task_id(task).as_str(),
-                )
-            })
-            .collect();
-        // A task is only proposed whole; one holding a pair somebody declined
-        // waits for the next run (the declined pair is not offered again).
-        let mut blocked_tasks: HashSet<usize> = HashSet::new();
-        for &(volunteer, task) in &report.solution.assignments {
-            let key = pair_key(
-                problem.volunteer_id(volunteer).as_str(),
-                problem.task_id(task).as_str(),
-            );
-            if !self.world.live.contains_key(&key) && self.world.declined.contains(&key) {
-                blocked_tasks.insert(task);
-            }
+        let events = Difference {
+            world: &self.world,
+            sharding: &self.config.sharding,
+            response_window: self.config.response_window,
         }
-        let dropped: HashSet<&str> = report
-            .dropped_pins
-            .iter()
-            .map(|&task| problem.task_id(task).as_str())
-            .collect();
-        // A scoped run answers only for its own tasks' live pairs.
-        let lives: Box<dyn Iterator<Item = &LiveAssignment>> = match scope {
-            None => Box::new(self.world.live.values()),
-            Some(scope) => Box::new(
-                scope
-                    .tasks
-                    .iter()
-                    .flat_map(|task| self.world.live.of_task(task)),
-            ),
-        };
-        let releases: Vec<(String, String, u32, &'static str)> = lives
-            .filter(|live| live.standing != Standing::Finished)
-            .filter(|live| self.owns(live))
-            .filter_map(|live| {
-                let key = pair_key(&live.volunteer, &live.task);
-                // Accepted work of a volunteer whose time ended is released by
-                // dispatch, at the exact time and with a hand-off note.
-                let tenure_ended = problem.volunteer_index(&live.volunteer).is_none()
-                    && self.world.volunteers.contains_key(&live.volunteer);
-                if tenure_ended && live.standing == Standing::Accepted {
-                    return None;
-                }
-                let gone = problem.volunteer_index(&live.volunteer).is_none()
-                    || problem.task_index(&live.task).is_none();
-                let reason = if gone {
-                    "the volunteer or the task is no longer available"
-                } else if self.world.vetoed.contains(&key) {
-                    "a coordinator vetoed this match"
-                } else if dropped.contains(live.task.as_str()) {
-                    "the team could not be completed"
-                } else if !planned.contains(&key) {
-                    "the plan changed: this time is worth more elsewhere"
-                } else {
-                    return None;
-                };
-                Some((
-                    live.volunteer.clone(),
-                    live.task.clone(),
-                    live.round,
-                    reason,
-                ))
-            })
-            .collect();
-        let mut events: Vec<MatchEvent> = Vec::new();
-        for (volunteer, task, round, reason) in releases {
-            let change = MatchChanged {
-                volunteer,
-                task,
-                round,
-                reason: Some(reason.to_owned()),
-                handoff: None,
-                at: now,
-            };
-            events.extend(MatchEvent::changed(MatchKind::Released, change));
-        }
-        let mut proposals: HashMap<usize, Vec<usize>> = HashMap::new();
-        for &(volunteer, task) in &report.solution.assignments {
-            let key = pair_key(
-                problem.volunteer_id(volunteer).as_str(),
-                problem.task_id(task).as_str(),
-            );
-            // Never for a task completed or withdrawn since the snapshot.
-            let open = self
-                .world
-                .tasks
-                .contains_key(problem.task_id(task).as_str())
-                && !self.world.done.contains(problem.task_id(task).as_str());
-            if open && !self.world.live.contains_key(&key) {
-                proposals.entry(task).or_default().push(volunteer);
-            }
-        }
-        let mut proposals: Vec<(usize, Vec<usize>)> = proposals.into_iter().collect();
-        proposals.sort_unstable();
-        for (task, volunteers) in proposals {
-            for volunteer in volunteers {
-                let proposal = self.proposal(problem, report, volunteer, task, now);
-                events.push(MatchEvent::Proposed(proposal));
-            }
-        }
+        .events(problem, report, now, scope);
         self.publish_matches(events).await?;
         Ok(())
     }
@@ -1361,44 +1261,6 @@ impl Solver {
             self.published(event)?;
         }
         Ok(true)
-    }
-
-    fn proposal(
-        &self,
-        problem: &Problem,
-        report: &SolveReport,
-        volunteer: usize,
-        task: usize,
-        now: DateTime<Utc>,
-    ) -> MatchProposed {
-        let volunteer_id = problem.volunteer_id(volunteer).as_str().to_owned();
-        let task_id = problem.task_id(task).as_str().to_owned();
-        let spec = self.world.tasks.get(&task_id);
-        let deadline = spec.map(|spec| spec.deadline).unwrap_or(now);
-        // A quarter of the time left, within [1 hour, the configured window]:
-        // near a deadline an unanswered proposal must not hold the work long.
-        let longest = self.config.response_window;
-        let shortest = chrono::Duration::hours(RESPONSE_WINDOW_HOURS_MIN).min(longest);
-        let respond_within = ((deadline - now) / 4).max(shortest).min(longest);
-        let round = self
-            .world
-            .rounds
-            .get(&pair_key(&volunteer_id, &task_id))
-            .map(|last| last + 1)
-            .unwrap_or(0);
-        MatchProposed {
-            volunteer: volunteer_id,
-            task: task_id,
-            need: spec.and_then(|spec| spec.need.clone()).unwrap_or_default(),
-            collective: spec
-                .and_then(|spec| spec.collective.clone())
-                .unwrap_or_default(),
-            impact: problem.task_impact(task),
-            why: solver_core::explain(problem, &report.solution, volunteer, task),
-            respond_by: now + respond_within,
-            round,
-            at: now,
-        }
     }
 
     /// Publishes one match event and applies it. With leases on, only
@@ -1507,24 +1369,6 @@ impl Solver {
         }
         self.behind = false;
         Ok(true)
-    }
-
-    /// Whether this instance's shard answers for a live assignment: the
-    /// task's shard, or the volunteer's when the task is gone.
-    fn owns(&self, live: &LiveAssignment) -> bool {
-        let sharding = &self.config.sharding;
-        if sharding.is_whole() {
-            return true;
-        }
-        let region = match (
-            self.world.tasks.get(&live.task),
-            self.world.volunteers.get(&live.volunteer),
-        ) {
-            (Some(task), _) => task.region.as_deref(),
-            (None, Some(volunteer)) => volunteer.region.as_deref(),
-            (None, None) => None,
-        };
-        sharding.owns(region)
     }
 
     /// Takes a run's plan as the current one (what `sb.plan.get` answers):
