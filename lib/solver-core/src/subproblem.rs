@@ -17,6 +17,10 @@
 //!   [`INTERVAL_ROWS_PER_VOLUNTEER_MAX`] at first; any interval a solution
 //!   still overfills is added and the model solved again (lazy rows).
 //!
+//! [`Subproblem::build`] writes each family of columns and rows in a
+//! function of its own; the time rows (rules 5, 5b and 5c) live in
+//! `time_rows`, where `solve` also writes its lazy interval rows.
+//!
 //! Continuous money is exact: with the teams chosen, the funding is a
 //! transportation problem with integer supplies and demands, so an integral
 //! flow exists whenever a fractional one does. We recompute it in integer
@@ -27,9 +31,13 @@ use std::time::Instant;
 
 use crate::flow::MaxFlow;
 use crate::milp::{solve_model, MilpStatus, ModelSpec};
-use crate::problem::{Problem, HOURS_TOLERANCE};
+use crate::problem::Problem;
 use crate::state::State;
-use crate::time::{fits_with, FIT_SLACK_HOURS};
+use crate::time::fits_with;
+
+mod time_rows;
+
+pub(crate) use time_rows::overfull_intervals;
 
 /// Interval rows written up front per volunteer; the rest come lazily.
 pub(crate) const INTERVAL_ROWS_PER_VOLUNTEER_MAX: usize = 64;
@@ -91,6 +99,109 @@ pub(crate) struct Subproblem {
     pub spec: ModelSpec,
 }
 
+/// What [`Subproblem::build`] was asked for, in the shapes its families of
+/// columns and rows look it up by.
+struct BuildRequest<'a> {
+    state: &'a State<'a>,
+    free_set: HashSet<usize>,
+    /// Task -> the incumbent's team, which a cut candidate list keeps.
+    previous_team: HashMap<usize, Vec<usize>>,
+    keep: &'a HashSet<(usize, usize)>,
+    move_cost: f64,
+    pinned: HashSet<(usize, usize)>,
+    pinned_tasks: HashSet<usize>,
+    limits: ModelLimits,
+}
+
+impl<'a> BuildRequest<'a> {
+    fn new(
+        state: &'a State<'a>,
+        free: &[usize],
+        previous: &[Decision],
+        keep: &'a HashSet<(usize, usize)>,
+        move_cost: f64,
+        pins: &[(usize, usize)],
+        limits: ModelLimits,
+    ) -> BuildRequest<'a> {
+        BuildRequest {
+            state,
+            free_set: free.iter().copied().collect(),
+            previous_team: previous
+                .iter()
+                .map(|decision| (decision.task, decision.team.clone()))
+                .collect(),
+            keep,
+            move_cost,
+            pinned: pins.iter().copied().collect(),
+            pinned_tasks: pins.iter().map(|&(_, task)| task).collect(),
+            limits,
+        }
+    }
+
+    /// The candidates of `task` who still fit it next to their fixed load,
+    /// cut to [`ModelLimits::candidates_per_task_max`] (or to the favoured
+    /// ones, when they alone are more).
+    fn fitting_candidates(&self, task: usize) -> Vec<usize> {
+        let (state, problem) = (self.state, self.state.problem);
+        let facts = &problem.tasks[task];
+        let mut fitting: Vec<usize> = problem.candidates_of_task[task]
+            .iter()
+            .copied()
+            .filter(|&volunteer| fits_with(problem, volunteer, &state.load[volunteer], task))
+            .collect();
+        if fitting.len() <= self.limits.candidates_per_task_max {
+            return fitting;
+        }
+        // The incumbent's team, kept pairs and pins always stay; then
+        // the least loaded people, who are the likeliest to help.
+        let incumbent: &[usize] = self.previous_team.get(&task).map_or(&[], Vec::as_slice);
+        let favoured = |volunteer: usize| {
+            incumbent.contains(&volunteer)
+                || self.keep.contains(&(volunteer, task))
+                || self.pinned.contains(&(volunteer, task))
+        };
+        fitting.sort_by(|&a, &b| {
+            let rank = |volunteer: usize| {
+                let busy: f64 = state.load[volunteer]
+                    .iter()
+                    .map(|&other| problem.hours_of(volunteer, other))
+                    .sum();
+                let capacity = problem.volunteers[volunteer]
+                    .capacity_between(0.0, facts.deadline_hours)
+                    .max(1e-9);
+                (!favoured(volunteer), busy / capacity)
+            };
+            let (a_rank, b_rank) = (rank(a), rank(b));
+            a_rank
+                .0
+                .cmp(&b_rank.0)
+                .then(a_rank.1.total_cmp(&b_rank.1))
+                .then(a.cmp(&b))
+        });
+        let favoured_count = fitting
+            .iter()
+            .take_while(|&&volunteer| favoured(volunteer))
+            .count();
+        fitting.truncate(self.limits.candidates_per_task_max.max(favoured_count));
+        fitting
+    }
+
+    /// Whether `task` could be complete with these candidates: no
+    /// prerequisite left open outside the model, a whole team, and enough
+    /// pledge money left.
+    fn is_possible(&self, task: usize, fitting: &[usize]) -> bool {
+        let state = self.state;
+        let facts = &state.problem.tasks[task];
+        let blocked = facts
+            .dependencies
+            .iter()
+            .any(|&dependency| !self.free_set.contains(&dependency) && !state.complete[dependency]);
+        let money_reachable =
+            facts.money_cents == 0 || state.money_available(task) >= facts.money_cents;
+        !blocked && fitting.len() >= facts.slots && money_reachable
+    }
+}
+
 impl Subproblem {
     /// Builds the model of `free` (all incomplete in `state`). `keep` pairs
     /// earn `move_cost` each; `pins` (volunteer, task) are forced.
@@ -105,342 +216,164 @@ impl Subproblem {
         relax: bool,
         limits: ModelLimits,
     ) -> Subproblem {
-        let problem = state.problem;
-        let mut spec = ModelSpec {
-            relax,
-            ..ModelSpec::default()
+        let request = BuildRequest::new(state, free, previous, keep, move_cost, pins, limits);
+        let mut subproblem = Subproblem {
+            free: free.to_vec(),
+            completion_column: HashMap::new(),
+            pairs: Vec::new(),
+            gifts: Vec::new(),
+            pairs_of_volunteer: BTreeMap::new(),
+            written_intervals: HashSet::new(),
+            spec: ModelSpec {
+                relax,
+                ..ModelSpec::default()
+            },
         };
-        let free_set: HashSet<usize> = free.iter().copied().collect();
-        let pinned: HashSet<(usize, usize)> = pins.iter().copied().collect();
-        let pinned_tasks: HashSet<usize> = pins.iter().map(|&(_, task)| task).collect();
-
-        let mut completion_column = HashMap::new();
-        let mut pairs = Vec::new();
-        let mut gifts = Vec::new();
-        let mut pairs_of_volunteer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        let mut pledge_terms: BTreeMap<usize, Vec<(usize, f64)>> = BTreeMap::new();
-        let previous_team: HashMap<usize, Vec<usize>> = previous
-            .iter()
-            .map(|decision| (decision.task, decision.team.clone()))
-            .collect();
-
+        // Each task's columns and rows are written together, task by task:
+        // HiGHS's search follows the model's order, so the same order keeps
+        // the same search.
+        let mut pledge_terms = BTreeMap::new();
         for &task in free {
-            let facts = &problem.tasks[task];
-            let blocked = facts
-                .dependencies
-                .iter()
-                .any(|&dependency| !free_set.contains(&dependency) && !state.complete[dependency]);
-            let mut fitting: Vec<usize> = problem.candidates_of_task[task]
-                .iter()
-                .copied()
-                .filter(|&volunteer| fits_with(problem, volunteer, &state.load[volunteer], task))
-                .collect();
-            if fitting.len() > limits.candidates_per_task_max {
-                // The incumbent's team, kept pairs and pins always stay; then
-                // the least loaded people, who are the likeliest to help.
-                let incumbent: &[usize] = previous_team.get(&task).map_or(&[], Vec::as_slice);
-                fitting.sort_by(|&a, &b| {
-                    let rank = |volunteer: usize| {
-                        let favoured = incumbent.contains(&volunteer)
-                            || keep.contains(&(volunteer, task))
-                            || pinned.contains(&(volunteer, task));
-                        let busy: f64 = state.load[volunteer]
-                            .iter()
-                            .map(|&other| problem.hours_of(volunteer, other))
-                            .sum();
-                        let capacity = problem.volunteers[volunteer]
-                            .capacity_between(0.0, facts.deadline_hours)
-                            .max(1e-9);
-                        (!favoured, busy / capacity)
-                    };
-                    let (a_rank, b_rank) = (rank(a), rank(b));
-                    a_rank
-                        .0
-                        .cmp(&b_rank.0)
-                        .then(a_rank.1.total_cmp(&b_rank.1))
-                        .then(a.cmp(&b))
-                });
-                let favoured_count = fitting
-                    .iter()
-                    .take_while(|&&volunteer| {
-                        incumbent.contains(&volunteer)
-                            || keep.contains(&(volunteer, task))
-                            || pinned.contains(&(volunteer, task))
-                    })
-                    .count();
-                fitting.truncate(limits.candidates_per_task_max.max(favoured_count));
+            let fitting = request.fitting_candidates(task);
+            let possible = request.is_possible(task, &fitting);
+            let y = subproblem.add_completion_column(&request, task, possible);
+            if !possible {
+                continue;
             }
-            let money_reachable =
-                facts.money_cents == 0 || state.money_available(task) >= facts.money_cents;
-            let possible = !blocked && fitting.len() >= facts.slots && money_reachable;
-            let lower: f64 = if pinned_tasks.contains(&task) {
+            subproblem.add_team(&request, task, y, fitting);
+            subproblem.add_funding(state, task, y, &mut pledge_terms);
+        }
+        subproblem.add_pledge_rows(state, pledge_terms);
+        subproblem.add_dependency_rows(state.problem);
+        subproblem.add_time_rows(state, limits);
+        subproblem
+    }
+
+    /// `y[task]`, worth the task's impact: forced to 1 by a pin, to 0 when
+    /// the task is not possible. An impossible task keeps its column so that
+    /// its dependents' rows pass the 0 on to them.
+    fn add_completion_column(
+        &mut self,
+        request: &BuildRequest<'_>,
+        task: usize,
+        possible: bool,
+    ) -> usize {
+        let facts = &request.state.problem.tasks[task];
+        let lower: f64 = if request.pinned_tasks.contains(&task) {
+            1.0
+        } else {
+            0.0
+        };
+        let upper = if possible { 1.0 } else { 0.0 };
+        let y = self
+            .spec
+            .add_column(facts.impact, lower.min(upper), upper, true);
+        self.completion_column.insert(task, y);
+        y
+    }
+
+    /// `x[v, task]` for each fitting candidate (a kept pair earns the move
+    /// cost, a pinned one is forced) and the whole-team row
+    /// `Σ x[v, task] = slots·y[task]`.
+    fn add_team(&mut self, request: &BuildRequest<'_>, task: usize, y: usize, fitting: Vec<usize>) {
+        let facts = &request.state.problem.tasks[task];
+        let mut team_terms = vec![(y, -(facts.slots as f64))];
+        for volunteer in fitting {
+            let bonus = if request.keep.contains(&(volunteer, task)) {
+                request.move_cost
+            } else {
+                0.0
+            };
+            let forced = if request.pinned.contains(&(volunteer, task)) {
                 1.0
             } else {
                 0.0
             };
-            let upper = if possible { 1.0 } else { 0.0 };
-            let y = spec.add_column(facts.impact, lower.min(upper), upper, true);
-            completion_column.insert(task, y);
-            if !possible {
+            let column = self.spec.add_column(bonus, forced, 1.0, true);
+            team_terms.push((column, 1.0));
+            self.pairs_of_volunteer
+                .entry(volunteer)
+                .or_default()
+                .push(self.pairs.len());
+            self.pairs.push(PairColumn {
+                volunteer,
+                task,
+                column,
+            });
+        }
+        self.spec.add_row(team_terms, 0.0, 0.0);
+    }
+
+    /// For a task that needs money: `f[p, task]` for each eligible pledge
+    /// with cents left, and the whole-funding row `Σ f[p, task] = money·y[task]`.
+    /// Each gift's column and upper bound go into `pledge_terms` for the
+    /// pledge's own row.
+    fn add_funding(
+        &mut self,
+        state: &State<'_>,
+        task: usize,
+        y: usize,
+        pledge_terms: &mut BTreeMap<usize, Vec<(usize, f64)>>,
+    ) {
+        let problem = state.problem;
+        let facts = &problem.tasks[task];
+        if facts.money_cents == 0 {
+            return;
+        }
+        let mut money_terms = vec![(y, -(facts.money_cents as f64))];
+        for &pledge in &problem.pledges_of_task[task] {
+            let left = state.pledge_left[pledge];
+            if left == 0 {
                 continue;
             }
-            let mut team_terms = vec![(y, -(facts.slots as f64))];
-            for volunteer in fitting {
-                let bonus = if keep.contains(&(volunteer, task)) {
-                    move_cost
-                } else {
-                    0.0
-                };
-                let forced = if pinned.contains(&(volunteer, task)) {
-                    1.0
-                } else {
-                    0.0
-                };
-                let column = spec.add_column(bonus, forced, 1.0, true);
-                team_terms.push((column, 1.0));
-                pairs_of_volunteer
-                    .entry(volunteer)
-                    .or_default()
-                    .push(pairs.len());
-                pairs.push(PairColumn {
-                    volunteer,
-                    task,
-                    column,
-                });
-            }
-            spec.add_row(team_terms, 0.0, 0.0);
-            if facts.money_cents > 0 {
-                let mut money_terms = vec![(y, -(facts.money_cents as f64))];
-                for &pledge in &problem.pledges_of_task[task] {
-                    let left = state.pledge_left[pledge];
-                    if left == 0 {
-                        continue;
-                    }
-                    let column =
-                        spec.add_column(0.0, 0.0, left.min(facts.money_cents) as f64, false);
-                    money_terms.push((column, 1.0));
-                    pledge_terms
-                        .entry(pledge)
-                        .or_default()
-                        .push((column, left.min(facts.money_cents) as f64));
-                    gifts.push((pledge, task, column));
-                }
-                spec.add_row(money_terms, 0.0, 0.0);
-            }
+            let column = self
+                .spec
+                .add_column(0.0, 0.0, left.min(facts.money_cents) as f64, false);
+            money_terms.push((column, 1.0));
+            pledge_terms
+                .entry(pledge)
+                .or_default()
+                .push((column, left.min(facts.money_cents) as f64));
+            self.gifts.push((pledge, task, column));
         }
+        self.spec.add_row(money_terms, 0.0, 0.0);
+    }
+
+    /// `Σ f[p, t] <= left[p]` for each pledge, written only when its gifts'
+    /// upper bounds could together take more than it has left.
+    fn add_pledge_rows(
+        &mut self,
+        state: &State<'_>,
+        pledge_terms: BTreeMap<usize, Vec<(usize, f64)>>,
+    ) {
         for (pledge, terms) in pledge_terms {
             let left = state.pledge_left[pledge] as f64;
             let most: f64 = terms.iter().map(|&(_, upper)| upper).sum();
             if most > left {
-                spec.add_row(
+                self.spec.add_row(
                     terms.into_iter().map(|(column, _)| (column, 1.0)).collect(),
                     f64::NEG_INFINITY,
                     left,
                 );
             }
         }
-        for &task in free {
+    }
+
+    /// `y[t] <= y[d]` for each free task and prerequisite in the model. A
+    /// prerequisite outside it needs no row: it is complete, or it left the
+    /// task impossible (`y[t]` fixed at 0).
+    fn add_dependency_rows(&mut self, problem: &Problem) {
+        for &task in &self.free {
             for &dependency in &problem.tasks[task].dependencies {
                 if let (Some(&y), Some(&y_dependency)) = (
-                    completion_column.get(&task),
-                    completion_column.get(&dependency),
+                    self.completion_column.get(&task),
+                    self.completion_column.get(&dependency),
                 ) {
-                    spec.add_row(vec![(y, 1.0), (y_dependency, -1.0)], f64::NEG_INFINITY, 0.0);
+                    self.spec
+                        .add_row(vec![(y, 1.0), (y_dependency, -1.0)], f64::NEG_INFINITY, 0.0);
                 }
             }
         }
-
-        let mut subproblem = Subproblem {
-            free: free.to_vec(),
-            completion_column,
-            pairs,
-            gifts,
-            pairs_of_volunteer,
-            written_intervals: HashSet::new(),
-            spec,
-        };
-        let volunteers: Vec<usize> = subproblem.pairs_of_volunteer.keys().copied().collect();
-        for volunteer in volunteers {
-            let mut rows = subproblem.candidate_intervals(state, volunteer);
-            // The most overfull intervals first: they are the likeliest to bind.
-            rows.sort_by(|a, b| b.2.total_cmp(&a.2));
-            for (start, end, _) in rows
-                .into_iter()
-                .take(limits.interval_rows_per_volunteer_max)
-            {
-                subproblem.add_interval_row(state, volunteer, start, end);
-            }
-            if problem.has_shifts {
-                subproblem.add_shift_rows(state, volunteer);
-            }
-        }
-        subproblem
-    }
-
-    /// Rules 5b and 5c for one volunteer, complete (no lazy rounds needed):
-    /// one row per maximal set of this person's free shifts that share a
-    /// moment (an interval graph's cliques: every overlapping pair is in one),
-    /// and one row per ISO week whose hours could exceed the budget left
-    /// after the fixed load. Pairs that clash with the fixed load were never
-    /// written (`fits_with` filtered them).
-    fn add_shift_rows(&mut self, state: &State<'_>, volunteer: usize) {
-        let problem = state.problem;
-        let pairs = &self.pairs_of_volunteer[&volunteer];
-        let mut shifts: Vec<((f64, f64), usize)> = pairs
-            .iter()
-            .filter_map(|&pair| {
-                let pair = &self.pairs[pair];
-                problem.tasks[pair.task]
-                    .shift
-                    .map(|shift| (shift, pair.column))
-            })
-            .collect();
-        shifts.sort_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.total_cmp(&b.0 .1)));
-        let mut rows: Vec<Vec<(usize, f64)>> = Vec::new();
-        let mut previous: Vec<usize> = Vec::new();
-        for &((point, _), _) in &shifts {
-            // Shifts that hold `point`: started by then and ending after it.
-            let members: Vec<usize> = shifts
-                .iter()
-                .filter(|&&((start, end), _)| start <= point && point < end - HOURS_TOLERANCE)
-                .map(|&(_, column)| column)
-                .collect();
-            if members.len() >= 2 && !members.iter().all(|column| previous.contains(column)) {
-                rows.push(members.iter().map(|&column| (column, 1.0)).collect());
-            }
-            previous = members;
-        }
-        for terms in rows {
-            self.spec.add_row(terms, f64::NEG_INFINITY, 1.0);
-        }
-        let budget = problem.volunteers[volunteer].hours_per_week;
-        let mut fixed: BTreeMap<i64, f64> = BTreeMap::new();
-        for &task in &state.load[volunteer] {
-            for (week, hours) in problem.week_hours_of(volunteer, task) {
-                *fixed.entry(week).or_default() += hours;
-            }
-        }
-        let mut free: BTreeMap<i64, Vec<(usize, f64)>> = BTreeMap::new();
-        for &pair in pairs {
-            let pair = &self.pairs[pair];
-            for (week, hours) in problem.week_hours_of(volunteer, pair.task) {
-                free.entry(week).or_default().push((pair.column, hours));
-            }
-        }
-        for (week, terms) in free {
-            let room = budget - fixed.get(&week).copied().unwrap_or(0.0);
-            let most: f64 = terms.iter().map(|&(_, hours)| hours).sum();
-            if most > room + FIT_SLACK_HOURS {
-                self.spec
-                    .add_row(terms, f64::NEG_INFINITY, room + FIT_SLACK_HOURS);
-            }
-        }
-    }
-
-    /// Intervals `[a, b]` of one volunteer that could be overfull, the
-    /// tightest of each content, with how much they could overfill.
-    fn candidate_intervals(&self, state: &State<'_>, volunteer: usize) -> Vec<(f64, f64, f64)> {
-        let problem = state.problem;
-        let facts = &problem.volunteers[volunteer];
-        // (start, deadline, hours, is a free pair)
-        let mut items: Vec<(f64, f64, f64, bool)> = Vec::new();
-        for &pair in &self.pairs_of_volunteer[&volunteer] {
-            if !counts_in_rule_five(problem, self.pairs[pair].task) {
-                continue;
-            }
-            let index = self.pairs[pair].task;
-            let task = &problem.tasks[index];
-            let hours = problem.hours_of(volunteer, index);
-            items.push((task.start_hours, task.deadline_hours, hours, true));
-        }
-        for &task in &state.load[volunteer] {
-            if !counts_in_rule_five(problem, task) {
-                continue;
-            }
-            let hours = problem.hours_of(volunteer, task);
-            let task = &problem.tasks[task];
-            items.push((task.start_hours, task.deadline_hours, hours, false));
-        }
-        items.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let latest_free_start = items
-            .iter()
-            .filter(|item| item.3)
-            .map(|item| item.0)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let mut starts: Vec<f64> = items.iter().map(|item| item.0).collect();
-        starts.sort_by(f64::total_cmp);
-        starts.dedup();
-        let mut intervals = Vec::new();
-        for &start in starts
-            .iter()
-            .filter(|&&start| start <= latest_free_start + HOURS_TOLERANCE)
-        {
-            let mut hours = 0.0;
-            let mut has_free = false;
-            let mut starts_at_start = false;
-            for (position, item) in items.iter().enumerate() {
-                if item.0 < start - HOURS_TOLERANCE {
-                    continue;
-                }
-                hours += item.2;
-                has_free |= item.3;
-                starts_at_start |= item.0 <= start + HOURS_TOLERANCE;
-                let last_of_deadline = items[position + 1..]
-                    .iter()
-                    .find(|next| next.0 >= start - HOURS_TOLERANCE)
-                    .is_none_or(|next| next.1 > item.1 + HOURS_TOLERANCE);
-                if !last_of_deadline || !has_free || !starts_at_start {
-                    continue;
-                }
-                let excess = hours - facts.capacity_between(start, item.1);
-                if excess > FIT_SLACK_HOURS {
-                    intervals.push((start, item.1, excess));
-                }
-            }
-        }
-        intervals
-    }
-
-    /// Writes the rule-5 row of `[start, end]` for one volunteer, once.
-    fn add_interval_row(
-        &mut self,
-        state: &State<'_>,
-        volunteer: usize,
-        start: f64,
-        end: f64,
-    ) -> bool {
-        let key = (volunteer, start.to_bits(), end.to_bits());
-        if !self.written_intervals.insert(key) {
-            return false;
-        }
-        let problem = state.problem;
-        let inside = |task: usize| {
-            let facts = &problem.tasks[task];
-            counts_in_rule_five(problem, task)
-                && facts.start_hours >= start - HOURS_TOLERANCE
-                && facts.deadline_hours <= end + HOURS_TOLERANCE
-        };
-        let fixed_hours: f64 = state.load[volunteer]
-            .iter()
-            .filter(|&&task| inside(task))
-            .map(|&task| problem.hours_of(volunteer, task))
-            .sum();
-        let terms: Vec<(usize, f64)> = self.pairs_of_volunteer[&volunteer]
-            .iter()
-            .map(|&pair| &self.pairs[pair])
-            .filter(|pair| inside(pair.task))
-            .map(|pair| (pair.column, problem.hours_of(volunteer, pair.task)))
-            .collect();
-        if terms.is_empty() {
-            return false;
-        }
-        let capacity = problem.volunteers[volunteer].capacity_between(start, end);
-        self.spec.add_row(
-            terms,
-            f64::NEG_INFINITY,
-            capacity - fixed_hours + FIT_SLACK_HOURS,
-        );
-        true
     }
 
     /// The incumbent's values for the model's columns: the free tasks that
@@ -571,59 +504,6 @@ impl Subproblem {
                 .collect(),
         )
     }
-}
-
-/// Rule 5 counts flexible tasks only when the problem has shifts.
-fn counts_in_rule_five(problem: &Problem, task: usize) -> bool {
-    !problem.has_shifts || problem.tasks[task].shift.is_none()
-}
-
-/// The `[a, b]` intervals in which `load` overfills a volunteer's time.
-pub(crate) fn overfull_intervals(
-    problem: &Problem,
-    volunteer: usize,
-    load: &[usize],
-) -> Vec<(f64, f64)> {
-    let load: Vec<usize> = load
-        .iter()
-        .copied()
-        .filter(|&task| counts_in_rule_five(problem, task))
-        .collect();
-    let load = load.as_slice();
-    let facts = &problem.volunteers[volunteer];
-    let mut starts: Vec<f64> = load
-        .iter()
-        .map(|&task| problem.tasks[task].start_hours)
-        .collect();
-    let mut ends: Vec<f64> = load
-        .iter()
-        .map(|&task| problem.tasks[task].deadline_hours)
-        .collect();
-    starts.sort_by(f64::total_cmp);
-    starts.dedup();
-    ends.sort_by(f64::total_cmp);
-    ends.dedup();
-    let mut overfull = Vec::new();
-    for &start in &starts {
-        for &end in &ends {
-            if end <= start {
-                continue;
-            }
-            let need: f64 = load
-                .iter()
-                .filter(|&&task| {
-                    let task = &problem.tasks[task];
-                    task.start_hours >= start - HOURS_TOLERANCE
-                        && task.deadline_hours <= end + HOURS_TOLERANCE
-                })
-                .map(|&task| problem.hours_of(volunteer, task))
-                .sum();
-            if need > facts.capacity_between(start, end) + FIT_SLACK_HOURS {
-                overfull.push((start, end));
-            }
-        }
-    }
-    overfull
 }
 
 /// Pays every task in `tasks` its exact money from the pledges' remaining
