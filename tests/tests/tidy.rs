@@ -450,7 +450,6 @@ const OWED: [(&str, &str, &str); 7] = [
     ("services/solver/src/world.rs", "impl `OpenWorld`", "#14: the open world of domain types, validated once"),
     ("services/solver/src/world.rs", "function `snapshot_of`", "#14: snapshot_of as a pure function"),
     ("services/ingest/src/lib.rs", "function `run`", "#14: ingest's select loop split by what it reacts to"),
-    ("lib/solver-core/src/optimise.rs", "function `improve`", "#14: the improvement loop apart from its bookkeeping"),
     ("lib/solver-core/src/live.rs", "impl `LivePlan`", "#16: the live plan's repairs apart from its queries"),
 ];
 
