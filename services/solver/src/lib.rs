@@ -42,6 +42,7 @@ pub mod lease;
 pub mod progress;
 pub mod scope;
 pub mod shard;
+mod snapshot;
 pub mod world;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
