@@ -228,6 +228,9 @@ impl IngestMetrics {
     }
 }
 
+/// The request endpoints, every input's subject(s) merged.
+type Requests = futures_util::stream::SelectAll<async_nats::service::endpoint::Endpoint>;
+
 /// Runs the ingest service until `shutdown` is cancelled.
 pub async fn run(
     context: Context,
@@ -235,155 +238,204 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     streams::ensure(&context.jetstream, &context.subjects, context.replication).await?;
-    let (store, view) = Store::open_and_load(config.state_directory.as_deref(), View::load)?;
-    let stream = context.subjects.events_stream();
-    let applied = store.position(&stream)?;
-    let people = PeopleKeys::new(context.clone());
-    let mut ingest = Ingest {
-        people,
-        context,
-        config,
-        store,
-        view,
-        stream,
-        acknowledged_through: 0,
-        held: None,
-        behind: false,
-        metrics: IngestMetrics::new(),
-    };
-    // The whole log is applied before serving, so validation sees the world as it is.
-    let catch_up_context = ingest.context.clone();
-    let mut logs = Logs::catch_up(
-        &catch_up_context,
-        "ingest",
-        &[(Log::Events, applied)],
-        |_, stored| ingest.apply_stored(stored),
-    )
-    .await?;
-
-    let service = ingest
-        .context
-        .client
-        .service_builder()
-        .description("Validates offers and needs and writes them to the event log.")
-        .queue_group(QUEUE_GROUP_INGEST)
-        .start("sb-ingest", env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|error| anyhow::anyhow!("starting the sb-ingest service: {error}"))?;
-    let mut endpoints = Vec::new();
-    for input in INPUTS {
-        let endpoint = service
-            .endpoint_builder()
-            .name(input.token())
-            .add(ingest.context.subjects.input(input))
-            .await
-            .map_err(|error| anyhow::anyhow!("adding endpoint {}: {error}", input.token()))?;
-        endpoints.push(endpoint);
-        if input.has_sender_subject() {
-            let name = format!("{}-from-sender", input.token());
-            let endpoint = service
-                .endpoint_builder()
-                .name(&name)
-                .add(ingest.context.subjects.input_from_any(input))
-                .await
-                .map_err(|error| anyhow::anyhow!("adding endpoint {name}: {error}"))?;
-            endpoints.push(endpoint);
-        }
-    }
-    let mut requests = futures_util::stream::select_all(endpoints);
+    let (mut ingest, mut logs) = Ingest::open(context, config).await?;
+    let (service, mut requests) = ingest.endpoints().await?;
     let mut in_flight: InFlight = FuturesOrdered::new();
-    let policy = Policy::new("ingest");
     ingest.context.health.set_caught_up();
     tracing::info!("ingest ready");
-
-    loop {
-        // After a conflict the view catches up with the log before anything
-        // is validated again.
-        if ingest.behind && in_flight.is_empty() {
-            let wait = std::time::Duration::from_millis(CATCH_UP_WAIT_MS);
-            let context = ingest.context.clone();
-            match logs
-                .read_to_end(&context, Log::Events, wait, |stored| {
-                    ingest.apply_stored(stored)
-                })
-                .await
-            {
-                Ok(true) => ingest.behind = false,
-                Ok(false) => {}
-                Err(Fault::Retry(error)) => {
-                    tracing::warn!(error = %format!("{error:#}"), "cannot read the log to its end yet")
-                }
-                Err(fault) => policy.judge("catching up after a conflict", Err(fault))?,
-            }
-        }
-        // A view that may hold what was not logged goes back to what is,
-        // once no write is pending and the follower has brought every one
-        // that was acknowledged (else those would be missing until it does).
-        if ingest.view.stale
-            && !ingest.behind
-            && in_flight.is_empty()
-            && logs.position(Log::Events) >= ingest.acknowledged_through
-        {
-            ingest.reset_view();
-        }
-        if ingest.held.as_ref().is_some_and(|held| {
-            !ingest.behind
-                && !ingest.view.stale
-                && !ingest.view.must_wait(&held.entity, held.adds_dependencies)
-        }) {
-            if let Some(held) = ingest.held.take() {
-                let trace = TraceParent::continue_from(held.request.message.headers.as_ref());
-                let handled = ingest.handle(*held.request, held.conflicts, &mut in_flight);
-                trace::scope(trace, handled).await;
-            }
-            continue;
-        }
-        let accepting = in_flight.len() < PUBLISHES_IN_FLIGHT_MAX
-            && !ingest.view.stale
-            && !ingest.behind
-            && ingest.held.is_none();
-        let next = tokio::select! {
-            () = shutdown.cancelled() => Next::Shutdown,
-            Some(sent) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(Box::new(sent)),
-            Some(request) = requests.next(), if accepting => Next::Request(Box::new(request)),
-            Some((_, stored)) = logs.next() => Next::Logged(stored),
-        };
-        match next {
-            Next::Request(request) => {
-                let trace = TraceParent::continue_from(request.message.headers.as_ref());
-                trace::scope(trace, ingest.handle(*request, 0, &mut in_flight)).await
-            }
-            Next::Acknowledged(sent) => {
-                let span = sent.span.clone();
-                ingest.answer(*sent).instrument(span).await
-            }
-            Next::Logged(stored) => {
-                policy.judge("applying a logged event", ingest.apply_stored(&stored))?
-            }
-            Next::Shutdown => break,
-        }
-    }
+    ingest
+        .serve(&mut logs, &mut requests, &mut in_flight, &shutdown)
+        .await?;
     if let Err(error) = service.stop().await {
         tracing::warn!(%error, "stopping the service endpoints");
     }
-    // Requests already written are answered before the service stops.
-    while let Some(sent) = in_flight.next().await {
-        let span = sent.span.clone();
-        ingest.answer(sent).instrument(span).await
-    }
-    if let Some(held) = ingest.held.take() {
-        let reply = Reply::refused(ErrorBody::new(
-            proto::wire::ErrorCode::Unavailable,
-            None,
-            "ingest is stopping; send it again",
-        ));
-        ingest
-            .reply(&held.request, None, &reply, Instant::now())
-            .await;
-    }
+    ingest.finish(in_flight).await;
     ingest.store.flush()?;
     tracing::info!("ingest stopped");
     Ok(())
+}
+
+impl Ingest {
+    /// Opens the store and applies the whole log before serving, so
+    /// validation sees the world as it is.
+    async fn open(context: Context, config: IngestConfig) -> anyhow::Result<(Ingest, Logs)> {
+        let (store, view) = Store::open_and_load(config.state_directory.as_deref(), View::load)?;
+        let stream = context.subjects.events_stream();
+        let applied = store.position(&stream)?;
+        let people = PeopleKeys::new(context.clone());
+        let mut ingest = Ingest {
+            people,
+            context,
+            config,
+            store,
+            view,
+            stream,
+            acknowledged_through: 0,
+            held: None,
+            behind: false,
+            metrics: IngestMetrics::new(),
+        };
+        let catch_up_context = ingest.context.clone();
+        let logs = Logs::catch_up(
+            &catch_up_context,
+            "ingest",
+            &[(Log::Events, applied)],
+            |_, stored| ingest.apply_stored(stored),
+        )
+        .await?;
+        Ok((ingest, logs))
+    }
+
+    /// The `sb-ingest` service with one endpoint per input (and one for
+    /// its per-sender subjects), in one queue group.
+    async fn endpoints(&self) -> anyhow::Result<(async_nats::service::Service, Requests)> {
+        let service = self
+            .context
+            .client
+            .service_builder()
+            .description("Validates offers and needs and writes them to the event log.")
+            .queue_group(QUEUE_GROUP_INGEST)
+            .start("sb-ingest", env!("CARGO_PKG_VERSION"))
+            .await
+            .map_err(|error| anyhow::anyhow!("starting the sb-ingest service: {error}"))?;
+        let mut endpoints = Vec::new();
+        for input in INPUTS {
+            let endpoint = service
+                .endpoint_builder()
+                .name(input.token())
+                .add(self.context.subjects.input(input))
+                .await
+                .map_err(|error| anyhow::anyhow!("adding endpoint {}: {error}", input.token()))?;
+            endpoints.push(endpoint);
+            if input.has_sender_subject() {
+                let name = format!("{}-from-sender", input.token());
+                let endpoint = service
+                    .endpoint_builder()
+                    .name(&name)
+                    .add(self.context.subjects.input_from_any(input))
+                    .await
+                    .map_err(|error| anyhow::anyhow!("adding endpoint {name}: {error}"))?;
+                endpoints.push(endpoint);
+            }
+        }
+        Ok((service, futures_util::stream::select_all(endpoints)))
+    }
+
+    /// Serves requests, write acknowledgements and the log until
+    /// `shutdown`; a fault the policy cannot survive ends it.
+    async fn serve(
+        &mut self,
+        logs: &mut Logs,
+        requests: &mut Requests,
+        in_flight: &mut InFlight,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let policy = Policy::new("ingest");
+        loop {
+            self.catch_up_if_behind(logs, in_flight.is_empty(), &policy)
+                .await?;
+            // A view that may hold what was not logged goes back to what
+            // is, once no write is pending and the follower has brought
+            // every one that was acknowledged (else those would be missing
+            // until it does).
+            if self.view.stale
+                && !self.behind
+                && in_flight.is_empty()
+                && logs.position(Log::Events) >= self.acknowledged_through
+            {
+                self.reset_view();
+            }
+            if self.held_may_go() {
+                if let Some(held) = self.held.take() {
+                    let trace = TraceParent::continue_from(held.request.message.headers.as_ref());
+                    let handled = self.handle(*held.request, held.conflicts, in_flight);
+                    trace::scope(trace, handled).await;
+                }
+                continue;
+            }
+            let accepting = in_flight.len() < PUBLISHES_IN_FLIGHT_MAX
+                && !self.view.stale
+                && !self.behind
+                && self.held.is_none();
+            let next = tokio::select! {
+                () = shutdown.cancelled() => Next::Shutdown,
+                Some(sent) = in_flight.next(), if !in_flight.is_empty() => Next::Acknowledged(Box::new(sent)),
+                Some(request) = requests.next(), if accepting => Next::Request(Box::new(request)),
+                Some((_, stored)) = logs.next() => Next::Logged(stored),
+            };
+            match next {
+                Next::Request(request) => {
+                    let trace = TraceParent::continue_from(request.message.headers.as_ref());
+                    trace::scope(trace, self.handle(*request, 0, in_flight)).await
+                }
+                Next::Acknowledged(sent) => {
+                    let span = sent.span.clone();
+                    self.answer(*sent).instrument(span).await
+                }
+                Next::Logged(stored) => {
+                    policy.judge("applying a logged event", self.apply_stored(&stored))?
+                }
+                Next::Shutdown => return Ok(()),
+            }
+        }
+    }
+
+    /// After a conflict the view catches up with the log before anything
+    /// is validated again, once no write of its own is pending (`idle`).
+    async fn catch_up_if_behind(
+        &mut self,
+        logs: &mut Logs,
+        idle: bool,
+        policy: &Policy,
+    ) -> anyhow::Result<()> {
+        if !self.behind || !idle {
+            return Ok(());
+        }
+        let wait = std::time::Duration::from_millis(CATCH_UP_WAIT_MS);
+        let context = self.context.clone();
+        match logs
+            .read_to_end(&context, Log::Events, wait, |stored| {
+                self.apply_stored(stored)
+            })
+            .await
+        {
+            Ok(true) => self.behind = false,
+            Ok(false) => {}
+            Err(Fault::Retry(error)) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot read the log to its end yet")
+            }
+            Err(fault) => policy.judge("catching up after a conflict", Err(fault))?,
+        }
+        Ok(())
+    }
+
+    /// Whether the request waiting may be validated now: the view is the
+    /// log's and nothing it depends on is still being written.
+    fn held_may_go(&self) -> bool {
+        self.held.as_ref().is_some_and(|held| {
+            !self.behind
+                && !self.view.stale
+                && !self.view.must_wait(&held.entity, held.adds_dependencies)
+        })
+    }
+
+    /// On the way out: requests already written are answered, and the one
+    /// waiting is told to send again.
+    async fn finish(&mut self, mut in_flight: InFlight) {
+        while let Some(sent) = in_flight.next().await {
+            let span = sent.span.clone();
+            self.answer(sent).instrument(span).await
+        }
+        if let Some(held) = self.held.take() {
+            let reply = Reply::refused(ErrorBody::new(
+                proto::wire::ErrorCode::Unavailable,
+                None,
+                "ingest is stopping; send it again",
+            ));
+            self.reply(&held.request, None, &reply, Instant::now())
+                .await;
+        }
+    }
 }
 
 impl Ingest {
