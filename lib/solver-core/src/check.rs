@@ -228,7 +228,7 @@ pub(crate) fn time_violations(problem: &Problem, volunteer: usize, tasks: &[usiz
 fn flexible_violations(problem: &Problem, volunteer: usize, tasks: &[usize]) -> Vec<String> {
     let mut starts: Vec<f64> = tasks
         .iter()
-        .map(|&task| problem.tasks[task].start_hours)
+        .map(|&task| problem.start_of(volunteer, task))
         .collect();
     let mut ends: Vec<f64> = tasks
         .iter()
@@ -248,9 +248,8 @@ fn flexible_violations(problem: &Problem, volunteer: usize, tasks: &[usize]) -> 
             let need: f64 = tasks
                 .iter()
                 .filter(|&&task| {
-                    let task = &problem.tasks[task];
-                    task.start_hours >= start - HOURS_TOLERANCE
-                        && task.deadline_hours <= end + HOURS_TOLERANCE
+                    problem.start_of(volunteer, task) >= start - HOURS_TOLERANCE
+                        && problem.tasks[task].deadline_hours <= end + HOURS_TOLERANCE
                 })
                 .map(|&task| problem.hours_of(volunteer, task))
                 .sum();

@@ -234,6 +234,12 @@ pub struct Problem {
     /// than the task's `hours` (`owed.rs`; empty unless the live service
     /// says so).
     pub(crate) owed: Vec<Vec<(usize, f64)>>,
+    /// Hours after `now` before work not yet under way can start (the
+    /// time people take to answer a proposal; 0 unless the live service
+    /// says otherwise; `owed.rs`)...
+    pub(crate) start_delay: f64,
+    /// ...and per volunteer, `(task, hours)` where a pair's own differs.
+    pub(crate) start_after: Vec<Vec<(usize, f64)>>,
     /// Whether any task is a shift: rules 5 (flexible tasks only), 5b and 5c
     /// apply in this form only then.
     pub(crate) has_shifts: bool,
@@ -423,6 +429,8 @@ impl Problem {
             pins,
             reliability: vec![1.0; world.volunteers.len()],
             owed: vec![Vec::new(); world.volunteers.len()],
+            start_delay: 0.0,
+            start_after: vec![Vec::new(); world.volunteers.len()],
             has_shifts,
             zones,
             local_shifts,

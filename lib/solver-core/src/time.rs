@@ -79,7 +79,7 @@ fn fits_week_and_shifts(problem: &Problem, volunteer: usize, load: &[usize], tas
 fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usize) -> bool {
     let facts = &problem.volunteers[volunteer];
     let new_task = &problem.tasks[task];
-    let new_start = new_task.start_hours;
+    let new_start = problem.start_of(volunteer, task);
     let new_deadline = new_task.deadline_hours;
     let new_hours = problem.hours_of(volunteer, task);
     if new_hours > facts.capacity_between(new_start, new_deadline) + FIT_SLACK_HOURS {
@@ -89,7 +89,7 @@ fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usiz
     // or before it (an interval must begin no later than the new window).
     let starts = std::iter::once(new_start).chain(
         load.iter()
-            .map(|&other| problem.tasks[other].start_hours)
+            .map(|&other| problem.start_of(volunteer, other))
             .filter(|&start| start <= new_start + HOURS_TOLERANCE),
     );
     for interval_start in starts {
@@ -111,7 +111,7 @@ fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usiz
             let (Some(other), Some(other_index)) = (next, next_index) else {
                 break;
             };
-            if other.start_hours >= interval_start - HOURS_TOLERANCE {
+            if problem.start_of(volunteer, other_index) >= interval_start - HOURS_TOLERANCE {
                 need += problem.hours_of(volunteer, other_index);
                 if new_task_counted
                     && need
@@ -160,25 +160,25 @@ pub(crate) fn slack_around(
         .filter(|&other| other != task)
         .collect();
     members.push(task);
+    let window_start = problem.start_of(volunteer, task);
     let starts: Vec<f64> = members
         .iter()
-        .map(|&other| problem.tasks[other].start_hours)
-        .filter(|&start| start <= window.start_hours + HOURS_TOLERANCE)
+        .map(|&other| problem.start_of(volunteer, other))
+        .filter(|&start| start <= window_start + HOURS_TOLERANCE)
         .collect();
     let ends: Vec<f64> = members
         .iter()
         .map(|&other| problem.tasks[other].deadline_hours)
         .filter(|&end| end >= window.deadline_hours - HOURS_TOLERANCE)
         .collect();
-    let mut best = (f64::INFINITY, window.start_hours, window.deadline_hours);
+    let mut best = (f64::INFINITY, window_start, window.deadline_hours);
     for &start in &starts {
         for &end in &ends {
             let need: f64 = members
                 .iter()
                 .filter(|&&other| {
-                    let other = &problem.tasks[other];
-                    other.start_hours >= start - HOURS_TOLERANCE
-                        && other.deadline_hours <= end + HOURS_TOLERANCE
+                    problem.start_of(volunteer, other) >= start - HOURS_TOLERANCE
+                        && problem.tasks[other].deadline_hours <= end + HOURS_TOLERANCE
                 })
                 .map(|&other| problem.hours_of(volunteer, other))
                 .sum();

@@ -691,6 +691,25 @@ impl Solver {
                 problem.set_owed(volunteer, task, hours);
             }
         }
+        // Work not under way starts when its answer comes: a new proposal's
+        // after the time answers take, one already out after what is left
+        // of it.
+        let expected = self.world.answers.expected_hours();
+        for live in self.world.live.values() {
+            if live.standing != Standing::Proposed {
+                continue;
+            }
+            let (Some(volunteer), Some(task), Some(proposed_at)) = (
+                problem.volunteer_index(&live.volunteer),
+                problem.task_index(&live.task),
+                live.since,
+            ) else {
+                continue;
+            };
+            let waited = (snapshot.now - proposed_at).num_seconds() as f64 / 3600.0;
+            problem.set_start_after(volunteer, task, (expected - waited).max(0.0));
+        }
+        problem.set_start_delay(expected);
         // Plan for expected impact: each volunteer's estimated chance of
         // finishing, relative to a newcomer's (solver-core `reliability`).
         if self.config.starter_policy {

@@ -8,8 +8,60 @@
 //! Counting the task's hours as spread over its whole window instead made a
 //! member who leaves before the deadline look as if they could never finish,
 //! and released people who were doing the work.
+//!
+//! Nor does work start when it is proposed: it starts when the person says
+//! yes. [`AnswerTimes`] keeps how long recent answers took, so a new
+//! proposal's work is booked from when its answer is expected.
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
+
+/// How many recent answers the expected answer time is taken from.
+pub const ANSWERS_KEPT: usize = 200;
+/// Below this many answers seen, the prior stands.
+pub const ANSWERS_MIN: usize = 5;
+/// Hours an answer is expected to take before any has been seen: people
+/// look at their messages a few times a day.
+pub const ANSWER_HOURS_PRIOR: f64 = 4.0;
+
+/// How long people took to answer their proposals (accepted or declined),
+/// the most recent [`ANSWERS_KEPT`], in hours. Not stored: after a restart
+/// it starts again from the prior and learns from the answers that follow.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerTimes {
+    recent: VecDeque<f64>,
+}
+
+impl AnswerTimes {
+    /// Records one answer, `hours` after its proposal (ignored if negative
+    /// or not finite: a clock that went back says nothing).
+    pub fn record(&mut self, hours: f64) {
+        if !hours.is_finite() || hours < 0.0 {
+            return;
+        }
+        if self.recent.len() == ANSWERS_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(hours);
+    }
+
+    /// The median of the recent answers, or [`ANSWER_HOURS_PRIOR`] until
+    /// [`ANSWERS_MIN`] have been seen.
+    pub fn expected_hours(&self) -> f64 {
+        if self.recent.len() < ANSWERS_MIN {
+            return ANSWER_HOURS_PRIOR;
+        }
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        if sorted.len().is_multiple_of(2) {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        } else {
+            sorted[middle]
+        }
+    }
+}
 
 /// One held piece of flexible work.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,5 +183,23 @@ mod tests {
         let left = owed_at(0.1, at(10), std::slice::from_ref(&piece), at(100));
         assert!((left[0] - 9.0).abs() < 1e-6, "10..20 only: {left:?}");
         assert_eq!(owed_at(0.0, at(0), &[piece], at(100)), vec![10.0]);
+    }
+
+    #[test]
+    fn the_expected_answer_is_the_median_of_recent_answers_after_a_prior() {
+        let mut answers = AnswerTimes::default();
+        assert_eq!(answers.expected_hours(), ANSWER_HOURS_PRIOR);
+        for hours in [1.0, 9.0, 2.0, 0.5] {
+            answers.record(hours);
+        }
+        answers.record(f64::NAN);
+        answers.record(-3.0);
+        assert_eq!(answers.expected_hours(), ANSWER_HOURS_PRIOR, "four seen");
+        answers.record(3.0);
+        assert_eq!(answers.expected_hours(), 2.0);
+        for _ in 0..ANSWERS_KEPT {
+            answers.record(10.0);
+        }
+        assert_eq!(answers.expected_hours(), 10.0, "only the recent count");
     }
 }

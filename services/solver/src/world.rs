@@ -34,7 +34,8 @@ pub struct LiveAssignment {
     pub task: String,
     pub round: u32,
     pub standing: Standing,
-    /// When it was proposed: the work's clock starts no earlier.
+    /// When it was proposed, then when it was accepted: the work's clock
+    /// starts no earlier.
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
 }
@@ -276,6 +277,9 @@ pub struct OpenWorld {
     pub money: ledger_core::Ledger,
     /// Volunteers and tasks by skill and region, for scoped runs.
     pub index: WorldIndex,
+    /// How long recent answers took: new work is booked from when its
+    /// answer is expected.
+    pub answers: crate::progress::AnswerTimes,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -336,6 +340,7 @@ impl OpenWorld {
                 money
             },
             index: WorldIndex::default(),
+            answers: crate::progress::AnswerTimes::default(),
         };
         for offer in world.volunteers.values() {
             world.index.add_volunteer(offer);
@@ -625,8 +630,21 @@ impl OpenWorld {
         if current_round == Some(round) {
             self.record(event, changes)?;
         }
+        let proposed_at = self
+            .live
+            .get(&key)
+            .filter(|live| live.standing == Standing::Proposed && current_round == Some(round))
+            .and_then(|live| live.since);
+        if let (Some(proposed_at), MatchEvent::Accepted(answer) | MatchEvent::Declined(answer)) =
+            (proposed_at, event)
+        {
+            let hours = (answer.at - proposed_at).num_seconds() as f64 / 3600.0;
+            self.answers.record(hours);
+        }
+        // Work starts when it is accepted, not when it was proposed.
         let since = match event {
             MatchEvent::Proposed(proposal) => Some(proposal.at),
+            MatchEvent::Accepted(answer) if proposed_at.is_some() => Some(answer.at),
             _ => self.live.get(&key).and_then(|live| live.since),
         };
         let standing = match event {
@@ -965,5 +983,56 @@ mod tests {
             "v2 said yes; their work was released, not their will"
         );
         assert!(world.live.is_empty());
+    }
+
+    #[test]
+    fn work_is_counted_from_its_acceptance_and_the_answer_time_is_learnt() {
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let mut changes = Changes::default();
+        let proposed: MatchEvent = MatchEvent::Proposed(
+            serde_json::from_value(serde_json::json!({
+                "volunteer": "v1", "task": "t1", "need": "n1", "collective": "c1",
+                "impact": 1.0, "why": {}, "respond_by": "2026-11-23T00:00:00Z",
+                "at": "2026-11-22T00:00:00Z", "round": 0,
+            }))
+            .unwrap(),
+        );
+        let accepted_at: DateTime<Utc> = "2026-11-22T06:00:00Z".parse().unwrap();
+        let accepted = MatchEvent::changed(
+            proto::subjects::MatchKind::Accepted,
+            proto::wire::MatchChanged {
+                volunteer: "v1".into(),
+                task: "t1".into(),
+                round: 0,
+                reason: None,
+                handoff: None,
+                at: accepted_at,
+            },
+        )
+        .unwrap();
+        world.apply_match(&proposed, &mut changes).unwrap();
+        world.apply_match(&accepted, &mut changes).unwrap();
+        let live = world.live.get(&pair_key("v1", "t1")).unwrap();
+        assert_eq!(live.since, Some(accepted_at));
+        // A repeated accept (a redelivery) is not a second answer: with it,
+        // three more make four answers, still below the five that count.
+        world.apply_match(&accepted, &mut changes).unwrap();
+        assert_eq!(
+            world.live.get(&pair_key("v1", "t1")).unwrap().since,
+            Some(accepted_at)
+        );
+        for _ in 0..3 {
+            world.answers.record(6.0);
+        }
+        assert_eq!(
+            world.answers.expected_hours(),
+            crate::progress::ANSWER_HOURS_PRIOR
+        );
+        world.answers.record(6.0);
+        assert_eq!(
+            world.answers.expected_hours(),
+            6.0,
+            "the 6 h answer counted"
+        );
     }
 }

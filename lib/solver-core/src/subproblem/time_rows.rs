@@ -109,15 +109,17 @@ impl Subproblem {
             let index = self.pairs[pair].task;
             let task = &problem.tasks[index];
             let hours = problem.hours_of(volunteer, index);
-            items.push((task.start_hours, task.deadline_hours, hours, true));
+            let start = problem.start_of(volunteer, index);
+            items.push((start, task.deadline_hours, hours, true));
         }
         for &task in &state.load[volunteer] {
             if !counts_in_rule_five(problem, task) {
                 continue;
             }
             let hours = problem.hours_of(volunteer, task);
+            let start = problem.start_of(volunteer, task);
             let task = &problem.tasks[task];
-            items.push((task.start_hours, task.deadline_hours, hours, false));
+            items.push((start, task.deadline_hours, hours, false));
         }
         items.sort_by(|a, b| a.1.total_cmp(&b.1));
         let latest_free_start = items
@@ -173,10 +175,9 @@ impl Subproblem {
         }
         let problem = state.problem;
         let inside = |task: usize| {
-            let facts = &problem.tasks[task];
             counts_in_rule_five(problem, task)
-                && facts.start_hours >= start - HOURS_TOLERANCE
-                && facts.deadline_hours <= end + HOURS_TOLERANCE
+                && problem.start_of(volunteer, task) >= start - HOURS_TOLERANCE
+                && problem.tasks[task].deadline_hours <= end + HOURS_TOLERANCE
         };
         let fixed_hours: f64 = state.load[volunteer]
             .iter()
@@ -222,7 +223,7 @@ pub(crate) fn overfull_intervals(
     let facts = &problem.volunteers[volunteer];
     let mut starts: Vec<f64> = load
         .iter()
-        .map(|&task| problem.tasks[task].start_hours)
+        .map(|&task| problem.start_of(volunteer, task))
         .collect();
     let mut ends: Vec<f64> = load
         .iter()
@@ -241,9 +242,8 @@ pub(crate) fn overfull_intervals(
             let need: f64 = load
                 .iter()
                 .filter(|&&task| {
-                    let task = &problem.tasks[task];
-                    task.start_hours >= start - HOURS_TOLERANCE
-                        && task.deadline_hours <= end + HOURS_TOLERANCE
+                    problem.start_of(volunteer, task) >= start - HOURS_TOLERANCE
+                        && problem.tasks[task].deadline_hours <= end + HOURS_TOLERANCE
                 })
                 .map(|&task| problem.hours_of(volunteer, task))
                 .sum();
