@@ -162,7 +162,9 @@ async fn work_still_held_when_a_volunteers_time_ends_is_released_with_a_handoff_
     )
     .await;
     scene.post_task().await;
-    scene.post_volunteer("v-leaving", 3).await;
+    // Five hours left: time to answer (two hours are given) and do the
+    // hour's work, which they still hold when their time ends.
+    scene.post_volunteer("v-leaving", 5).await;
     let (_, proposal) = inbox.next().await;
     scene
         .switchboard

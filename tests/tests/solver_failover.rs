@@ -336,3 +336,53 @@ async fn a_write_expecting_an_older_end_of_the_stream_is_refused() {
     .unwrap();
     assert_eq!(current, 2);
 }
+
+/// A solver without leases sends a plan's writes together, each
+/// conditional on the one before: all go in when nobody else wrote, none
+/// from the first write of anyone else's on.
+#[tokio::test]
+async fn chained_writes_go_in_together_or_stop_at_anyone_elses_write() {
+    let nats = NatsServer::start().await;
+    let context = context(&nats, "test-writer").await;
+    plumbing::streams::ensure(&context.jetstream, &context.subjects, context.replication)
+        .await
+        .unwrap();
+    let subject = context.subjects.match_event(MatchKind::Released);
+    let outgoing = |id: &str| plumbing::publish::Outgoing {
+        subject: subject.clone(),
+        message_id: id.to_owned(),
+        payload: Bytes::from_static(b"{}"),
+        trace: None,
+    };
+    let plan = [outgoing("a1"), outgoing("a2"), outgoing("a3")];
+    let written = plumbing::publish::durably_chained(&context, &plan, 0)
+        .await
+        .unwrap();
+    assert_eq!(written, vec![1, 2, 3]);
+    // Someone else (dispatch: a decline) writes; a plan made before it
+    // read that is refused, and nothing of it goes in.
+    plumbing::publish::durably(&context, &subject, "other", None, Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let stale = [outgoing("b1"), outgoing("b2")];
+    let refused = plumbing::publish::durably_chained(&context, &stale, 3).await;
+    assert!(
+        matches!(
+            refused,
+            Err(plumbing::publish::PublishError::Conflict { .. })
+        ),
+        "{refused:?}"
+    );
+    let stream = context.subjects.matches_stream();
+    assert_eq!(
+        plumbing::streams::last_sequence(&context.jetstream, &stream)
+            .await
+            .unwrap(),
+        4
+    );
+    // Read to its end, the same plan goes in.
+    let written = plumbing::publish::durably_chained(&context, &stale, 4)
+        .await
+        .unwrap();
+    assert_eq!(written, vec![5, 6]);
+}

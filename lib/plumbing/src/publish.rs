@@ -112,7 +112,12 @@ pub async fn durably_with_headers(
         .await;
         match outcome {
             Ok(ack) => return Ok(ack.sequence),
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                ) =>
+            {
                 return Err(PublishError::Conflict {
                     subject: subject.to_owned(),
                 });
@@ -179,22 +184,74 @@ pub struct Outgoing {
 /// waiting a round trip for the one before. The acks are awaited together,
 /// so while the server is away the caller waits one ack timeout, not one
 /// per message. At most [`WRITES_IN_FLIGHT_MAX`] wait at once: beyond that
-/// the oldest ack is awaited before the next write goes out. A write whose ack did not come is retried alone, with the
-/// same message id, as [`durably`] does; the first that still fails ends
-/// the call with its error (later ones are not retried: the caller plans
-/// again from what the stream holds). Returns their sequences.
+/// the oldest ack is awaited before the next write goes out. A write whose
+/// ack did not come is retried alone, with the same message id, as
+/// [`durably`] does; the first that still fails ends the call with its
+/// error (later ones are not retried: the caller plans again from what the
+/// stream holds). Returns their sequences.
 pub async fn durably_all(
     context: &crate::Context,
     messages: &[Outgoing],
 ) -> Result<Vec<u64>, PublishError> {
+    write_all(context, messages, None).await
+}
+
+/// [`durably_all`], each write conditional on the whole stream: the first
+/// only if the stream's last sequence is `after` (the writer has read
+/// everything before it, whoever wrote it), each next one only if the last
+/// message in the stream is the one before it (by message id). Still sent
+/// together: the server applies them in order, so all go in when nobody
+/// else writes meanwhile, and from the first write of anyone else's (or
+/// the first refused) on, every one is refused: what goes in is always a
+/// first part of them. `Conflict` then (the caller reads the stream, where
+/// it finds that part, before writing again).
+pub async fn durably_chained(
+    context: &crate::Context,
+    messages: &[Outgoing],
+    after: u64,
+) -> Result<Vec<u64>, PublishError> {
+    write_all(context, messages, Some(after)).await
+}
+
+/// What became of one write of [`write_all`] before any retry.
+enum Acked {
+    Written(u64),
+    /// Its condition did not hold.
+    Refused,
+    /// No ack came: it may or may not be in the stream.
+    Unknown,
+}
+
+async fn write_all(
+    context: &crate::Context,
+    messages: &[Outgoing],
+    after: Option<u64>,
+) -> Result<Vec<u64>, PublishError> {
     let current = crate::trace::current();
+    // The condition of each write: the stream's end for the first, the
+    // write before it for the others.
+    let condition = |index: usize| -> Option<async_nats::HeaderMap> {
+        let after = after?;
+        let mut headers = async_nats::HeaderMap::new();
+        match index.checked_sub(1) {
+            None => headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                after.to_string().as_str(),
+            ),
+            Some(before) => headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID,
+                messages[before].message_id.as_str(),
+            ),
+        }
+        Some(headers)
+    };
     let mut acks = Vec::with_capacity(messages.len());
     let mut waiting = futures_util::stream::FuturesOrdered::new();
-    for message in messages {
+    for (index, message) in messages.iter().enumerate() {
         if waiting.len() >= WRITES_IN_FLIGHT_MAX {
-            acks.push(waiting.next().await.flatten());
+            acks.push(waiting.next().await.unwrap_or(Acked::Unknown));
         }
-        let mut headers = async_nats::HeaderMap::new();
+        let mut headers = condition(index).unwrap_or_default();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
             message.message_id.as_str(),
@@ -207,9 +264,20 @@ pub async fn durably_all(
             .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
             .await;
         waiting.push_back(async move {
-            match ack {
-                Ok(ack) => ack.await.ok().map(|ack| ack.sequence),
-                Err(_) => None,
+            let Ok(ack) = ack else {
+                return Acked::Unknown;
+            };
+            match ack.await {
+                Ok(ack) => Acked::Written(ack.sequence),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                    ) =>
+                {
+                    Acked::Refused
+                }
+                Err(_) => Acked::Unknown,
             }
         });
     }
@@ -217,18 +285,25 @@ pub async fn durably_all(
         acks.push(acked);
     }
     let mut sequences = Vec::with_capacity(messages.len());
-    for (acked, message) in acks.into_iter().zip(messages) {
-        let sequence = match (acked, message.trace.or(current)) {
-            (Some(sequence), _) => sequence,
-            (None, trace) => {
-                let retry = durably(
+    for (index, (acked, message)) in acks.into_iter().zip(messages).enumerate() {
+        let sequence = match acked {
+            Acked::Written(sequence) => sequence,
+            Acked::Refused => {
+                return Err(PublishError::Conflict {
+                    subject: message.subject.clone(),
+                })
+            }
+            Acked::Unknown => {
+                let condition = condition(index);
+                let retry = durably_with_headers(
                     context,
                     &message.subject,
                     &message.message_id,
                     None,
                     message.payload.clone(),
+                    condition.as_ref(),
                 );
-                match trace {
+                match message.trace.or(current) {
                     Some(trace) => crate::trace::scope(trace, retry).await?,
                     None => retry.await?,
                 }

@@ -692,9 +692,10 @@ impl Solver {
             }
         }
         // Work not under way starts when its answer comes: a new proposal's
-        // after the time answers take, one already out after what is left
-        // of it.
-        let expected = self.world.answers.expected_hours();
+        // after the time answers take (never longer than people are given
+        // to answer), one already out after what is left of it.
+        let window_hours = self.config.response_window.num_seconds() as f64 / 3600.0;
+        let expected = self.world.answers.expected_hours().min(window_hours);
         for live in self.world.live.values() {
             if live.standing != Standing::Proposed {
                 continue;
@@ -1252,10 +1253,14 @@ impl Solver {
         Ok(())
     }
 
-    /// Publishes a run's releases and proposals in order. Without leases
-    /// their acks are awaited together ([`publish::durably_all`]); with
-    /// leases each write is conditional on the last, so one at a time.
-    /// `false` when fenced off.
+    /// Publishes a run's releases and proposals in order, each write
+    /// conditional on `SB_MATCHES` not having moved past what this
+    /// instance has read: a plan made on a world that moved on (someone
+    /// declined, finished, was released meanwhile) is not written over
+    /// it. Without leases they are sent together and their acks awaited
+    /// together ([`publish::durably_chained`]); with leases one at a time,
+    /// each only while the lease is held. `false` when fenced off: the
+    /// stream is read to its end and the world planned again.
     async fn publish_matches(&mut self, events: Vec<MatchEvent>) -> anyhow::Result<bool> {
         if self.lease.is_some() {
             for event in events {
@@ -1274,13 +1279,36 @@ impl Solver {
                 trace: None,
             })
             .collect();
-        publish::durably_all(&self.context, &messages)
-            .await
-            .context("publishing a plan's changes to the match stream")?;
+        match publish::durably_chained(&self.context, &messages, self.matches_position).await {
+            Ok(sequences) => {
+                if let Some(&last) = sequences.iter().max() {
+                    self.matches_position = self.matches_position.max(last);
+                }
+            }
+            Err(PublishError::Conflict { .. }) => {
+                self.fenced_off();
+                return Ok(false);
+            }
+            Err(error) => {
+                return Err(error).context("publishing a plan's changes to the match stream")
+            }
+        }
         for event in &events {
             self.published(event)?;
         }
         Ok(true)
+    }
+
+    /// The match stream moved on under a write: read it before planning
+    /// again, and plan everything then.
+    fn fenced_off(&mut self) {
+        tracing::debug!(
+            expected = self.matches_position,
+            "the match stream moved on; reading it before planning again"
+        );
+        self.behind = true;
+        self.dirty = true;
+        self.touched.everything = true;
     }
 
     /// Publishes one match event and applies it. With leases on, only
@@ -1314,13 +1342,7 @@ impl Solver {
                         self.matches_position = self.matches_position.max(sequence);
                     }
                     Err(PublishError::Conflict { .. }) => {
-                        tracing::debug!(
-                            expected = self.matches_position,
-                            "the match stream moved on; reading it before planning again"
-                        );
-                        self.behind = true;
-                        self.dirty = true;
-                        self.touched.everything = true;
+                        self.fenced_off();
                         return Ok(false);
                     }
                     Err(error) => {
@@ -1376,10 +1398,10 @@ impl Solver {
         self.was_active = active;
     }
 
-    /// With leases on and after a conflict: whether this instance has read
-    /// `SB_MATCHES` to its end. Always true without leases.
+    /// After a conflict: whether this instance has read `SB_MATCHES` to
+    /// its end.
     async fn caught_up(&mut self) -> anyhow::Result<bool> {
-        if self.lease.is_none() || !self.behind || !self.may_publish() {
+        if !self.behind || !self.may_publish() {
             return Ok(true);
         }
         let stream = self.context.subjects.matches_stream();
