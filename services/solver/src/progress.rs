@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// How many recent answers the expected answer time is taken from.
 pub const ANSWERS_KEPT: usize = 200;
@@ -61,6 +62,16 @@ impl AnswerTimes {
             sorted[middle]
         }
     }
+}
+
+/// What a volunteer had left of each piece of accepted flexible work
+/// (task id to hours) at `as_of`, the last time what they hold changed.
+/// Estimates of their progress work on from here, so time they spent on
+/// work since finished or released is never counted again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub as_of: DateTime<Utc>,
+    pub left: std::collections::HashMap<String, f64>,
 }
 
 /// One held piece of flexible work.

@@ -83,19 +83,47 @@ impl OpenWorld {
     }
     /// What each member on flexible work still owes of it at `now`, as
     /// `(volunteer, task, hours)`: their held pieces worked at their own
-    /// rate, earliest deadline first, from when each was given to them
-    /// (`progress`). A member is charged that, not the task's whole hours,
+    /// rate, earliest deadline first, from when each was accepted
+    /// ([`OpenWorld::left_at`]). A member is charged that, not the task's whole hours,
     /// so a team that fitted when it was formed keeps fitting while its
     /// people work; anyone new to a task owes all of it. Shifts keep their
     /// hours (the team works the whole shift).
     pub fn owed(&self, now: DateTime<Utc>) -> Vec<(String, String, f64)> {
-        let mut owed = Vec::new();
-        let working = self
+        let mut volunteers: Vec<&str> = self
             .live
             .values()
-            .filter(|live| live.standing == Standing::Accepted);
-        let mut by_volunteer: HashMap<&str, Vec<(&str, crate::progress::Piece)>> = HashMap::new();
-        for live in working {
+            .filter(|live| live.standing == Standing::Accepted)
+            .map(|live| live.volunteer.as_str())
+            .collect();
+        volunteers.sort_unstable();
+        volunteers.dedup();
+        let mut owed = Vec::new();
+        for volunteer in volunteers {
+            for (task, hours) in self.left_at(volunteer, now) {
+                owed.push((volunteer.to_owned(), task, hours.max(HOURS_LEFT_MIN)));
+            }
+        }
+        owed
+    }
+
+    /// What `volunteer` has left at `at` of each piece of flexible work
+    /// they hold accepted: from their last checkpoint (what was left of
+    /// each piece then, [`crate::progress::Progress`]), worked at their own
+    /// rate, earliest deadline first. The pieces held have not changed
+    /// since the checkpoint (every change of them makes one), so this is
+    /// the work a person doing exactly that has done: hours spent on work
+    /// finished or released before are never credited to what is left.
+    pub(crate) fn left_at(&self, volunteer: &str, at: DateTime<Utc>) -> Vec<(String, f64)> {
+        let Some(offer) = self.volunteers.get(volunteer) else {
+            return Vec::new();
+        };
+        let checkpoint = self.progress.get(volunteer);
+        let as_of = checkpoint.map(|checkpoint| checkpoint.as_of);
+        let mut held: Vec<(String, crate::progress::Piece)> = Vec::new();
+        for live in self.live.held_by(volunteer) {
+            if live.standing != Standing::Accepted {
+                continue;
+            }
             let Some(task) = self
                 .tasks
                 .get(&live.task)
@@ -103,38 +131,31 @@ impl OpenWorld {
             else {
                 continue;
             };
-            let opens = live
+            let mut opens = live
                 .since
                 .map_or(task.earliest_start, |since| since.max(task.earliest_start));
-            by_volunteer
-                .entry(live.volunteer.as_str())
-                .or_default()
-                .push((
-                    live.task.as_str(),
-                    crate::progress::Piece {
-                        opens,
-                        deadline: task.deadline,
-                        hours: task.hours,
-                    },
-                ));
-        }
-        for (volunteer, held) in by_volunteer {
-            let Some(offer) = self.volunteers.get(volunteer) else {
-                continue;
-            };
-            let pieces: Vec<crate::progress::Piece> =
-                held.iter().map(|(_, piece)| piece.clone()).collect();
-            let rate = offer.hours_per_week / 168.0;
-            let left = crate::progress::owed_at(rate, offer.available_from, &pieces, now);
-            for ((task, _), hours) in held.iter().zip(left) {
-                owed.push((
-                    volunteer.to_owned(),
-                    (*task).to_owned(),
-                    hours.max(HOURS_LEFT_MIN),
-                ));
+            let mut hours = task.hours;
+            if let (Some(checkpoint), Some(as_of)) = (checkpoint, as_of) {
+                opens = opens.max(as_of);
+                if let Some(&left) = checkpoint.left.get(&live.task) {
+                    hours = left.min(task.hours);
+                }
             }
+            let piece = crate::progress::Piece {
+                opens,
+                deadline: task.deadline,
+                hours,
+            };
+            held.push((live.task.clone(), piece));
         }
-        owed
+        let pieces: Vec<crate::progress::Piece> =
+            held.iter().map(|(_, piece)| piece.clone()).collect();
+        let rate = offer.hours_per_week / 168.0;
+        let present_from = as_of.map_or(offer.available_from, |as_of| {
+            as_of.max(offer.available_from)
+        });
+        let left = crate::progress::owed_at(rate, present_from, &pieces, at);
+        held.into_iter().map(|(task, _)| task).zip(left).collect()
     }
     /// Volunteers who said yes to each collective's and task's work and are
     /// still on it.

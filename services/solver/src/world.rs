@@ -53,6 +53,7 @@ const KIND_PIN: &str = "pin";
 const KIND_WEIGHT: &str = "weight";
 const KIND_RECORD: &str = "record";
 const KIND_VETTED: &str = "vetted";
+const KIND_PROGRESS: &str = "progress";
 
 /// How far before its deadline a task starts to count for more.
 pub const URGENCY_HORIZON_HOURS: f64 = 72.0;
@@ -213,6 +214,15 @@ impl LiveBook {
         self.by_volunteer.get(volunteer).into_iter().flatten()
     }
 
+    /// Every live pair of `volunteer`.
+    pub fn held_by<'a>(
+        &'a self,
+        volunteer: &'a str,
+    ) -> impl Iterator<Item = &'a LiveAssignment> + 'a {
+        self.tasks_of(volunteer)
+            .filter_map(move |task| self.by_key.get(&pair_key(volunteer, task)))
+    }
+
     /// How many volunteers are live on `task`.
     pub fn team_size(&self, task: &str) -> usize {
         self.by_task.get(task).map_or(0, BTreeSet::len)
@@ -280,6 +290,14 @@ pub struct OpenWorld {
     /// How long recent answers took: new work is booked from when its
     /// answer is expected.
     pub answers: crate::progress::AnswerTimes,
+    /// Per volunteer, what was left of each piece of accepted work at the
+    /// last change of what they hold (`OpenWorld::left_at` works on from
+    /// there).
+    pub progress: HashMap<String, crate::progress::Progress>,
+    /// The latest time a match event carried: when a task is withdrawn or
+    /// completed (events without a time of their own), its members'
+    /// progress is taken then. Not stored: it is back with the next event.
+    pub latest_at: Option<DateTime<Utc>>,
 }
 
 /// A campaign weight: the impact of matching tasks is multiplied by `factor`.
@@ -341,6 +359,8 @@ impl OpenWorld {
             },
             index: WorldIndex::default(),
             answers: crate::progress::AnswerTimes::default(),
+            progress: store.load(KIND_PROGRESS)?.into_iter().collect(),
+            latest_at: None,
         };
         for offer in world.volunteers.values() {
             world.index.add_volunteer(offer);
@@ -446,6 +466,18 @@ impl OpenWorld {
     }
 
     fn remove_task(&mut self, task: &str, changes: &mut Changes) {
+        // Its members stop working on it: what they did of their other
+        // work until now is kept before it goes.
+        if let Some(at) = self.latest_at {
+            let members: Vec<String> = self
+                .live
+                .of_task(task)
+                .map(|live| live.volunteer.clone())
+                .collect();
+            for volunteer in members {
+                self.checkpoint(&volunteer, at, changes);
+            }
+        }
         if let Some(spec) = self.tasks.remove(task) {
             self.index.remove_task(&spec);
             changes.remove(KIND_TASK, task);
@@ -617,6 +649,24 @@ impl OpenWorld {
         Ok(())
     }
 
+    /// Keeps what `volunteer` has left at `at` of each piece they hold
+    /// accepted, as the point later estimates work on from (nothing, once
+    /// they hold none).
+    fn checkpoint(&mut self, volunteer: &str, at: DateTime<Utc>, changes: &mut Changes) {
+        let left: HashMap<String, f64> = self.left_at(volunteer, at).into_iter().collect();
+        if left.is_empty() {
+            if self.progress.remove(volunteer).is_some() {
+                changes.remove(KIND_PROGRESS, volunteer);
+            }
+            return;
+        }
+        let progress = crate::progress::Progress { as_of: at, left };
+        // A store that refuses is fatal at the commit; here it only queues.
+        if changes.put(KIND_PROGRESS, volunteer, &progress).is_ok() {
+            self.progress.insert(volunteer.to_owned(), progress);
+        }
+    }
+
     /// Pairs never to propose: declined, expired or vetoed.
     pub fn is_forbidden(&self, key: &str) -> bool {
         self.declined.contains(key) || self.vetoed.contains(key)
@@ -629,6 +679,25 @@ impl OpenWorld {
         let current_round = self.live.get(&key).map(|live| live.round);
         if current_round == Some(round) {
             self.record(event, changes)?;
+        }
+        let at = match event {
+            MatchEvent::Proposed(proposal) => proposal.at,
+            MatchEvent::Accepted(change)
+            | MatchEvent::Declined(change)
+            | MatchEvent::Expired(change)
+            | MatchEvent::CheckedIn(change)
+            | MatchEvent::Released(change)
+            | MatchEvent::Completed(change) => change.at,
+        };
+        self.latest_at = Some(self.latest_at.map_or(at, |latest| latest.max(at)));
+        // What the volunteer holds accepted may change: their progress on
+        // it so far is kept first.
+        let changes_holdings = matches!(
+            event,
+            MatchEvent::Accepted(_) | MatchEvent::Released(_) | MatchEvent::Completed(_)
+        );
+        if changes_holdings && current_round == Some(round) {
+            self.checkpoint(volunteer, at, changes);
         }
         let proposed_at = self
             .live
@@ -1034,5 +1103,81 @@ mod tests {
             6.0,
             "the 6 h answer counted"
         );
+    }
+
+    /// Issue 16: the estimate was worked out afresh over the pieces held
+    /// now, so hours spent on a piece already finished were credited to
+    /// the one still held, which then looked done while it was untouched.
+    #[test]
+    fn time_spent_on_finished_work_is_not_credited_to_the_work_still_held() {
+        let t0: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let at = |hours: i64| t0 + chrono::Duration::hours(hours);
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let mut offer = offer("v1", 0);
+        // 16.8 h a week is 0.1 h an hour.
+        offer.hours_per_week = 16.8;
+        world.volunteers.insert("v1".into(), offer);
+        for (id, days) in [("t-first", 3), ("t-second", 10)] {
+            let mut task = spec(id, "c-any", t0 + chrono::Duration::days(days));
+            task.hours = 4.0;
+            task.earliest_start = t0;
+            world.tasks.insert(id.into(), task);
+        }
+        let mut changes = Changes::default();
+        let proposed = |task: &str| {
+            MatchEvent::Proposed(
+                serde_json::from_value(serde_json::json!({
+                    "volunteer": "v1", "task": task, "need": "n1", "collective": "c-any",
+                    "impact": 1.0, "why": {}, "respond_by": at(24), "at": t0, "round": 0,
+                }))
+                .unwrap(),
+            )
+        };
+        let changed = |kind: proto::subjects::MatchKind, task: &str, hours: i64| {
+            let change = proto::wire::MatchChanged {
+                volunteer: "v1".into(),
+                task: task.into(),
+                round: 0,
+                reason: None,
+                handoff: None,
+                at: at(hours),
+            };
+            MatchEvent::changed(kind, change).unwrap()
+        };
+        use proto::subjects::MatchKind;
+        for event in [
+            proposed("t-first"),
+            proposed("t-second"),
+            changed(MatchKind::Accepted, "t-first", 0),
+            changed(MatchKind::Accepted, "t-second", 0),
+            // The nearer deadline first: 4 h at 0.1 h an hour is 40 h.
+            changed(MatchKind::Completed, "t-first", 40),
+        ] {
+            world.apply_match(&event, &mut changes).unwrap();
+        }
+        let owed = world.owed(at(50));
+        assert_eq!(owed.len(), 1, "{owed:?}");
+        assert_eq!(owed[0].1, "t-second");
+        // Ten hours on it since: 1 of its 4 h done.
+        assert!((owed[0].2 - 3.0).abs() < 1e-6, "{owed:?}");
+        // The task done and gone, the same still holds.
+        world
+            .apply_event(
+                &Event::TaskCompleted(proto::wire::TaskCompletion {
+                    task: "t-first".into(),
+                }),
+                &mut changes,
+            )
+            .unwrap();
+        let owed = world.owed(at(50));
+        assert!((owed[0].2 - 3.0).abs() < 1e-6, "{owed:?}");
+        // And after a restart, from the store.
+        let store = Store::in_memory();
+        store.commit(std::mem::take(&mut changes)).unwrap();
+        let mut reloaded = OpenWorld::load(&store).unwrap();
+        reloaded.volunteers = world.volunteers.clone();
+        reloaded.tasks = world.tasks.clone();
+        let owed = reloaded.owed(at(50));
+        assert!((owed[0].2 - 3.0).abs() < 1e-6, "{owed:?}");
     }
 }
