@@ -237,8 +237,10 @@ pub struct Outcome {
     /// needs); staffed, but a member who did not do their hours had
     /// `vanished or left` before the deadline, or was `released while
     /// present` by the switchboard, or `ran out of window` (still there and
-    /// holding it, too slow for the time left); `money or a dependency
-    /// missing` (the team did its hours).
+    /// holding it, too slow for the time left), or, of the same, `still
+    /// open when the period ended` (its real deadline is later: the
+    /// switchboard plans to it, the period is scored to its end); `money
+    /// or a dependency missing` (the team did its hours).
     pub wasted_because: BTreeMap<String, f64>,
 }
 
@@ -246,13 +248,15 @@ pub const WASTE_UNSTAFFED: &str = "team never fully staffed";
 pub const WASTE_LEFT: &str = "a member vanished or left";
 pub const WASTE_RELEASED: &str = "a member released while present";
 pub const WASTE_OUT_OF_WINDOW: &str = "a member ran out of window";
+pub const WASTE_PERIOD_END: &str = "still open when the period ended";
 pub const WASTE_PREREQUISITE: &str = "money or a dependency missing";
 /// Every cause, in the order they are tried.
-pub const WASTE_CAUSES: [&str; 5] = [
+pub const WASTE_CAUSES: [&str; 6] = [
     WASTE_UNSTAFFED,
     WASTE_LEFT,
     WASTE_RELEASED,
     WASTE_OUT_OF_WINDOW,
+    WASTE_PERIOD_END,
     WASTE_PREREQUISITE,
 ];
 
@@ -599,7 +603,13 @@ impl World {
                         .filter(move |holding| holding.job == job && holding.done_at.is_none())
                         .map(move |holding| (person, holding))
                 });
-            let mut found = WASTE_OUT_OF_WINDOW;
+            // A job's deadline is capped at the period's end: one that
+            // reaches it has a later real deadline.
+            let mut found = if spec.deadline >= self.end {
+                WASTE_PERIOD_END
+            } else {
+                WASTE_OUT_OF_WINDOW
+            };
             for (person, holding) in unfinished {
                 let gone = self.people[person].gone_at();
                 let released_first = holding
@@ -836,6 +846,25 @@ pub(crate) mod tests {
         assert!((outcome.hours_worked - 2.0).abs() < 0.01, "{outcome:?}");
         assert!((outcome.hours_wasted - 2.0).abs() < 0.01);
         assert!((outcome.wasted_because[WASTE_OUT_OF_WINDOW] - 2.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn work_whose_deadline_is_past_the_period_is_counted_apart() {
+        // 1 h a day, 3 h of work, starting two days before the period ends;
+        // its deadline is capped at that end.
+        let mut world = world(
+            vec![person("v", 7.0, None)],
+            vec![job("a", 3.0, 1, 21.0 * 24.0)],
+        );
+        world.jobs[0].starts = after_hours(t0(), 19.0 * 24.0);
+        world.assign(0, 0);
+        world.advance(after_hours(t0(), 21.0 * 24.0));
+        let outcome = world.score("test");
+        assert!(
+            (outcome.wasted_because[WASTE_PERIOD_END] - 2.0).abs() < 0.01,
+            "{outcome:?}"
+        );
+        assert!(!outcome.wasted_because.contains_key(WASTE_OUT_OF_WINDOW));
     }
 
     #[test]
