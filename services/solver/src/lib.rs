@@ -969,7 +969,9 @@ impl Solver {
             self.parts.push(touched);
         }
         while let Some(part) = self.parts.pop() {
-            if Instant::now() >= deadline {
+            // Out of time, or fenced off: the rest waits for the next step
+            // (after the stream is read, when fenced off).
+            if Instant::now() >= deadline || self.behind {
                 self.parts.push(part);
                 self.dirty = true;
                 break;
@@ -1087,8 +1089,12 @@ impl Solver {
             elapsed_ms = report.elapsed.as_millis() as u64,
             "tier 1 matched the whole world"
         );
-        self.publish_difference(&problem, &report, now, None)
-            .await?;
+        if !self
+            .publish_difference(&problem, &report, now, None)
+            .await?
+        {
+            self.touched.everything = true;
+        }
         self.set_plan(&problem, &report, None);
         Ok(())
     }
@@ -1155,8 +1161,25 @@ impl Solver {
             decided_us = started.elapsed().as_micros() as u64,
             "tier 1 matched a scope"
         );
-        self.publish_difference(&problem, &report, now, Some(scope))
-            .await?;
+        if !self
+            .publish_difference(&problem, &report, now, Some(scope))
+            .await?
+        {
+            // Fenced off: the scope is planned again once the stream is
+            // read, with whatever the writes read meanwhile touch (not the
+            // whole world: under load every few runs meet a write of
+            // dispatch's, and a run over 20,000 tasks each time cost
+            // hundreds of milliseconds at the tail).
+            for task in &scope.tasks {
+                self.touched.task(task);
+            }
+            for volunteer in &scope.volunteers {
+                self.touched.volunteer(volunteer);
+            }
+            for pledge in &scope.pledges {
+                self.touched.pledge(pledge);
+            }
+        }
         self.set_plan(&problem, &report, Some(scope));
         Ok(true)
     }
@@ -1223,25 +1246,30 @@ impl Solver {
             elapsed_ms = report.elapsed.as_millis() as u64,
             "tier 2 found a better plan"
         );
-        self.publish_difference(&problem, &report, now, None)
-            .await?;
+        if !self
+            .publish_difference(&problem, &report, now, None)
+            .await?
+        {
+            self.touched.everything = true;
+        }
         self.set_plan(&problem, &report, None);
         // Its own proposals changed the world; that is no reason to re-run.
         self.improved_generation = self.generation;
         Ok(())
     }
 
-    /// Proposes what the plan adds and releases what it gives up.
+    /// Proposes what the plan adds and releases what it gives up; `false`
+    /// when fenced off (the match stream moved on under it).
     async fn publish_difference(
         &mut self,
         problem: &Problem,
         report: &SolveReport,
         now: DateTime<Utc>,
         scope: Option<&Scope>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         // A standby plans (to answer `sb.plan.get`) but publishes nothing.
         if !self.may_publish() {
-            return Ok(());
+            return Ok(true);
         }
         let events = Difference {
             world: &self.world,
@@ -1249,8 +1277,7 @@ impl Solver {
             response_window: self.config.response_window,
         }
         .events(problem, report, now, scope);
-        self.publish_matches(events).await?;
-        Ok(())
+        self.publish_matches(events).await
     }
 
     /// Publishes a run's releases and proposals in order, each write
@@ -1300,7 +1327,8 @@ impl Solver {
     }
 
     /// The match stream moved on under a write: read it before planning
-    /// again, and plan everything then.
+    /// again (what the run planned is planned again: its caller says
+    /// how much).
     fn fenced_off(&mut self) {
         tracing::debug!(
             expected = self.matches_position,
@@ -1308,7 +1336,6 @@ impl Solver {
         );
         self.behind = true;
         self.dirty = true;
-        self.touched.everything = true;
     }
 
     /// Publishes one match event and applies it. With leases on, only
