@@ -243,6 +243,9 @@ pub struct Options {
     pub checkin_window: chrono::Duration,
     /// Starter tasks first for newcomers (off to score the canonical objective).
     pub starter_policy: bool,
+    /// The solver books work not under way from the expected answer time
+    /// (`solver::SolverConfig::answer_delay`).
+    pub answer_delay: bool,
     /// Where volunteers' trust tiers come from (the solver's `trust_source`).
     pub trust_source: solver::TrustSource,
     /// The gateway's per-client allowances.
@@ -265,6 +268,7 @@ impl Default for Options {
             response_window: chrono::Duration::hours(solver::RESPONSE_WINDOW_HOURS_MAX),
             checkin_window: chrono::Duration::hours(dispatch::CHECKIN_WINDOW_HOURS_DEFAULT),
             starter_policy: true,
+            answer_delay: true,
             trust_source: solver::TrustSource::Declared,
             rate_limits: gateway::limits::RateLimits::default(),
             priorities: solver::Priorities::CANONICAL,
@@ -294,6 +298,7 @@ impl Switchboard {
                 match_budget: options.match_budget,
                 response_window: options.response_window,
                 starter_policy: options.starter_policy,
+                answer_delay: options.answer_delay,
                 trust_source: options.trust_source,
                 priorities: options.priorities,
                 ..solver::SolverConfig::default()

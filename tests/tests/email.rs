@@ -263,8 +263,14 @@ async fn post_shift(
     clock: &plumbing::Clock,
     starts_in_hours: i64,
 ) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
-    let start = at(clock, starts_in_hours);
-    let end = at(clock, starts_in_hours + 3);
+    // One reading of the fast clock for both ends: two readings straddle a
+    // second of switchboard time often enough to make the shift 3 h 1 s.
+    let start_at = clock.now() + chrono::Duration::hours(starts_in_hours);
+    let format = |time: chrono::DateTime<chrono::Utc>| {
+        time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let start = format(start_at);
+    let end = format(start_at + chrono::Duration::hours(3));
     let need = json!({"id": "n-pantry", "collective": "c-pantry", "title": "Pantry", "tasks": [
         {"id": SHIFT_TASK, "title": "Distribution crew", "skills": {}, "hours": 3.0, "slots": 1,
          "earliest_start": start, "deadline": end, "impact": 10.0,

@@ -123,6 +123,8 @@ async fn start_at_instance_time(
         match_budget: Duration::from_millis(1_500),
         // The canonical objective knows nothing of records: plan for it alone.
         starter_policy: false,
+        // problem.md's people give time from `now`, not from an answer.
+        answer_delay: false,
         ..Options::default()
     };
     Switchboard::start(nats, state, options).await

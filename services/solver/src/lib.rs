@@ -143,6 +143,10 @@ pub struct SolverConfig {
     /// Urgency and equity beyond the canonical objective; `CANONICAL` to
     /// score exactly `problem.md`'s objective.
     pub priorities: Priorities,
+    /// Book work not yet under way from when its answer is expected (the
+    /// median of recent answer times). Off where a frozen instance is
+    /// scored: problem.md's people give time from `now`.
+    pub answer_delay: bool,
     /// The part of the world this instance plans: all of it by default.
     pub sharding: Sharding,
     /// Compete for the shard's lease and publish only while holding it
@@ -160,6 +164,7 @@ impl Default for SolverConfig {
             starter_policy: true,
             trust_source: TrustSource::default(),
             priorities: Priorities::default(),
+            answer_delay: true,
             sharding: Sharding::whole(),
             lease: None,
         }
@@ -628,6 +633,29 @@ impl Solver {
         self.problem_of(&snapshot, pin_proposals)
     }
 
+    /// Work not under way starts when its answer comes: a new proposal's
+    /// after the time answers take (never longer than people are given to
+    /// answer), one already out after what is left of it.
+    fn delay_until_answered(&self, problem: &mut Problem, now: DateTime<Utc>) {
+        let window_hours = self.config.response_window.num_seconds() as f64 / 3600.0;
+        let expected = self.world.answers.expected_hours().min(window_hours);
+        for live in self.world.live.values() {
+            if live.standing != Standing::Proposed {
+                continue;
+            }
+            let (Some(volunteer), Some(task), Some(proposed_at)) = (
+                problem.volunteer_index(&live.volunteer),
+                problem.task_index(&live.task),
+                live.since,
+            ) else {
+                continue;
+            };
+            let waited = (now - proposed_at).num_seconds() as f64 / 3600.0;
+            problem.set_start_after(volunteer, task, (expected - waited).max(0.0));
+        }
+        problem.set_start_delay(expected);
+    }
+
     /// The problem and options of a snapshot (see `problem_at`).
     fn problem_of(&self, snapshot: &World, pin_proposals: bool) -> Option<Prepared> {
         let mut problem = match Problem::from_world(snapshot) {
@@ -691,26 +719,9 @@ impl Solver {
                 problem.set_owed(volunteer, task, hours);
             }
         }
-        // Work not under way starts when its answer comes: a new proposal's
-        // after the time answers take (never longer than people are given
-        // to answer), one already out after what is left of it.
-        let window_hours = self.config.response_window.num_seconds() as f64 / 3600.0;
-        let expected = self.world.answers.expected_hours().min(window_hours);
-        for live in self.world.live.values() {
-            if live.standing != Standing::Proposed {
-                continue;
-            }
-            let (Some(volunteer), Some(task), Some(proposed_at)) = (
-                problem.volunteer_index(&live.volunteer),
-                problem.task_index(&live.task),
-                live.since,
-            ) else {
-                continue;
-            };
-            let waited = (snapshot.now - proposed_at).num_seconds() as f64 / 3600.0;
-            problem.set_start_after(volunteer, task, (expected - waited).max(0.0));
+        if self.config.answer_delay {
+            self.delay_until_answered(&mut problem, snapshot.now);
         }
-        problem.set_start_delay(expected);
         // Plan for expected impact: each volunteer's estimated chance of
         // finishing, relative to a newcomer's (solver-core `reliability`).
         if self.config.starter_policy {

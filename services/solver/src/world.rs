@@ -582,91 +582,6 @@ impl OpenWorld {
         Ok(())
     }
 
-    fn apply_steering(&mut self, steering: &Steering, changes: &mut Changes) -> anyhow::Result<()> {
-        match steering {
-            Steering::Veto { volunteer, task } => {
-                let key = pair_key(volunteer, task);
-                changes.put(KIND_VETO, &key, &true)?;
-                self.vetoed.insert(key.clone());
-                self.coordinator_pins.remove(&key);
-                changes.remove(KIND_PIN, &key);
-            }
-            Steering::Pin { volunteer, task } => {
-                let key = pair_key(volunteer, task);
-                let pair = (volunteer.clone(), task.clone());
-                changes.put(KIND_PIN, &key, &pair)?;
-                self.coordinator_pins.insert(key.clone(), pair);
-                self.vetoed.remove(&key);
-                changes.remove(KIND_VETO, &key);
-            }
-            Steering::Weight {
-                collective,
-                tag,
-                factor,
-            } => {
-                let key = format!(
-                    "{}/{}",
-                    collective.as_deref().unwrap_or("any"),
-                    tag.as_deref().unwrap_or("any")
-                );
-                if (*factor - 1.0).abs() < f64::EPSILON {
-                    self.weights.remove(&key);
-                    changes.remove(KIND_WEIGHT, &key);
-                } else {
-                    let weight = Weight {
-                        collective: collective.clone(),
-                        tag: tag.clone(),
-                        factor: *factor,
-                    };
-                    changes.put(KIND_WEIGHT, &key, &weight)?;
-                    self.weights.insert(key, weight);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts what the volunteer did with this round of work.
-    fn record(&mut self, event: &MatchEvent, changes: &mut Changes) -> anyhow::Result<()> {
-        let (volunteer, _, _) = event.pair();
-        let mut record = self.records.get(volunteer).copied().unwrap_or_default();
-        match event {
-            MatchEvent::Completed(_) => record.completed += 1,
-            MatchEvent::Expired(_) => record.expired += 1,
-            MatchEvent::Declined(_) => record.declined += 1,
-            MatchEvent::Released(change)
-                if matches!(
-                    change.reason.as_deref(),
-                    Some(proto::wire::REASON_DROPPED | proto::wire::REASON_SILENT_DROP_OUT)
-                ) =>
-            {
-                record.dropped += 1
-            }
-            _ => return Ok(()),
-        }
-        changes.put(KIND_RECORD, volunteer, &record)?;
-        self.records.insert(volunteer.to_owned(), record);
-        Ok(())
-    }
-
-    /// Keeps what `volunteer` has left at `at` of each piece they hold
-    /// accepted, as the point later estimates work on from (nothing, once
-    /// they hold none).
-    fn checkpoint(&mut self, volunteer: &str, at: DateTime<Utc>, changes: &mut Changes) {
-        let left: HashMap<String, f64> = self.left_at(volunteer, at).into_iter().collect();
-        if left.is_empty() {
-            if self.progress.remove(volunteer).is_some() {
-                changes.remove(KIND_PROGRESS, volunteer);
-            }
-            return;
-        }
-        let progress = crate::progress::Progress { as_of: at, left };
-        // A store that refuses is fatal at the commit; here it only queues.
-        if changes.put(KIND_PROGRESS, volunteer, &progress).is_ok() {
-            self.progress.insert(volunteer.to_owned(), progress);
-        }
-    }
-
     /// Pairs never to propose: declined, expired or vetoed.
     pub fn is_forbidden(&self, key: &str) -> bool {
         self.declined.contains(key) || self.vetoed.contains(key)
@@ -769,6 +684,95 @@ impl OpenWorld {
             }
         }
         Ok(())
+    }
+}
+
+/// The parts of the fold that keep more than the live book: coordinators'
+/// steering, volunteers' records, and members' progress.
+impl OpenWorld {
+    fn apply_steering(&mut self, steering: &Steering, changes: &mut Changes) -> anyhow::Result<()> {
+        match steering {
+            Steering::Veto { volunteer, task } => {
+                let key = pair_key(volunteer, task);
+                changes.put(KIND_VETO, &key, &true)?;
+                self.vetoed.insert(key.clone());
+                self.coordinator_pins.remove(&key);
+                changes.remove(KIND_PIN, &key);
+            }
+            Steering::Pin { volunteer, task } => {
+                let key = pair_key(volunteer, task);
+                let pair = (volunteer.clone(), task.clone());
+                changes.put(KIND_PIN, &key, &pair)?;
+                self.coordinator_pins.insert(key.clone(), pair);
+                self.vetoed.remove(&key);
+                changes.remove(KIND_VETO, &key);
+            }
+            Steering::Weight {
+                collective,
+                tag,
+                factor,
+            } => {
+                let key = format!(
+                    "{}/{}",
+                    collective.as_deref().unwrap_or("any"),
+                    tag.as_deref().unwrap_or("any")
+                );
+                if (*factor - 1.0).abs() < f64::EPSILON {
+                    self.weights.remove(&key);
+                    changes.remove(KIND_WEIGHT, &key);
+                } else {
+                    let weight = Weight {
+                        collective: collective.clone(),
+                        tag: tag.clone(),
+                        factor: *factor,
+                    };
+                    changes.put(KIND_WEIGHT, &key, &weight)?;
+                    self.weights.insert(key, weight);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts what the volunteer did with this round of work.
+    fn record(&mut self, event: &MatchEvent, changes: &mut Changes) -> anyhow::Result<()> {
+        let (volunteer, _, _) = event.pair();
+        let mut record = self.records.get(volunteer).copied().unwrap_or_default();
+        match event {
+            MatchEvent::Completed(_) => record.completed += 1,
+            MatchEvent::Expired(_) => record.expired += 1,
+            MatchEvent::Declined(_) => record.declined += 1,
+            MatchEvent::Released(change)
+                if matches!(
+                    change.reason.as_deref(),
+                    Some(proto::wire::REASON_DROPPED | proto::wire::REASON_SILENT_DROP_OUT)
+                ) =>
+            {
+                record.dropped += 1
+            }
+            _ => return Ok(()),
+        }
+        changes.put(KIND_RECORD, volunteer, &record)?;
+        self.records.insert(volunteer.to_owned(), record);
+        Ok(())
+    }
+
+    /// Keeps what `volunteer` has left at `at` of each piece they hold
+    /// accepted, as the point later estimates work on from (nothing, once
+    /// they hold none).
+    fn checkpoint(&mut self, volunteer: &str, at: DateTime<Utc>, changes: &mut Changes) {
+        let left: HashMap<String, f64> = self.left_at(volunteer, at).into_iter().collect();
+        if left.is_empty() {
+            if self.progress.remove(volunteer).is_some() {
+                changes.remove(KIND_PROGRESS, volunteer);
+            }
+            return;
+        }
+        let progress = crate::progress::Progress { as_of: at, left };
+        // A store that refuses is fatal at the commit; here it only queues.
+        if changes.put(KIND_PROGRESS, volunteer, &progress).is_ok() {
+            self.progress.insert(volunteer.to_owned(), progress);
+        }
     }
 }
 
