@@ -17,8 +17,8 @@ use crate::domain::{
 use crate::ids::{truncate, Id};
 use crate::instance::{Instance, INSTANCE_FORMAT};
 use crate::wire::{
-    ErrorBody, ErrorCode, NeedPost, PledgeOffer, Steering, TaskCompletion, TaskSpec, Vetting,
-    VolunteerOffer, VolunteerReply, Withdrawal,
+    ErrorBody, ErrorCode, NeedPost, PledgeOffer, ReplyAction, Steering, TaskCompletion, TaskSpec,
+    Vetting, VolunteerOffer, VolunteerReply, Withdrawal,
 };
 
 /// Largest request body accepted, in bytes. A need with the most tasks fits
@@ -774,10 +774,26 @@ impl Withdrawal {
 
 impl VolunteerReply {
     pub fn validate(&self) -> Result<(Id, Id), Invalid> {
-        Ok((
+        let ids = (
             id_of(&self.volunteer, "volunteer")?,
             id_of(&self.task, "task")?,
-        ))
+        );
+        match (self.action, self.hours_done) {
+            (ReplyAction::Progress, None) => Err(Invalid::new(
+                "hours_done",
+                "is required with progress: the hours of your part done so far",
+            )),
+            (ReplyAction::Progress, Some(hours))
+                if !(hours.is_finite() && (0.0..=TASK_HOURS_MAX).contains(&hours)) =>
+            {
+                Err(Invalid::new(
+                    "hours_done",
+                    format!("must be between 0 and {TASK_HOURS_MAX}, got {hours}"),
+                ))
+            }
+            (ReplyAction::Progress, Some(_)) | (_, None) => Ok(ids),
+            (_, Some(_)) => Err(Invalid::new("hours_done", "goes only with progress")),
+        }
     }
 }
 
@@ -1247,6 +1263,29 @@ mod tests {
             let offer: VolunteerOffer = serde_json::from_value(body).unwrap();
             let error = offer.validate("").unwrap_err();
             assert_eq!(error.field, field, "{pointer} = {value}: {}", error.reason);
+        }
+    }
+
+    #[test]
+    fn hours_done_goes_with_progress_and_only_then() {
+        let reply = |action: ReplyAction, hours_done: Option<f64>| VolunteerReply {
+            volunteer: "v1".into(),
+            task: "t1".into(),
+            action,
+            round: None,
+            hours_done,
+        };
+        assert!(reply(ReplyAction::Progress, Some(1.5)).validate().is_ok());
+        assert!(reply(ReplyAction::Checkin, None).validate().is_ok());
+        for bad in [
+            reply(ReplyAction::Progress, None),
+            reply(ReplyAction::Progress, Some(-1.0)),
+            reply(ReplyAction::Progress, Some(f64::NAN)),
+            reply(ReplyAction::Progress, Some(TASK_HOURS_MAX + 1.0)),
+            reply(ReplyAction::Done, Some(2.0)),
+        ] {
+            let error = bad.validate().unwrap_err();
+            assert_eq!(error.field, "hours_done", "{bad:?}: {}", error.reason);
         }
     }
 }

@@ -274,6 +274,23 @@ pub enum ReplyAction {
     Checkin,
     Done,
     Drop,
+    /// How far they have got (`hours_done`): a check-in that also says how
+    /// much of their part is done, so the plan charges them only the rest.
+    Progress,
+}
+
+impl ReplyAction {
+    /// The action as the wire spells it.
+    pub fn token(self) -> &'static str {
+        match self {
+            ReplyAction::Accept => "accept",
+            ReplyAction::Decline => "decline",
+            ReplyAction::Checkin => "checkin",
+            ReplyAction::Done => "done",
+            ReplyAction::Drop => "drop",
+            ReplyAction::Progress => "progress",
+        }
+    }
 }
 
 /// A volunteer answers or reports on an assignment (`sb.in.reply`).
@@ -286,6 +303,9 @@ pub struct VolunteerReply {
     /// before logging, so a replayed answer never applies to a later round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<u32>,
+    /// With `progress` (and only then): the hours of their part done so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours_done: Option<f64>,
 }
 
 /// A collective or coordinator marks a task done (`sb.in.complete`).

@@ -361,15 +361,21 @@ fn volunteer_reply() -> impl Strategy<Value = VolunteerReply> {
             ReplyAction::Checkin,
             ReplyAction::Done,
             ReplyAction::Drop,
+            ReplyAction::Progress,
         ]),
         prop::option::of(any::<u32>()),
+        // Hours done in quarter hours: valid with progress, and only then.
+        0u16..400,
     )
-        .prop_map(|(volunteer, task, action, round)| VolunteerReply {
-            volunteer,
-            task,
-            action,
-            round,
-        })
+        .prop_map(
+            |(volunteer, task, action, round, quarters)| VolunteerReply {
+                volunteer,
+                task,
+                action,
+                round,
+                hours_done: (action == ReplyAction::Progress).then_some(f64::from(quarters) / 4.0),
+            },
+        )
 }
 
 fn task_completion() -> impl Strategy<Value = TaskCompletion> {

@@ -289,3 +289,66 @@ async fn a_team_missing_one_member_is_held_together_until_a_newcomer_completes_i
     );
     scene.switchboard.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_hours_done_is_a_check_in_then_a_sign_of_life_and_needs_its_hours() {
+    let mut scene = scene().await;
+    let mut inbox = Inbox::open(
+        &scene.switchboard.client,
+        scene.switchboard.subjects.to_volunteer("v-reporting"),
+    )
+    .await;
+    scene.post_task().await;
+    scene.post_volunteer("v-reporting", 21 * 24).await;
+    let (_, proposal) = inbox.next().await;
+    let report = |hours_done: Value| {
+        json!({"volunteer": "v-reporting", "task": "t-drive", "action": "progress",
+               "hours_done": hours_done})
+    };
+    // Before accepting, there is no work to report on.
+    let early = scene
+        .switchboard
+        .send(Input::Reply, &report(json!(0.25)))
+        .await;
+    assert_eq!(early.error.unwrap().code, ErrorCode::Conflict);
+    scene
+        .switchboard
+        .accept(Input::Reply, &proposal["accept"])
+        .await;
+    let bare = json!({"volunteer": "v-reporting", "task": "t-drive", "action": "progress"});
+    let refused = scene.switchboard.send(Input::Reply, &bare).await;
+    let error = refused.error.unwrap();
+    assert_eq!(
+        error.field.as_deref(),
+        Some("hours_done"),
+        "{}",
+        error.message
+    );
+
+    scene
+        .switchboard
+        .accept(Input::Reply, &report(json!(0.25)))
+        .await;
+    assert_eq!(
+        scene.next(MatchKind::CheckedIn).await["volunteer"],
+        "v-reporting"
+    );
+    // On checked-in work, another report is logged as a sign of life.
+    let again = scene
+        .switchboard
+        .accept(Input::Reply, &report(json!(0.5)))
+        .await;
+    let events = scene
+        .switchboard
+        .stream_messages(&scene.switchboard.subjects.events_stream())
+        .await;
+    let reports: Vec<&Value> = events
+        .iter()
+        .map(|(_, body)| body)
+        .filter(|body| body["action"] == "progress")
+        .collect();
+    assert_eq!(reports.len(), 2, "{events:?}");
+    assert_eq!(reports[1]["hours_done"], 0.5);
+    assert!(again.seq.is_some());
+    scene.switchboard.stop().await;
+}

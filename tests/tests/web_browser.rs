@@ -279,6 +279,20 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     wait_for(&browser, "[data-weeks='Now'] li").await;
     assert_fits_the_phone(&browser, "the volunteer page").await;
     screenshot(&browser, "volunteer-accepted").await;
+    // She reports how far she got: a check-in that says it.
+    let hours_done = wait_for(&browser, "input[data-hours-done='t-web']").await;
+    hours_done.send_keys("0.5").await.unwrap();
+    browser
+        .find(Locator::Css(
+            "button[data-action='progress'][data-task='t-web']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "li[data-task='t-web'][data-state='checked_in']").await;
+    screenshot(&browser, "volunteer-reported-progress").await;
     console.extend(driver.console(&browser).await);
     // Her own page shows her own name, opened from its sealed form; then
     // she asks to be forgotten, and it is gone from her offer.
@@ -337,7 +351,8 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     screenshot(&browser, "vetter-vouched").await;
     console.extend(driver.console(&browser).await);
 
-    // The coordinators see the match on the live stream and the dashboard.
+    // The coordinators see the match on the live stream and the dashboard
+    // (checked in: she reported her progress).
     let coordinator = gateway_link(&Principal::Coordinator);
     browser
         .goto(&format!("{base}/signin?token={coordinator}"))
@@ -350,7 +365,7 @@ async fn a_need_posted_and_accepted_in_the_browser_appears_on_the_coordinators_p
     .await;
     wait_for(
         &browser,
-        "#assignments li[data-task='t-web'][data-state='accepted']",
+        "#assignments li[data-task='t-web'][data-state='checked_in']",
     )
     .await;
     wait_for(&browser, "#needs [data-task='t-web']").await;

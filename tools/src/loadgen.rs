@@ -888,6 +888,7 @@ fn next_request(
                 task,
                 action,
                 round: Some(round),
+                hours_done: None,
             })?
         }
         Kind::Withdraw => {

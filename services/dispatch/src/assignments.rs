@@ -80,32 +80,27 @@ pub enum Transition {
 }
 
 pub fn transition(state: State, action: ReplyAction) -> Transition {
-    use ReplyAction::{Accept, Checkin, Decline, Done, Drop};
+    use ReplyAction::{Accept, Checkin, Decline, Done, Drop, Progress};
     use State::{Accepted, CheckedIn, Completed, Declined, Proposed, Released};
     match (state, action) {
         (Proposed, Accept) => Transition::To(MatchKind::Accepted),
         (Proposed, Decline) => Transition::To(MatchKind::Declined),
-        (Accepted, Checkin) => Transition::To(MatchKind::CheckedIn),
+        // A report of progress is a check-in that says how far they got.
+        (Accepted, Checkin | Progress) => Transition::To(MatchKind::CheckedIn),
         (Accepted | CheckedIn, Done) => Transition::To(MatchKind::Completed),
         (Accepted | CheckedIn, Drop) => Transition::To(MatchKind::Released),
         (Accepted, Accept)
         | (Declined, Decline)
-        | (CheckedIn, Checkin)
+        | (CheckedIn, Checkin | Progress)
         | (Completed, Done)
         | (Released, Drop) => Transition::Repeat,
-        (Proposed, Checkin | Done | Drop) => Transition::Illegal(
+        (Proposed, Checkin | Done | Drop | Progress) => Transition::Illegal(
             "the assignment is only proposed: accept or decline it first".to_owned(),
         ),
         (state, action) => Transition::Illegal(format!(
             "the assignment is {}; {} is no longer possible",
             state.word(),
-            match action {
-                Accept => "accept",
-                Decline => "decline",
-                Checkin => "checkin",
-                Done => "done",
-                Drop => "drop",
-            }
+            action.token()
         )),
     }
 }
@@ -349,6 +344,7 @@ mod tests {
             ReplyAction::Checkin,
             ReplyAction::Done,
             ReplyAction::Drop,
+            ReplyAction::Progress,
         ];
         let mut legal = 0;
         for state in states {
@@ -362,7 +358,23 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 7, "accept, decline, checkin, done×2, drop×2");
+        assert_eq!(
+            legal, 8,
+            "accept, decline, checkin, done×2, drop×2, progress (a check-in)"
+        );
+        assert_eq!(
+            transition(State::Accepted, ReplyAction::Progress),
+            Transition::To(MatchKind::CheckedIn)
+        );
+        assert_eq!(
+            transition(State::CheckedIn, ReplyAction::Progress),
+            Transition::Repeat,
+            "on checked-in work, a sign of life"
+        );
+        assert!(matches!(
+            transition(State::Proposed, ReplyAction::Progress),
+            Transition::Illegal(_)
+        ));
         assert!(matches!(
             transition(State::Expired, ReplyAction::Accept),
             Transition::Illegal(_)

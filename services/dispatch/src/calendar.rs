@@ -192,6 +192,7 @@ mod tests {
             task: "t-sat".into(),
             action,
             round: Some(0),
+            hours_done: None,
         };
         VolunteerMessage {
             kind: "confirmed".into(),

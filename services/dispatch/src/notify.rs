@@ -253,13 +253,7 @@ impl EmailNotifier {
     /// answer to give preselected. The gateway ignores query fields it does
     /// not know, so the extra fields are safe before the page reads them.
     fn answer_link(&self, message: &VolunteerMessage, action: ReplyAction) -> String {
-        let answer = match action {
-            ReplyAction::Accept => "accept",
-            ReplyAction::Decline => "decline",
-            ReplyAction::Checkin => "checkin",
-            ReplyAction::Done => "done",
-            ReplyAction::Drop => "drop",
-        };
+        let answer = action.token();
         // Ids follow the wire id syntax, which is URL-safe.
         let round = message.accept.round.unwrap_or_default();
         format!(

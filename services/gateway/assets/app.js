@@ -282,6 +282,28 @@ function answer(task, action, round) {
   };
 }
 
+// "How far I got", for flexible work: the hours of their part done, so
+// the switchboard charges them only the rest (a check-in as well).
+function progressReport(item) {
+  const id = "hours-done-" + item.task;
+  const input = el("input", { type: "number", id, min: "0", max: String(item.hours), step: "0.25", inputmode: "decimal", "data-hours-done": item.task });
+  const send = async (event) => {
+    const button = event.currentTarget;
+    const hours = Number(input.value);
+    if (input.value === "" || !Number.isFinite(hours) || hours < 0) {
+      alertInline(button, "Say how many hours of your part you have done, 0 or more.");
+      return;
+    }
+    button.disabled = true;
+    const reply = await api("POST", "/api/reply", { volunteer: currentVolunteer, task: item.task, action: "progress", round: item.round, hours_done: hours });
+    button.disabled = false;
+    if (reply.status !== 200) alertInline(button, refusalText(reply));
+  };
+  return el("span", { class: "progress-report" },
+    el("label", { for: id }, "Hours done so far "), input, " ",
+    el("button", { class: "secondary", onclick: send, "data-action": "progress", "data-task": item.task }, "Report hours done"));
+}
+
 function alertInline(anchor, text) {
   const message = el("p", { class: "error", role: "alert" }, text);
   anchor.closest("li, section, tr").append(message);
@@ -305,6 +327,9 @@ function drawMyAssignments(view) {
     } else if (item.state === "checked_in") {
       actions.push(el("button", { onclick: answer(item.task, "done", item.round), "data-action": "done", "data-task": item.task }, "My part is done"));
       actions.push(el("button", { class: "danger", onclick: answer(item.task, "drop", item.round), "data-action": "drop", "data-task": item.task }, "I can't do it"));
+    }
+    if ((item.state === "accepted" || item.state === "checked_in") && !item.shift && item.hours > 0) {
+      actions.push(progressReport(item));
     }
     // An answer chosen in an email link: its button is marked and focused,
     // one press away. The link itself never answers: mail scanners open links.

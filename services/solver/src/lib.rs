@@ -547,6 +547,7 @@ impl Solver {
         match Event::decode(&self.context.subjects, &stored.subject, &stored.payload) {
             Ok(event) => {
                 self.world.touches(&event, &mut self.touched);
+                self.world.observe_time(self.context.clock.now());
                 self.world.apply_event(&event, &mut changes)?;
                 self.changed_by(stored);
             }

@@ -439,6 +439,12 @@ impl OpenWorld {
                     touched.volunteer(&live.volunteer);
                 }
             }
+            // What a member reported doing changes what they can take on.
+            Event::AssignmentAnswered(answer)
+                if answer.action == proto::wire::ReplyAction::Progress =>
+            {
+                touched.volunteer(&answer.volunteer)
+            }
             Event::AssignmentAnswered(_) => {}
             Event::Steered(
                 Steering::Veto { volunteer, task } | Steering::Pin { volunteer, task },
@@ -572,7 +578,7 @@ impl OpenWorld {
                     changes.remove(KIND_LIVE, &key);
                 }
             }
-            Event::AssignmentAnswered(_) => {}
+            Event::AssignmentAnswered(answer) => self.apply_progress(answer, changes),
             Event::Steered(steering) => self.apply_steering(steering, changes)?,
             Event::Vetted(vetting) => {
                 changes.put(KIND_VETTED, &vetting.volunteer, &vetting.trust)?;
@@ -755,6 +761,51 @@ impl OpenWorld {
         changes.put(KIND_RECORD, volunteer, &record)?;
         self.records.insert(volunteer.to_owned(), record);
         Ok(())
+    }
+
+    /// A member's own report of how far they got (`progress`, with
+    /// `hours_done`) replaces the estimate for that piece: what is left of
+    /// their part is the task's hours less what they did, and later
+    /// estimates work on from the report. Only for accepted flexible work
+    /// of the round it answers; anything else is not about the plan.
+    fn apply_progress(&mut self, answer: &proto::wire::VolunteerReply, changes: &mut Changes) {
+        let (proto::wire::ReplyAction::Progress, Some(done), Some(at)) =
+            (answer.action, answer.hours_done, self.latest_at)
+        else {
+            return;
+        };
+        let key = pair_key(&answer.volunteer, &answer.task);
+        let accepted = self.live.get(&key).is_some_and(|live| {
+            live.standing == Standing::Accepted
+                && answer.round.is_none_or(|round| round == live.round)
+        });
+        let Some(hours) = self
+            .tasks
+            .get(&answer.task)
+            .filter(|task| accepted && task.shift.is_none())
+            .map(|task| task.hours)
+        else {
+            return;
+        };
+        self.checkpoint(&answer.volunteer, at, changes);
+        if let Some(progress) = self.progress.get_mut(&answer.volunteer) {
+            progress
+                .left
+                .insert(answer.task.clone(), (hours - done).max(0.0));
+            let progress = progress.clone();
+            if changes
+                .put(KIND_PROGRESS, &answer.volunteer, &progress)
+                .is_err()
+            {
+                tracing::warn!(volunteer = %answer.volunteer, "progress not kept");
+            }
+        }
+    }
+
+    /// The service's clock as it reads an event with no time of its own:
+    /// progress taken on a task's removal or a report is taken then.
+    pub fn observe_time(&mut self, now: DateTime<Utc>) {
+        self.latest_at = Some(self.latest_at.map_or(now, |latest| latest.max(now)));
     }
 
     /// Keeps what `volunteer` has left at `at` of each piece they hold
@@ -1183,5 +1234,68 @@ mod tests {
         reloaded.tasks = world.tasks.clone();
         let owed = reloaded.owed(at(50));
         assert!((owed[0].2 - 3.0).abs() < 1e-6, "{owed:?}");
+    }
+
+    #[test]
+    fn a_members_report_of_hours_done_replaces_the_estimate() {
+        let t0: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let at = |hours: i64| t0 + chrono::Duration::hours(hours);
+        let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
+        let mut offer = offer("v1", 0);
+        // 16.8 h a week is 0.1 h an hour.
+        offer.hours_per_week = 16.8;
+        world.volunteers.insert("v1".into(), offer);
+        let mut task = spec("t-long", "c-any", t0 + chrono::Duration::days(10));
+        task.hours = 10.0;
+        task.earliest_start = t0;
+        world.tasks.insert("t-long".into(), task);
+        let mut changes = Changes::default();
+        let proposed = MatchEvent::Proposed(
+            serde_json::from_value(serde_json::json!({
+                "volunteer": "v1", "task": "t-long", "need": "n1", "collective": "c-any",
+                "impact": 1.0, "why": {}, "respond_by": at(24), "at": t0, "round": 0,
+            }))
+            .unwrap(),
+        );
+        let accepted = MatchEvent::changed(
+            proto::subjects::MatchKind::Accepted,
+            proto::wire::MatchChanged {
+                volunteer: "v1".into(),
+                task: "t-long".into(),
+                round: 0,
+                reason: None,
+                handoff: None,
+                at: t0,
+            },
+        )
+        .unwrap();
+        world.apply_match(&proposed, &mut changes).unwrap();
+        world.apply_match(&accepted, &mut changes).unwrap();
+        let report = |hours_done: f64| {
+            Event::AssignmentAnswered(proto::wire::VolunteerReply {
+                volunteer: "v1".into(),
+                task: "t-long".into(),
+                action: proto::wire::ReplyAction::Progress,
+                round: Some(0),
+                hours_done: Some(hours_done),
+            })
+        };
+        // Twenty hours in, the estimate is 2 h done; they say 5.
+        world.observe_time(at(20));
+        world.apply_event(&report(5.0), &mut changes).unwrap();
+        let owed = world.owed(at(30));
+        // 5 left at the report, one more hour's work since.
+        assert!((owed[0].2 - 4.0).abs() < 1e-6, "{owed:?}");
+        // A report on another round, or of more than the task, changes
+        // nothing wrong: the first is ignored, the second leaves nothing.
+        let mut stale = report(9.0);
+        if let Event::AssignmentAnswered(answer) = &mut stale {
+            answer.round = Some(3);
+        }
+        world.apply_event(&stale, &mut changes).unwrap();
+        assert!((world.owed(at(30))[0].2 - 4.0).abs() < 1e-6);
+        world.observe_time(at(30));
+        world.apply_event(&report(50.0), &mut changes).unwrap();
+        assert!(world.owed(at(30))[0].2 < 0.1, "nothing left but the floor");
     }
 }

@@ -281,7 +281,7 @@ impl Planner {
 pub(super) fn is_sign_of_life(assignment: Option<&Assignment>, answer: &VolunteerReply) -> bool {
     assignment.is_some_and(|assignment| {
         assignment.state == State::CheckedIn
-            && answer.action == ReplyAction::Checkin
+            && matches!(answer.action, ReplyAction::Checkin | ReplyAction::Progress)
             && answer.round.is_none_or(|round| round == assignment.round)
     })
 }
@@ -350,13 +350,7 @@ pub(super) fn change(
 }
 
 pub fn action_name(action: ReplyAction) -> &'static str {
-    match action {
-        ReplyAction::Accept => "accept",
-        ReplyAction::Decline => "decline",
-        ReplyAction::Checkin => "checkin",
-        ReplyAction::Done => "done",
-        ReplyAction::Drop => "drop",
-    }
+    action.token()
 }
 
 fn answer_reason(action: ReplyAction) -> &'static str {
@@ -364,6 +358,7 @@ fn answer_reason(action: ReplyAction) -> &'static str {
         ReplyAction::Accept => "accepted by the volunteer",
         ReplyAction::Decline => "declined by the volunteer",
         ReplyAction::Checkin => "the volunteer checked in",
+        ReplyAction::Progress => "the volunteer reported progress",
         ReplyAction::Done => "the volunteer reported it done",
         ReplyAction::Drop => proto::wire::REASON_DROPPED,
     }

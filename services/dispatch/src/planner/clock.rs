@@ -450,5 +450,6 @@ fn checkin(assignment: &Assignment) -> VolunteerReply {
         task: assignment.task.clone(),
         action: ReplyAction::Checkin,
         round: Some(assignment.round),
+        hours_done: None,
     }
 }

@@ -29,6 +29,7 @@ impl Planner {
             task: proposal.task.clone(),
             action,
             round: Some(proposal.round),
+            hours_done: None,
         };
         VolunteerMessage {
             kind: "proposal".to_owned(),
