@@ -120,10 +120,7 @@ async fn start_at_instance_time(
     // The switchboard's clock starts at the instance's `now`.
     let options = Options {
         clock: plumbing::Clock::starting_at(now, 1.0),
-        // Twice the default: these tests judge the plan's quality, and in
-        // the one test binary they share the machine with other tests
-        // (at 1.5 s the time-scarce plan fell 0.7% short under that load).
-        match_budget: Duration::from_millis(3_000),
+        match_budget: Duration::from_millis(1_500),
         // The canonical objective knows nothing of records: plan for it alone.
         starter_policy: false,
         // problem.md's people give time from `now`, not from an answer.

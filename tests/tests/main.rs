@@ -1,6 +1,7 @@
 //! The integration tests against real nats-servers, one module per file,
 //! in one binary (`cargo test -p tests --test integration <module>::`).
-//! `observability` is a binary of its own (see `tests/Cargo.toml`).
+//! `observability` and `instance_over_the_wire` are binaries of their own
+//! (see `tests/Cargo.toml`).
 
 mod audit;
 mod callout;
@@ -9,7 +10,6 @@ mod email;
 mod faults;
 mod gateway_http;
 mod gateway_openapi;
-mod instance_over_the_wire;
 mod ledger;
 mod lifecycle;
 mod other_language_client;

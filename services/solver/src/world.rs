@@ -871,6 +871,35 @@ mod tests {
         .unwrap()
     }
 
+    /// v1's proposal of `task`, round 0, made at `at`.
+    fn proposed_to_v1(task: &str, at: DateTime<Utc>) -> MatchEvent {
+        MatchEvent::Proposed(
+            serde_json::from_value(serde_json::json!({
+                "volunteer": "v1", "task": task, "need": "n1", "collective": "c-any",
+                "impact": 1.0, "why": {}, "respond_by": at + chrono::Duration::hours(24),
+                "at": at, "round": 0,
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// A change of v1's round 0 of `task`, at `at`.
+    fn changed_for_v1(
+        kind: proto::subjects::MatchKind,
+        task: &str,
+        at: DateTime<Utc>,
+    ) -> MatchEvent {
+        let change = proto::wire::MatchChanged {
+            volunteer: "v1".into(),
+            task: task.into(),
+            round: 0,
+            reason: None,
+            handoff: None,
+            at,
+        };
+        MatchEvent::changed(kind, change).unwrap()
+    }
+
     #[test]
     fn urgency_raises_impact_over_the_last_three_days_and_equity_spreads_work_across_collectives() {
         let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
@@ -1113,27 +1142,9 @@ mod tests {
     fn work_is_counted_from_its_acceptance_and_the_answer_time_is_learnt() {
         let mut world = OpenWorld::load(&Store::in_memory()).unwrap();
         let mut changes = Changes::default();
-        let proposed: MatchEvent = MatchEvent::Proposed(
-            serde_json::from_value(serde_json::json!({
-                "volunteer": "v1", "task": "t1", "need": "n1", "collective": "c1",
-                "impact": 1.0, "why": {}, "respond_by": "2026-11-23T00:00:00Z",
-                "at": "2026-11-22T00:00:00Z", "round": 0,
-            }))
-            .unwrap(),
-        );
+        let proposed = proposed_to_v1("t1", "2026-11-22T00:00:00Z".parse().unwrap());
         let accepted_at: DateTime<Utc> = "2026-11-22T06:00:00Z".parse().unwrap();
-        let accepted = MatchEvent::changed(
-            proto::subjects::MatchKind::Accepted,
-            proto::wire::MatchChanged {
-                volunteer: "v1".into(),
-                task: "t1".into(),
-                round: 0,
-                reason: None,
-                handoff: None,
-                at: accepted_at,
-            },
-        )
-        .unwrap();
+        let accepted = changed_for_v1(proto::subjects::MatchKind::Accepted, "t1", accepted_at);
         world.apply_match(&proposed, &mut changes).unwrap();
         world.apply_match(&accepted, &mut changes).unwrap();
         let live = world.live.get(&pair_key("v1", "t1")).unwrap();
@@ -1179,26 +1190,8 @@ mod tests {
             world.tasks.insert(id.into(), task);
         }
         let mut changes = Changes::default();
-        let proposed = |task: &str| {
-            MatchEvent::Proposed(
-                serde_json::from_value(serde_json::json!({
-                    "volunteer": "v1", "task": task, "need": "n1", "collective": "c-any",
-                    "impact": 1.0, "why": {}, "respond_by": at(24), "at": t0, "round": 0,
-                }))
-                .unwrap(),
-            )
-        };
-        let changed = |kind: proto::subjects::MatchKind, task: &str, hours: i64| {
-            let change = proto::wire::MatchChanged {
-                volunteer: "v1".into(),
-                task: task.into(),
-                round: 0,
-                reason: None,
-                handoff: None,
-                at: at(hours),
-            };
-            MatchEvent::changed(kind, change).unwrap()
-        };
+        let proposed = |task: &str| proposed_to_v1(task, t0);
+        let changed = |kind, task: &str, hours: i64| changed_for_v1(kind, task, at(hours));
         use proto::subjects::MatchKind;
         for event in [
             proposed("t-first"),
@@ -1250,25 +1243,8 @@ mod tests {
         task.earliest_start = t0;
         world.tasks.insert("t-long".into(), task);
         let mut changes = Changes::default();
-        let proposed = MatchEvent::Proposed(
-            serde_json::from_value(serde_json::json!({
-                "volunteer": "v1", "task": "t-long", "need": "n1", "collective": "c-any",
-                "impact": 1.0, "why": {}, "respond_by": at(24), "at": t0, "round": 0,
-            }))
-            .unwrap(),
-        );
-        let accepted = MatchEvent::changed(
-            proto::subjects::MatchKind::Accepted,
-            proto::wire::MatchChanged {
-                volunteer: "v1".into(),
-                task: "t-long".into(),
-                round: 0,
-                reason: None,
-                handoff: None,
-                at: t0,
-            },
-        )
-        .unwrap();
+        let proposed = proposed_to_v1("t-long", t0);
+        let accepted = changed_for_v1(proto::subjects::MatchKind::Accepted, "t-long", t0);
         world.apply_match(&proposed, &mut changes).unwrap();
         world.apply_match(&accepted, &mut changes).unwrap();
         let report = |hours_done: f64| {
