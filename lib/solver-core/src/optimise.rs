@@ -224,135 +224,6 @@ fn model_value(
         .sum()
 }
 
-/// What `improve` keeps while it walks the parts: each part's best bound so
-/// far, whether every part has been proven, the neighbourhood search's
-/// counts, and the pairs still waiting for their share of the time.
-struct Bookkeeping {
-    part_bounds: Vec<f64>,
-    all_proven: bool,
-    stats: NeighbourhoodStats,
-    remaining_pairs: usize,
-}
-
-impl Bookkeeping {
-    /// Every part starts with a cheap bound (what it could possibly complete,
-    /// with money as a fractional knapsack); exact solves and the LP tighten it.
-    fn new(problem: &Problem, parts: &[Vec<usize>]) -> Bookkeeping {
-        let possible = possible_tasks(problem);
-        Bookkeeping {
-            part_bounds: parts
-                .iter()
-                .map(|part| money_knapsack_bound(problem, part, &possible))
-                .collect(),
-            all_proven: true,
-            stats: NeighbourhoodStats::default(),
-            remaining_pairs: parts
-                .iter()
-                .map(|part| pair_count(problem, part).max(1))
-                .sum(),
-        }
-    }
-
-    /// A part's deadline: the time left shared in proportion to its `pairs`
-    /// among the parts still waiting, at least 20 ms of it.
-    fn part_deadline(&mut self, pairs: usize, now: Instant, deadline: Instant) -> Instant {
-        let share = (deadline - now)
-            .mul_f64((pairs as f64 / self.remaining_pairs.max(1) as f64).clamp(0.0, 1.0));
-        self.remaining_pairs = self.remaining_pairs.saturating_sub(pairs);
-        now + share.max(Duration::from_millis(20)).min(deadline - now)
-    }
-
-    /// Whether `state` already completes as much impact as the part's bound.
-    fn at_bound(&self, state: &State<'_>, index: usize, part: &[usize]) -> bool {
-        let complete_impact: f64 = part
-            .iter()
-            .filter(|&&task| state.complete[task])
-            .map(|&task| state.problem.tasks[task].impact)
-            .sum();
-        complete_impact >= self.part_bounds[index] - 1e-9
-    }
-
-    /// What an exact solve of part `index` proved, and its bound if any.
-    fn solved_exactly(&mut self, index: usize, proven: bool, bound: Option<f64>) {
-        self.all_proven &= proven;
-        if let Some(bound) = bound {
-            self.part_bounds[index] = self.part_bounds[index].min(bound);
-        }
-    }
-
-    /// Tightens the large parts' bounds with their LP's, waiting for each at
-    /// most until just after the deadline.
-    fn take_lp_bounds(&mut self, receivers: Vec<LpBoundReceiver>, deadline: Instant) {
-        for (index, receiver) in receivers {
-            let wait =
-                deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(60);
-            if let Ok(Some(bound)) = receiver.recv_timeout(wait) {
-                self.part_bounds[index] = self.part_bounds[index].min(bound);
-            }
-        }
-    }
-
-    /// The outcome of `state`'s plan: proven optimal when every part was, or
-    /// when it reaches the sum of the parts' bounds.
-    fn outcome(self, problem: &Problem, state: &State<'_>) -> Outcome {
-        let upper_bound: f64 = self.part_bounds.iter().sum();
-        let solution = state.to_solution();
-        let proven_optimal = self.all_proven || solution.objective(problem) >= upper_bound - 1e-6;
-        Outcome {
-            solution: Some(solution),
-            neighbourhoods: self.stats,
-            upper_bound: Some(upper_bound),
-            proven_optimal,
-        }
-    }
-}
-
-/// A part's index and where its LP bound will arrive.
-type LpBoundReceiver = (usize, mpsc::Receiver<Option<f64>>);
-
-/// Starts the LP relaxation of each large part, on threads of their own (the
-/// other core), so it bounds the part while the search runs. Parts beyond
-/// [`LP_BOUND_PAIRS_MAX`] get none.
-fn spawn_lp_bounds(
-    problem: &Problem,
-    parts: &[Vec<usize>],
-    large: &[bool],
-    pins: &[(usize, usize)],
-    deadline: Instant,
-) -> Vec<LpBoundReceiver> {
-    let empty = State::new(problem);
-    let mut bound_receivers = Vec::new();
-    for (index, part) in parts.iter().enumerate() {
-        if !large[index] || pair_count(problem, part) > LP_BOUND_PAIRS_MAX {
-            continue;
-        }
-        let relaxed = Subproblem::build(
-            &empty,
-            part,
-            &[],
-            &HashSet::new(),
-            0.0,
-            pins,
-            true,
-            BOUND_LIMITS,
-        );
-        let (sender, receiver) = mpsc::channel();
-        let spec = relaxed.spec;
-        let spawned = std::thread::Builder::new()
-            .name("solver-core-lp-bound".to_owned())
-            .spawn(move || {
-                let _ =
-                    sender.send(solve_model(spec, deadline).and_then(|result| result.dual_bound));
-            });
-        if spawned.is_ok() {
-            bound_receivers.push((index, receiver));
-        }
-    }
-    bound_receivers
-}
-
-/// Improves `incumbent` until `deadline`, part by part: the small parts
-/// exactly, the large ones by neighbourhood search.
 pub(crate) fn improve(
     problem: &Problem,
     options: &SolveOptions,
@@ -370,36 +241,80 @@ pub(crate) fn improve(
     let keep: HashSet<(usize, usize)> = options.keep.iter().copied().collect();
     let move_cost = options.move_cost.max(0.0);
     let parts = components(problem);
-    let large: Vec<bool> = parts
+    let possible = possible_tasks(problem);
+    // Every part starts with a cheap bound (what it could possibly complete,
+    // with money as a fractional knapsack); exact solves and the LP tighten it.
+    let mut part_bounds: Vec<f64> = parts
         .iter()
-        .map(|part| pair_count(problem, part) > options.exact_pairs_max)
+        .map(|part| money_knapsack_bound(problem, part, &possible))
         .collect();
-    let mut bookkeeping = Bookkeeping::new(problem, &parts);
+    let large = |part: &Vec<usize>| pair_count(problem, part) > options.exact_pairs_max;
 
     // The LP bound of the large parts runs beside the search, on the other core.
-    let bound_receivers = spawn_lp_bounds(problem, &parts, &large, &pins, deadline);
+    let empty = State::new(problem);
+    let mut bound_receivers = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        if !large(part) || pair_count(problem, part) > LP_BOUND_PAIRS_MAX {
+            continue;
+        }
+        let relaxed = Subproblem::build(
+            &empty,
+            part,
+            &[],
+            &HashSet::new(),
+            0.0,
+            &pins,
+            true,
+            BOUND_LIMITS,
+        );
+        let (sender, receiver) = mpsc::channel();
+        let spec = relaxed.spec;
+        let spawned = std::thread::Builder::new()
+            .name("solver-core-lp-bound".to_owned())
+            .spawn(move || {
+                let _ =
+                    sender.send(solve_model(spec, deadline).and_then(|result| result.dual_bound));
+            });
+        if spawned.is_ok() {
+            bound_receivers.push((index, receiver));
+        }
+    }
 
     // Small parts first, exactly, each with time in proportion to its size;
     // then the large parts share what is left for the neighbourhood search.
+    let mut all_proven = true;
     let mut random = SplitMix(options.seed);
+    let mut stats = NeighbourhoodStats::default();
+    let mut remaining_pairs: usize = parts
+        .iter()
+        .map(|part| pair_count(problem, part).max(1))
+        .sum();
     let order: Vec<usize> = (0..parts.len())
-        .filter(|&i| !large[i])
-        .chain((0..parts.len()).filter(|&i| large[i]))
+        .filter(|&i| !large(&parts[i]))
+        .chain((0..parts.len()).filter(|&i| large(&parts[i])))
         .collect();
     for index in order {
         let part = &parts[index];
         let pairs = pair_count(problem, part).max(1);
         let now = Instant::now();
         if now >= deadline {
-            bookkeeping.all_proven = false;
+            all_proven = false;
             break;
         }
-        let part_deadline = bookkeeping.part_deadline(pairs, now, deadline);
-        if bookkeeping.at_bound(&state, index, part) && keep.is_empty() {
+        let share = (deadline - now)
+            .mul_f64((pairs as f64 / remaining_pairs.max(1) as f64).clamp(0.0, 1.0));
+        remaining_pairs = remaining_pairs.saturating_sub(pairs);
+        let part_deadline = now + share.max(Duration::from_millis(20)).min(deadline - now);
+        let complete_impact: f64 = part
+            .iter()
+            .filter(|&&task| state.complete[task])
+            .map(|&task| problem.tasks[task].impact)
+            .sum();
+        if complete_impact >= part_bounds[index] - 1e-9 && keep.is_empty() {
             // Everything possible is already done: nothing to improve.
             continue;
         }
-        let mut searched = large[index];
+        let mut searched = large(part);
         if !searched {
             // The exact model gets most of the part's time; if HiGHS cannot
             // prove it in that (a loaded machine, a hard part), the search
@@ -407,11 +322,14 @@ pub(crate) fn improve(
             let exact_deadline = now + (part_deadline - now).mul_f64(EXACT_SHARE_OF_PART_TIME);
             let (proven, bound) =
                 solve_part_exactly(&mut state, part, &keep, move_cost, &pins, exact_deadline);
-            bookkeeping.solved_exactly(index, proven, bound);
+            all_proven &= proven;
+            if let Some(bound) = bound {
+                part_bounds[index] = part_bounds[index].min(bound);
+            }
             searched = !proven;
         }
         if searched {
-            bookkeeping.all_proven = false;
+            all_proven = false;
             search_neighbourhoods(
                 &mut state,
                 part,
@@ -420,13 +338,26 @@ pub(crate) fn improve(
                 &pins,
                 part_deadline,
                 &mut random,
-                &mut bookkeeping.stats,
+                &mut stats,
             );
         }
     }
 
-    bookkeeping.take_lp_bounds(bound_receivers, deadline);
-    bookkeeping.outcome(problem, &state)
+    for (index, receiver) in bound_receivers {
+        let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(60);
+        if let Ok(Some(bound)) = receiver.recv_timeout(wait) {
+            part_bounds[index] = part_bounds[index].min(bound);
+        }
+    }
+    let upper_bound: f64 = part_bounds.iter().sum();
+    let solution = state.to_solution();
+    let proven_optimal = all_proven || solution.objective(problem) >= upper_bound - 1e-6;
+    Outcome {
+        solution: Some(solution),
+        neighbourhoods: stats,
+        upper_bound: Some(upper_bound),
+        proven_optimal,
+    }
 }
 
 /// A bound on a part's impact that needs no solver: every possible task
