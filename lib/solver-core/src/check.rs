@@ -226,43 +226,19 @@ pub(crate) fn time_violations(problem: &Problem, volunteer: usize, tasks: &[usiz
 
 /// Rule 5 alone over `tasks`.
 fn flexible_violations(problem: &Problem, volunteer: usize, tasks: &[usize]) -> Vec<String> {
-    let mut starts: Vec<f64> = tasks
-        .iter()
-        .map(|&task| problem.start_of(volunteer, task))
-        .collect();
-    let mut ends: Vec<f64> = tasks
-        .iter()
-        .map(|&task| problem.tasks[task].deadline_hours)
-        .collect();
-    starts.sort_by(f64::total_cmp);
-    starts.dedup();
-    ends.sort_by(f64::total_cmp);
-    ends.dedup();
     let facts = &problem.volunteers[volunteer];
-    let mut violations = Vec::new();
-    for &start in &starts {
-        for &end in &ends {
-            if end <= start {
-                continue;
-            }
-            let need: f64 = tasks
-                .iter()
-                .filter(|&&task| {
-                    problem.start_of(volunteer, task) >= start - HOURS_TOLERANCE
-                        && problem.tasks[task].deadline_hours <= end + HOURS_TOLERANCE
-                })
-                .map(|&task| problem.hours_of(volunteer, task))
-                .sum();
+    crate::time::interval_needs(problem, volunteer, tasks)
+        .into_iter()
+        .filter_map(|(start, end, need)| {
             let have = facts.capacity_between(start, end);
-            if need > have + HOURS_TOLERANCE {
-                violations.push(format!(
+            (need > have + HOURS_TOLERANCE).then(|| {
+                format!(
                     "{} needs {need:.2} h in [{start:.1}, {end:.1}] but has {have:.2} h",
                     problem.volunteer_ids[volunteer]
-                ));
-            }
-        }
-    }
-    violations
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

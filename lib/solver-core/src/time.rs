@@ -127,6 +127,48 @@ fn fits_flexible(problem: &Problem, volunteer: usize, load: &[usize], task: usiz
     true
 }
 
+/// Rule 5's intervals over `tasks` for `volunteer`, as `(start, end,
+/// need)`: every `[a, b]` from a start of one of them to a later deadline,
+/// with the hours of those whose windows (as the volunteer can work them)
+/// lie inside it. The check and the LP compare `need` with the capacity,
+/// each with its own tolerance.
+pub(crate) fn interval_needs(
+    problem: &Problem,
+    volunteer: usize,
+    tasks: &[usize],
+) -> Vec<(f64, f64, f64)> {
+    let mut starts: Vec<f64> = tasks
+        .iter()
+        .map(|&task| problem.start_of(volunteer, task))
+        .collect();
+    let mut ends: Vec<f64> = tasks
+        .iter()
+        .map(|&task| problem.tasks[task].deadline_hours)
+        .collect();
+    starts.sort_by(f64::total_cmp);
+    starts.dedup();
+    ends.sort_by(f64::total_cmp);
+    ends.dedup();
+    let mut intervals = Vec::new();
+    for &start in &starts {
+        for &end in &ends {
+            if end <= start {
+                continue;
+            }
+            let need: f64 = tasks
+                .iter()
+                .filter(|&&task| {
+                    problem.start_of(volunteer, task) >= start - HOURS_TOLERANCE
+                        && problem.tasks[task].deadline_hours <= end + HOURS_TOLERANCE
+                })
+                .map(|&task| problem.hours_of(volunteer, task))
+                .sum();
+            intervals.push((start, end, need));
+        }
+    }
+    intervals
+}
+
 /// Puts `task` into `load`, keeping it sorted by deadline.
 pub(crate) fn insert_sorted(problem: &Problem, load: &mut Vec<usize>, task: usize) {
     let deadline = problem.tasks[task].deadline_hours;

@@ -219,38 +219,10 @@ pub(crate) fn overfull_intervals(
         .copied()
         .filter(|&task| counts_in_rule_five(problem, task))
         .collect();
-    let load = load.as_slice();
     let facts = &problem.volunteers[volunteer];
-    let mut starts: Vec<f64> = load
-        .iter()
-        .map(|&task| problem.start_of(volunteer, task))
-        .collect();
-    let mut ends: Vec<f64> = load
-        .iter()
-        .map(|&task| problem.tasks[task].deadline_hours)
-        .collect();
-    starts.sort_by(f64::total_cmp);
-    starts.dedup();
-    ends.sort_by(f64::total_cmp);
-    ends.dedup();
-    let mut overfull = Vec::new();
-    for &start in &starts {
-        for &end in &ends {
-            if end <= start {
-                continue;
-            }
-            let need: f64 = load
-                .iter()
-                .filter(|&&task| {
-                    problem.start_of(volunteer, task) >= start - HOURS_TOLERANCE
-                        && problem.tasks[task].deadline_hours <= end + HOURS_TOLERANCE
-                })
-                .map(|&task| problem.hours_of(volunteer, task))
-                .sum();
-            if need > facts.capacity_between(start, end) + FIT_SLACK_HOURS {
-                overfull.push((start, end));
-            }
-        }
-    }
-    overfull
+    crate::time::interval_needs(problem, volunteer, &load)
+        .into_iter()
+        .filter(|&(start, end, need)| need > facts.capacity_between(start, end) + FIT_SLACK_HOURS)
+        .map(|(start, end, _)| (start, end))
+        .collect()
 }
